@@ -1,0 +1,42 @@
+"""Exceptions and warnings of ccdcal.
+
+Every error that concerns a file carries its path, so that a user reads one line and knows
+which file is at fault and why.
+
+Examples
+--------
+>>> err = FrameError("night/raw/x.fits", "not a FITS file")
+>>> str(err)
+'night/raw/x.fits: not a FITS file'
+>>> isinstance(err, ValueError)
+True
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class CcdcalError(ValueError):
+    """A problem with the user's data or options that ccdcal can explain in one line."""
+
+
+class FrameError(CcdcalError):
+    """A file that cannot be read or used as a frame.
+
+    Parameters
+    ----------
+    path
+        The file at fault.
+    problem
+        What is wrong with it, in a few words.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class CcdcalWarning(UserWarning):
+    """Something the user should know that does not stop the work."""

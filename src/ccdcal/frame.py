@@ -1,0 +1,297 @@
+"""The one type that crosses module boundaries: a 2-D image with variance, mask and header.
+
+Examples
+--------
+>>> import numpy as np
+>>> f = Frame(np.ones((3, 4)), header={"EXPTIME": 60.0})
+>>> f.data.dtype, f.shape, f.header["EXPTIME"]
+(dtype('float32'), (3, 4), 60.0)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from astropy.io import fits
+
+from . import flags
+from .errors import FrameError
+from .fitsio import MASK_EXT, UNCERT_EXT, ImageReader, clean_header, write_hdul
+from .provenance import add_history
+
+if TYPE_CHECKING:
+    from astropy.nddata import CCDData
+
+PathLike = str | os.PathLike[str]
+
+#: extensions of a combined frame: frames used, and rejected low/high, per pixel
+COUNT_EXTS = ("NCOMBINE", "NREJLO", "NREJHI")
+
+
+@dataclass(eq=False)
+class Frame:
+    """A CCD image: float32 data, optional variance and data-quality mask, and its header.
+
+    Steps never modify a frame they are given; they return a new one.
+
+    Parameters
+    ----------
+    data
+        2-D image; converted to float32.
+    variance
+        Per-pixel variance in the square of the data's unit, or None when unknown.
+    mask
+        Data-quality bit flags (uint16, see :mod:`ccdcal.flags`), or None for all good.
+    header
+        FITS header (observation keywords; storage keywords are dropped).
+    extras
+        Further per-pixel images written as named extensions (for a stack: NCOMBINE,
+        NREJLO, NREJHI).
+    path
+        The file the frame was read from, if any.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = Frame(np.arange(6).reshape(2, 3))
+    >>> f.good.all()
+    np.True_
+    """
+
+    data: np.ndarray
+    variance: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    header: fits.Header = field(default_factory=fits.Header)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        data = np.asarray(self.data)
+        if data.ndim != 2:
+            raise ValueError(f"a frame is 2-D; got data of shape {data.shape}")
+        self.data = data.astype(np.float32, copy=False)
+        if self.variance is not None:
+            self.variance = self._check_plane(self.variance, "variance").astype(
+                np.float32, copy=False
+            )
+        if self.mask is not None:
+            mask = self._check_plane(self.mask, "mask")
+            if mask.dtype == bool:
+                mask = np.where(mask, flags.BAD, 0)
+            self.mask = mask.astype(np.uint16, copy=False)
+        if not isinstance(self.header, fits.Header):
+            self.header = fits.Header(self.header)
+        if self.path is not None:
+            self.path = Path(self.path)
+
+    def _check_plane(self, plane: Any, name: str) -> np.ndarray:
+        plane = np.asarray(plane)
+        if plane.shape != self.data.shape:
+            raise ValueError(f"{name} shape {plane.shape} differs from data shape {self.shape}")
+        return plane
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(ny, nx)."""
+        return self.data.shape  # type: ignore[return-value]
+
+    @property
+    def good(self) -> np.ndarray:
+        """Boolean map of pixels with a finite value and no excluding flag."""
+        ok = np.isfinite(self.data)
+        if self.mask is not None:
+            ok &= (self.mask & flags.EXCLUDE) == 0
+        return ok
+
+    @property
+    def name(self) -> str:
+        """File name when read from a file, else ``"<memory>"``."""
+        return self.path.name if self.path else "<memory>"
+
+    def copy(self, **changes: Any) -> Frame:
+        """A copy with independent arrays and header; keyword arguments replace fields."""
+        base = replace(
+            self,
+            data=self.data.copy(),
+            variance=None if self.variance is None else self.variance.copy(),
+            mask=None if self.mask is None else self.mask.copy(),
+            header=self.header.copy(),
+            extras={k: v.copy() for k, v in self.extras.items()},
+        )
+        return replace(base, **changes) if changes else base
+
+    def mask_or_zeros(self) -> np.ndarray:
+        """The mask, or an all-zero mask when the frame has none."""
+        return np.zeros(self.shape, np.uint16) if self.mask is None else self.mask
+
+    # ------------------------------------------------------------------ FITS
+    @classmethod
+    def read(cls, path: PathLike) -> Frame:
+        """Read the first image of a FITS file, with its MASK and UNCERT extensions if present.
+
+        Handles BITPIX 8, 16 (BZERO 32768 as unsigned), 32, -32, -64, and gzip-compressed
+        files. Raises :class:`~ccdcal.errors.FrameError` naming the file on any problem.
+
+        Examples
+        --------
+        >>> import tempfile, os, numpy as np
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.fits")
+        >>> Frame(np.full((2, 2), 7.0)).write(p)
+        >>> Frame.read(p).data[0, 0]
+        np.float32(7.0)
+        """
+        with ImageReader(path, memmap=False) as reader:
+            data = reader.rows()
+            frame = cls(
+                data,
+                variance=reader.variance_rows(),
+                mask=reader.mask_rows(),
+                header=clean_header(reader.header),
+                extras={
+                    name: reader.extension(name)  # type: ignore[misc]
+                    for name in reader.extension_names()
+                    if name in COUNT_EXTS
+                },
+                path=Path(path),
+            )
+        return frame
+
+    def to_hdulist(self, *, dtype: str | None = None) -> fits.HDUList:
+        """The frame as FITS HDUs: image in the primary HDU, then MASK, UNCERT and extras.
+
+        Parameters
+        ----------
+        dtype
+            ``None`` writes float32. ``"uint16"`` rounds and clips to 0..65535 and writes
+            BITPIX 16 with BZERO 32768, as a camera's ADC does.
+        """
+        header = clean_header(self.header)
+        if dtype is None:
+            primary = fits.PrimaryHDU(self.data, header=header)
+        elif dtype == "uint16":
+            counts = np.clip(np.rint(self.data), 0, 65535).astype(np.uint16)
+            primary = fits.PrimaryHDU(counts, header=header)
+        else:
+            raise ValueError(f"dtype must be None or 'uint16', not {dtype!r}")
+        hdus: list[Any] = [primary]
+        if self.mask is not None:
+            mhdr = fits.Header()
+            for key, value, comment in flags.header_cards():
+                mhdr[key] = (value, comment)
+            hdus.append(fits.ImageHDU(self.mask, header=mhdr, name=MASK_EXT))
+        if self.variance is not None:
+            uhdr = fits.Header()
+            uhdr["UTYPE"] = ("VarianceUncertainty", "astropy.nddata uncertainty class")
+            bunit = header.get("BUNIT")
+            if bunit:
+                uhdr["BUNIT"] = (f"({bunit})2", "variance unit")
+            hdus.append(fits.ImageHDU(self.variance, header=uhdr, name=UNCERT_EXT))
+        for name, plane in self.extras.items():
+            hdus.append(fits.ImageHDU(np.asarray(plane), name=name))
+        return fits.HDUList(hdus)
+
+    def write(
+        self,
+        path: PathLike,
+        *,
+        step: str | None = None,
+        inputs: Iterable[PathLike] = (),
+        params: Mapping[str, Any] | None = None,
+        dtype: str | None = None,
+        deterministic: bool = False,
+    ) -> None:
+        """Write the frame atomically as FITS with checksums and provenance.
+
+        Parameters
+        ----------
+        path
+            Destination; written under a temporary name and renamed.
+        step, inputs, params
+            Provenance: the step that made the frame, the files it read, its parameters.
+            Written as HISTORY cards with the ccdcal version.
+        dtype
+            See :meth:`to_hdulist`.
+        deterministic
+            Leave out time stamps, so that the same frame gives the same bytes.
+        """
+        out = self
+        if step is not None:
+            out = replace(self, header=self.header.copy())
+            add_history(out.header, step, inputs=inputs, params=params, stamp=not deterministic)
+        write_hdul(out.to_hdulist(dtype=dtype), path, when="ccdcal" if deterministic else None)
+
+    # ------------------------------------------------------------------ CCDData
+    def to_ccddata(self, *, unit: str | None = None) -> CCDData:
+        """Convert to astropy ``CCDData`` (variance becomes ``VarianceUncertainty``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> ccd = Frame(np.ones((2, 2)), variance=np.ones((2, 2))).to_ccddata(unit="adu")
+        >>> type(ccd.uncertainty).__name__
+        'VarianceUncertainty'
+        """
+        from astropy.nddata import CCDData, VarianceUncertainty
+
+        unit = unit or str(self.header.get("BUNIT", "adu")) or "adu"
+        return CCDData(
+            self.data,
+            unit=unit,
+            uncertainty=None if self.variance is None else VarianceUncertainty(self.variance),
+            mask=None if self.mask is None else self.mask != 0,
+            meta=clean_header(self.header),
+        )
+
+    @classmethod
+    def from_ccddata(cls, ccd: CCDData) -> Frame:
+        """Build a frame from astropy ``CCDData``; any uncertainty becomes a variance.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.nddata import CCDData, StdDevUncertainty
+        >>> sd = StdDevUncertainty(np.full((2, 2), 3.0))
+        >>> ccd = CCDData(np.ones((2, 2)), unit="adu", uncertainty=sd)
+        >>> Frame.from_ccddata(ccd).variance[0, 0]
+        np.float32(9.0)
+        """
+        from astropy.nddata import VarianceUncertainty
+
+        variance = None
+        if ccd.uncertainty is not None:
+            variance = np.asarray(ccd.uncertainty.represent_as(VarianceUncertainty).array)
+        mask = None
+        if ccd.mask is not None:
+            mask = np.where(np.asarray(ccd.mask), flags.BAD, 0).astype(np.uint16)
+        header = fits.Header(dict(ccd.meta)) if not isinstance(ccd.meta, fits.Header) else ccd.meta
+        header = clean_header(header)
+        if ccd.unit is not None:
+            header["BUNIT"] = ccd.unit.to_string()
+        return cls(np.asarray(ccd.data), variance=variance, mask=mask, header=header)
+
+
+def as_frame(item: Frame | PathLike | np.ndarray) -> Frame:
+    """A frame from a Frame (returned as is), a path (read), or an array (wrapped).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_frame(np.zeros((2, 2))).shape
+    (2, 2)
+    """
+    if isinstance(item, Frame):
+        return item
+    if isinstance(item, str | os.PathLike):
+        return Frame.read(item)
+    if isinstance(item, np.ndarray):
+        return Frame(item)
+    raise TypeError(f"expected a Frame, a path or a 2-D array, not {type(item).__name__}")
+
+
+__all__ = ["COUNT_EXTS", "Frame", "FrameError", "as_frame"]
