@@ -9,8 +9,10 @@ Examples
 >>> m = flags.HOT | flags.SATURATED
 >>> flags.describe(m)
 ['HOT', 'SATURATED']
->>> bool(m & flags.EXCLUDE)
+>>> bool(m & flags.EXCLUDE)  # saturated: excluded from a combine
 True
+>>> bool(flags.HOT & flags.EXCLUDE)  # hot but dark-corrected: kept
+False
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ NAMES: dict[str, np.uint16] = {
     "NONLINEAR": NONLINEAR,
 }
 
-#: flags that exclude a pixel from a combine by default
-EXCLUDE = np.uint16(BAD | HOT | COLD | SATURATED | COSMIC_RAY | NO_DATA)
+#: flags that exclude a pixel from a combine by default. HOT and COLD are informational:
+#: a hot pixel has had its dark current subtracted and a cold one has been flat-fielded, so
+#: both still measure the sky (with more noise). Excluding them would leave a hole at the same
+#: place in every frame of an undithered stack.
+EXCLUDE = np.uint16(BAD | SATURATED | COSMIC_RAY | NO_DATA)
 
 
 def describe(value: int) -> list[str]:
