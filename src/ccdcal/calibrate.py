@@ -1,0 +1,545 @@
+"""Calibration steps: overscan, trim, bias, dark, flat, gain. Frame in, new Frame out.
+
+Each step propagates the variance and the data-quality mask. Data stay in ADU until
+:func:`gain_correct`, which converts to electrons; :func:`calibrate` runs the whole chain
+
+    (raw - overscan - bias - dark * t / t_dark) / flat * gain
+
+and attaches a noise model (read noise + Poisson + the noise of the master frames).
+
+Examples
+--------
+>>> import numpy as np
+>>> raw = Frame(np.full((4, 4), 1100.0), header={"EXPTIME": 10.0, "GAIN": 2.0, "RDNOISE": 4.0})
+>>> bias = Frame(np.full((4, 4), 100.0))
+>>> out = calibrate(raw, bias=bias)
+>>> float(out.data[0, 0]), out.header["BUNIT"]
+(2000.0, 'electron')
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+
+from . import flags
+from .errors import CcdcalError, CcdcalWarning
+from .frame import Frame
+
+log = logging.getLogger(__name__)
+
+Section = tuple[slice, slice]
+OverscanMethod = Literal["none", "mean", "median", "rows", "poly"]
+
+
+# ---------------------------------------------------------------------------- helpers
+def _section(frame: Frame, value: str | Section | None, key: str) -> Section | None:
+    """A numpy (y, x) section from an explicit value or the frame's header keyword."""
+    if value is None:
+        text = frame.header.get(key)
+        if not text or not str(text).strip():
+            return None
+        value = str(text)
+    if isinstance(value, str):
+        from .sections import parse_section
+
+        try:
+            return parse_section(value, shape=frame.shape)
+        except ValueError as err:
+            raise CcdcalError(f"{frame.name}: {key} = {value!r}: {err}") from err
+    return value
+
+
+def _check_shape(frame: Frame, other: Frame, what: str) -> None:
+    if other.shape != frame.shape:
+        raise CcdcalError(
+            f"{frame.name}: shape {frame.shape} does not match the {what} "
+            f"{other.name} of shape {other.shape} (trim both the same way)"
+        )
+
+
+def _new(frame: Frame, data: np.ndarray, variance: np.ndarray | None, mask: np.ndarray | None):
+    """A new frame with the same header (copied) and extras dropped."""
+    return replace(
+        frame, data=data, variance=variance, mask=mask, header=frame.header.copy(), extras={}
+    )
+
+
+def _or_masks(*masks: np.ndarray | None) -> np.ndarray | None:
+    present = [m for m in masks if m is not None]
+    if not present:
+        return None
+    out = present[0].copy()
+    for m in present[1:]:
+        out |= m
+    return out
+
+
+# ---------------------------------------------------------------------------- overscan
+@dataclass(frozen=True)
+class Overscan:
+    """How to estimate the bias level from the overscan strip.
+
+    Parameters
+    ----------
+    method
+        ``"mean"`` or ``"median"``: one sigma-clipped level for the whole strip (robust, the
+        least noisy); ``"rows"``: one value per line along the readout (follows bias drifts
+        within a frame, noisier); ``"poly"``: the per-line values fitted with a polynomial of
+        ``order`` (sigma-clipped), the IRAF way; ``"none"``: skip.
+    order
+        Polynomial order for ``"poly"``.
+    sigma
+        Clipping threshold for the level and the fit.
+
+    Examples
+    --------
+    >>> Overscan("poly", order=2)
+    Overscan(method='poly', order=2, sigma=3.0)
+    """
+
+    method: OverscanMethod = "median"
+    order: int = 1
+    sigma: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("none", "mean", "median", "rows", "poly"):
+            raise ValueError(
+                f"overscan method must be none, mean, median, rows or poly, not {self.method!r}"
+            )
+        if self.order < 0:
+            raise ValueError(f"overscan order must be >= 0, not {self.order}")
+
+
+def overscan_level(frame: Frame, biassec: Section, overscan: Overscan = Overscan()) -> np.ndarray:
+    """The bias level estimated from the overscan, broadcastable to the frame's shape.
+
+    The readout direction is taken from the strip's shape: a strip of columns spanning every
+    row gives one value per row, a strip of rows one value per column.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.zeros((5, 8)); data[:, 6:] = 10.0
+    >>> float(overscan_level(Frame(data), (slice(None), slice(6, 8))).ravel()[0])
+    10.0
+    """
+    strip = frame.data[biassec]
+    if strip.size == 0:
+        raise CcdcalError(f"{frame.name}: the overscan section is empty")
+    along_rows = strip.shape[0] >= strip.shape[1]  # columns strip: values per row
+    if overscan.method in ("mean", "median"):
+        mean, median, _ = sigma_clipped_stats(strip, sigma=overscan.sigma, maxiters=5)
+        return np.asarray(mean if overscan.method == "mean" else median, dtype=np.float32)
+    line = np.median(strip, axis=1 if along_rows else 0).astype(np.float64)
+    if overscan.method == "poly":
+        line = _clipped_polyfit(line, overscan.order, overscan.sigma)
+    # the strip may cover only some rows (or columns): extend to the full frame
+    full = np.full(frame.shape[0] if along_rows else frame.shape[1], np.nan)
+    index = biassec[0] if along_rows else biassec[1]
+    full[index] = line
+    if np.isnan(full).any():
+        filled = np.interp(np.arange(full.size), np.flatnonzero(~np.isnan(full)), line)
+        full = filled
+    full32 = full.astype(np.float32)
+    return full32[:, None] if along_rows else full32[None, :]
+
+
+def _clipped_polyfit(values: np.ndarray, order: int, sigma: float) -> np.ndarray:
+    x = np.linspace(-1.0, 1.0, values.size)
+    keep = np.isfinite(values)
+    fit = np.full_like(values, np.nanmedian(values))
+    for _ in range(5):
+        if keep.sum() <= order:
+            break
+        poly = np.polynomial.Legendre.fit(x[keep], values[keep], order)
+        fit = poly(x)
+        resid = values - fit
+        std = np.std(resid[keep])
+        new_keep = np.isfinite(values) & (np.abs(resid) <= sigma * std if std > 0 else True)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return fit
+
+
+def subtract_overscan(
+    frame: Frame,
+    *,
+    biassec: str | Section | None = None,
+    overscan: Overscan | str = "median",
+    read_noise_adu: float | None = None,
+) -> Frame:
+    """Subtract the bias level measured in the overscan strip.
+
+    Parameters
+    ----------
+    frame
+        Raw frame in ADU.
+    biassec
+        The overscan region (FITS string or numpy slices); default the header's BIASSEC.
+    overscan
+        An :class:`Overscan` or its method name.
+    read_noise_adu
+        Read noise in ADU, to add the noise of the overscan estimate to the variance.
+
+    Returns
+    -------
+    Frame
+        A new frame; unchanged (a copy) when there is no overscan section.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = Frame(np.full((4, 6), 500.0), header={"BIASSEC": "[5:6,1:4]"})
+    >>> float(subtract_overscan(f).data[0, 0])
+    0.0
+    """
+    ov = Overscan(overscan) if isinstance(overscan, str) else overscan
+    section = _section(frame, biassec, "BIASSEC")
+    if section is None or ov.method == "none":
+        return frame.copy()
+    level = overscan_level(frame, section, ov)
+    variance = frame.variance
+    if variance is not None and read_noise_adu:
+        npix = frame.data[section].size if np.ndim(level) == 0 else frame.data[section].shape[1]
+        variance = variance + np.float32(read_noise_adu**2 / max(npix, 1))
+    out = _new(frame, frame.data - level, variance, frame.mask)
+    out.header["OVERSCAN"] = (
+        f"{ov.method} {float(np.mean(level)):.2f}",
+        "overscan method and mean level (ADU)",
+    )
+    return out
+
+
+def trim(frame: Frame, trimsec: str | Section | None = None) -> Frame:
+    """Cut the frame to its science area (TRIMSEC by default); a copy when there is none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> trim(Frame(np.zeros((4, 6)), header={"TRIMSEC": "[2:4,1:3]"})).shape
+    (3, 3)
+    """
+    section = _section(frame, trimsec, "TRIMSEC")
+    if section is None:
+        return frame.copy()
+    out = replace(
+        frame,
+        data=frame.data[section].copy(),
+        variance=None if frame.variance is None else frame.variance[section].copy(),
+        mask=None if frame.mask is None else frame.mask[section].copy(),
+        header=frame.header.copy(),
+        extras={},
+    )
+    from .sections import format_section
+
+    out.header["TRIMSEC"] = (
+        format_section(slice(0, out.shape[0]), slice(0, out.shape[1])),
+        "trimmed: whole image",
+    )
+    for key in ("BIASSEC", "DATASEC"):
+        if key in out.header:
+            out.header.rename_keyword(key, f"OLD{key[:5]}")
+    return out
+
+
+# ---------------------------------------------------------------------------- masters
+def subtract_bias(frame: Frame, bias: Frame) -> Frame:
+    """Subtract a master bias (ADU); its variance and mask carry over.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(subtract_bias(Frame(np.full((2, 2), 9.0)), Frame(np.ones((2, 2)))).data[0, 0])
+    8.0
+    """
+    _check_shape(frame, bias, "master bias")
+    variance = _add(frame.variance, bias.variance)
+    return _new(frame, frame.data - bias.data, variance, _or_masks(frame.mask, bias.mask))
+
+
+def _add(a: np.ndarray | None, b: np.ndarray | None, scale: float = 1.0) -> np.ndarray | None:
+    if a is None:
+        return None
+    if b is None:
+        return a
+    return a + np.float32(scale * scale) * b
+
+
+def exposure_time(frame: Frame, keys: Sequence[str] = ("EXPTIME", "EXPOSURE")) -> float | None:
+    """The frame's exposure time in seconds from its header, or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> exposure_time(Frame(np.zeros((1, 1)), header={"EXPOSURE": 30}))
+    30.0
+    """
+    for key in keys:
+        value = frame.header.get(key)
+        if value is None or value == "":
+            continue
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise CcdcalError(f"{frame.name}: {key} = {value!r} is not a number") from None
+    return None
+
+
+def subtract_dark(
+    frame: Frame,
+    dark: Frame,
+    *,
+    exptime: float | None = None,
+    dark_exptime: float | None = None,
+) -> Frame:
+    """Subtract a bias-subtracted master dark scaled by the ratio of exposure times.
+
+    Parameters
+    ----------
+    frame
+        Bias-subtracted frame (ADU).
+    dark
+        Bias-subtracted master dark (ADU) taken with ``dark_exptime`` seconds.
+    exptime, dark_exptime
+        Exposure times; default from each frame's EXPTIME (or EXPOSURE).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> light = Frame(np.full((2, 2), 10.0), header={"EXPTIME": 30})
+    >>> dark = Frame(np.full((2, 2), 4.0), header={"EXPTIME": 60})
+    >>> float(subtract_dark(light, dark).data[0, 0])
+    8.0
+    """
+    _check_shape(frame, dark, "master dark")
+    t = exptime if exptime is not None else exposure_time(frame)
+    td = dark_exptime if dark_exptime is not None else exposure_time(dark)
+    if t is None or td is None or td <= 0:
+        raise CcdcalError(
+            f"{frame.name}: cannot scale the dark {dark.name}: exposure time unknown "
+            f"(light {t}, dark {td}); set EXPTIME or the config's exptime keyword"
+        )
+    k = t / td
+    variance = _add(frame.variance, dark.variance, k)
+    out = _new(frame, frame.data - np.float32(k) * dark.data, variance, _or_masks(frame.mask, dark.mask))
+    out.header["DARKSCAL"] = (round(k, 6), "master dark scaled by EXPTIME ratio")
+    return out
+
+
+def flat_correct(frame: Frame, flat: Frame, *, min_value: float = 0.1) -> Frame:
+    """Divide by a normalized master flat; pixels where it is below ``min_value`` or flagged
+    BAD are left undivided and flagged BAD (never divided by ~0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flat = Frame(np.array([[0.5, 1.0], [2.0, 0.0]]))
+    >>> out = flat_correct(Frame(np.full((2, 2), 4.0)), flat)
+    >>> out.data.tolist(), flags.describe(out.mask[1, 1])
+    ([[8.0, 4.0], [2.0, 4.0]], ['BAD', 'UNFLATTENED'])
+    """
+    _check_shape(frame, flat, "master flat")
+    f = flat.data
+    bad = ~np.isfinite(f) | (f < min_value)
+    if flat.mask is not None:
+        bad |= (flat.mask & flags.BAD) != 0
+    safe = np.where(bad, np.float32(1.0), f)
+    data = frame.data / safe
+    variance = None
+    if frame.variance is not None:
+        variance = frame.variance / (safe * safe)
+        if flat.variance is not None:
+            variance = variance + (data * data) * np.where(bad, 0, flat.variance) / (safe * safe)
+    mask = _or_masks(frame.mask, flat.mask)
+    if bad.any():
+        mask = frame.mask_or_zeros().copy() if mask is None else mask
+        mask[bad] |= flags.BAD | flags.UNFLATTENED
+    return _new(frame, data.astype(np.float32), variance, mask)
+
+
+def gain_correct(frame: Frame, gain: float) -> Frame:
+    """Convert ADU to electrons; BUNIT becomes 'electron'.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gain_correct(Frame(np.ones((1, 1))), 2.5).header["BUNIT"]
+    'electron'
+    """
+    if not gain > 0:
+        raise CcdcalError(f"{frame.name}: gain must be positive, not {gain}")
+    g = np.float32(gain)
+    variance = None if frame.variance is None else frame.variance * (g * g)
+    out = _new(frame, frame.data * g, variance, frame.mask)
+    out.header["BUNIT"] = ("electron", "calibrated: electrons")
+    out.header["GAINCORR"] = (float(gain), "[e-/ADU] gain applied")
+    return out
+
+
+# ---------------------------------------------------------------------------- the chain
+def _header_float(frame: Frame, keys: Sequence[str]) -> float | None:
+    for key in keys:
+        value = frame.header.get(key)
+        try:
+            if value is not None and value != "":
+                return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _looks_like_16bit_counts(data: np.ndarray) -> bool:
+    finite = data[np.isfinite(data)]
+    return bool(finite.size) and float(finite.min()) >= 0 and float(finite.max()) == 65535.0
+
+
+def saturation_mask(frame: Frame, saturation: float | None) -> np.ndarray:
+    """Pixels at or above the saturation level (ADU) of a raw frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> saturation_mask(Frame(np.array([[10.0, 65535.0]])), 65535).tolist()
+    [[False, True]]
+    """
+    if saturation is None:
+        return np.zeros(frame.shape, bool)
+    return frame.data >= np.float32(saturation)
+
+
+def calibrate(
+    frame: Frame,
+    *,
+    bias: Frame | None = None,
+    dark: Frame | None = None,
+    flat: Frame | None = None,
+    gain: float | None = None,
+    read_noise: float | None = None,
+    saturation: float | None = None,
+    biassec: str | Section | None = None,
+    trimsec: str | Section | None = None,
+    overscan: Overscan | str = "median",
+    exptime: float | None = None,
+    flat_min: float = 0.1,
+) -> Frame:
+    """Calibrate a raw frame: overscan, trim, bias, dark (scaled), flat, gain; with variance.
+
+    Parameters
+    ----------
+    frame
+        Raw frame in ADU (as read from the camera's file).
+    bias, dark, flat
+        Master frames, already trimmed like the result will be. ``dark`` is bias-subtracted
+        and scaled by the ratio of EXPTIMEs; ``flat`` is normalized to about 1. Any may be
+        None to skip that step.
+    gain
+        e-/ADU; default the header's GAIN. Without one the result stays in ADU (with a
+        :class:`~ccdcal.errors.CcdcalWarning`).
+    read_noise
+        Read noise in electrons; default the header's RDNOISE. Without one the variance holds
+        only Poisson and master-frame noise.
+    saturation
+        Saturation level in ADU of the raw data; default the header's SATURATE, else 65535
+        for 16-bit unsigned data. Such pixels are flagged SATURATED.
+    biassec, trimsec
+        Overscan and science sections (FITS strings or numpy slices); default from the header.
+    overscan
+        How to use the overscan (see :class:`Overscan`).
+    exptime
+        Exposure time; default the header's EXPTIME.
+    flat_min
+        Flat values below this are not divided by and are flagged BAD.
+
+    Returns
+    -------
+    Frame
+        In electrons (BUNIT 'electron') when the gain is known, with variance and mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> raw = Frame(np.full((2, 3), 600.0), header={"EXPTIME": 1.0, "GAIN": 1.0, "RDNOISE": 5.0})
+    >>> out = calibrate(raw, bias=Frame(np.full((2, 3), 500.0)))
+    >>> float(out.data[0, 0]), float(out.variance[0, 0])
+    (100.0, 125.0)
+    """
+    g = gain if gain is not None else _header_float(frame, ("GAIN", "EGAIN"))
+    rn = read_noise if read_noise is not None else _header_float(frame, ("RDNOISE", "READNOIS"))
+    sat = saturation if saturation is not None else _header_float(frame, ("SATURATE",))
+    if sat is None and _looks_like_16bit_counts(frame.data):
+        sat = 65535.0  # the ADC's ceiling
+    gain_for_noise = g if g else 1.0
+    rn_adu = (rn / gain_for_noise) if rn else 0.0
+
+    mask = frame.mask_or_zeros().copy()
+    mask[saturation_mask(frame, sat)] |= flags.SATURATED
+    mask[~np.isfinite(frame.data)] |= flags.NO_DATA
+    work = replace(frame, mask=mask, variance=None, header=frame.header.copy(), extras={})
+    work = subtract_overscan(work, biassec=biassec, overscan=overscan)
+    work = trim(work, trimsec)
+    t = exptime if exptime is not None else exposure_time(work)
+
+    # Poisson noise is that of every electron collected: light and dark current, measured
+    # before the dark is subtracted, so the raw signal above bias sets it.
+    if bias is not None:
+        _check_shape(work, bias, "master bias")
+        above_bias = work.data - bias.data
+    else:
+        above_bias = work.data
+    poisson = np.clip(above_bias, 0, None) / np.float32(gain_for_noise)
+    work = replace(work, variance=(poisson + np.float32(rn_adu * rn_adu)).astype(np.float32))
+    if bias is not None:
+        work = subtract_bias(work, bias)
+    if dark is not None:
+        work = subtract_dark(work, dark, exptime=t)
+    if flat is not None:
+        work = flat_correct(work, flat, min_value=flat_min)
+    if g:
+        work = gain_correct(work, g)
+    else:
+        warnings.warn(
+            f"{frame.name}: no GAIN in the header or the options: the result stays in ADU",
+            CcdcalWarning,
+            stacklevel=2,
+        )
+        work.header["BUNIT"] = ("adu", "calibrated, gain unknown")
+    if rn is not None:
+        work.header["RDNOISE"] = (float(rn), "[e-] read noise")
+    steps = [
+        name
+        for name, done in (
+            ("overscan", "OVERSCAN" in work.header),
+            ("trim", trimsec is not None or "TRIMSEC" in frame.header),
+            ("bias", bias is not None),
+            ("dark", dark is not None),
+            ("flat", flat is not None),
+            ("gain", bool(g)),
+        )
+        if done
+    ]
+    work.header["CALSTEPS"] = (" ".join(steps), "calibration steps applied")
+    log.debug("%s: calibrated (%s)", frame.name, ", ".join(steps))
+    return work
+
+
+__all__ = [
+    "Overscan",
+    "calibrate",
+    "exposure_time",
+    "flat_correct",
+    "gain_correct",
+    "overscan_level",
+    "saturation_mask",
+    "subtract_bias",
+    "subtract_dark",
+    "subtract_overscan",
+    "trim",
+]

@@ -1,0 +1,267 @@
+"""Master calibration frames: bias, dark and flat, each a calibrate-then-combine.
+
+Every master goes through the one engine, :func:`ccdcal.combine`. Masters stay in ADU:
+
+- master bias: overscan-subtracted and trimmed bias frames, combined;
+- master dark: darks minus the master bias, combined, kept with its exposure time so that it
+  can be scaled to any exposure (dark · t / t_dark); hot pixels flagged HOT;
+- master flat (one per filter): flats minus bias and scaled dark, each scaled to a common
+  level, combined, normalized to median 1; pixels with too little response flagged BAD.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> biases = [Frame(500 + rng.normal(0, 8, (20, 20))) for _ in range(9)]
+>>> mb = master_bias(biases)
+>>> round(float(np.mean(mb.data)))
+500
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from astropy.stats import mad_std
+
+from . import flags
+from .calibrate import (
+    Overscan,
+    Section,
+    exposure_time,
+    subtract_bias,
+    subtract_dark,
+    subtract_overscan,
+    trim,
+)
+from .errors import CcdcalError
+from .frame import Frame, PathLike, as_frame
+
+log = logging.getLogger(__name__)
+
+FrameLike = Frame | PathLike | np.ndarray
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class CombineSpec:
+    """How a set of frames is combined: method, rejection and extra ``combine`` options.
+
+    Examples
+    --------
+    >>> CombineSpec("median").method
+    'median'
+    """
+
+    method: str = "median"
+    reject: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, frames: Sequence[Frame], **more: Any) -> Frame:
+        """Combine ``frames`` with this specification through :func:`ccdcal.combine`."""
+        from .combine import combine
+
+        return combine(frames, method=self.method, reject=self.reject, **self.options, **more)
+
+
+def _prepare(
+    items: Sequence[FrameLike],
+    step: Callable[[Frame], Frame],
+    progress: Progress | None,
+) -> list[Frame]:
+    if not items:
+        raise CcdcalError("no frames given to build a master from")
+    out = []
+    for item in items:
+        out.append(step(as_frame(item)))
+        if progress:
+            progress(1)
+    shapes = {f.shape for f in out}
+    if len(shapes) > 1:
+        odd = next(f for f in out if f.shape != out[0].shape)
+        raise CcdcalError(f"{odd.name}: shape {odd.shape} differs from {out[0].name} {out[0].shape}")
+    return out
+
+
+def _finish(master: Frame, kind: str, inputs: Sequence[Frame]) -> Frame:
+    master.header["IMAGETYP"] = (f"MASTER {kind.upper()}", "ccdcal master frame")
+    master.header["NCOMBINE"] = (len(inputs), "frames combined")
+    for key in ("HISTORY", "COMMENT"):
+        if key in master.header:
+            del master.header[key]
+    return master
+
+
+def preprocess(
+    frame: Frame,
+    *,
+    biassec: str | Section | None = None,
+    trimsec: str | Section | None = None,
+    overscan: Overscan | str = "median",
+) -> Frame:
+    """Overscan-subtract and trim one raw frame (ADU), as every master's inputs are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = Frame(np.full((3, 5), 7.0), header={"BIASSEC": "[5:5,1:3]", "TRIMSEC": "[1:4,1:3]"})
+    >>> out = preprocess(f)
+    >>> out.shape, float(out.data.max())
+    ((3, 4), 0.0)
+    """
+    return trim(subtract_overscan(frame, biassec=biassec, overscan=overscan), trimsec)
+
+
+def master_bias(
+    frames: Sequence[FrameLike],
+    *,
+    combine: CombineSpec = CombineSpec("median"),
+    biassec: str | Section | None = None,
+    trimsec: str | Section | None = None,
+    overscan: Overscan | str = "median",
+    progress: Progress | None = None,
+) -> Frame:
+    """Combine bias frames (overscan-subtracted and trimmed when the headers say how).
+
+    Parameters
+    ----------
+    frames
+        Raw bias frames (paths, Frames or arrays), in ADU.
+    combine
+        Combination method and rejection; median by default.
+    biassec, trimsec, overscan
+        See :func:`ccdcal.calibrate.calibrate`.
+    progress
+        Called with 1 after each frame is prepared.
+
+    Returns
+    -------
+    Frame
+        The master bias in ADU with its variance.
+    """
+    prepared = _prepare(
+        frames, lambda f: preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), progress
+    )
+    return _finish(combine.run(prepared), "bias", prepared)
+
+
+def master_dark(
+    frames: Sequence[FrameLike],
+    *,
+    bias: Frame | None,
+    combine: CombineSpec = CombineSpec("median"),
+    biassec: str | Section | None = None,
+    trimsec: str | Section | None = None,
+    overscan: Overscan | str = "median",
+    hot_sigma: float = 5.0,
+    progress: Progress | None = None,
+) -> Frame:
+    """Combine darks of one exposure time after subtracting the master bias.
+
+    The result (ADU, EXPTIME kept) can be scaled to another exposure by
+    :func:`ccdcal.calibrate.subtract_dark`. Pixels whose dark signal stands more than
+    ``hot_sigma`` robust standard deviations above the median are flagged HOT.
+    """
+    prepared = _prepare(
+        frames,
+        lambda f: _bias_subtracted(
+            preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias
+        ),
+        progress,
+    )
+    times = {exposure_time(f) for f in prepared}
+    if len(times) > 1:
+        raise CcdcalError(
+            f"darks of different exposure times combined together: {sorted(map(str, times))}"
+        )
+    master = _finish(combine.run(prepared), "dark", prepared)
+    t = times.pop()
+    if t is not None:
+        master.header["EXPTIME"] = (t, "[s] exposure time of the darks")
+    hot = find_hot_pixels(master.data, sigma=hot_sigma)
+    mask = master.mask_or_zeros().copy()
+    mask[hot] |= flags.HOT
+    master = replace(master, mask=mask)
+    master.header["NHOTPIX"] = (int(hot.sum()), f"pixels > {hot_sigma} sigma above median dark")
+    return master
+
+
+def _bias_subtracted(frame: Frame, bias: Frame | None) -> Frame:
+    return frame if bias is None else subtract_bias(frame, bias)
+
+
+def find_hot_pixels(dark: np.ndarray, *, sigma: float = 5.0) -> np.ndarray:
+    """Pixels whose dark signal lies more than ``sigma`` robust std above the median.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = np.random.default_rng(1).normal(10, 1, (50, 50)); d[3, 4] = 100
+    >>> np.argwhere(find_hot_pixels(d)).tolist()
+    [[3, 4]]
+    """
+    finite = np.isfinite(dark)
+    level = np.median(dark[finite])
+    spread = mad_std(dark[finite])
+    if not spread > 0:
+        spread = np.std(dark[finite]) or 1.0
+    return finite & (dark > level + sigma * spread)
+
+
+def master_flat(
+    frames: Sequence[FrameLike],
+    *,
+    bias: Frame | None,
+    dark: Frame | None = None,
+    combine: CombineSpec = CombineSpec("median"),
+    biassec: str | Section | None = None,
+    trimsec: str | Section | None = None,
+    overscan: Overscan | str = "median",
+    min_response: float = 0.5,
+    progress: Progress | None = None,
+) -> Frame:
+    """Combine flats of one filter into a flat normalized to median 1.
+
+    Each flat has the bias and the exposure-scaled dark subtracted, is scaled to the common
+    level by its own median (``scale="median"``) and combined; the result is divided by its
+    median. Pixels with response below ``min_response`` (dead, dusty) are flagged BAD.
+    """
+
+    def step(f: Frame) -> Frame:
+        out = _bias_subtracted(preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias)
+        return out if dark is None else subtract_dark(out, dark)
+
+    prepared = _prepare(frames, step, progress)
+    for f in prepared:
+        level = np.nanmedian(f.data)
+        if not level > 0:
+            raise CcdcalError(f"{f.name}: flat has median {level:.3g} after bias subtraction")
+    options = dict(combine.options)
+    options.setdefault("scale", "median")
+    combined = replace(combine, options=options).run(prepared)
+    norm = float(np.nanmedian(combined.data[np.isfinite(combined.data)]))
+    data = combined.data / np.float32(norm)
+    variance = None if combined.variance is None else combined.variance / np.float32(norm * norm)
+    mask = combined.mask_or_zeros().copy()
+    low = ~np.isfinite(data) | (data < min_response)
+    mask[low] |= flags.BAD | flags.COLD
+    master = replace(combined, data=data, variance=variance, mask=mask)
+    master = _finish(master, "flat", prepared)
+    master.header["FLATNORM"] = (norm, "[adu] median level before normalization")
+    master.header["NBADPIX"] = (int(low.sum()), f"pixels with response < {min_response}")
+    master.header["BUNIT"] = ("", "normalized response")
+    return master
+
+
+__all__ = [
+    "CombineSpec",
+    "find_hot_pixels",
+    "master_bias",
+    "master_dark",
+    "master_flat",
+    "preprocess",
+]

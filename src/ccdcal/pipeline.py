@@ -1,0 +1,462 @@
+"""``reduce``: a folder of raw frames to masters, calibrated frames, stacks and a report.
+
+The plan follows DESIGN.md: scan -> group -> master bias -> master darks (per exposure) ->
+master flats (per filter) -> calibrated lights -> stacks per object and filter -> report.
+
+Every output is written atomically and carries a key (``PIPEKEY``) made from its inputs
+and options. A rerun keeps each output whose checksums verify and whose key matches, so a
+run that was killed finishes where it stopped, and a changed option redoes what it touches.
+
+Examples
+--------
+>>> import tempfile, ccdcal
+>>> tmp = tempfile.mkdtemp()
+>>> night = ccdcal.simulate.night(tmp + "/night", seed=3, shape=(48, 48), nbias=3, ndark=3,
+...                               nflat=3, nlight=3)
+>>> result = reduce(tmp + "/night/raw", tmp + "/out", report=False)
+>>> sorted(result.masters)
+['bias', 'dark_60s', 'flat_V']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import flags
+from .calibrate import Overscan, calibrate
+from .collection import Collection, FrameInfo, scan
+from .config import Config, load_config
+from .errors import CcdcalError, FrameError
+from .fitsio import verify_checksums
+from .frame import Frame
+from .masters import CombineSpec, master_bias, master_dark, master_flat
+from .provenance import add_history
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass
+class ReduceResult:
+    """What a reduction produced and what it had to say.
+
+    Attributes
+    ----------
+    out_dir
+        The output folder.
+    masters
+        Master frames by name: ``bias``, ``dark_<t>s``, ``flat_<filter>``.
+    calibrated
+        Calibrated lights, in the order of the raw files.
+    stacks
+        Stacks by ``(object, filter)``.
+    notices
+        What the user should know (missing calibrations and what was done instead).
+    failures
+        Files that could not be used, with the reason; a CLI exits non-zero when any.
+    reused
+        Outputs kept from an earlier run (checksums and inputs unchanged).
+    collection
+        The scanned raw folder.
+    """
+
+    out_dir: Path
+    masters: dict[str, Path] = field(default_factory=dict)
+    calibrated: list[Path] = field(default_factory=list)
+    stacks: dict[tuple[str, str], Path] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    reused: list[Path] = field(default_factory=list)
+    report: Path | None = None
+    collection: Collection | None = None
+
+    def summary(self) -> str:
+        """A short text table of the outputs with their main statistics."""
+        rows = [("output", "shape", "median", "robust std", "note")]
+        for name, path in self.masters.items():
+            rows.append(_stats_row(f"masters/{path.name}", path, name))
+        for (obj, filt), path in self.stacks.items():
+            rows.append(_stats_row(f"stacks/{path.name}", path, f"{obj} {filt}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(
+            f"{len(self.calibrated)} calibrated lights, {len(self.stacks)} stacks, "
+            f"{len(self.reused)} outputs reused, {len(self.failures)} failures"
+        )
+        return "\n".join(lines)
+
+
+def _stats_row(label: str, path: Path, note: str) -> tuple[str, str, str, str, str]:
+    from astropy.stats import mad_std
+
+    frame = Frame.read(path)
+    good = frame.data[np.isfinite(frame.data)]
+    return (
+        label,
+        f"{frame.shape[1]}x{frame.shape[0]}",
+        f"{np.median(good):.4g}" if good.size else "nan",
+        f"{mad_std(good):.4g}" if good.size else "nan",
+        note,
+    )
+
+
+# ---------------------------------------------------------------------------- helpers
+def _key(*parts: Any) -> str:
+    """A short stable digest of a step's inputs (names, sizes, times) and options."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            st = part.stat()
+            part = f"{part.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        h.update(repr(part).encode())
+    return h.hexdigest()[:16]
+
+
+def _reusable(path: Path, key: str) -> bool:
+    if not path.exists() or not verify_checksums(path):
+        return False
+    from astropy.io import fits
+
+    return fits.getval(path, "PIPEKEY") == key
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text.strip()).strip("_") or "none"
+
+
+def _exptime_label(t: float) -> str:
+    return f"{t:g}".replace(".", "p")
+
+
+@contextmanager
+def _progress(enabled: bool, total: int, desc: str) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, disable=not enabled, leave=False, file=sys.stderr) as bar:
+        yield bar
+
+
+def _write(frame: Frame, path: Path, key: str, step: str, inputs: Sequence[Path], params: dict):
+    frame.header["PIPEKEY"] = (key, "ccdcal: digest of inputs and options")
+    frame.write(path, step=step, inputs=inputs, params=params)
+
+
+# ---------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class _Plan:
+    bias: list[FrameInfo]
+    darks: dict[float, list[FrameInfo]]
+    flats: dict[str, list[FrameInfo]]
+    lights: dict[tuple[str, str], list[FrameInfo]]
+
+
+def _plan(collection: Collection, result: ReduceResult) -> _Plan:
+    usable = [f for f in collection.frames if f.error is None]
+    lights = [f for f in usable if f.kind == "light"]
+    if not lights:
+        raise CcdcalError(f"{collection.root}: no light frames found (see `ccdcal info`)")
+    shape = lights[0].shape
+    for f in usable:
+        if f.kind in ("bias", "dark", "flat", "light") and f.shape != shape:
+            raise CcdcalError(
+                f"{f.path}: {f.kind} frame of shape {f.shape[1]}x{f.shape[0]} differs from the "
+                f"lights' {shape[1]}x{shape[0]} ({lights[0].path.name}); move it out of the folder"
+            )
+    darks: dict[float, list[FrameInfo]] = {}
+    for f in usable:
+        if f.kind == "dark":
+            if f.exptime is None:
+                raise CcdcalError(f"{f.path}: dark frame without an exposure time")
+            darks.setdefault(float(f.exptime), []).append(f)
+    flats: dict[str, list[FrameInfo]] = {}
+    for f in usable:
+        if f.kind == "flat":
+            flats.setdefault(f.filter or "none", []).append(f)
+    groups: dict[tuple[str, str], list[FrameInfo]] = {}
+    for f in lights:
+        groups.setdefault((f.object or "unknown", f.filter or "none"), []).append(f)
+    for f in collection.frames:
+        if f.error is not None:
+            result.failures.append((f.path, f.error))
+        elif f.kind not in ("bias", "dark", "flat", "light"):
+            result.notices.append(f"{f.path.name}: type unknown ({f.reason}); not used")
+    return _Plan([f for f in usable if f.kind == "bias"], darks, flats, groups)
+
+
+def choose_dark(
+    exptime: float | None, available: Sequence[float], *, match: str = "nearest"
+) -> float | None:
+    """The exposure time of the master dark to use for a frame of ``exptime`` seconds.
+
+    ``"exact"`` wants the same exposure and otherwise falls back to ``"nearest"``;
+    ``"nearest"`` takes the same exposure when there is one, else the closest (scaled by the
+    ratio of exposure times); ``"scale"`` always takes the longest (the least noisy per
+    second) and scales it.
+
+    Examples
+    --------
+    >>> choose_dark(30, [5, 15, 60])
+    15
+    >>> choose_dark(30, [5, 15, 60], match="scale")
+    60
+    """
+    if not available:
+        return None
+    if match == "scale":
+        return max(available)
+    if exptime is None:
+        return max(available)
+    if exptime in available:
+        return exptime
+    return min(available, key=lambda t: (abs(t - exptime), -t))
+
+
+# ---------------------------------------------------------------------------- reduce
+def reduce(
+    raw_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    config: Config | PathLike | None = None,
+    progress: bool | None = None,
+    report: bool = True,
+) -> ReduceResult:
+    """Reduce a night: masters, calibrated lights, stacks, and a report.
+
+    Parameters
+    ----------
+    raw_dir
+        Folder of raw FITS files (searched recursively).
+    out_dir
+        Output folder: ``masters/``, ``calibrated/``, ``stacks/``, ``report/``.
+    config
+        A :class:`~ccdcal.config.Config`, or the path of a TOML file; default settings
+        otherwise.
+    progress
+        Show progress bars; default when standard error is a terminal.
+    report
+        Write the figures and the HTML report.
+
+    Returns
+    -------
+    ReduceResult
+        Paths of everything written, notices and failures.
+    """
+    raw = Path(raw_dir)
+    out = Path(out_dir)
+    if not raw.is_dir():
+        raise CcdcalError(f"{raw}: no such folder")
+    if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
+        raise CcdcalError(f"{out}: the output folder must not be inside the raw folder {raw}")
+    cfg = load_config(config) if isinstance(config, str | os.PathLike) else (config or Config())
+    show = sys.stderr.isatty() if progress is None else progress
+    result = ReduceResult(out_dir=out)
+    collection = scan(raw, config=cfg)
+    result.collection = collection
+    plan = _plan(collection, result)
+    det = cfg.detector
+    overscan = Overscan(det.overscan, order=det.overscan_order, sigma=det.overscan_sigma)
+    common: dict[str, Any] = {
+        "biassec": det.biassec,
+        "trimsec": det.trimsec,
+        "overscan": overscan,
+    }
+    opts_key = (repr(cfg), )
+
+    # master bias --------------------------------------------------------------
+    bias: Frame | None = None
+    if plan.bias:
+        paths = [f.path for f in plan.bias]
+        bias_path = out / "masters" / "bias.fits"
+        key = _key("bias", *paths, *opts_key)
+        if _reusable(bias_path, key):
+            result.reused.append(bias_path)
+        else:
+            with _progress(show, len(paths), "master bias") as bar:
+                bias = master_bias(
+                    paths, combine=_spec(cfg, "bias"), progress=bar.update, **common
+                )
+            _write(bias, bias_path, key, "master bias", paths, {"method": _spec(cfg, "bias").method})
+        bias = Frame.read(bias_path)
+        result.masters["bias"] = bias_path
+        log.info("master bias: %d frames -> %s", len(paths), bias_path)
+    else:
+        result.notices.append(
+            "no bias frames: bias removed only by the overscan and by darks of equal exposure"
+        )
+
+    # master darks -------------------------------------------------------------
+    darks: dict[float, Frame] = {}
+    for t, infos in sorted(plan.darks.items()):
+        paths = [f.path for f in infos]
+        name = f"dark_{_exptime_label(t)}s"
+        path = out / "masters" / f"{name}.fits"
+        key = _key("dark", *paths, result.masters.get("bias"), *opts_key)
+        if _reusable(path, key):
+            result.reused.append(path)
+        else:
+            with _progress(show, len(paths), f"master dark {t:g}s") as bar:
+                md = master_dark(
+                    paths, bias=bias, combine=_spec(cfg, "dark"), progress=bar.update, **common
+                )
+            _write(md, path, key, "master dark", paths, {"exptime": t})
+        darks[t] = Frame.read(path)
+        result.masters[name] = path
+        log.info("master dark %gs: %d frames -> %s", t, len(paths), path)
+    if not plan.darks:
+        result.notices.append("no dark frames: dark current not subtracted")
+
+    def dark_for(info: FrameInfo) -> Frame | None:
+        chosen = choose_dark(info.exptime, list(darks), match=cfg.dark.match)
+        return None if chosen is None else darks[chosen]
+
+    # master flats -------------------------------------------------------------
+    flats: dict[str, Frame] = {}
+    for filt, infos in sorted(plan.flats.items()):
+        paths = [f.path for f in infos]
+        path = out / "masters" / f"flat_{_safe(filt)}.fits"
+        dark = dark_for(infos[0])
+        key = _key("flat", *paths, result.masters.get("bias"), None if dark is None else dark.path, *opts_key)
+        if _reusable(path, key):
+            result.reused.append(path)
+        else:
+            with _progress(show, len(paths), f"master flat {filt}") as bar:
+                mf = master_flat(
+                    paths,
+                    bias=bias,
+                    dark=dark,
+                    combine=_spec(cfg, "flat"),
+                    min_response=cfg.flat.min_response,
+                    progress=bar.update,
+                    **common,
+                )
+            _write(mf, path, key, "master flat", paths, {"filter": filt})
+        flats[filt] = Frame.read(path)
+        result.masters[f"flat_{_safe(filt)}"] = path
+        log.info("master flat %s: %d frames -> %s", filt, len(paths), path)
+
+    # calibrated lights --------------------------------------------------------
+    calibrated_dir = out / "calibrated"
+    total = sum(len(v) for v in plan.lights.values())
+    by_group: dict[tuple[str, str], list[Path]] = {}
+    with _progress(show, total, "calibrate") as bar:
+        for (obj, filt), infos in plan.lights.items():
+            flat = flats.get(filt)
+            if flat is None:
+                result.notices.append(
+                    f"no flat for filter {filt!r}: {len(infos)} lights of {obj} stay unflattened"
+                )
+            for info in infos:
+                target = calibrated_dir / _output_name(info.path)
+                dark = dark_for(info)
+                key = _key(
+                    "light", info.path, *[m for m in result.masters.values()], *opts_key,
+                    repr(cfg.cosmic),
+                )
+                if _reusable(target, key):
+                    result.reused.append(target)
+                else:
+                    frame = _calibrate_one(info, bias, dark, flat, cfg, common)
+                    _write(
+                        frame,
+                        target,
+                        key,
+                        "calibrate",
+                        [info.path],
+                        {
+                            "bias": bias is not None,
+                            "dark": None if dark is None else dark.path.name if dark.path else True,
+                            "flat": None if flat is None else filt,
+                        },
+                    )
+                result.calibrated.append(target)
+                by_group.setdefault((obj, filt), []).append(target)
+                bar.update(1)
+
+    # stacks -------------------------------------------------------------------
+    spec = _spec(cfg, "light")
+    for (obj, filt), paths in by_group.items():
+        target = out / "stacks" / f"{_safe(obj)}_{_safe(filt)}.fits"
+        key = _key("stack", *paths, *opts_key)
+        if _reusable(target, key):
+            result.reused.append(target)
+        else:
+            stack = spec.run(paths)
+            stack.header["IMAGETYP"] = ("STACK", "ccdcal stack of calibrated lights")
+            _write(stack, target, key, "stack", paths, {"method": spec.method, "reject": repr(spec.reject)})
+        result.stacks[(obj, filt)] = target
+        log.info("stack %s %s: %d frames -> %s", obj, filt, len(paths), target)
+
+    for notice in result.notices:
+        log.warning("%s", notice)
+    if report:
+        from .report import write_report
+
+        result.report = write_report(result)
+    return result
+
+
+def _output_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".fz", ".bz2"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}.fits" if dot else f"{name}.fits"
+
+
+def _calibrate_one(
+    info: FrameInfo,
+    bias: Frame | None,
+    dark: Frame | None,
+    flat: Frame | None,
+    cfg: Config,
+    common: dict[str, Any],
+) -> Frame:
+    raw = Frame.read(info.path)
+    det = cfg.detector
+    frame = calibrate(
+        raw,
+        bias=bias,
+        dark=dark,
+        flat=flat,
+        gain=det.gain if det.gain is not None else info.gain,
+        read_noise=det.rdnoise if det.rdnoise is not None else info.rdnoise,
+        saturation=det.saturation if det.saturation is not None else info.saturation,
+        exptime=info.exptime,
+        flat_min=cfg.flat.min_response,
+        **common,
+    )
+    if info.filter:
+        frame.header["FILTER"] = (info.filter, "filter (as classified by ccdcal)")
+    if info.object:
+        frame.header["OBJECT"] = (info.object, "object (as classified by ccdcal)")
+    if cfg.cosmic.method == "lacosmic":
+        from .cosmic import flag_cosmic_rays
+
+        frame = flag_cosmic_rays(frame, **cfg.cosmic.params)
+    return frame
+
+
+def _spec(cfg: Config, kind: str) -> CombineSpec:
+    """The combine specification for one kind of frame from the configuration."""
+    from .combine import rejection_from_name
+
+    opts = cfg.combine_options(kind)
+    return CombineSpec(opts.method, rejection_from_name(opts.reject, **opts.params))
+
+
+__all__ = ["ReduceResult", "choose_dark", "reduce"]
