@@ -1,0 +1,43 @@
+"""``ccdcal reduce RAW_DIR OUT_DIR``: masters, calibrated lights, stacks and a report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reduce",
+        help="reduce a night: masters, calibrated lights, stacks, report",
+        description="Scan RAW_DIR, build master bias/darks/flats, calibrate every light, stack "
+        "them per object and filter with outlier rejection, and write a report. A rerun keeps "
+        "outputs that are complete and up to date.",
+    )
+    p.add_argument("raw_dir", metavar="RAW_DIR", help="folder of raw FITS files")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
+    p.add_argument("--config", metavar="TOML", help="night configuration (see ccdcal.config)")
+    p.add_argument("--no-report", action="store_true", help="skip figures and the HTML report")
+    p.add_argument(
+        "--cosmic",
+        choices=("none", "lacosmic"),
+        help="single-frame cosmic-ray detection on each calibrated light",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..config import Config, load_config
+    from ..pipeline import reduce
+
+    config = load_config(args.config) if args.config else Config()
+    if args.cosmic:
+        config = replace(config, cosmic=replace(config.cosmic, method=args.cosmic))
+    result = reduce(args.raw_dir, args.out_dir, config=config, report=not args.no_report)
+    print(result.summary())
+    if result.report is not None:
+        print(f"report: {result.report}")
+    for path, problem in result.failures:
+        print(f"ccdcal: error: {path}: {problem}", file=sys.stderr)
+    return 1 if result.failures else 0

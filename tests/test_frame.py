@@ -1,0 +1,181 @@
+"""Frame and FITS I/O: every BITPIX a camera writes, gzip, errors, atomic writes, CCDData."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+
+from ccdcal import flags
+from ccdcal.cli import main
+from ccdcal.errors import FrameError
+from ccdcal.fitsio import ImageReader, verify_checksums
+from ccdcal.frame import Frame
+
+VALUES = np.array([[0, 1, 2, 3], [100, 200, 250, 255]], dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "bzero"),
+    [(np.uint8, None), (np.int16, None), (np.uint16, 32768), (np.int32, None),
+     (np.float32, None), (np.float64, None)],
+)  # fmt: skip
+def test_read_every_bitpix(tmp_path, dtype, bzero):
+    path = tmp_path / "x.fits"
+    data = (VALUES * (200 if dtype in (np.uint16, np.int32) else 1)).astype(dtype)
+    fits.PrimaryHDU(data).writeto(path)
+    if bzero is not None:
+        assert fits.getval(path, "BZERO") == bzero
+    frame = Frame.read(path)
+    assert frame.data.dtype == np.float32
+    np.testing.assert_array_equal(frame.data, data.astype(np.float32))
+    assert "BZERO" not in frame.header and "BITPIX" not in frame.header
+
+
+def test_uint16_full_range_and_raw_rows(tmp_path):
+    path = tmp_path / "u.fits"
+    data = np.array([[0, 1, 32767, 32768, 65534, 65535]], dtype=np.uint16)
+    fits.PrimaryHDU(data).writeto(path)
+    with ImageReader(path) as reader:
+        raw = reader.raw_rows()
+        assert raw.dtype == np.uint16
+        np.testing.assert_array_equal(raw, data)
+        np.testing.assert_array_equal(reader.rows(), data.astype(np.float32))
+
+
+def test_gzip_and_first_image_extension(tmp_path):
+    path = tmp_path / "x.fit.gz"
+    hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.arange(12.0).reshape(3, 4))])
+    with gzip.open(path, "wb") as fh:
+        hdul.writeto(fh)
+    frame = Frame.read(path)
+    assert frame.shape == (3, 4)
+    assert frame.data[2, 3] == 11
+
+
+def test_write_round_trip_with_mask_variance_and_checksums(tmp_path):
+    mask = np.zeros((3, 4), np.uint16)
+    mask[1, 2] = flags.HOT | flags.SATURATED
+    f = Frame(np.ones((3, 4)), variance=np.full((3, 4), 2.0), mask=mask,
+              header={"BUNIT": "electron", "EXPTIME": 5.0})  # fmt: skip
+    path = tmp_path / "out" / "a.fits"
+    f.write(path, step="test", inputs=["raw.fits"], params={"alpha": 1})
+    assert verify_checksums(path)
+    g = Frame.read(path)
+    np.testing.assert_array_equal(g.mask, mask)
+    np.testing.assert_array_equal(g.variance, f.variance)
+    history = "\n".join(str(h) for h in g.header["HISTORY"])
+    assert "ccdcal" in history and "raw.fits" in history and "alpha=1" in history
+    # astropy reads it back with its uncertainty and mask
+    ccd = CCDData.read(path)
+    assert ccd.unit == "electron"
+    assert type(ccd.uncertainty).__name__ == "VarianceUncertainty"
+    assert ccd.mask[1, 2] and ccd.mask.sum() == 1
+
+
+def test_written_headers_raise_no_verify_warning(tmp_path):
+    f = Frame(np.ones((2, 2)), header={"OBJECT": "M31"})
+    path = tmp_path / "a.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f.write(path, step="test", params={"a_very_long_parameter_name": "x" * 200})
+        with fits.open(path, checksum=True) as hdul:
+            hdul.verify("exception")
+
+
+def test_checksum_detects_corruption(tmp_path):
+    path = tmp_path / "a.fits"
+    Frame(np.arange(2880.0).reshape(48, 60)).write(path)
+    assert verify_checksums(path)
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert not verify_checksums(path)
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "a.fits"
+    Frame(np.ones((2, 2))).write(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fits.HDUList, "writeto", boom)
+    with pytest.raises(OSError, match="disk full"):
+        Frame(np.zeros((2, 2))).write(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["a.fits"]  # no temporary file left behind
+
+
+def test_uint16_output_rounds_and_clips(tmp_path):
+    path = tmp_path / "adc.fits"
+    Frame(np.array([[-5.0, 1.4, 1.6, 70000.0]])).write(path, dtype="uint16")
+    assert fits.getval(path, "BITPIX") == 16 and fits.getval(path, "BZERO") == 32768
+    np.testing.assert_array_equal(Frame.read(path).data, [[0, 1, 2, 65535]])
+
+
+def test_deterministic_write_is_byte_identical(tmp_path):
+    f = Frame(np.arange(6.0).reshape(2, 3), header={"EXPTIME": 1.0})
+    f.write(tmp_path / "a.fits", step="s", deterministic=True)
+    f.write(tmp_path / "b.fits", step="s", deterministic=True)
+    assert (tmp_path / "a.fits").read_bytes() == (tmp_path / "b.fits").read_bytes()
+
+
+def test_ccddata_round_trip():
+    ccd = CCDData(np.ones((2, 3)), unit="adu", uncertainty=StdDevUncertainty(np.full((2, 3), 2.0)),
+                  mask=np.array([[True, False, False], [False, False, False]]))  # fmt: skip
+    f = Frame.from_ccddata(ccd)
+    assert f.variance[0, 0] == 4.0 and f.mask[0, 0] == flags.BAD and f.header["BUNIT"] == "adu"
+    back = f.to_ccddata()
+    np.testing.assert_allclose(back.uncertainty.array, 4.0)
+    assert back.mask[0, 0] and not back.mask[0, 1]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"", "empty file"), (b"hello, not fits" * 300, "not a FITS file")],
+)
+def test_bad_files_give_one_line_error(tmp_path, content, problem):
+    path = tmp_path / "x.fits"
+    path.write_bytes(content)
+    with pytest.raises(FrameError, match=problem) as info:
+        Frame.read(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "t.fits"
+    fits.PrimaryHDU(np.ones((100, 100), np.float32)).writeto(path)
+    path.write_bytes(path.read_bytes()[:6000])
+    with pytest.raises(FrameError, match="truncated"):
+        Frame.read(path)
+
+
+def test_no_image(tmp_path):
+    path = tmp_path / "table.fits"
+    table = fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=[1.0])])
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+    with pytest.raises(FrameError, match="no image"):
+        Frame.read(path)
+
+
+def test_cli_bad_file_one_line_and_nonzero(tmp_path, capsys):
+    path = tmp_path / "bad.fits"
+    path.write_text("nope")
+    code = main(["combine", str(path), str(path), "-o", str(tmp_path / "o.fits")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err == f"ccdcal: error: {path}: not a FITS file"
+
+
+def test_frame_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="2-D"):
+        Frame(np.ones(3))
+    with pytest.raises(ValueError, match="variance shape"):
+        Frame(np.ones((2, 2)), variance=np.ones((3, 3)))
