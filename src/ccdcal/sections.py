@@ -38,6 +38,7 @@ SECTION_KEYWORDS = ("BIASSEC", "TRIMSEC", "DATASEC")
 _FORM = "expected '[x1:x2,y1:y2]' (FITS: 1-based, inclusive, x first; '*' for a whole axis)"
 _OUTER = re.compile(r"^\s*\[(?P<x>[^,\[\]]*),(?P<y>[^,\[\]]*)\]\s*$")
 _RANGE = re.compile(r"^\s*(?P<a>[+-]?\d+)\s*(?::\s*(?P<b>[+-]?\d+)\s*)?$")
+_UNITS = {"x": "columns", "y": "rows"}
 _WHOLE = re.compile(r"^\s*-?\*\s*$")
 
 
@@ -81,7 +82,7 @@ def _axis(part: str, text: str, name: str, length: int | None) -> slice:
         raise SectionError(
             text,
             "section out of range",
-            f"{name} runs to {hi} but the image has {length} {'columns' if name == 'x' else 'rows'}",
+            f"{name} runs to {hi} but the image has {length} {_UNITS[name]}",
         )
     return slice(lo - 1, hi)
 
