@@ -82,6 +82,7 @@ class ReduceResult:
     reused: list[Path] = field(default_factory=list)
     report: Path | None = None
     collection: Collection | None = None
+    config: Config | None = None
 
     def summary(self) -> str:
         """A short text table of the outputs with their main statistics."""
@@ -263,7 +264,7 @@ def reduce(
         raise CcdcalError(f"{out}: the output folder must not be inside the raw folder {raw}")
     cfg = load_config(config) if isinstance(config, str | os.PathLike) else (config or Config())
     show = sys.stderr.isatty() if progress is None else progress
-    result = ReduceResult(out_dir=out)
+    result = ReduceResult(out_dir=out, config=cfg)
     collection = scan(raw, config=cfg)
     result.collection = collection
     plan = _plan(collection, result)
@@ -456,7 +457,8 @@ def _spec(cfg: Config, kind: str) -> CombineSpec:
     from .combine import rejection_from_name
 
     opts = cfg.combine_options(kind)
-    return CombineSpec(opts.method, rejection_from_name(opts.reject, **opts.params))
+    options = {} if opts.scale in (None, "none") else {"scale": opts.scale}
+    return CombineSpec(opts.method, rejection_from_name(opts.reject, **opts.params), options)
 
 
 __all__ = ["ReduceResult", "choose_dark", "reduce"]

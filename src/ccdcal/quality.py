@@ -174,7 +174,13 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
     t_dark = truth.param("dark_exptime")
     flat_level = truth.param("flat_level")
     out = TruthComparison()
-    median_eff = math.pi / 2  # variance of a median / variance of a mean, many frames
+
+    def efficiency(kind: str) -> float:
+        # variance of the combined value / variance of a plain mean: pi/2 for a median of
+        # many frames; a mean with outlier rejection loses next to nothing
+        cfg = getattr(result, "config", None)
+        method = cfg.combine_options(kind).method if cfg is not None else "median"
+        return math.pi / 2 if method == "median" else 1.0
 
     # master bias: only its structure is comparable once the overscan took the level away
     bias_path = result.masters.get("bias")
@@ -183,7 +189,7 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
         mb = Frame.read(bias_path).data
         diff = mb - truth.bias
         offset = float(np.median(diff))
-        var_bias_adu = rn_adu**2 * median_eff / n_bias
+        var_bias_adu = rn_adu**2 * efficiency("bias") / n_bias
         out.checks.append(TruthCheck("master bias - true bias: rms", _rms(diff - offset),
                                      math.sqrt(var_bias_adu), "adu", 0.15,
                                      note=f"level offset {offset:+.2f} adu"))  # fmt: skip
@@ -199,7 +205,7 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
         true_e = truth.dark_current * td
         # each dark: Poisson(dark) + read noise + the master bias it had subtracted
         var_one = true_e + rn_e**2
-        var_dark_e_map = var_one * median_eff / n_dark + var_bias_adu * gain**2
+        var_dark_e_map = var_one * efficiency("dark") / n_dark + var_bias_adu * gain**2
         var_dark_e = float(np.mean(var_dark_e_map))
         resid = dark_e - true_e
         out.checks.append(TruthCheck("master dark - true dark: rms", _rms(resid),
@@ -217,7 +223,7 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
         ratio = mf / true_flat
         ratio /= np.median(ratio)
         level_e = flat_level * true_flat
-        rel = np.sqrt((level_e + rn_e**2) * median_eff / n_flat) / level_e
+        rel = np.sqrt((level_e + rn_e**2) * efficiency("flat") / n_flat) / level_e
         rel_flat[filt] = float(np.sqrt(np.mean(rel**2)))
         out.checks.append(TruthCheck(f"master flat {filt} / true flat: rms", _rms(ratio - 1),
                                      rel_flat[filt], "", 0.15, kind="below",
