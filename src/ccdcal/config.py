@@ -597,10 +597,9 @@ def _combine_one(kind: str, data: Any) -> CombineOptions:
     for key in table:
         if key not in known:
             close = difflib.get_close_matches(key, [*known, "method", "reject", "scale"], n=1)
+            hint = f"{reject!r} takes {', '.join(known) or 'no parameters'}"
             if close:
-                hint = f"did you mean {close[0]!r}?"
-            else:
-                hint = f"{reject!r} takes {', '.join(known) or 'no parameters'}"
+                hint += f"; did you mean {close[0]!r}?"
             raise _Bad(sec, key, f"unknown key ({hint})")
     if "sigma" in table:
         sigma = _positive(sec, "sigma", table.pop("sigma"))
