@@ -203,7 +203,11 @@ def test_replace_works_like_the_cli_does():
         ("[combine.flat]\nsigma = 3", "[combine.flat] sigma: unknown key ('none' takes no param"),
         ("[combine.light]\nreject = 'minmax'\nnlow = -1", "[combine.light] nlow: must be >= 0"),
         ("[combine.light]\nreject = 'esd'\nalpha = 2", "[combine.light] alpha: must be between"),
-        ("[combine.light]\nmetod = 'mean'", "[combine.light] metod: unknown key (did you mean"),
+        (
+            "[combine.light]\nmetod = 'mean'",
+            "[combine.light] metod: unknown key ('sigclip' takes low, high, maxiters, center, "
+            "spread, sigma; did you mean 'method'?)",
+        ),
         ("[dark]\nmatch = 'closest'", "[dark] match: must be one of nearest, exact, scale"),
         ("[flat]\nmin_response = '0.5'", "[flat] min_response: expected a number"),
         ("[cosmic]\nmethod = 'lacosmic'\nclean = 1", "[cosmic] clean: expected true or false"),
