@@ -166,7 +166,7 @@ def test_light_of_another_shape_is_named(tmp_path):
     odd = tmp_path / "n" / "raw" / "light_odd.fits"
     Frame(np.ones((30, 30)), header={"IMAGETYP": "LIGHT", "EXPTIME": 60.0,
                                      "FILTER": "V"}).write(odd)  # fmt: skip
-    with pytest.raises(CcdcalError, match="light_odd.fits"):
+    with pytest.raises(CcdcalError, match=r"light_odd\.fits"):
         reduce(tmp_path / "n" / "raw", tmp_path / "o", report=False)
 
 

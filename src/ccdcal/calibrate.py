@@ -329,7 +329,9 @@ def subtract_dark(
         )
     k = t / td
     variance = _add(frame.variance, dark.variance, k)
-    out = _new(frame, frame.data - np.float32(k) * dark.data, variance, _or_masks(frame.mask, dark.mask))
+    out = _new(
+        frame, frame.data - np.float32(k) * dark.data, variance, _or_masks(frame.mask, dark.mask)
+    )
     out.header["DARKSCAL"] = (round(k, 6), "master dark scaled by EXPTIME ratio")
     return out
 

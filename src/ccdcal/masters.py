@@ -83,7 +83,9 @@ def _prepare(
     shapes = {f.shape for f in out}
     if len(shapes) > 1:
         odd = next(f for f in out if f.shape != out[0].shape)
-        raise CcdcalError(f"{odd.name}: shape {odd.shape} differs from {out[0].name} {out[0].shape}")
+        raise CcdcalError(
+            f"{odd.name}: shape {odd.shape} differs from {out[0].name} {out[0].shape}"
+        )
     return out
 
 
@@ -144,7 +146,9 @@ def master_bias(
         The master bias in ADU with its variance.
     """
     prepared = _prepare(
-        frames, lambda f: preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), progress
+        frames,
+        lambda f: preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan),
+        progress,
     )
     return _finish(combine.run(prepared), "bias", prepared)
 
@@ -232,7 +236,9 @@ def master_flat(
     """
 
     def step(f: Frame) -> Frame:
-        out = _bias_subtracted(preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias)
+        out = _bias_subtracted(
+            preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias
+        )
         return out if dark is None else subtract_dark(out, dark)
 
     prepared = _prepare(frames, step, progress)

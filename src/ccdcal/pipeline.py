@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,15 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from . import flags
 from .calibrate import Overscan, calibrate
 from .collection import Collection, FrameInfo, scan
 from .config import Config, load_config
-from .errors import CcdcalError, FrameError
+from .errors import CcdcalError, CcdcalWarning
 from .fitsio import verify_checksums
 from .frame import Frame
 from .masters import CombineSpec, master_bias, master_dark, master_flat
-from .provenance import add_history
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +274,7 @@ def reduce(
         "trimsec": det.trimsec,
         "overscan": overscan,
     }
-    opts_key = (repr(cfg), )
+    opts_key = (repr(cfg),)
 
     # master bias --------------------------------------------------------------
     bias: Frame | None = None
@@ -287,10 +286,10 @@ def reduce(
             result.reused.append(bias_path)
         else:
             with _progress(show, len(paths), "master bias") as bar:
-                bias = master_bias(
-                    paths, combine=_spec(cfg, "bias"), progress=bar.update, **common
-                )
-            _write(bias, bias_path, key, "master bias", paths, {"method": _spec(cfg, "bias").method})
+                bias = master_bias(paths, combine=_spec(cfg, "bias"), progress=bar.update, **common)
+            _write(
+                bias, bias_path, key, "master bias", paths, {"method": _spec(cfg, "bias").method}
+            )
         bias = Frame.read(bias_path)
         result.masters["bias"] = bias_path
         log.info("master bias: %d frames -> %s", len(paths), bias_path)
@@ -330,7 +329,13 @@ def reduce(
         paths = [f.path for f in infos]
         path = out / "masters" / f"flat_{_safe(filt)}.fits"
         dark = dark_for(infos[0])
-        key = _key("flat", *paths, result.masters.get("bias"), None if dark is None else dark.path, *opts_key)
+        key = _key(
+            "flat",
+            *paths,
+            result.masters.get("bias"),
+            None if dark is None else dark.path,
+            *opts_key,
+        )
         if _reusable(path, key):
             result.reused.append(path)
         else:
@@ -351,6 +356,12 @@ def reduce(
 
     # calibrated lights --------------------------------------------------------
     calibrated_dir = out / "calibrated"
+    no_gain = [i for infos in plan.lights.values() for i in infos if _gain(i, cfg) is None]
+    if no_gain:
+        result.notices.append(
+            f"no gain for {len(no_gain)} lights (no GAIN-like keyword, no [detector] gain in "
+            "the config): they and their stacks stay in ADU"
+        )
     total = sum(len(v) for v in plan.lights.values())
     by_group: dict[tuple[str, str], list[Path]] = {}
     with _progress(show, total, "calibrate") as bar:
@@ -364,7 +375,10 @@ def reduce(
                 target = calibrated_dir / _output_name(info.path)
                 dark = dark_for(info)
                 key = _key(
-                    "light", info.path, *[m for m in result.masters.values()], *opts_key,
+                    "light",
+                    info.path,
+                    *[m for m in result.masters.values()],
+                    *opts_key,
                     repr(cfg.cosmic),
                 )
                 if _reusable(target, key):
@@ -397,7 +411,14 @@ def reduce(
         else:
             stack = spec.run(paths)
             stack.header["IMAGETYP"] = ("STACK", "ccdcal stack of calibrated lights")
-            _write(stack, target, key, "stack", paths, {"method": spec.method, "reject": repr(spec.reject)})
+            _write(
+                stack,
+                target,
+                key,
+                "stack",
+                paths,
+                {"method": spec.method, "reject": repr(spec.reject)},
+            )
         result.stacks[(obj, filt)] = target
         log.info("stack %s %s: %d frames -> %s", obj, filt, len(paths), target)
 
@@ -415,7 +436,7 @@ def _output_name(path: Path) -> str:
     for suffix in (".gz", ".fz", ".bz2"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
-    stem, dot, ext = name.rpartition(".")
+    stem, dot, _ = name.rpartition(".")
     return f"{stem}.fits" if dot else f"{name}.fits"
 
 
@@ -429,18 +450,21 @@ def _calibrate_one(
 ) -> Frame:
     raw = Frame.read(info.path)
     det = cfg.detector
-    frame = calibrate(
-        raw,
-        bias=bias,
-        dark=dark,
-        flat=flat,
-        gain=det.gain if det.gain is not None else info.gain,
-        read_noise=det.rdnoise if det.rdnoise is not None else info.rdnoise,
-        saturation=det.saturation if det.saturation is not None else info.saturation,
-        exptime=info.exptime,
-        flat_min=cfg.flat.min_response,
-        **common,
-    )
+    with warnings.catch_warnings():
+        # a missing gain is reported once for the whole night, not once per frame
+        warnings.simplefilter("ignore", CcdcalWarning)
+        frame = calibrate(
+            raw,
+            bias=bias,
+            dark=dark,
+            flat=flat,
+            gain=_gain(info, cfg),
+            read_noise=det.rdnoise if det.rdnoise is not None else info.rdnoise,
+            saturation=det.saturation if det.saturation is not None else info.saturation,
+            exptime=info.exptime,
+            flat_min=cfg.flat.min_response,
+            **common,
+        )
     if info.filter:
         frame.header["FILTER"] = (info.filter, "filter (as classified by ccdcal)")
     if info.object:
@@ -450,6 +474,10 @@ def _calibrate_one(
 
         frame = flag_cosmic_rays(frame, **cfg.cosmic.params)
     return frame
+
+
+def _gain(info: FrameInfo, cfg: Config) -> float | None:
+    return cfg.detector.gain if cfg.detector.gain is not None else info.gain
 
 
 def _spec(cfg: Config, kind: str) -> CombineSpec:

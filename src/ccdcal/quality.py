@@ -81,11 +81,19 @@ class TruthComparison:
         for c in self.checks:
             sign = {"below": "<=", "zero": "|x|<="}.get(c.kind, "")
             rows.append(
-                (c.name, f"{c.measured:.4g}", f"{sign}{c.expected:.4g}", c.unit,
-                 "ok" if c.ok else "OFF", c.note)
-            )  # fmt: skip
+                (
+                    c.name,
+                    f"{c.measured:.4g}",
+                    f"{sign}{c.expected:.4g}",
+                    c.unit,
+                    "ok" if c.ok else "OFF",
+                    c.note,
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines = [
+            "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
@@ -121,14 +129,23 @@ class Truth:
         def img(name: str) -> np.ndarray:
             return Frame.read(folder / name).data
 
-        flats = {p.stem[len("flat_") :]: Frame.read(p).data for p in sorted(folder.glob("flat_*.fits"))}
+        flats = {
+            p.stem[len("flat_") :]: Frame.read(p).data for p in sorted(folder.glob("flat_*.fits"))
+        }
         cosmic = {
             p.stem[len("cosmic_") :]: Frame.read(p).data > 0
             for p in sorted(folder.glob("cosmic_*.fits"))
         }
         params = json.loads((folder / "detector.json").read_text())
-        return cls(folder, img("scene.fits"), img("dark_current.fits"), img("bias.fits"),
-                   flats, cosmic, params)  # fmt: skip
+        return cls(
+            folder,
+            img("scene.fits"),
+            img("dark_current.fits"),
+            img("bias.fits"),
+            flats,
+            cosmic,
+            params,
+        )
 
     def param(self, *names: str, default: float | None = None) -> float:
         """A detector or night parameter by any of its names (searched in nested dicts)."""
@@ -190,9 +207,16 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
         diff = mb - truth.bias
         offset = float(np.median(diff))
         var_bias_adu = rn_adu**2 * efficiency("bias") / n_bias
-        out.checks.append(TruthCheck("master bias - true bias: rms", _rms(diff - offset),
-                                     math.sqrt(var_bias_adu), "adu", 0.15,
-                                     note=f"level offset {offset:+.2f} adu"))  # fmt: skip
+        out.checks.append(
+            TruthCheck(
+                "master bias - true bias: rms",
+                _rms(diff - offset),
+                math.sqrt(var_bias_adu),
+                "adu",
+                0.15,
+                note=f"level offset {offset:+.2f} adu",
+            )
+        )
         out.residuals["master bias - true bias [adu]"] = diff - offset
 
     # master dark: bias-subtracted, in adu over t_dark
@@ -208,9 +232,16 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
         var_dark_e_map = var_one * efficiency("dark") / n_dark + var_bias_adu * gain**2
         var_dark_e = float(np.mean(var_dark_e_map))
         resid = dark_e - true_e
-        out.checks.append(TruthCheck("master dark - true dark: rms", _rms(resid),
-                                     math.sqrt(var_dark_e), "electron", 0.15,
-                                     note=f"{td:g} s darks"))  # fmt: skip
+        out.checks.append(
+            TruthCheck(
+                "master dark - true dark: rms",
+                _rms(resid),
+                math.sqrt(var_dark_e),
+                "electron",
+                0.15,
+                note=f"{td:g} s darks",
+            )
+        )
         out.residuals[f"master dark - true dark [e-, {td:g} s]"] = resid
 
     # master flat per filter
@@ -225,9 +256,17 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
         level_e = flat_level * true_flat
         rel = np.sqrt((level_e + rn_e**2) * efficiency("flat") / n_flat) / level_e
         rel_flat[filt] = float(np.sqrt(np.mean(rel**2)))
-        out.checks.append(TruthCheck(f"master flat {filt} / true flat: rms", _rms(ratio - 1),
-                                     rel_flat[filt], "", 0.15, kind="below",
-                                     note=f"expected noise of {n_flat:g} combined flats"))  # fmt: skip
+        out.checks.append(
+            TruthCheck(
+                f"master flat {filt} / true flat: rms",
+                _rms(ratio - 1),
+                rel_flat[filt],
+                "",
+                0.15,
+                kind="below",
+                note=f"expected noise of {n_flat:g} combined flats",
+            )
+        )
         out.residuals[f"master flat {filt} / true flat - 1"] = ratio - 1
 
     # one calibrated light and the stack
@@ -255,13 +294,26 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
     resid = first.data - signal_e
     expected = math.sqrt(float(np.mean((var_frame + var_master)[good])))
     mean = float(np.mean(resid[good]))
-    out.checks.append(TruthCheck("calibrated light - truth: mean", mean,
-                                 4 * expected / math.sqrt(good.sum()) + 0.002 * float(np.mean(signal_e)),
-                                 "electron", kind="zero",
-                                 note=f"{Path(result.calibrated[0]).name}, cosmic rays excluded"))  # fmt: skip
-    out.checks.append(TruthCheck("calibrated light - truth: std", float(np.std(resid[good])),
-                                 expected, "electron", 0.10,
-                                 note="model: shot + read + dark + masters"))  # fmt: skip
+    out.checks.append(
+        TruthCheck(
+            "calibrated light - truth: mean",
+            mean,
+            4 * expected / math.sqrt(good.sum()) + 0.002 * float(np.mean(signal_e)),
+            "electron",
+            kind="zero",
+            note=f"{Path(result.calibrated[0]).name}, cosmic rays excluded",
+        )
+    )
+    out.checks.append(
+        TruthCheck(
+            "calibrated light - truth: std",
+            float(np.std(resid[good])),
+            expected,
+            "electron",
+            0.10,
+            note="model: shot + read + dark + masters",
+        )
+    )
     out.residuals["calibrated light - truth [e-]"] = np.where(good, resid, np.nan)
 
     for (obj, filt_s), path in result.stacks.items():
@@ -273,14 +325,29 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
         sigma = np.sqrt(var_stack)
         clean = ok & ~cr_any
         exp_std = math.sqrt(float(np.mean(var_stack[clean])))
-        out.checks.append(TruthCheck(f"stack {obj} {filt_s} - truth: std", float(np.std(resid[clean])),
-                                     exp_std, "electron", 0.10,
-                                     note=f"{n} frames; sigma-clipping costs a few %"))  # fmt: skip
+        out.checks.append(
+            TruthCheck(
+                f"stack {obj} {filt_s} - truth: std",
+                float(np.std(resid[clean])),
+                exp_std,
+                "electron",
+                0.10,
+                note=f"{n} frames; sigma-clipping costs a few %",
+            )
+        )
         injected = int(cr_any.sum())
         left = int((ok & cr_any & (np.abs(resid) > 5 * sigma)).sum())
-        out.checks.append(TruthCheck(f"stack {obj} {filt_s}: cosmic-ray pixels left", left,
-                                     max(1.0, 0.001 * injected), "pixels", 0.0, kind="below",
-                                     note=f"of {injected} injected (> 5 sigma from truth)"))  # fmt: skip
+        out.checks.append(
+            TruthCheck(
+                f"stack {obj} {filt_s}: cosmic-ray pixels left",
+                left,
+                max(1.0, 0.001 * injected),
+                "pixels",
+                0.0,
+                kind="below",
+                note=f"of {injected} injected (> 5 sigma from truth)",
+            )
+        )
         out.residuals[f"stack {obj} {filt_s} - truth [e-]"] = np.where(ok, resid, np.nan)
     return out
 
@@ -337,7 +404,9 @@ def demo(out_dir: str | Path, *, seed: int = 1, **night_options: Any) -> DemoOut
     result.report = write_report(result, truth=truth, photometry=photometry)
     for c in truth.checks:
         if not c.ok:
-            log.warning("truth check off: %s = %.4g (expected %.4g)", c.name, c.measured, c.expected)
+            log.warning(
+                "truth check off: %s = %.4g (expected %.4g)", c.name, c.measured, c.expected
+            )
     return DemoOutcome(night_dir, result, truth, photometry)
 
 
