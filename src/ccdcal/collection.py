@@ -58,14 +58,16 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz
 #: every kind a FrameInfo can have
 ALL_KINDS = (*KINDS, "unknown", "unreadable")
 
+#: words that name a kind inside an unlisted type value ("Twilight Flats", "Master Bias");
+#: light words must start a word, so that twiLIGHT is no light
 _WORDS = (
-    ("flat", "flat"),
-    ("bias", "bias"),
-    ("zero", "bias"),
-    ("dark", "dark"),
-    ("light", "light"),
-    ("object", "light"),
-    ("science", "light"),
+    ("flat", "flat", re.compile("flat")),
+    ("bias", "bias", re.compile("bias")),
+    ("zero", "bias", re.compile("zero")),
+    ("dark", "dark", re.compile("dark")),
+    ("light", "light", re.compile(r"\blight")),
+    ("object", "light", re.compile(r"\bobject")),
+    ("science", "light", re.compile(r"\bscience")),
 )
 
 
@@ -237,7 +239,7 @@ def _kind(look: _Lookup, config: Config, notes: list[str]) -> tuple[str, str | N
         return "unknown", None
     for key, value in seen:
         norm = normalize_type(str(value))
-        found = {kind: word for word, kind in _WORDS if word in norm}
+        found = {kind: word for word, kind, pattern in _WORDS if pattern.search(norm)}
         if len(found) == 1:
             kind, word = next(iter(found.items()))
             notes.append(f"{key}={_text(value)!r} -> {kind} (contains {word!r})")
@@ -416,6 +418,19 @@ def find_fits(folder: PathLike, *, recursive: bool = True) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+def _read_through(path: Path) -> None:
+    """Read every pixel of the image once; FrameError when the data are corrupt."""
+    try:
+        from astropy.io.fits.hdu.compressed._compression import CfitsioException
+    except ImportError:  # pragma: no cover - astropy moved it
+        CfitsioException = OSError
+    try:
+        with ImageReader(path, memmap=False) as reader:
+            reader.raw_rows()
+    except CfitsioException as err:
+        raise FrameError(path, f"corrupt compressed image data ({err})") from err
+
+
 def read_info(
     path: PathLike, *, config: Config | None = None, root: PathLike | None = None,
     verify: bool = False,
@@ -431,8 +446,9 @@ def read_info(
     root
         Folder the rules' ``path`` globs are relative to; default the file's folder.
     verify
-        Also read the pixel data through, to find truncated or corrupt compressed files
-        (slower: decompresses every file).
+        Also read the pixels through, to find corrupt data that headers do not reveal, such
+        as a damaged tile of a ``.fz`` file (slower: decompresses every image). A truncated
+        uncompressed or ``.gz`` file is found without it.
 
     Returns
     -------
@@ -456,8 +472,7 @@ def read_info(
                     headers.append(hdul[0].header)
                 info = classify(headers, path=p, relpath=rel, config=config, hdu=index)
             if verify:
-                with ImageReader(p, memmap=False) as reader:
-                    reader.raw_rows()
+                _read_through(p)
     except FrameError as err:
         return FrameInfo(path=p, kind="unreadable", reason="unreadable", error=err.problem)
     except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError) as err:
