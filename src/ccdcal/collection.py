@@ -355,8 +355,8 @@ def classify(
             set_by_rule.update(rule.changes)
             changes = ", ".join(f"{k}={v!r}" for k, v in rule.changes.items())
             notes.append(f"rule {number} ({rule.describe()}) set {changes}")
-    sources = (("exptime", exp_key, kw.exptime), ("filter", filt_key, kw.filter))
-    sources += (("object", obj_key, kw.object),)
+    sources = [("exptime", exp_key, kw.exptime), ("filter", filt_key, kw.filter)]
+    sources.append(("object", obj_key, kw.object))
     for name, key, keys in sources:
         if key is None or name in set_by_rule:
             continue
@@ -370,7 +370,7 @@ def classify(
     if values["kind"] == "light" and values["object"] is None:
         notes.append(f"no object ({', '.join(kw.object)})")
 
-    sections = {}
+    sections: dict[str, Any] = {}
     for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
         value = look.get(key)
         sections[key.lower()] = None if value is None else str(value).strip()
