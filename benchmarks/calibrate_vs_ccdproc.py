@@ -1,0 +1,136 @@
+"""Calibrating frames: ccdcal against ccdproc's documented chain, on the same files, in one run.
+
+Each contender runs in its own subprocess, so that its peak memory (max RSS) is its own:
+
+- ccdcal: ``Frame.read`` + ``calibrate`` (overscan, trim, bias, scaled dark, flat, gain, with
+  variance and mask) + ``Frame.write``;
+- ccdproc: ``CCDData.read`` + ``subtract_overscan`` + ``trim_image`` + ``subtract_bias`` +
+  ``subtract_dark(scale=True)`` + ``flat_correct`` + ``gain_correct`` + ``write``, with
+  uncertainty propagation as ccdproc's tutorial does it (``create_deviation``).
+
+Usage::
+
+    python benchmarks/calibrate_vs_ccdproc.py [--n 10] [--size 2048]
+
+Prints wall time per frame, peak memory and the ratio; and the largest difference between
+the two calibrated images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CCDCAL = """
+import sys, time, json
+from pathlib import Path
+from ccdcal.frame import Frame
+from ccdcal.calibrate import calibrate
+d = Path(sys.argv[1]); n = int(sys.argv[2])
+bias, dark, flat = (Frame.read(d / f"{k}.fits") for k in ("bias", "dark", "flat"))
+t0 = time.perf_counter()
+for i in range(n):
+    raw = Frame.read(d / f"raw_{i:03d}.fits")
+    out = calibrate(raw, bias=bias, dark=dark, flat=flat, overscan="rows")  # as ccdproc's
+    out.write(d / "ccdcal" / f"cal_{i:03d}.fits", step="calibrate")
+import resource
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": peak}))
+"""
+
+CCDPROC = """
+import sys, time, json, warnings
+from pathlib import Path
+import astropy.units as u
+from astropy.nddata import CCDData
+import ccdproc
+warnings.simplefilter("ignore")
+d = Path(sys.argv[1]); n = int(sys.argv[2])
+bias, dark, flat = (CCDData.read(d / f"{k}.fits", unit="adu") for k in ("bias", "dark", "flat"))
+for c in (bias, dark, flat):
+    c.mask = None
+t0 = time.perf_counter()
+for i in range(n):
+    ccd = CCDData.read(d / f"raw_{i:03d}.fits", unit="adu")
+    h = ccd.header
+    ccd = ccdproc.subtract_overscan(ccd, fits_section=h["BIASSEC"], median=True, overscan_axis=1)
+    ccd = ccdproc.trim_image(ccd, fits_section=h["TRIMSEC"])
+    ccd = ccdproc.create_deviation(ccd, gain=h["GAIN"] * u.electron / u.adu,
+                                   readnoise=h["RDNOISE"] * u.electron)
+    ccd = ccdproc.subtract_bias(ccd, bias)
+    ccd = ccdproc.subtract_dark(ccd, dark, exposure_time="EXPTIME", exposure_unit=u.s, scale=True)
+    ccd = ccdproc.flat_correct(ccd, flat, norm_value=1.0)
+    ccd = ccdproc.gain_correct(ccd, h["GAIN"] * u.electron / u.adu)
+    ccd.write(d / "ccdproc" / f"cal_{i:03d}.fits", overwrite=True)
+import resource
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": peak}))
+"""
+
+
+def make_data(folder: Path, n: int, size: int) -> None:
+    from astropy.io import fits
+
+    rng = np.random.default_rng(0)
+    over = 32
+    shape = (size, size + over)
+    for i in range(n):
+        data = rng.normal(1000, 8, shape) + rng.poisson(300, shape) * (np.arange(shape[1]) < size)
+        h = fits.Header({"EXPTIME": 60.0, "GAIN": 1.5, "RDNOISE": 8.0,
+                         "BIASSEC": f"[{size + 1}:{size + over},1:{size}]",
+                         "TRIMSEC": f"[1:{size},1:{size}]"})  # fmt: skip
+        fits.PrimaryHDU(np.clip(data, 0, 65535).astype(np.uint16), h).writeto(
+            folder / f"raw_{i:03d}.fits"
+        )
+    for name, value, t in (("bias", 0.0, 0.0), ("dark", 12.0, 120.0), ("flat", 1.0, 1.0)):
+        noise = 0.01 if name == "flat" else 1.0
+        img = (value + rng.normal(0, noise, (size, size))).astype(np.float32)
+        fits.PrimaryHDU(img, fits.Header({"EXPTIME": t})).writeto(folder / f"{name}.fits")
+
+
+def run(script: str, folder: Path, n: int) -> dict:
+    (folder / ("ccdcal" if "ccdcal.frame" in script else "ccdproc")).mkdir(exist_ok=True)
+    proc = subprocess.run([sys.executable, "-c", script, str(folder), str(n)],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument("--size", type=int, default=2048)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        make_data(folder, args.n, args.size)
+        print(f"data: {args.n} raw frames of {args.size}x{args.size + 32} uint16 "
+              f"({time.perf_counter() - t0:.1f} s to write)")  # fmt: skip
+        ours = run(CCDCAL, folder, args.n)
+        theirs = run(CCDPROC, folder, args.n)
+        from astropy.io import fits
+
+        diff = max(
+            float(np.nanmax(np.abs(fits.getdata(folder / "ccdcal" / f"cal_{i:03d}.fits")
+                                   - fits.getdata(folder / "ccdproc" / f"cal_{i:03d}.fits"))))
+            for i in range(args.n)
+        )  # fmt: skip
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+          f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
+    print(f"{'tool':10s} {'s/frame':>8s} {'peak MB':>8s} {'ratio':>6s}")
+    for name, r in (("ccdcal", ours), ("ccdproc", theirs)):
+        print(f"{name:10s} {r['seconds'] / args.n:8.3f} {r['peak_mb']:8.0f} "
+              f"{r['seconds'] / ours['seconds']:6.1f}")  # fmt: skip
+    print(f"largest difference between the calibrated images: {diff:.3g} electron")
+
+
+if __name__ == "__main__":
+    main()
