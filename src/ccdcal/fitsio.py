@@ -111,6 +111,8 @@ def _describe_open_error(err: Exception, path: Path) -> str:
         return "empty file, not a FITS file"
     if "truncated" in text or isinstance(err, EOFError):
         return "truncated FITS file"
+    if path.suffix.lower() in {".gz", ".fz", ".bz2"} and "empty or corrupt" in text:
+        return "truncated or corrupt compressed file"
     if "simple" in text or "empty or corrupt" in text or "not a fits" in text:
         return "not a FITS file"
     if "gzip" in text or "compressed" in text:

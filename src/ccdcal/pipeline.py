@@ -182,13 +182,19 @@ def _plan(collection: Collection, result: ReduceResult) -> _Plan:
             if f.exptime is None:
                 raise CcdcalError(f"{f.path}: dark frame without an exposure time")
             darks.setdefault(float(f.exptime), []).append(f)
+    groups: dict[tuple[str, str], list[FrameInfo]] = {}
+    for f in lights:
+        groups.setdefault((f.object or "unknown", f.filter or "none"), []).append(f)
+    wanted = {filt for _, filt in groups}
     flats: dict[str, list[FrameInfo]] = {}
     for f in usable:
         if f.kind == "flat":
             flats.setdefault(f.filter or "none", []).append(f)
-    groups: dict[tuple[str, str], list[FrameInfo]] = {}
-    for f in lights:
-        groups.setdefault((f.object or "unknown", f.filter or "none"), []).append(f)
+    for filt in sorted(set(flats) - wanted):
+        result.notices.append(
+            f"{len(flats[filt])} flats in filter {filt!r}: no light in that filter; not used"
+        )
+        del flats[filt]
     for f in collection.frames:
         if f.error is not None:
             result.failures.append((f.path, f.error))
