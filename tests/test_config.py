@@ -60,7 +60,7 @@ method = "mean"
 reject = "minmax"
 nlow = 1
 nhigh = 2
-scale = "mean"
+scale = "mode"
 
 [combine.light]
 reject = "ccdclip"
@@ -163,7 +163,7 @@ def test_load_full_file(tmp_path: Path):
     assert dark.reject == "sigclip" and dark.params["low"] == dark.params["high"] == 4.0
     assert dark.params["spread"] == "mad_std"  # untouched defaults kept
     assert cfg.combine_options("flat") == CombineOptions(
-        "mean", "minmax", {"nlow": 1, "nhigh": 2}, "mean"
+        "mean", "minmax", {"nlow": 1, "nhigh": 2}, "mode"
     )
     assert cfg.combine_options("light").params == {
         "gain": 1.5, "read_noise": 5.0, "snoise": 0.01, "low": 3.5, "high": 3.5,

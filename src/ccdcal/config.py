@@ -35,10 +35,10 @@ Sections
     ``overscan_order`` (1, for "poly"), ``overscan_sigma`` (3.0, clipping),
     ``readout_axis`` ("auto": along the overscan strip's long side; "x"; "y").
 ``[combine.bias]``, ``[combine.dark]``, ``[combine.flat]``, ``[combine.light]``
-    ``method`` ("mean", "median", "sum"), ``scale`` ("none", "median", "mean": bring each
-    frame to a common level first), ``reject`` and its parameters (see :data:`REJECT_PARAMS`):
+    ``method`` ("mean", "median", "sum"), ``scale`` ("none", "median", "mode", "exposure":
+    bring each frame to a common level first), ``reject`` and its parameters (see :data:`REJECT_PARAMS`):
     "none"; "sigclip" (low, high, maxiters, center "median"/"mean", spread "mad_std"/"std");
-    "minmax" (nlow, nhigh); "pclip" (pclip, low, high); "winsorized" (low, high,
+    "minmax" (nlow, nhigh); "pclip" (low, high: percentiles of the band kept); "winsorized" (low, high,
     maxiters); "ccdclip" (gain, read_noise, snoise, low, high, maxiters); "esd" (alpha,
     max_outliers). ``sigma`` sets both ``low`` and ``high``. Setting ``reject`` starts its
     parameters afresh; otherwise given parameters update the default ones.
@@ -106,7 +106,7 @@ BUILTIN_TYPES: Mapping[str, str] = MappingProxyType(
 )  # fmt: skip
 
 COMBINE_METHODS = ("mean", "median", "sum")
-SCALES = ("none", "median", "mean")
+SCALES = ("none", "median", "mode", "exposure")
 OVERSCAN_METHODS = ("none", "mean", "median", "rows", "poly")
 DARK_MATCHES = ("nearest", "exact", "scale")
 READOUT_AXES = ("auto", "x", "y")
@@ -247,7 +247,8 @@ class CombineOptions:
     params
         The rejection's parameters, by the names in :data:`REJECT_PARAMS`.
     scale
-        ``None``, ``"median"`` or ``"mean"``: bring frames to a common level first.
+        ``None``, ``"median"``, ``"mode"`` or ``"exposure"``: bring frames to a common level
+        first (see :func:`ccdcal.combine`).
 
     Examples
     --------
@@ -259,6 +260,16 @@ class CombineOptions:
     reject: str = "none"
     params: Mapping[str, Any] = field(default_factory=dict)
     scale: str | None = None
+
+    def rejection(self) -> Any:
+        """The rejection algorithm as the dataclass :func:`ccdcal.combine` takes, or None.
+
+        Examples
+        --------
+        >>> CombineOptions("mean", "minmax", {"nhigh": 2}).rejection()
+        MinMaxClip(nlow=1, nhigh=2)
+        """
+        return rejection_from_name(self.reject, **self.params)
 
 
 @dataclass(frozen=True)
@@ -441,8 +452,11 @@ def _spread(sec: str, key: str, v: Any) -> str:
     return _choice(sec, key, v, ("mad_std", "std"))
 
 
-def _any_number(sec: str, key: str, v: Any) -> float:
-    return _number(sec, key, v)
+def _percent(sec: str, key: str, v: Any) -> float:
+    value = _number(sec, key, v, minimum=0.0)
+    if value > 100:
+        raise _Bad(sec, key, f"must be a percentile between 0 and 100, not {v!r}")
+    return value
 
 
 def _alpha(sec: str, key: str, v: Any) -> float:
@@ -472,7 +486,7 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
             "center": _center, "spread": _spread,
         },
         "minmax": {"nlow": _count, "nhigh": _count},
-        "pclip": {"pclip": _any_number, "low": _positive, "high": _positive},
+        "pclip": {"low": _percent, "high": _percent},
         "winsorized": {"low": _positive, "high": _positive, "maxiters": _count},
         "ccdclip": {
             "gain": _positive, "read_noise": _nonneg, "snoise": _nonneg,
@@ -481,6 +495,45 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
         "esd": {"alpha": _alpha, "max_outliers": _outliers},
     }
 )  # fmt: skip
+
+
+def rejection_from_name(name: str, **params: Any) -> Any:
+    """Build a rejection dataclass of :mod:`ccdcal.combine` from its configuration name.
+
+    The one mapping from the names of the configuration and the command line ("sigclip",
+    "minmax", "pclip", "winsorized", "ccdclip", "esd", "none") to the algorithms; ``sigma``
+    sets both ``low`` and ``high``.
+
+    Examples
+    --------
+    >>> rejection_from_name("sigclip", sigma=2.5)
+    SigmaClip(low=2.5, high=2.5, maxiters=5, center='median', spread='std', rule='astropy')
+    >>> rejection_from_name("none") is None
+    True
+    """
+    from .combine import rejection as rj
+
+    classes = {
+        "sigclip": rj.SigmaClip,
+        "minmax": rj.MinMaxClip,
+        "pclip": rj.PercentileClip,
+        "winsorized": rj.WinsorizedSigmaClip,
+        "ccdclip": rj.CCDClip,
+        "esd": rj.ESDClip,
+    }
+    if name in ("none", "", None):
+        return None
+    if name not in classes:
+        raise CcdcalError(f"unknown rejection {name!r}; choose one of none, {', '.join(classes)}")
+    params = dict(params)
+    if "sigma" in params:
+        sigma = params.pop("sigma")
+        params.setdefault("low", sigma)
+        params.setdefault("high", sigma)
+    try:
+        return classes[name](**params)
+    except (TypeError, ValueError) as err:
+        raise CcdcalError(f"rejection {name!r}: {err}") from err
 
 
 def _keywords(data: Any) -> Keywords:
@@ -792,7 +845,7 @@ readout_axis = "auto"  # auto (along the overscan strip), x, y
 
 # How each kind is combined: method = mean, median or sum; scale = none, median or mean;
 # reject = none, sigclip (low, high, maxiters, center, spread), minmax (nlow, nhigh),
-# pclip (pclip, low, high), winsorized (low, high, maxiters), ccdclip (gain, read_noise,
+# pclip (low, high percentiles), winsorized (low, high, maxiters), ccdclip (gain, read_noise,
 # snoise, low, high, maxiters), esd (alpha, max_outliers). sigma = n sets low and high.
 [combine.bias]
 method = "mean"

@@ -488,11 +488,9 @@ def _gain(info: FrameInfo, cfg: Config) -> float | None:
 
 def _spec(cfg: Config, kind: str) -> CombineSpec:
     """The combine specification for one kind of frame from the configuration."""
-    from .combine import rejection_from_name
-
     opts = cfg.combine_options(kind)
     options = {} if opts.scale in (None, "none") else {"scale": opts.scale}
-    return CombineSpec(opts.method, rejection_from_name(opts.reject, **opts.params), options)
+    return CombineSpec(opts.method, opts.rejection(), options)
 
 
 __all__ = ["ReduceResult", "choose_dark", "reduce"]
