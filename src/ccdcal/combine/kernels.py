@@ -1,0 +1,581 @@
+"""Compiled per-pixel kernels of the stacking engine (numba).
+
+One kernel, :func:`combine_band`, serves every method and rejection algorithm. It works on a
+row band of the stack, ``(n, rows, nx)`` float32, in blocks of ``BLOCK`` neighbouring pixels
+of one row:
+
+1. load the block (scale factor and zero offset applied; masked, NaN and infinite values
+   become NaN), and a copy with ``+inf`` in place of NaN;
+2. sort every pixel's values in the copy with a fixed compare-and-swap network (Batcher's
+   odd–even merge sort for ``n``): the same comparator sequence for every pixel, so the
+   inner loop runs over the block's pixels and vectorises. Invalid values (``+inf``) sort
+   last, so the first ``nv`` values of a pixel are its valid values in order;
+3. each rejection algorithm reduces to a window ``[klo, khi)`` of the sorted values;
+4. a last pass in frame order keeps exactly the values in the window (ties at its edges
+   assigned in frame order) and accumulates the weighted sums, variances and the
+   rejection map.
+
+Statistics are computed in float64 from the float32 values.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numba import njit, prange
+
+from .rejection import CCDCLIP, ESD, MINMAX, NONE, PCLIP, SIGCLIP, WINSOR
+
+#: pixels per block (one row segment); the sorting network's inner loop runs over them
+BLOCK = 128
+
+MEAN, MEDIAN, SUM = 0, 1, 2
+#: internal code: SigmaClip with the Siril rule (shares the nested-clipping loop)
+_SIRIL = 100
+HALF_PI = math.pi / 2.0
+MAD_TO_STD = 1.482602218505602
+
+
+@lru_cache(maxsize=64)
+def sorting_network(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Comparator pairs (i, j), i < j, of Batcher's odd–even merge sort for ``n`` inputs.
+
+    Comparators that would touch an index >= n are left out: with the padding values at
+    +inf they never move anything.
+
+    Examples
+    --------
+    >>> ci, cj = sorting_network(4)
+    >>> list(zip(ci.tolist(), cj.tolist()))
+    [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)]
+    """
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    ci, cj = np.ascontiguousarray(arr[:, 0]), np.ascontiguousarray(arr[:, 1])
+    ci.setflags(write=False)
+    cj.setflags(write=False)
+    return ci, cj
+
+
+# --------------------------------------------------------------------------- statistics
+# ``w`` is a block (n, BLOCK) of sorted values, ``p`` the pixel's column; windows [lo, hi).
+
+
+@njit(cache=True)
+def _median(w, p, lo, hi):
+    a = np.float64(w[(lo + hi - 1) // 2, p])
+    b = np.float64(w[(lo + hi) // 2, p])
+    return 0.5 * (a + b)
+
+
+@njit(cache=True)
+def _mean(w, p, lo, hi):
+    s = 0.0
+    for j in range(lo, hi):
+        s += w[j, p]
+    return s / (hi - lo)
+
+
+@njit(cache=True)
+def _sumsq(w, p, lo, hi, c):
+    s = 0.0
+    for j in range(lo, hi):
+        d = np.float64(w[j, p]) - c
+        s += d * d
+    return s
+
+
+@njit(cache=True)
+def _mad(w, p, lo, hi, med):
+    """Median of |w - med| over the window: merge the two sorted runs out from the median."""
+    m = hi - lo
+    r = (lo + hi) // 2
+    while r > lo and w[r - 1, p] >= med:
+        r -= 1
+    left = r - 1
+    k1 = (m - 1) // 2
+    k2 = m // 2
+    a = 0.0
+    b = 0.0
+    for k in range(k2 + 1):
+        if left >= lo and (r >= hi or med - w[left, p] <= w[r, p] - med):
+            d = med - w[left, p]
+            left -= 1
+        else:
+            d = w[r, p] - med
+            r += 1
+        if k == k1:
+            a = d
+        if k == k2:
+            b = d
+    return 0.5 * (a + b)
+
+
+@njit(cache=True)
+def _restore(w, p, lim_lo, lim_hi, lo, hi, cen, need):
+    """Grow [lo, hi) within [lim_lo, lim_hi) by the values closest to cen up to ``need``."""
+    if hi <= lo:
+        lo = lim_lo
+        while lo < lim_hi and w[lo, p] < cen:
+            lo += 1
+        hi = lo
+    while hi - lo < need:
+        if lo > lim_lo and (hi >= lim_hi or cen - w[lo - 1, p] <= w[hi, p] - cen):
+            lo -= 1
+        else:
+            hi += 1
+    return lo, hi
+
+
+@njit(cache=True)
+def _inside(w, p, lo, hi, blo, bhi):
+    """The sub-window of [lo, hi) with blo <= value <= bhi."""
+    nlo = lo
+    while nlo < hi and w[nlo, p] < blo:
+        nlo += 1
+    nhi = hi
+    while nhi > nlo and w[nhi - 1, p] > bhi:
+        nhi -= 1
+    return nlo, nhi
+
+
+# --------------------------------------------------------------------------- algorithms
+
+
+@njit(cache=True)
+def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need):
+    lo = 0
+    hi = nv
+    klo = 0
+    khi = nv
+    it = 0
+    while True:
+        cnt = hi - lo
+        med = 0.0
+        mean = 0.0
+        if use_median or use_mad:
+            med = _median(w, p, lo, hi)
+        if not use_median or not use_mad:
+            mean = _mean(w, p, lo, hi)
+        cen = med if use_median else mean
+        if use_mad:
+            std = _mad(w, p, lo, hi, med) * MAD_TO_STD
+        else:
+            std = np.sqrt(_sumsq(w, p, lo, hi, mean) / cnt)
+        blo = cen - sl * std
+        bhi = cen + su * std
+        nlo, nhi = _inside(w, p, lo, hi, blo, bhi)
+        # astropy's result: every value (of all) within the last bounds
+        flo = nlo
+        while flo > 0 and w[flo - 1, p] >= blo:
+            flo -= 1
+        while flo < nv and w[flo, p] < blo:
+            flo += 1
+        fhi = max(nhi, flo)
+        while fhi > flo and w[fhi - 1, p] > bhi:
+            fhi -= 1
+        while fhi < nv and w[fhi, p] <= bhi:
+            fhi += 1
+        if fhi - flo < need:
+            return _restore(w, p, 0, nv, flo, fhi, cen, need)
+        klo = flo
+        khi = fhi
+        if nhi - nlo == cnt or nhi == nlo:
+            break
+        it += 1
+        if maxiters >= 0 and it >= maxiters:
+            break
+        lo = nlo
+        hi = nhi
+    return klo, khi
+
+
+@njit(cache=True)
+def _nested_clip(w, p, nv, algo, prm, need, tmp):
+    """Siril sigma clipping, winsorized sigma clipping and ccdclip: values leave for good."""
+    if algo == CCDCLIP:
+        rn2, invg, s2, sl, su, maxiters, use_median = (
+            prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6] != 0.0
+        )  # fmt: skip
+        floor = need
+    else:
+        sl, su, maxiters = prm[0], prm[1], prm[2]
+        rn2 = invg = s2 = 0.0
+        use_median = True
+        floor = max(need, 4)
+    if nv <= floor:
+        return 0, nv
+    lo = 0
+    hi = nv
+    it = 0
+    while True:
+        cnt = hi - lo
+        if cnt == 0:
+            break
+        if algo == CCDCLIP:
+            cen = _median(w, p, lo, hi) if use_median else _mean(w, p, lo, hi)
+            sigma = np.sqrt(rn2 + abs(cen) * invg + s2 * cen * cen)
+        else:
+            cen = _median(w, p, lo, hi)
+            mean = _mean(w, p, lo, hi)
+            sigma = np.sqrt(_sumsq(w, p, lo, hi, mean) / (cnt - 1))
+            if algo == WINSOR:
+                for j in range(cnt):
+                    tmp[j] = w[lo + j, p]
+                for _ in range(100):
+                    m0 = cen - 1.5 * sigma
+                    m1 = cen + 1.5 * sigma
+                    s = 0.0
+                    for j in range(cnt):
+                        tmp[j] = min(m1, max(m0, tmp[j]))
+                        s += tmp[j]
+                    tm = s / cnt
+                    s = 0.0
+                    for j in range(cnt):
+                        d = tmp[j] - tm
+                        s += d * d
+                    sigma0 = sigma
+                    sigma = 1.134 * np.sqrt(s / (cnt - 1))
+                    if not abs(sigma - sigma0) > sigma0 * 0.0005:
+                        break
+        nlo, nhi = _inside(w, p, lo, hi, cen - sl * sigma, cen + su * sigma)
+        if nhi - nlo < floor:
+            return _restore(w, p, lo, hi, nlo, nhi, cen, floor)
+        changed = nhi - nlo != cnt
+        lo = nlo
+        hi = nhi
+        if not changed:
+            break
+        it += 1
+        if maxiters >= 0 and it >= maxiters:
+            break
+    return lo, hi
+
+
+@njit(cache=True)
+def _percentile(w, p, nv, q):
+    """numpy.percentile (linear) of the nv sorted values."""
+    virtual = (nv - 1) * q
+    prev = math.floor(virtual)
+    t = virtual - prev
+    i = int(prev)
+    a = np.float64(w[i, p])
+    b = np.float64(w[min(i + 1, nv - 1), p])
+    diff = b - a
+    if t >= 0.5:
+        return b - diff * (1.0 - t)
+    return a + diff * t
+
+
+@njit(cache=True)
+def _pclip(w, p, nv, qlo, qhi, need):
+    plo = _percentile(w, p, nv, qlo)
+    phi = _percentile(w, p, nv, qhi)
+    lo, hi = _inside(w, p, 0, nv, plo, phi)
+    if hi - lo < need:
+        return _restore(w, p, 0, nv, lo, hi, _median(w, p, 0, nv), need)
+    return lo, hi
+
+
+@njit(cache=True)
+def _count_param(value, is_fraction, nv):
+    if is_fraction:
+        return math.floor(value * nv + 0.5)
+    return int(value)
+
+
+@njit(cache=True)
+def _minmax(nv, prm, need):
+    nl = _count_param(prm[0], prm[2] != 0.0, nv)
+    nh = _count_param(prm[1], prm[3] != 0.0, nv)
+    r = max(nv - need, 0)
+    if nl + nh > r:
+        nl0 = min(nl, r // 2)
+        nh = min(nh, r - nl0)
+        nl = min(nl, r - nh)
+    return nl, nv - nh
+
+
+@njit(cache=True)
+def _esd(w, p, nv, prm, lam, need, slo, shi):
+    r = math.floor(prm[0] * nv) if prm[1] != 0.0 else int(prm[0])
+    r = min(r, nv - 2, nv - need)
+    if r <= 0:
+        return 0, nv
+    lo = 0
+    hi = nv
+    nout = 0
+    for i in range(1, r + 1):
+        cnt = hi - lo
+        mean = _mean(w, p, lo, hi)
+        sd = np.sqrt(_sumsq(w, p, lo, hi, mean) / (cnt - 1))
+        if not sd > 0.0:
+            break
+        dlo = mean - w[lo, p]
+        dhi = w[hi - 1, p] - mean
+        if dhi >= dlo:
+            big = dhi / sd
+            hi -= 1
+        else:
+            big = dlo / sd
+            lo += 1
+        slo[i] = lo
+        shi[i] = hi
+        if big > lam[nv, i]:
+            nout = i
+    if nout == 0:
+        return 0, nv
+    return slo[nout], shi[nout]
+
+
+# --------------------------------------------------------------------------- the kernel
+
+
+@njit(cache=True, nogil=True)
+def _block(
+    data, y_in, mask, has_mask, exclude, var, has_var, fscale, fzero, wframe, wmode,
+    algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
+    out_data, out_var, out_n, out_lo, out_hi, out_rej, want_rej,
+    orig, w, vblk, tmp, slo, shi, klo_a, khi_a, vlo_a, vhi_a, qlo_a, qhi_a,
+):  # fmt: skip
+    n = data.shape[0]
+    need_sort = algo != NONE or method == MEDIAN
+    need_v = var_mode == 0 or wmode == 2
+    # 1. load
+    for i in range(n):
+        f = fscale[i]
+        z = fzero[i]
+        for p in range(bw):
+            x = data[i, y_in, x0 + p]
+            v = np.float32(x * f + z)
+            if has_mask and (mask[i, y_in, x0 + p] & exclude) != 0:
+                v = np.float32(np.nan)
+            if need_v:
+                vv = var[i, y_in, x0 + p] * (f * f) if has_var else np.float32(np.nan)
+                if wmode == 2 and not (vv > 0.0 and vv < np.inf):
+                    v = np.float32(np.nan)
+                vblk[i, p] = vv
+            if not (v > -np.inf and v < np.inf):
+                v = np.float32(np.nan)
+            orig[i, p] = v
+            if need_sort:
+                w[i, p] = v if v == v else np.float32(np.inf)
+    # 2. sort each pixel's values with the network (vectorised over the block)
+    if need_sort:
+        for k in range(ci.shape[0]):
+            a = w[ci[k]]
+            b = w[cj[k]]
+            for p in range(bw):
+                u = a[p]
+                t = b[p]
+                a[p] = u if u < t else t
+                b[p] = t if u < t else u
+    # 3. window of kept sorted values per pixel
+    for p in range(bw):
+        if need_sort:
+            nv = 0
+            lo_s = 0
+            hi_s = n
+            while lo_s < hi_s:  # number of finite values: first +inf
+                mid = (lo_s + hi_s) // 2
+                if w[mid, p] < np.inf:
+                    lo_s = mid + 1
+                else:
+                    hi_s = mid
+            nv = lo_s
+        else:
+            nv = 0
+            for i in range(n):
+                if orig[i, p] == orig[i, p]:
+                    nv += 1
+        need = min(nkeep, nv)
+        klo = 0
+        khi = nv
+        if nv > 0:
+            if algo == SIGCLIP:
+                if prm[5] != 0.0:
+                    klo, khi = _nested_clip(w, p, nv, _SIRIL, prm, need, tmp)
+                else:
+                    klo, khi = _sigclip_astropy(
+                        w, p, nv, prm[0], prm[1], prm[2], prm[3] != 0.0, prm[4] != 0.0, need
+                    )
+            elif algo == WINSOR or algo == CCDCLIP:  # noqa: SIM109 (numba)
+                klo, khi = _nested_clip(w, p, nv, algo, prm, need, tmp)
+            elif algo == MINMAX:
+                klo, khi = _minmax(nv, prm, need)
+            elif algo == PCLIP:
+                klo, khi = _pclip(w, p, nv, prm[0], prm[1], need)
+            elif algo == ESD:
+                klo, khi = _esd(w, p, nv, prm, lam, need, slo, shi)
+        klo_a[p] = klo
+        khi_a[p] = khi
+        out_lo[y_out, x0 + p] = klo
+        out_hi[y_out, x0 + p] = nv - khi
+        if khi <= klo:
+            vlo_a[p] = np.inf
+            vhi_a[p] = -np.inf
+            qlo_a[p] = 0
+            qhi_a[p] = 0
+        elif not need_sort:
+            vlo_a[p] = -np.inf
+            vhi_a[p] = np.inf
+            qlo_a[p] = 0
+            qhi_a[p] = 0
+        else:
+            vl = w[klo, p]
+            vh = w[khi - 1, p]
+            vlo_a[p] = vl
+            vhi_a[p] = vh
+            if vl == vh:
+                qlo_a[p] = khi - klo
+                qhi_a[p] = 0
+            else:
+                j = klo
+                while w[j, p] == vl:
+                    j += 1
+                qlo_a[p] = j - klo
+                j = khi - 1
+                while w[j, p] == vh:
+                    j -= 1
+                qhi_a[p] = khi - 1 - j
+    # 4. frame-order pass over the kept values
+    for p in range(bw):
+        cnt = 0
+        sw = 0.0
+        swx = 0.0
+        sww = 0.0
+        swwv = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        shift = 0.0
+        vl = vlo_a[p]
+        vh = vhi_a[p]
+        ql = qlo_a[p]
+        qh = qhi_a[p]
+        for i in range(n):
+            x = orig[i, p]
+            keep = False
+            if x > vl and x < vh:
+                keep = True
+            elif x == vl and ql > 0:
+                keep = True
+                ql -= 1
+            elif x == vh and qh > 0:
+                keep = True
+                qh -= 1
+            if want_rej:
+                out_rej[i, y_out, x0 + p] = 0 if keep else 1
+            if keep:
+                if wmode == 0:
+                    wt = 1.0
+                elif wmode == 1:
+                    wt = wframe[i]
+                else:
+                    wt = 1.0 / np.float64(vblk[i, p])
+                if cnt == 0:
+                    shift = x
+                cnt += 1
+                xd = np.float64(x)
+                sw += wt
+                swx += wt * xd
+                sww += wt * wt
+                if var_mode == 0:
+                    swwv += wt * wt * vblk[i, p]
+                d = xd - shift
+                s1 += d
+                s2 += d * d
+        out_n[y_out, x0 + p] = cnt
+        if cnt == 0:
+            out_data[y_out, x0 + p] = np.nan
+            out_var[y_out, x0 + p] = np.nan
+            continue
+        mean = swx / sw
+        if var_mode == 0:
+            vm = swwv / (sw * sw)
+        elif cnt > 1:
+            s2c = (s2 - s1 * s1 / cnt) / (cnt - 1)
+            vm = max(s2c, 0.0) * sww / (sw * sw)
+        else:
+            vm = np.nan
+        if method == MEDIAN:
+            out_data[y_out, x0 + p] = _median(w, p, klo_a[p], khi_a[p])
+            out_var[y_out, x0 + p] = vm * HALF_PI
+        elif method == SUM:
+            out_data[y_out, x0 + p] = mean * cnt
+            out_var[y_out, x0 + p] = vm * cnt * cnt
+        else:
+            out_data[y_out, x0 + p] = mean
+            out_var[y_out, x0 + p] = vm
+
+
+@njit(cache=True, parallel=True)
+def combine_band(
+    data, y_in0, mask, has_mask, exclude, var, has_var, fscale, fzero, wframe, wmode,
+    algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out0, nrows,
+    out_data, out_var, out_n, out_lo, out_hi, out_rej, want_rej, nthreads,
+):  # fmt: skip
+    """Combine rows ``y_in0 .. y_in0+nrows`` of ``data`` into output rows from ``y_out0``.
+
+    Parameters
+    ----------
+    data : float32 (n, rows, nx)
+        The band (or the whole stack); ``mask`` uint16 and ``var`` float32 of the same
+        shape when ``has_mask`` / ``has_var``, else any small array.
+    fscale, fzero : float32 (n,)
+        Each frame's value becomes ``x * fscale + fzero`` (variance × fscale²).
+    wframe, wmode
+        Weights: 0 equal, 1 per frame (``wframe``), 2 inverse variance per pixel.
+    algo, prm, lam, ci, cj
+        Rejection algorithm, its parameters and table, and the sorting network.
+    method, nkeep, var_mode
+        MEAN/MEDIAN/SUM; least values kept; 0 propagate input variances, 1 from scatter.
+    out_*
+        Whole output planes, written at rows ``y_out0 ..``; ``out_rej`` (n, ny, nx) only
+        when ``want_rej``.
+    nthreads
+        ``numba.get_num_threads()`` (passed in: calling it here would stop caching).
+    """
+    n = data.shape[0]
+    nx = data.shape[2]
+    nxb = (nx + BLOCK - 1) // BLOCK
+    ntask = nrows * nxb
+    nchunk = max(1, min(ntask, nthreads * 8))
+    for c in prange(nchunk):
+        orig = np.empty((n, BLOCK), np.float32)
+        w = np.empty((n, BLOCK), np.float32)
+        vblk = np.empty((n, BLOCK), np.float32)
+        tmp = np.empty(n + 1, np.float64)
+        slo = np.zeros(n + 1, np.int64)
+        shi = np.zeros(n + 1, np.int64)
+        klo_a = np.empty(BLOCK, np.int64)
+        khi_a = np.empty(BLOCK, np.int64)
+        vlo_a = np.empty(BLOCK, np.float32)
+        vhi_a = np.empty(BLOCK, np.float32)
+        qlo_a = np.empty(BLOCK, np.int64)
+        qhi_a = np.empty(BLOCK, np.int64)
+        for t in range(c * ntask // nchunk, (c + 1) * ntask // nchunk):
+            r = t // nxb
+            x0 = (t % nxb) * BLOCK
+            bw = min(BLOCK, nx - x0)
+            _block(
+                data, y_in0 + r, mask, has_mask, exclude, var, has_var, fscale, fzero,
+                wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode,
+                y_out0 + r, x0, bw, out_data, out_var, out_n, out_lo, out_hi, out_rej,
+                want_rej, orig, w, vblk, tmp, slo, shi, klo_a, khi_a, vlo_a, vhi_a,
+                qlo_a, qhi_a,
+            )  # fmt: skip
+
+
+__all__ = ["BLOCK", "MEAN", "MEDIAN", "SUM", "combine_band", "sorting_network"]

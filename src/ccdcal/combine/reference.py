@@ -1,0 +1,225 @@
+"""Plain NumPy references of every rejection algorithm, written from the published definitions.
+
+Slow (a Python loop over pixels) and independent of the compiled kernels: they work on each
+pixel's values in frame order with boolean masks, not on sorted windows. The tests compare
+:func:`ccdcal.combine` against them.
+
+Each ``*_keep(values, ...)`` takes one pixel's values (1-D float64, NaN = excluded) and returns
+a boolean array: True for values kept. :func:`apply` runs one over a stack.
+
+Examples
+--------
+>>> import numpy as np
+>>> minmax_keep(np.array([5.0, 1.0, np.nan, 3.0, 9.0]), nlow=1, nhigh=1).tolist()
+[True, False, False, True, False]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def _restore(values: np.ndarray, keep: np.ndarray, allowed: np.ndarray, center: float, need: int):
+    """Add back allowed-but-not-kept values closest to ``center`` until ``need`` are kept."""
+    keep = keep.copy()
+    candidates = np.flatnonzero(allowed & ~keep)
+    order = sorted(candidates, key=lambda i: (abs(values[i] - center), values[i]))
+    for i in order:
+        if keep.sum() >= need:
+            break
+        keep[i] = True
+    return keep
+
+
+def sigclip_siril_keep(
+    values: np.ndarray,
+    *,
+    low: float,
+    high: float,
+    maxiters: int | None,
+    nkeep: int = 1,
+    winsorize: bool = False,
+) -> np.ndarray:
+    """Siril's sigma clipping (or winsorized sigma clipping with ``winsorize``).
+
+    Per pass: median m and sample std σ (ddof=1) of the kept values (for winsorized, σ
+    re-estimated as 1.134·std of the values clamped to m ± 1.5σ until it settles); values
+    with m - x > low·σ or x - m > high·σ leave for good. Never fewer than max(nkeep, 4).
+    """
+    valid = np.isfinite(values)
+    floor = max(nkeep, 4)
+    keep = valid.copy()
+    if valid.sum() <= floor:
+        return keep
+    it = 0
+    while True:
+        x = values[keep]
+        m = float(np.median(x))
+        sigma = float(np.std(x, ddof=1))
+        if winsorize:
+            wv = x.copy()
+            for _ in range(100):
+                wv = np.clip(wv, m - 1.5 * sigma, m + 1.5 * sigma)
+                sigma0 = sigma
+                sigma = 1.134 * float(np.std(wv, ddof=1))
+                if not abs(sigma - sigma0) > sigma0 * 0.0005:
+                    break
+        new = keep & ~((values < m - low * sigma) | (values > m + high * sigma))
+        if new.sum() < floor:
+            return _restore(values, new, keep, m, floor)
+        changed = new.sum() != keep.sum()
+        keep = new
+        if not changed:
+            break
+        it += 1
+        if maxiters is not None and it >= maxiters:
+            break
+    return keep
+
+
+def ccdclip_keep(
+    values: np.ndarray,
+    *,
+    gain: float,
+    read_noise: float,
+    snoise: float = 0.0,
+    low: float = 3.0,
+    high: float = 3.0,
+    maxiters: int | None = 5,
+    center: str = "median",
+    nkeep: int = 1,
+) -> np.ndarray:
+    """IRAF ccdclip: σ = sqrt((rn/g)² + |c|/g + (s·c)²) about the median (or mean) c."""
+    valid = np.isfinite(values)
+    keep = valid.copy()
+    if valid.sum() <= nkeep:
+        return keep
+    it = 0
+    while keep.any():
+        x = values[keep]
+        c = float(np.median(x) if center == "median" else np.mean(x))
+        sigma = np.sqrt((read_noise / gain) ** 2 + abs(c) / gain + (snoise * c) ** 2)
+        new = keep & (values >= c - low * sigma) & (values <= c + high * sigma)
+        if new.sum() < nkeep:
+            return _restore(values, new, keep, c, nkeep)
+        changed = new.sum() != keep.sum()
+        keep = new
+        if not changed:
+            break
+        it += 1
+        if maxiters is not None and it >= maxiters:
+            break
+    return keep
+
+
+def minmax_keep(values: np.ndarray, *, nlow: float, nhigh: float, nkeep: int = 1) -> np.ndarray:
+    """IRAF minmax: drop the nlow lowest and nhigh highest valid values (fractions if < 1)."""
+    valid = np.flatnonzero(np.isfinite(values))
+    m = valid.size
+    nl = int(np.floor(nlow * m + 0.5)) if 0 < nlow < 1 else int(nlow)
+    nh = int(np.floor(nhigh * m + 0.5)) if 0 < nhigh < 1 else int(nhigh)
+    r = max(m - nkeep, 0)
+    if nl + nh > r:
+        nl0 = min(nl, r // 2)
+        nh = min(nh, r - nl0)
+        nl = min(nl, r - nh)
+    order = valid[np.argsort(values[valid], kind="stable")]
+    keep = np.zeros(values.shape, bool)
+    keep[order[nl : m - nh]] = True
+    return keep
+
+
+def percentile_keep(values: np.ndarray, *, low: float, high: float, nkeep: int = 1) -> np.ndarray:
+    """Keep values between the low and high percentiles (numpy.percentile, linear)."""
+    valid = np.isfinite(values)
+    if not valid.any():
+        return valid
+    x = values[valid]
+    plo, phi = np.percentile(x, [low, high])
+    keep = valid & (values >= plo) & (values <= phi)
+    need = min(nkeep, int(valid.sum()))
+    if keep.sum() < need:
+        keep = _restore(values, keep, valid, float(np.median(x)), need)
+    return keep
+
+
+def esd_keep(
+    values: np.ndarray, *, max_outliers: float, alpha: float = 0.05, nkeep: int = 1
+) -> np.ndarray:
+    """Rosner's generalized ESD test for up to r outliers (t quantiles from scipy)."""
+    from scipy import stats
+
+    valid = np.isfinite(values)
+    m = int(valid.sum())
+    r = int(np.floor(max_outliers * m)) if 0 < max_outliers < 1 else int(max_outliers)
+    r = min(r, m - 2, m - min(nkeep, m))
+    keep = valid.copy()
+    if r <= 0:
+        return keep
+    removed = []
+    nout = 0
+    work = keep.copy()
+    for i in range(1, r + 1):
+        x = values[work]
+        mean = x.mean()
+        sd = x.std(ddof=1)
+        if not sd > 0:
+            break
+        dev = np.where(work, np.abs(values - mean), -np.inf)
+        # the farthest value; on a tie between the lowest and the highest, the highest
+        far = np.flatnonzero(dev == dev.max())
+        j = far[np.argmax(values[far])]
+        big = dev[j] / sd
+        work[j] = False
+        removed.append(j)
+        p = 1 - alpha / (2 * (m - i + 1))
+        t = stats.t.ppf(p, m - i - 1)
+        lam = (m - i) * t / np.sqrt((m - i - 1 + t * t) * (m - i + 1))
+        if big > lam:
+            nout = i
+    keep[removed[:nout]] = False
+    return keep
+
+
+def apply(keep_fn: Callable[..., np.ndarray], stack: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """Run a ``*_keep`` function over every pixel of an (n, ...) stack; returns the keep cube."""
+    stack = np.asarray(stack, dtype=np.float64)
+    flat = stack.reshape(stack.shape[0], -1)
+    out = np.zeros(flat.shape, bool)
+    for k in range(flat.shape[1]):
+        out[:, k] = keep_fn(flat[:, k], **kwargs)
+    return out.reshape(stack.shape)
+
+
+def combine_kept(stack: np.ndarray, keep: np.ndarray, method: str = "mean") -> np.ndarray:
+    """Mean, median or sum of the kept values per pixel (NaN where none)."""
+    stack = np.asarray(stack, dtype=np.float64)
+    x = np.where(keep, stack, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        count = keep.sum(axis=0)
+        total = np.where(keep, stack, 0.0).sum(axis=0)
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        if method == "mean":
+            return mean
+        if method == "sum":
+            return mean * count
+        out = np.full(stack.shape[1:], np.nan)
+        xs = np.moveaxis(x, 0, -1)
+        for idx in zip(*np.nonzero(count > 0), strict=True):
+            v = xs[idx]
+            out[idx] = np.median(v[np.isfinite(v)])
+        return out
+
+
+__all__ = [
+    "apply",
+    "ccdclip_keep",
+    "combine_kept",
+    "esd_keep",
+    "minmax_keep",
+    "percentile_keep",
+    "sigclip_siril_keep",
+]

@@ -1,0 +1,321 @@
+"""Rejection algorithms: small frozen dataclasses that say *what* to reject, not how.
+
+Each class validates its parameters and turns itself into the numbers the compiled kernel
+reads (:meth:`Rejection.kernel_args`). Every algorithm works per output pixel on the values
+that are left after masks and NaNs are excluded, and every one of them ends with a set of kept
+values that is a contiguous run of the sorted values (bounds below and above), so that
+``NREJLO``/``NREJHI`` count what fell below and above that run.
+
+``nkeep`` (an argument of :func:`ccdcal.combine`) is the least number of values a pixel keeps:
+iterative algorithms that would go below it add back the rejected values closest to the
+centre, IRAF's rule; single-pass ones reject fewer values.
+
+Examples
+--------
+>>> SigmaClip(low=2.5, high=3.0)
+SigmaClip(low=2.5, high=3.0, maxiters=5, center='median', spread='std', rule='astropy')
+>>> MinMaxClip(nhigh=2)
+MinMaxClip(nlow=1, nhigh=2)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar
+
+import numpy as np
+
+# algorithm codes shared with kernels.py
+NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD = range(7)
+
+#: number of float parameters the kernel reads
+NPARAM = 8
+
+
+def _nonneg(name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+    return value
+
+
+def _maxiters(value: int | None) -> float:
+    if value is None:
+        return -1.0
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"maxiters must be a positive integer or None, not {value!r}")
+    return float(value)
+
+
+class Rejection:
+    """Base class of the rejection algorithms (for ``isinstance`` checks)."""
+
+    code: ClassVar[int] = NONE
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(algorithm code, float64 parameters, float64 table) for a stack of ``n`` frames."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SigmaClip(Rejection):
+    """Iterative sigma clipping about the median or the mean.
+
+    Parameters
+    ----------
+    low, high
+        Reject values below ``center - low*spread`` or above ``center + high*spread``.
+    maxiters
+        Most iterations (None: until nothing changes).
+    center
+        ``"median"`` or ``"mean"`` of the values still kept.
+    spread
+        ``"std"`` (population standard deviation about the mean, ddof=0) or ``"mad_std"``
+        (1.4826 × median absolute deviation about the median).
+    rule
+        ``"astropy"``: exactly :func:`astropy.stats.sigma_clip` with ``axis=0`` (bounds from
+        the values kept so far; iterate until nothing changes or ``maxiters``; the final
+        kept set is every value within the last bounds). ``"siril"``: Siril 1.0's rule —
+        centre is the median, spread the *sample* standard deviation (ddof=1), values are
+        removed for good each pass, and rejection never leaves fewer than 4 values (Siril
+        stops rejecting at 4; here the values closest to the median are added back instead
+        of Siril's frame-order cut-off, so that the result does not depend on frame order).
+        ``center`` and ``spread`` are ignored by the Siril rule.
+    """
+
+    low: float = 3.0
+    high: float = 3.0
+    maxiters: int | None = 5
+    center: str = "median"
+    spread: str = "std"
+    rule: str = "astropy"
+
+    code: ClassVar[int] = SIGCLIP
+
+    def __post_init__(self) -> None:
+        _nonneg("SigmaClip low", self.low)
+        _nonneg("SigmaClip high", self.high)
+        _maxiters(self.maxiters)
+        if self.center not in ("median", "mean"):
+            raise ValueError(f"SigmaClip center must be 'median' or 'mean', not {self.center!r}")
+        if self.spread not in ("std", "mad_std"):
+            raise ValueError(f"SigmaClip spread must be 'std' or 'mad_std', not {self.spread!r}")
+        if self.rule not in ("astropy", "siril"):
+            raise ValueError(f"SigmaClip rule must be 'astropy' or 'siril', not {self.rule!r}")
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:6] = (
+            self.low,
+            self.high,
+            _maxiters(self.maxiters),
+            self.center == "median",
+            self.spread == "mad_std",
+            self.rule == "siril",
+        )
+        return self.code, p, np.zeros((1, 1))
+
+
+@dataclass(frozen=True)
+class MinMaxClip(Rejection):
+    """IRAF ``minmax``: drop the ``nlow`` lowest and ``nhigh`` highest valid values.
+
+    An integer is a number of values; a float in (0, 1) a fraction of the valid values at
+    that pixel, rounded to the nearest integer (IRAF's ``nlow``/``nhigh`` with masks). When
+    fewer than ``nkeep`` values would be left, fewer are dropped (high side first).
+    Tied values at the edge are dropped in frame order (later frames first).
+    """
+
+    nlow: float = 1
+    nhigh: float = 1
+
+    code: ClassVar[int] = MINMAX
+
+    def __post_init__(self) -> None:
+        for name in ("nlow", "nhigh"):
+            value = getattr(self, name)
+            _nonneg(f"MinMaxClip {name}", value)
+            if value >= 1 and int(value) != value:
+                raise ValueError(
+                    f"MinMaxClip {name} must be an integer or a fraction below 1, not {value!r}"
+                )
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:4] = (self.nlow, self.nhigh, 0 < self.nlow < 1, 0 < self.nhigh < 1)
+        return self.code, p, np.zeros((1, 1))
+
+
+@dataclass(frozen=True)
+class PercentileClip(Rejection):
+    """Percentile band: keep the values between the ``low`` and ``high`` percentiles.
+
+    The percentiles are those of :func:`numpy.percentile` (linear interpolation) of the valid
+    values at each pixel; values strictly below the ``low`` or strictly above the ``high``
+    percentile are rejected. (A documented band rule rather than IRAF's ``pclip``.)
+    """
+
+    low: float = 10.0
+    high: float = 90.0
+
+    code: ClassVar[int] = PCLIP
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low <= self.high <= 100:
+            raise ValueError(
+                f"PercentileClip needs 0 <= low <= high <= 100, got low={self.low!r} "
+                f"high={self.high!r}"
+            )
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:2] = (np.true_divide(self.low, 100), np.true_divide(self.high, 100))
+        return self.code, p, np.zeros((1, 1))
+
+
+@dataclass(frozen=True)
+class WinsorizedSigmaClip(Rejection):
+    """Winsorized sigma clipping, as Siril 1.0 (and PixInsight) do it.
+
+    Each pass: take the median *m* and sample standard deviation σ (ddof=1) of the kept
+    values; then repeatedly winsorize a copy (clamp it to ``m ± 1.5σ``) and set
+    σ = 1.134 × std(copy) until σ changes by less than 0.05 %; finally reject values below
+    ``m - low·σ`` or above ``m + high·σ``. Passes repeat until nothing changes or
+    ``maxiters``; as in Siril, rejection never leaves fewer than 4 values.
+    """
+
+    low: float = 3.0
+    high: float = 3.0
+    maxiters: int | None = 5
+
+    code: ClassVar[int] = WINSOR
+
+    def __post_init__(self) -> None:
+        _nonneg("WinsorizedSigmaClip low", self.low)
+        _nonneg("WinsorizedSigmaClip high", self.high)
+        _maxiters(self.maxiters)
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:3] = (self.low, self.high, _maxiters(self.maxiters))
+        return self.code, p, np.zeros((1, 1))
+
+
+@dataclass(frozen=True)
+class CCDClip(Rejection):
+    """IRAF ``ccdclip``: sigma clipping with σ from the CCD noise model, not the scatter.
+
+    σ = sqrt((read_noise/gain)² + |c|/gain + (snoise·c)²) in data units, with *c* the median
+    (or mean) of the values kept so far; ``gain`` in e-/ADU, ``read_noise`` in e-, ``snoise``
+    a fraction. Values below ``c - low·σ`` or above ``c + high·σ`` are removed; iterate until
+    nothing changes or ``maxiters``. The data must be in ADU above the bias (the level that
+    makes the photon noise). Zero offsets (``zero=``) here keep the mean level, so the model
+    is evaluated at *c* directly — IRAF, whose offsets move the level, adds them back. The
+    per-frame correction for scale factors that IRAF makes is left out (factors near 1).
+    """
+
+    gain: float = 1.0
+    read_noise: float = 0.0
+    snoise: float = 0.0
+    low: float = 3.0
+    high: float = 3.0
+    maxiters: int | None = 5
+    center: str = "median"
+
+    code: ClassVar[int] = CCDCLIP
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.gain) and self.gain > 0):
+            raise ValueError(f"CCDClip gain must be > 0 (e-/ADU), not {self.gain!r}")
+        _nonneg("CCDClip read_noise", self.read_noise)
+        _nonneg("CCDClip snoise", self.snoise)
+        _nonneg("CCDClip low", self.low)
+        _nonneg("CCDClip high", self.high)
+        _maxiters(self.maxiters)
+        if self.center not in ("median", "mean"):
+            raise ValueError(f"CCDClip center must be 'median' or 'mean', not {self.center!r}")
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:7] = (
+            (self.read_noise / self.gain) ** 2,
+            1.0 / self.gain,
+            self.snoise**2,
+            self.low,
+            self.high,
+            _maxiters(self.maxiters),
+            self.center == "median",
+        )
+        return self.code, p, np.zeros((1, 1))
+
+
+@dataclass(frozen=True)
+class ESDClip(Rejection):
+    """Generalized extreme Studentized deviate test (Rosner 1983).
+
+    For up to ``r`` outliers: remove, one at a time, the value farthest from the mean of
+    those left, recording R_i = |x - mean| / s (s with ddof=1); the number of outliers is the
+    largest *i* with R_i > λ_i, λ_i = (m-i) t_{p, m-i-1} / sqrt((m-i-1+t²)(m-i+1)),
+    p = 1 - α/(2(m-i+1)), *m* the number of valid values. ``max_outliers`` is ``r`` as an
+    integer, or a fraction (0, 1) of *m* (floored). At most m - 2 values are tested.
+    Outliers below the mean count as low rejections, above as high.
+    """
+
+    max_outliers: float = 0.3
+    alpha: float = 0.05
+
+    code: ClassVar[int] = ESD
+
+    def __post_init__(self) -> None:
+        value = self.max_outliers
+        _nonneg("ESDClip max_outliers", value)
+        if value >= 1 and int(value) != value:
+            raise ValueError(
+                f"ESDClip max_outliers must be an integer or a fraction below 1, not {value!r}"
+            )
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"ESDClip alpha must be in (0, 1), not {self.alpha!r}")
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:2] = (self.max_outliers, 0 < self.max_outliers < 1)
+        return self.code, p, esd_critical_values(n, self.alpha)
+
+
+@lru_cache(maxsize=32)
+def _esd_table(n: int, alpha: float) -> np.ndarray:
+    from scipy import stats
+
+    table = np.full((n + 1, n + 1), np.inf)
+    for m in range(3, n + 1):
+        i = np.arange(1, m - 1)  # m - i - 1 >= 1 degrees of freedom
+        prob = 1.0 - alpha / (2.0 * (m - i + 1))
+        t = stats.t.ppf(prob, m - i - 1)
+        table[m, 1 : m - 1] = (m - i) * t / np.sqrt((m - i - 1 + t * t) * (m - i + 1))
+    table.setflags(write=False)
+    return table
+
+
+def esd_critical_values(n: int, alpha: float) -> np.ndarray:
+    """Rosner's λ_i for every number of valid values m ≤ n: ``table[m, i]`` (inf if untested).
+
+    Examples
+    --------
+    >>> round(float(esd_critical_values(10, 0.05)[10, 1]), 3)
+    2.29
+    """
+    return _esd_table(int(n), float(alpha))
+
+
+__all__ = [
+    "CCDClip",
+    "ESDClip",
+    "MinMaxClip",
+    "PercentileClip",
+    "Rejection",
+    "SigmaClip",
+    "WinsorizedSigmaClip",
+    "esd_critical_values",
+]

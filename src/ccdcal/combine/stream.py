@@ -1,0 +1,269 @@
+"""Inputs of a combine, read in row bands: FITS files (opened once), arrays and Frames.
+
+A file is opened once with :class:`ccdcal.fitsio.ImageReader` (read, not memory-mapped, so
+that the pages of a stack larger than memory never pile up in the process) and read band by
+band; arrays and frames are sliced. :func:`plan_rows` picks the band height that keeps the
+working set within the memory limit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from ..fitsio import ImageReader
+from ..frame import Frame
+
+#: a band of about this many bytes of stack is fast (fits the caches, few reads per file)
+TARGET_BAND_BYTES = 12 * 2**20
+
+#: bytes per output pixel: data and variance float32, mask uint16, three int16 counts
+OUTPUT_BYTES_PER_PIXEL = 4 + 4 + 2 + 3 * 2
+
+
+class Source:
+    """One input of a combine: shape, header, and rows on demand."""
+
+    name: str
+    label: str
+    shape: tuple[int, int]
+    header: fits.Header
+    has_mask: bool
+    has_variance: bool
+
+    def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Rows ``y0:y1`` of (data, mask or None, variance or None)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file, if any."""
+
+    @property
+    def exptime(self) -> float | None:
+        """Exposure time from the header (EXPTIME or EXPOSURE), or None."""
+        for key in ("EXPTIME", "EXPOSURE"):
+            value = self.header.get(key)
+            if value is not None:
+                try:
+                    return float(value)
+                except (TypeError, ValueError):
+                    return None
+        return None
+
+
+class FileSource(Source):
+    """A FITS file, open for the whole combine."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.name = os.fspath(path)
+        self.label = self.path.name
+        self._reader: ImageReader | None = ImageReader(path, memmap=False)
+        self.shape = self._reader.shape
+        self.header = self._reader.header
+        self.has_mask = self._reader.has_mask
+        self.has_variance = self._reader.has_variance
+
+    def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        assert self._reader is not None, "read after close"
+        r = self._reader
+        return (
+            r.rows(y0, y1),
+            r.mask_rows(y0, y1) if self.has_mask else None,
+            r.variance_rows(y0, y1) if self.has_variance else None,
+        )
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+class FrameSource(Source):
+    """A :class:`~ccdcal.frame.Frame` in memory."""
+
+    def __init__(self, frame: Frame, index: int) -> None:
+        self.frame = frame
+        self.name = str(frame.path) if frame.path else f"<frame {index}>"
+        self.label = frame.path.name if frame.path else f"<frame {index}>"
+        self.shape = frame.shape
+        self.header = frame.header
+        self.has_mask = frame.mask is not None
+        self.has_variance = frame.variance is not None
+
+    def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        f = self.frame
+        return (
+            f.data[y0:y1],
+            None if f.mask is None else f.mask[y0:y1],
+            None if f.variance is None else f.variance[y0:y1],
+        )
+
+
+class ArraySource(Source):
+    """A 2-D array in memory (any real dtype; converted to float32 band by band)."""
+
+    def __init__(self, array: np.ndarray, index: int) -> None:
+        if array.ndim != 2:
+            raise ValueError(f"input {index}: an image is 2-D, got an array of shape {array.shape}")
+        if array.dtype.kind not in "uif":
+            raise TypeError(f"input {index}: expected a real numeric array, not {array.dtype}")
+        self.array = array
+        self.name = f"<array {index}>"
+        self.label = self.name
+        self.shape = array.shape  # type: ignore[assignment]
+        self.header = fits.Header()
+        self.has_mask = False
+        self.has_variance = False
+
+    def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        return self.array[y0:y1], None, None
+
+
+def _make_source(item: Any, index: int) -> Source:
+    if isinstance(item, Frame):
+        return FrameSource(item, index)
+    if isinstance(item, str | os.PathLike):
+        return FileSource(item)
+    if isinstance(item, np.ndarray):
+        return ArraySource(item, index)
+    raise TypeError(
+        f"input {index}: expected a file path, a 2-D array or a Frame, not {type(item).__name__}"
+    )
+
+
+def open_sources(inputs: Sequence[Any]) -> list[Source]:
+    """Open every input, checking that all have the first one's shape.
+
+    Raises
+    ------
+    ValueError
+        No input, or an input whose shape differs (naming it and both shapes).
+    """
+    if isinstance(inputs, str | os.PathLike | Frame):
+        raise TypeError("inputs must be a sequence of files, arrays or Frames, not a single one")
+    items = list(inputs)
+    if not items:
+        raise ValueError("combine needs at least one input; got an empty sequence")
+    sources: list[Source] = []
+    try:
+        for index, item in enumerate(items):
+            source = _make_source(item, index)
+            sources.append(source)
+            first = sources[0]
+            if source.shape != first.shape:
+                raise ValueError(
+                    f"{source.name}: shape {source.shape} differs from {first.name}'s "
+                    f"{first.shape}; all inputs of a combine must have one shape"
+                )
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return sources
+
+
+def direct_stack(inputs: Any) -> np.ndarray | None:
+    """The input itself when it is a float32 C-contiguous (n, ny, nx) array (read in place)."""
+    if (
+        isinstance(inputs, np.ndarray)
+        and inputs.ndim == 3
+        and inputs.dtype == np.float32
+        and inputs.flags.c_contiguous
+        and inputs.shape[0] > 0
+    ):
+        return inputs
+    return None
+
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_bytes(value: int | float | str | None) -> int | None:
+    """A memory size: bytes as a number, or text such as ``"2GB"``, ``"512M"``, ``"1.5 GiB"``.
+
+    Examples
+    --------
+    >>> parse_bytes("2GB"), parse_bytes(1024), parse_bytes("512 MiB")
+    (2147483648, 1024, 536870912)
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(I?B)?\s*", value.upper())
+        if not m:
+            raise ValueError(f"memory_limit: cannot read {value!r} as a size (e.g. '2GB', '512M')")
+        number = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        number = float(value)
+    if not number > 0:
+        raise ValueError(f"memory_limit must be positive, not {value!r}")
+    return int(number)
+
+
+def default_memory_limit() -> int:
+    """A quarter of the memory available now."""
+    import psutil
+
+    return int(psutil.virtual_memory().available // 4)
+
+
+def plan_rows(
+    n: int,
+    shape: tuple[int, int],
+    *,
+    memory_limit: int,
+    has_mask: bool,
+    has_variance: bool,
+    keep_rejected: bool,
+    in_place: bool = False,
+) -> int:
+    """Rows per band so that outputs plus band buffers stay within ``memory_limit`` bytes.
+
+    Counted: the output planes, the rejection cube when kept, the band buffers of all ``n``
+    frames (data, mask, variance), and one frame's band being read (raw + float32).
+
+    Examples
+    --------
+    >>> plan_rows(20, (2048, 2048), memory_limit=2**30, has_mask=False,
+    ...           has_variance=False, keep_rejected=False)
+    66
+    """
+    ny, nx = shape
+    fixed = ny * nx * OUTPUT_BYTES_PER_PIXEL + (n * ny * nx if keep_rejected else 0)
+    if in_place:
+        per_row = 0
+    else:
+        per_row = n * nx * (4 + (2 if has_mask else 0) + (4 if has_variance else 0))
+        per_row += nx * (8 + 4 + (2 if has_mask else 0) + (8 if has_variance else 0))
+    budget = memory_limit - fixed
+    if budget < per_row or budget <= 0:
+        raise ValueError(
+            f"memory_limit={memory_limit} bytes is too small to combine {n} frames of "
+            f"{ny}x{nx}: at least {fixed + per_row} bytes are needed (the output planes "
+            f"{'and rejection cube ' if keep_rejected else ''}alone take {fixed})"
+        )
+    if per_row == 0:
+        return ny
+    rows = budget // per_row
+    rows = min(rows, max(1, TARGET_BAND_BYTES // per_row), ny)
+    return int(max(rows, 1))
+
+
+__all__ = [
+    "ArraySource",
+    "FileSource",
+    "FrameSource",
+    "Source",
+    "default_memory_limit",
+    "direct_stack",
+    "open_sources",
+    "parse_bytes",
+    "plan_rows",
+]
