@@ -139,9 +139,7 @@ def combine(
         all_var = all(s.has_variance for s in sources)
         wmode, wframe = _weights_mode(weights, n, method, all_var)
         var_mode = 0 if all_var else 1
-        fscale, fzero, scale_info = factors(
-            sources, scale=scale, zero=zero, scale_region=scale_region, exclude=exclude
-        )
+
         if reject is None:
             algo, prm, lam = NONE, np.zeros(NPARAM), np.zeros((1, 1))
         else:
@@ -165,6 +163,17 @@ def combine(
             has_variance=use_var,
             keep_rejected=keep_rejected,
             in_place=direct is not None,
+            open_files=sum(isinstance(s, stream.FileSource) for s in sources),
+        )
+        # the scaling sample is read (and freed) before the band buffers exist
+        spare = limit - ny * nx * stream.OUTPUT_BYTES_PER_PIXEL
+        fscale, fzero, scale_info = factors(
+            sources,
+            scale=scale,
+            zero=zero,
+            scale_region=scale_region,
+            exclude=exclude,
+            max_pixels=max(nx, spare // 16),
         )
         log.debug("combine: %d frames of %dx%d in bands of %d rows", n, ny, nx, rows)
         if direct is None:

@@ -38,7 +38,9 @@ def _region(region: Any, shape: tuple[int, int]) -> tuple[range, slice]:
     return rows, sx
 
 
-def sample_rows(region: Any, shape: tuple[int, int]) -> tuple[list[range], slice]:
+def sample_rows(
+    region: Any, shape: tuple[int, int], max_pixels: int = SAMPLE_PIXELS
+) -> tuple[list[range], slice]:
     """Groups of rows (each a contiguous range to read) and the column slice to sample.
 
     Examples
@@ -49,15 +51,17 @@ def sample_rows(region: Any, shape: tuple[int, int]) -> tuple[list[range], slice
     """
     rows, sx = _region(region, shape)
     ncols = len(range(*sx.indices(shape[1])))
-    if len(rows) * ncols <= SAMPLE_PIXELS:
+    max_pixels = min(max_pixels, SAMPLE_PIXELS)
+    if len(rows) * ncols <= max_pixels:
         if rows.step == 1:
             return [rows], sx
         return [range(y, y + 1) for y in rows], sx
-    want = max(1, SAMPLE_PIXELS // (ncols * _GROUP))
-    starts = np.linspace(0, len(rows) - _GROUP, want).astype(int) if len(rows) > _GROUP else [0]
+    group = max(1, min(_GROUP, max_pixels // ncols))
+    want = max(1, max_pixels // (ncols * group))
+    starts = np.linspace(0, len(rows) - group, want).astype(int) if len(rows) > group else [0]
     groups = []
     for s in sorted(set(int(v) for v in starts)):
-        picked = rows[s : s + _GROUP]
+        picked = rows[s : s + group]
         if picked.step == 1:
             groups.append(range(picked.start, picked.stop))
         else:
@@ -104,6 +108,7 @@ def factors(
     zero: Any = None,
     scale_region: Any = None,
     exclude: int,
+    max_pixels: int = SAMPLE_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]]]:
     """Multiplicative factors and additive offsets (float32, one per frame) and the statistics.
 
@@ -114,6 +119,8 @@ def factors(
         per frame; frame *i* is multiplied by mean(s)/s_i.
     zero
         None, ``"median"``, or one level z_i per frame; frame *i* is shifted by mean(z) - z_i.
+    max_pixels
+        Most pixels sampled per frame (to stay within a memory limit).
     """
     n = len(sources)
     fscale = np.ones(n)
@@ -131,7 +138,7 @@ def factors(
     medians = np.full(n, np.nan)
     modes = np.full(n, np.nan)
     if need_median:
-        groups, sx = sample_rows(scale_region, sources[0].shape)
+        groups, sx = sample_rows(scale_region, sources[0].shape, max_pixels)
         for i, source in enumerate(sources):
             values = _sample(source, groups, sx, exclude)
             if values.size == 0:

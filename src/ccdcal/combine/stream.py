@@ -26,6 +26,9 @@ TARGET_BAND_BYTES = 12 * 2**20
 #: bytes per output pixel: data and variance float32, mask uint16, three int16 counts
 OUTPUT_BYTES_PER_PIXEL = 4 + 4 + 2 + 3 * 2
 
+#: memory an open FITS file holds (parsed headers, buffers): about 30 KiB measured
+OPEN_FILE_BYTES = 48 * 2**10
+
 
 class Source:
     """One input of a combine: shape, header, and rows on demand."""
@@ -223,11 +226,13 @@ def plan_rows(
     has_variance: bool,
     keep_rejected: bool,
     in_place: bool = False,
+    open_files: int = 0,
 ) -> int:
     """Rows per band so that outputs plus band buffers stay within ``memory_limit`` bytes.
 
-    Counted: the output planes, the rejection cube when kept, the band buffers of all ``n``
-    frames (data, mask, variance), and one frame's band being read (raw + float32).
+    Counted: the output planes, the rejection cube when kept, the open files' headers, the
+    band buffers of all ``n`` frames (data, mask, variance), and one frame's band being read
+    (raw + float32).
 
     Examples
     --------
@@ -237,6 +242,7 @@ def plan_rows(
     """
     ny, nx = shape
     fixed = ny * nx * OUTPUT_BYTES_PER_PIXEL + (n * ny * nx if keep_rejected else 0)
+    fixed += open_files * OPEN_FILE_BYTES
     if in_place:
         per_row = 0
     else:
