@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -453,7 +454,7 @@ def flux_ratio_by_radius(
     r = np.asarray(comparison.table["r_center"], dtype=float)
     d = np.asarray(comparison.table["dmag"], dtype=float)
     rows = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (r >= lo) & (r < hi) & np.isfinite(d)
         if sel.any():
             spread = float(mad_std(d[sel])) if sel.sum() > 1 else float("nan")
