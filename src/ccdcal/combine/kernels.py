@@ -348,30 +348,68 @@ def _block(
     data, y_in, mask, has_mask, exclude, var, has_var, fscale, fzero, wframe, wmode,
     algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
     out_data, out_var, out_n, out_lo, out_hi, out_rej, want_rej,
-    orig, w, vblk, tmp, slo, shi, klo_a, khi_a, vlo_a, vhi_a, qlo_a, qhi_a,
+    orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc,
 ):  # fmt: skip
     n = data.shape[0]
     need_sort = algo != NONE or method == MEDIAN
     need_v = var_mode == 0 or wmode == 2
-    # 1. load
+    nv_a = iv[0]
+    klo_a = iv[1]
+    khi_a = iv[2]
+    qlo_a = iv[3]
+    qhi_a = iv[4]
+    vlo_a = fv[0]
+    vhi_a = fv[1]
+    cnt = acc[0]
+    s1 = acc[1]
+    s2 = acc[2]
+    sw = acc[3]
+    swx = acc[4]
+    sww = acc[5]
+    swwv = acc[6]
+    shift = acc[7]
+    nan32 = np.float32(np.nan)
+    inf32 = np.float32(np.inf)
+    for p in range(bw):
+        nv_a[p] = 0
+        shift[p] = np.nan
+    # 1. load: scale and offset, then exclusions as NaN (each loop free of branches)
     for i in range(n):
         f = fscale[i]
         z = fzero[i]
+        row = orig[i]
+        src = data[i, y_in]
         for p in range(bw):
-            x = data[i, y_in, x0 + p]
-            v = np.float32(x * f + z)
-            if has_mask and (mask[i, y_in, x0 + p] & exclude) != 0:
-                v = np.float32(np.nan)
-            if need_v:
-                vv = var[i, y_in, x0 + p] * (f * f) if has_var else np.float32(np.nan)
-                if wmode == 2 and not (vv > 0.0 and vv < np.inf):
-                    v = np.float32(np.nan)
-                vblk[i, p] = vv
-            if not (v > -np.inf and v < np.inf):
-                v = np.float32(np.nan)
-            orig[i, p] = v
-            if need_sort:
-                w[i, p] = v if v == v else np.float32(np.inf)
+            row[p] = src[x0 + p] * f + z
+        if has_mask:
+            msrc = mask[i, y_in]
+            for p in range(bw):
+                row[p] = nan32 if (msrc[x0 + p] & exclude) != 0 else row[p]
+        if need_v:
+            vrow = vblk[i]
+            if has_var:
+                vsrc = var[i, y_in]
+                ff = f * f
+                for p in range(bw):
+                    vrow[p] = vsrc[x0 + p] * ff
+            else:
+                for p in range(bw):
+                    vrow[p] = nan32
+            if wmode == 2:
+                for p in range(bw):
+                    vv = vrow[p]
+                    row[p] = row[p] if (vv > 0.0) & (vv < inf32) else nan32
+        for p in range(bw):
+            v = row[p]
+            ok = (v - v) == np.float32(0.0)  # False for NaN and +-inf
+            row[p] = v if ok else nan32
+            nv_a[p] += 1 if ok else 0
+            shift[p] = v if ok & (shift[p] != shift[p]) else shift[p]
+        if need_sort:
+            wr = w[i]
+            for p in range(bw):
+                v = row[p]
+                wr[p] = v if v == v else inf32
     # 2. sort each pixel's values with the network (vectorised over the block)
     if need_sort:
         for k in range(ci.shape[0]):
@@ -382,28 +420,13 @@ def _block(
                 t = b[p]
                 a[p] = u if u < t else t
                 b[p] = t if u < t else u
-    # 3. window of kept sorted values per pixel
+    # 3. window [klo, khi) of kept sorted values per pixel, as value bounds + tie quotas
     for p in range(bw):
-        if need_sort:
-            nv = 0
-            lo_s = 0
-            hi_s = n
-            while lo_s < hi_s:  # number of finite values: first +inf
-                mid = (lo_s + hi_s) // 2
-                if w[mid, p] < np.inf:
-                    lo_s = mid + 1
-                else:
-                    hi_s = mid
-            nv = lo_s
-        else:
-            nv = 0
-            for i in range(n):
-                if orig[i, p] == orig[i, p]:
-                    nv += 1
+        nv = nv_a[p]
         need = min(nkeep, nv)
         klo = 0
         khi = nv
-        if nv > 0:
+        if nv > 0 and algo != NONE:
             if algo == SIGCLIP:
                 if prm[5] != 0.0:
                     klo, khi = _nested_clip(w, p, nv, _SIRIL, prm, need, tmp)
@@ -423,24 +446,24 @@ def _block(
         khi_a[p] = khi
         out_lo[y_out, x0 + p] = klo
         out_hi[y_out, x0 + p] = nv - khi
+        qlo_a[p] = 0
+        qhi_a[p] = 0
         if khi <= klo:
-            vlo_a[p] = np.inf
-            vhi_a[p] = -np.inf
-            qlo_a[p] = 0
-            qhi_a[p] = 0
-        elif not need_sort:
-            vlo_a[p] = -np.inf
-            vhi_a[p] = np.inf
-            qlo_a[p] = 0
-            qhi_a[p] = 0
+            vlo_a[p] = inf32
+            vhi_a[p] = -inf32
+        elif klo == 0 and khi == nv:  # every valid value kept
+            vlo_a[p] = -inf32
+            vhi_a[p] = inf32
+            if need_sort:
+                shift[p] = w[(klo + khi) // 2, p]
         else:
+            shift[p] = w[(klo + khi) // 2, p]
             vl = w[klo, p]
             vh = w[khi - 1, p]
             vlo_a[p] = vl
             vhi_a[p] = vh
             if vl == vh:
                 qlo_a[p] = khi - klo
-                qhi_a[p] = 0
             else:
                 j = klo
                 while w[j, p] == vl:
@@ -450,71 +473,89 @@ def _block(
                 while w[j, p] == vh:
                     j -= 1
                 qhi_a[p] = khi - 1 - j
-    # 4. frame-order pass over the kept values
+    # 4. frame-order pass: keep exactly the window's values (edge ties in frame order)
     for p in range(bw):
-        cnt = 0
-        sw = 0.0
-        swx = 0.0
-        sww = 0.0
-        swwv = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        shift = 0.0
-        vl = vlo_a[p]
-        vh = vhi_a[p]
-        ql = qlo_a[p]
-        qh = qhi_a[p]
+        cnt[p] = 0.0
+        s1[p] = 0.0
+        s2[p] = 0.0
+    for i in range(n):
+        row = orig[i]
+        krow = kb[i]
+        for p in range(bw):
+            x = row[p]
+            vl = vlo_a[p]
+            vh = vhi_a[p]
+            el = (x == vl) & (qlo_a[p] > 0)
+            eh = (x == vh) & (qhi_a[p] > 0) & (x != vl)
+            keep = ((x > vl) & (x < vh)) | el | eh
+            qlo_a[p] -= 1 if el else 0
+            qhi_a[p] -= 1 if eh else 0
+            krow[p] = keep
+            d = np.float64(x) - shift[p] if keep else 0.0
+            cnt[p] += 1.0 if keep else 0.0
+            s1[p] += d
+            s2[p] += d * d
+    if want_rej:
         for i in range(n):
-            x = orig[i, p]
-            keep = False
-            if x > vl and x < vh:
-                keep = True
-            elif x == vl and ql > 0:
-                keep = True
-                ql -= 1
-            elif x == vh and qh > 0:
-                keep = True
-                qh -= 1
-            if want_rej:
-                out_rej[i, y_out, x0 + p] = 0 if keep else 1
-            if keep:
-                if wmode == 0:
-                    wt = 1.0
-                elif wmode == 1:
-                    wt = wframe[i]
+            krow = kb[i]
+            for p in range(bw):
+                out_rej[i, y_out, x0 + p] = 0 if krow[p] else 1
+    if wmode != 0:
+        for p in range(bw):
+            sw[p] = 0.0
+            swx[p] = 0.0
+            sww[p] = 0.0
+            swwv[p] = 0.0
+        for i in range(n):
+            row = orig[i]
+            krow = kb[i]
+            vrow = vblk[i]
+            wfi = wframe[i]
+            for p in range(bw):
+                if wmode == 1:
+                    wt = wfi if krow[p] else 0.0
                 else:
-                    wt = 1.0 / np.float64(vblk[i, p])
-                if cnt == 0:
-                    shift = x
-                cnt += 1
-                xd = np.float64(x)
-                sw += wt
-                swx += wt * xd
-                sww += wt * wt
-                if var_mode == 0:
-                    swwv += wt * wt * vblk[i, p]
-                d = xd - shift
-                s1 += d
-                s2 += d * d
-        out_n[y_out, x0 + p] = cnt
-        if cnt == 0:
+                    wt = 1.0 / np.float64(vrow[p]) if krow[p] else 0.0
+                sw[p] += wt
+                swx[p] += wt * row[p] if krow[p] else 0.0
+                sww[p] += wt * wt
+                swwv[p] += wt * wt * vrow[p] if krow[p] else 0.0
+    elif var_mode == 0:
+        for p in range(bw):
+            swwv[p] = 0.0
+        for i in range(n):
+            krow = kb[i]
+            vrow = vblk[i]
+            for p in range(bw):
+                swwv[p] += np.float64(vrow[p]) if krow[p] else 0.0
+    # 5. results
+    for p in range(bw):
+        c = cnt[p]
+        out_n[y_out, x0 + p] = int(c)
+        if c == 0.0:
             out_data[y_out, x0 + p] = np.nan
             out_var[y_out, x0 + p] = np.nan
             continue
-        mean = swx / sw
+        if wmode == 0:
+            mean = shift[p] + s1[p] / c
+            ratio = 1.0 / c
+            vprop = swwv[p] / (c * c)
+        else:
+            mean = swx[p] / sw[p]
+            ratio = sww[p] / (sw[p] * sw[p])
+            vprop = swwv[p] / (sw[p] * sw[p])
         if var_mode == 0:
-            vm = swwv / (sw * sw)
-        elif cnt > 1:
-            s2c = (s2 - s1 * s1 / cnt) / (cnt - 1)
-            vm = max(s2c, 0.0) * sww / (sw * sw)
+            vm = vprop
+        elif c > 1.0:
+            vm = max((s2[p] - s1[p] * s1[p] / c) / (c - 1.0), 0.0) * ratio
         else:
             vm = np.nan
         if method == MEDIAN:
             out_data[y_out, x0 + p] = _median(w, p, klo_a[p], khi_a[p])
             out_var[y_out, x0 + p] = vm * HALF_PI
         elif method == SUM:
-            out_data[y_out, x0 + p] = mean * cnt
-            out_var[y_out, x0 + p] = vm * cnt * cnt
+            out_data[y_out, x0 + p] = mean * c
+            out_var[y_out, x0 + p] = vm * c * c
         else:
             out_data[y_out, x0 + p] = mean
             out_var[y_out, x0 + p] = vm
@@ -556,15 +597,13 @@ def combine_band(
         orig = np.empty((n, BLOCK), np.float32)
         w = np.empty((n, BLOCK), np.float32)
         vblk = np.empty((n, BLOCK), np.float32)
+        kb = np.empty((n, BLOCK), np.bool_)
         tmp = np.empty(n + 1, np.float64)
         slo = np.zeros(n + 1, np.int64)
         shi = np.zeros(n + 1, np.int64)
-        klo_a = np.empty(BLOCK, np.int64)
-        khi_a = np.empty(BLOCK, np.int64)
-        vlo_a = np.empty(BLOCK, np.float32)
-        vhi_a = np.empty(BLOCK, np.float32)
-        qlo_a = np.empty(BLOCK, np.int64)
-        qhi_a = np.empty(BLOCK, np.int64)
+        iv = np.empty((5, BLOCK), np.int64)
+        fv = np.empty((2, BLOCK), np.float32)
+        acc = np.empty((8, BLOCK), np.float64)
         for t in range(c * ntask // nchunk, (c + 1) * ntask // nchunk):
             r = t // nxb
             x0 = (t % nxb) * BLOCK
@@ -573,8 +612,7 @@ def combine_band(
                 data, y_in0 + r, mask, has_mask, exclude, var, has_var, fscale, fzero,
                 wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode,
                 y_out0 + r, x0, bw, out_data, out_var, out_n, out_lo, out_hi, out_rej,
-                want_rej, orig, w, vblk, tmp, slo, shi, klo_a, khi_a, vlo_a, vhi_a,
-                qlo_a, qhi_a,
+                want_rej, orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc,
             )  # fmt: skip
 
 
