@@ -53,7 +53,7 @@ method = "median"
 reject = "none"
 
 [combine.dark]
-sigma = 4
+alpha = 0.01
 
 [combine.flat]
 method = "mean"
@@ -92,18 +92,15 @@ def test_defaults():
     assert cfg.keywords.imagetyp[0] == "IMAGETYP" and "FILTNAME" in cfg.keywords.filter
     assert cfg.rules == ()
     bias = cfg.combine_options("bias")
-    assert (bias.method, bias.reject, bias.params["low"], bias.params["high"]) == (
-        "mean",
-        "sigclip",
-        5.0,
-        5.0,
-    )
+    assert (bias.method, bias.reject, bias.params["alpha"]) == ("mean", "esd", 0.05)
     assert cfg.combine_options("flat") == CombineOptions("median", "none", {}, "median")
     light = cfg.combine_options("light")
     assert light == CombineOptions(
         "mean",
         "sigclip",
         {"low": 3.0, "high": 3.0, "maxiters": 5, "center": "median", "spread": "mad_std"},
+        zero="median",
+        weights="frame",
     )
     for kind in KINDS:
         opts = cfg.combine_options(kind)
@@ -160,8 +157,8 @@ def test_load_full_file(tmp_path: Path):
     assert (det.overscan_order, det.overscan_sigma, det.readout_axis) == (3, 2.5, "y")
     assert cfg.combine_options("bias") == CombineOptions("median", "none", {})
     dark = cfg.combine_options("dark")
-    assert dark.reject == "sigclip" and dark.params["low"] == dark.params["high"] == 4.0
-    assert dark.params["spread"] == "mad_std"  # untouched defaults kept
+    assert dark.reject == "esd" and dark.params["alpha"] == 0.01
+    assert dark.params["max_outliers"] == 0.3  # untouched defaults kept
     assert cfg.combine_options("flat") == CombineOptions(
         "mean", "minmax", {"nlow": 1, "nhigh": 2}, "mode"
     )

@@ -515,6 +515,13 @@ def calibrate(
         work.header["BUNIT"] = ("adu", "calibrated, gain unknown")
     if rn is not None:
         work.header["RDNOISE"] = (float(rn), "[e-] read noise")
+    good = work.good
+    if work.variance is not None and good.any():
+        # one number for the frame's noise: stacks weight frames by it
+        work.header["MEDVAR"] = (
+            float(np.median(work.variance[good])),
+            "median variance of good pixels",
+        )
     steps = [
         name
         for name, done in (

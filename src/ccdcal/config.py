@@ -36,15 +36,19 @@ Sections
     ``readout_axis`` ("auto": along the overscan strip's long side; "x"; "y").
 ``[combine.bias]``, ``[combine.dark]``, ``[combine.flat]``, ``[combine.light]``
     ``method`` ("mean", "median", "sum"), ``scale`` ("none", "median", "mode", "exposure":
-    bring each frame to a common level first), ``reject`` and its parameters (see :data:`REJECT_PARAMS`):
+    bring each frame to a common level first), ``zero`` ("none", "median": additive offsets
+    to a common sky level), ``weights`` ("none", "frame": inverse median variance per
+    frame), ``reject`` and its parameters (see :data:`REJECT_PARAMS`):
     "none"; "sigclip" (low, high, maxiters, center "median"/"mean", spread "mad_std"/"std");
-    "minmax" (nlow, nhigh); "pclip" (low, high: percentiles of the band kept); "winsorized" (low, high,
-    maxiters); "ccdclip" (gain, read_noise, snoise, low, high, maxiters); "esd" (alpha,
+    "minmax" (nlow, nhigh); "pclip" (low, high: percentiles of the band kept);
+    "winsorized" (low, high, maxiters); "ccdclip" (gain, read_noise, snoise, low, high, maxiters); "esd" (alpha,
     max_outliers). ``sigma`` sets both ``low`` and ``high``. Setting ``reject`` starts its
     parameters afresh; otherwise given parameters update the default ones.
-    Defaults: bias and dark: mean with 5-sigma clipping around the median with the MAD
-    standard deviation (the noise of a mean, cosmic rays removed); flat: median of frames
-    scaled to a common median; light: mean with 3-sigma clipping (median, mad_std).
+    Defaults: bias and dark: mean with generalized-ESD outlier rejection (alpha 0.05, at
+    most 30 % outliers): the noise of a mean with cosmic rays removed, and no collapse on
+    integer data whose MAD is 0; flat: median of frames
+    scaled to a common median; light: mean with 3-sigma clipping (median, mad_std), zero
+    offsets to a common sky (median) and frame weights (the sky of a night changes).
 ``[dark]``
     ``match``: "nearest" (default: the dark of the same exposure, else the nearest one
     scaled by the ratio of exposure times), "exact" (same exposure, else as nearest),
@@ -64,10 +68,11 @@ Examples
 ... reject = "minmax"
 ... nhigh = 2
 ... ''')
->>> cfg.detector.gain, cfg.combine_options("light")
-(4.95, CombineOptions(method='mean', reject='minmax', params={'nhigh': 2}, scale=None))
->>> Config().combine_options("flat")
-CombineOptions(method='median', reject='none', params={}, scale='median')
+>>> cfg.detector.gain, cfg.combine_options("light").rejection()
+(4.95, MinMaxClip(nlow=1, nhigh=2))
+>>> Config().combine_options("flat")  # doctest: +NORMALIZE_WHITESPACE
+CombineOptions(method='median', reject='none', params={}, scale='median', zero=None,
+               weights=None)
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -107,6 +112,8 @@ BUILTIN_TYPES: Mapping[str, str] = MappingProxyType(
 
 COMBINE_METHODS = ("mean", "median", "sum")
 SCALES = ("none", "median", "mode", "exposure")
+ZEROS = ("none", "median")
+WEIGHTS = ("none", "frame")
 OVERSCAN_METHODS = ("none", "mean", "median", "rows", "poly")
 DARK_MATCHES = ("nearest", "exact", "scale")
 READOUT_AXES = ("auto", "x", "y")
@@ -249,6 +256,13 @@ class CombineOptions:
     scale
         ``None``, ``"median"``, ``"mode"`` or ``"exposure"``: bring frames to a common level
         first (see :func:`ccdcal.combine`).
+    zero
+        ``None`` or ``"median"``: additive offsets that bring every frame's median to the
+        common level (IRAF's ``zero=median``), for lights whose sky changed during the night.
+    weights
+        ``None`` or ``"frame"``: weight each frame by the inverse of its median variance
+        (noisier frames count less). Per frame, not per pixel: a variance estimated from a
+        pixel's own value would favour pixels that fluctuated low and bias the mean.
 
     Examples
     --------
@@ -260,6 +274,8 @@ class CombineOptions:
     reject: str = "none"
     params: Mapping[str, Any] = field(default_factory=dict)
     scale: str | None = None
+    zero: str | None = None
+    weights: str | None = None
 
     def rejection(self) -> Any:
         """The rejection algorithm as the dataclass :func:`ccdcal.combine` takes, or None.
@@ -306,10 +322,16 @@ class CosmicOptions:
 _SIGCLIP_DEFAULTS = {"maxiters": 5, "center": "median", "spread": "mad_std"}
 DEFAULT_COMBINE: Mapping[str, CombineOptions] = MappingProxyType(
     {
-        "bias": CombineOptions("mean", "sigclip", {"low": 5.0, "high": 5.0, **_SIGCLIP_DEFAULTS}),
-        "dark": CombineOptions("mean", "sigclip", {"low": 5.0, "high": 5.0, **_SIGCLIP_DEFAULTS}),
+        # generalized ESD, not MAD-based clipping: on 16-bit data with a read noise of about
+        # one adu most of a pixel's values tie, the MAD collapses to 0 and a MAD clip throws
+        # good values away (measured on the Lowell biases: 17 % more noise than a mean; ESD 2 %)
+        "bias": CombineOptions("mean", "esd", {"alpha": 0.05, "max_outliers": 0.3}),
+        "dark": CombineOptions("mean", "esd", {"alpha": 0.05, "max_outliers": 0.3}),
         "flat": CombineOptions("median", "none", {}, scale="median"),
-        "light": CombineOptions("mean", "sigclip", {"low": 3.0, "high": 3.0, **_SIGCLIP_DEFAULTS}),
+        "light": CombineOptions(
+            "mean", "sigclip", {"low": 3.0, "high": 3.0, **_SIGCLIP_DEFAULTS},
+            zero="median", weights="frame",
+        ),
     }
 )
 
@@ -345,9 +367,7 @@ class Config:
         for kind, opts in combine.items():
             if kind not in KINDS:
                 raise ValueError(f"combine kinds are {', '.join(KINDS)}, not {kind!r}")
-            combine[kind] = CombineOptions(
-                opts.method, opts.reject, _frozen(opts.params), opts.scale
-            )
+            combine[kind] = replace(opts, params=_frozen(opts.params))
         object.__setattr__(self, "combine", _frozen(combine))
 
     def type_kind(self, value: str) -> str | None:
@@ -365,8 +385,7 @@ class Config:
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        opts = self.combine[kind]
-        return CombineOptions(opts.method, opts.reject, dict(opts.params), opts.scale)
+        return replace(self.combine[kind], params=dict(self.combine[kind].params))
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -640,6 +659,8 @@ def _combine_one(kind: str, data: Any) -> CombineOptions:
     method = _choice(sec, "method", table.pop("method", base.method), COMBINE_METHODS)
     scale_in = table.pop("scale", base.scale or "none")
     scale = _choice(sec, "scale", scale_in, SCALES)
+    zero = _choice(sec, "zero", table.pop("zero", base.zero or "none"), ZEROS)
+    weights = _choice(sec, "weights", table.pop("weights", base.weights or "none"), WEIGHTS)
     if "reject" in table:
         reject = _choice(sec, "reject", table.pop("reject"), tuple(REJECT_PARAMS))
         params: dict[str, Any] = {}
@@ -649,7 +670,8 @@ def _combine_one(kind: str, data: Any) -> CombineOptions:
     known = (*checks, "sigma") if "low" in checks else tuple(checks)
     for key in table:
         if key not in known:
-            close = difflib.get_close_matches(key, [*known, "method", "reject", "scale"], n=1)
+            options = [*known, "method", "reject", "scale", "zero", "weights"]
+            close = difflib.get_close_matches(key, options, n=1)
             hint = f"{reject!r} takes {', '.join(known) or 'no parameters'}"
             if close:
                 hint += f"; did you mean {close[0]!r}?"
@@ -659,7 +681,14 @@ def _combine_one(kind: str, data: Any) -> CombineOptions:
         params["low"] = params["high"] = sigma
     for key, value in table.items():
         params[key] = checks[key](sec, key, value)
-    return CombineOptions(method, reject, params, None if scale == "none" else scale)
+    return CombineOptions(
+        method,
+        reject,
+        params,
+        None if scale == "none" else scale,
+        None if zero == "none" else zero,
+        None if weights == "none" else weights,
+    )
 
 
 def _combine(data: Any) -> dict[str, CombineOptions]:
@@ -850,22 +879,16 @@ readout_axis = "auto"  # auto (along the overscan strip), x, y
 [combine.bias]
 method = "mean"
 scale = "none"
-reject = "sigclip"
-low = 5.0
-high = 5.0
-maxiters = 5
-center = "median"
-spread = "mad_std"
+reject = "esd"
+alpha = 0.05
+max_outliers = 0.3
 
 [combine.dark]
 method = "mean"
 scale = "none"
-reject = "sigclip"
-low = 5.0
-high = 5.0
-maxiters = 5
-center = "median"
-spread = "mad_std"
+reject = "esd"
+alpha = 0.05
+max_outliers = 0.3
 
 [combine.flat]
 method = "median"
@@ -875,6 +898,8 @@ reject = "none"
 [combine.light]
 method = "mean"
 scale = "none"
+zero = "median"      # additive offsets to a common sky level
+weights = "frame"    # inverse median variance of each frame
 reject = "sigclip"
 low = 3.0
 high = 3.0

@@ -415,7 +415,8 @@ def reduce(
         if _reusable(target, key):
             result.reused.append(target)
         else:
-            stack = spec.run(paths)
+            weights = _frame_weights(paths) if cfg.combine_options("light").weights else None
+            stack = spec.run(paths, weights=weights)
             stack.header["IMAGETYP"] = ("STACK", "ccdcal stack of calibrated lights")
             _write(
                 stack,
@@ -482,6 +483,16 @@ def _calibrate_one(
     return frame
 
 
+def _frame_weights(paths: Sequence[Path]) -> list[float] | None:
+    """Inverse median variance of each calibrated frame (MEDVAR), or None if one lacks it."""
+    from astropy.io import fits
+
+    values = [fits.getheader(p).get("MEDVAR") for p in paths]
+    if any(v is None or not float(v) > 0 for v in values):
+        return None
+    return [1.0 / float(v) for v in values]
+
+
 def _gain(info: FrameInfo, cfg: Config) -> float | None:
     return cfg.detector.gain if cfg.detector.gain is not None else info.gain
 
@@ -489,7 +500,7 @@ def _gain(info: FrameInfo, cfg: Config) -> float | None:
 def _spec(cfg: Config, kind: str) -> CombineSpec:
     """The combine specification for one kind of frame from the configuration."""
     opts = cfg.combine_options(kind)
-    options = {} if opts.scale in (None, "none") else {"scale": opts.scale}
+    options = {name: getattr(opts, name) for name in ("scale", "zero") if getattr(opts, name)}
     return CombineSpec(opts.method, opts.rejection(), options)
 
 
