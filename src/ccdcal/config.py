@@ -329,8 +329,11 @@ DEFAULT_COMBINE: Mapping[str, CombineOptions] = MappingProxyType(
         "dark": CombineOptions("mean", "esd", {"alpha": 0.05, "max_outliers": 0.3}),
         "flat": CombineOptions("median", "none", {}, scale="median"),
         "light": CombineOptions(
-            "mean", "sigclip", {"low": 3.0, "high": 3.0, **_SIGCLIP_DEFAULTS},
-            zero="median", weights="frame",
+            "mean",
+            "sigclip",
+            {"low": 3.0, "high": 3.0, **_SIGCLIP_DEFAULTS},
+            zero="median",
+            weights="frame",
         ),
     }
 )
