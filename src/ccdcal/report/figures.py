@@ -111,6 +111,7 @@ def show_image(
     vmin: float | None = None,
     vmax: float | None = None,
     colorbar: bool = True,
+    bad: str = "red",
 ) -> AxesImage:
     """Draw an image in pixel coordinates (origin lower) with a labelled colour bar.
 
@@ -133,6 +134,8 @@ def show_image(
         Explicit display limits.
     colorbar
         Add a colour bar.
+    bad
+        Colour of non-finite pixels.
 
     Returns
     -------
@@ -154,7 +157,7 @@ def show_image(
     lo, hi = image_limits(arr, stretch) if vmin is None or vmax is None else (vmin, vmax)
     lo = lo if vmin is None else vmin
     hi = hi if vmax is None else vmax
-    colours = matplotlib.colormaps[cmap].with_extremes(bad="red")
+    colours = matplotlib.colormaps[cmap].with_extremes(bad=bad)
     im = ax.imshow(
         np.ma.masked_invalid(arr),
         origin="lower",
@@ -285,7 +288,7 @@ def save_residual_png(
 def save_count_png(counts: np.ndarray, path: PathLike, *, title: str | None = None) -> Path:
     """Write a map of small counts (for example frames rejected per pixel).
 
-    The colour scale runs from 0 to the largest count (at least 1), with white for zero.
+    Zero is white; the colour scale runs from 1 to the largest count, with integer ticks.
 
     Examples
     --------
@@ -294,11 +297,24 @@ def save_count_png(counts: np.ndarray, path: PathLike, *, title: str | None = No
     >>> save_count_png(np.array([[0, 1], [2, 0]]), p, title="rejected").exists()
     True
     """
+    from matplotlib.ticker import MaxNLocator
+
     arr = np.asarray(counts, dtype=float)
     top = float(np.nanmax(arr)) if np.isfinite(arr).any() else 1.0
     fig = new_figure()
     ax = fig.add_subplot()
-    show_image(ax, arr, title=title, unit="frames", cmap="magma_r", vmin=0.0, vmax=max(top, 1.0))
+    im = show_image(
+        ax,
+        np.where(arr > 0, arr, np.nan),
+        title=title,
+        unit="frames",
+        cmap="magma_r",
+        vmin=0.5,
+        vmax=max(top, 1.0) + 0.5,
+        bad="white",
+    )
+    im.colorbar.locator = MaxNLocator(integer=True)
+    im.colorbar.update_ticks()
     return save_figure(fig, path)
 
 

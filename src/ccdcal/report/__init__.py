@@ -1,0 +1,12 @@
+"""Figures and the HTML report of a reduction.
+
+:func:`write_report` turns a :class:`~ccdcal.pipeline.ReduceResult` (and, for a simulated
+night, the truth comparison and the photometry) into ``OUT_DIR/report/index.html`` with its
+PNGs beside it; :mod:`ccdcal.report.figures` holds the plotting helpers it uses.
+"""
+
+from __future__ import annotations
+
+from .html import write_report
+
+__all__ = ["write_report"]

@@ -1,0 +1,409 @@
+"""The HTML report of a reduction: ``OUT_DIR/report/index.html`` with its PNGs beside it.
+
+The page is self-contained for offline reading: a stylesheet inline, no scripts, and images
+referenced by relative file names in the same folder, so the folder can be copied or
+zipped as a whole. Every piece of text that comes from files or headers is escaped.
+
+Examples
+--------
+>>> _esc("<b>&")
+'&lt;b&gt;&amp;'
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..frame import Frame
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.8em; }
+p.meta { color: #666; margin-top: 0; }
+.grid { display: flex; flex-wrap: wrap; gap: 1em; }
+figure { margin: 0; border: 1px solid #ddd; padding: 0.4em; background: #fafafa; }
+figure img { display: block; width: 100%; max-width: 560px; height: auto; }
+figcaption { font-size: 0.85em; color: #444; margin-top: 0.3em; max-width: 560px; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }
+th { background: #eee; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.off td { background: #fde2e2; }
+td.ok { color: #1a7f37; font-weight: bold; }
+td.off { color: #b42318; font-weight: bold; }
+pre { background: #f5f5f5; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+ul.notices li { color: #8a5a00; }
+ul.failures li { color: #b42318; }
+details { margin: 0.5em 0; }
+"""
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.strip()).strip("_.") or "image"
+
+
+@dataclass
+class _Page:
+    """The report being assembled: HTML sections and the images written for them."""
+
+    folder: Path
+    parts: list[str] = field(default_factory=list)
+    images: list[Path] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+
+    def name(self, stem: str) -> Path:
+        """A unique PNG path in the report folder for ``stem``."""
+        base = _slug(stem)
+        candidate = base
+        i = 2
+        while candidate in self.used:
+            candidate = f"{base}_{i}"
+            i += 1
+        self.used.add(candidate)
+        return self.folder / f"{candidate}.png"
+
+    def figure(self, path: Path, caption: str) -> str:
+        self.images.append(path)
+        alt = _esc(caption)
+        return (
+            f'<figure><a href="{_esc(path.name)}"><img src="{_esc(path.name)}" alt="{alt}" '
+            f'loading="eager"></a><figcaption>{alt}</figcaption></figure>'
+        )
+
+    def section(self, title: str, body: str, anchor: str) -> None:
+        self.parts.append(f'<section id="{_esc(anchor)}"><h2>{_esc(title)}</h2>\n{body}</section>')
+
+
+def _grid(items: Iterable[str]) -> str:
+    items = list(items)
+    return '<div class="grid">' + "\n".join(items) + "</div>" if items else ""
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: set[int] = frozenset()):
+    out = ["<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr></thead>"]
+    out.append("<tbody>")
+    for row in rows:
+        cells = "".join(
+            f'<td class="num">{_esc(v)}</td>' if i in numeric else f"<td>{_esc(v)}</td>"
+            for i, v in enumerate(row)
+        )
+        out.append(f"<tr>{cells}</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------- sections
+def _inputs(page: _Page, result: Any) -> None:
+    collection = getattr(result, "collection", None)
+    if collection is not None and getattr(collection, "frames", None) is not None:
+        frames = list(collection.frames)
+        summary = collection.summary() if hasattr(collection, "summary") else ""
+        rows = []
+        for f in frames:
+            size = "-" if f.shape is None else f"{f.shape[1]}x{f.shape[0]}"
+            rel = collection.relative(f) if hasattr(collection, "relative") else f.path.name
+            rows.append(
+                (
+                    rel,
+                    f.kind,
+                    _fmt(f.exptime),
+                    f.filter or "-",
+                    f.object or "-",
+                    size,
+                    f.error if f.error is not None else f.reason,
+                )
+            )
+        body = f"<pre>{_esc(summary)}</pre>" if summary else ""
+        table = _table(
+            ("file", "type", "exptime [s]", "filter", "object", "size", "how classified"),
+            rows,
+            numeric={2},
+        )
+        body += f"<details><summary>all {len(frames)} files</summary>{table}</details>"
+    else:
+        body = "<p>No scan of the raw folder was recorded; the calibrated lights were:</p>"
+        body += _table(("calibrated light",), ((Path(p).name,) for p in result.calibrated))
+    page.section("What went in", body, "inputs")
+
+
+def _masters(page: _Page, result: Any) -> None:
+    figs = []
+    for name, path in result.masters.items():
+        frame = Frame.read(path)
+        unit = frame.header.get("BUNIT") or ("adu" if not name.startswith("flat") else "")
+        ncomb = frame.header.get("NCOMBINE")
+        caption = f"master {name.replace('_', ' ')}" + (f" ({ncomb} frames)" if ncomb else "")
+        png = page.name(f"master_{name}")
+        from .figures import save_frame_png
+
+        save_frame_png(frame, png, title=caption, unit=str(unit) or "relative response")
+        figs.append(page.figure(png, caption))
+    body = _grid(figs) or "<p>No master frames were made.</p>"
+    page.section("Master frames", body, "masters")
+
+
+def _raw_for(result: Any, calibrated: Path) -> Path | None:
+    collection = getattr(result, "collection", None)
+    if collection is None:
+        return None
+    for f in collection.frames:
+        if f.kind == "light" and f.error is None:
+            name = f.path.name
+            for suffix in (".gz", ".fz", ".bz2"):
+                if name.lower().endswith(suffix):
+                    name = name[: -len(suffix)]
+            if Path(name).stem == calibrated.stem:
+                return f.path
+    return None
+
+
+def _raw_vs_calibrated(page: _Page, result: Any) -> None:
+    from .figures import save_frame_png
+
+    if not result.calibrated:
+        page.section("Raw and calibrated", "<p>No light frame was calibrated.</p>", "light")
+        return
+    cal_path = Path(result.calibrated[0])
+    figs = []
+    raw_path = _raw_for(result, cal_path)
+    if raw_path is not None:
+        raw = Frame.read(raw_path)
+        png = page.name(f"raw_{cal_path.stem}")
+        caption = f"raw {raw_path.name}"
+        save_frame_png(raw, png, title=caption, unit=str(raw.header.get("BUNIT") or "adu"))
+        figs.append(page.figure(png, caption))
+    cal = Frame.read(cal_path)
+    png = page.name(f"calibrated_{cal_path.stem}")
+    caption = f"calibrated {cal_path.name}"
+    save_frame_png(cal, png, title=caption)
+    figs.append(page.figure(png, caption))
+    body = (
+        "<p>The first light frame before and after calibration (overscan, trim, bias, dark, "
+        "flat, gain). Red pixels are not finite.</p>" + _grid(figs)
+    )
+    page.section("Raw and calibrated", body, "light")
+
+
+def _stacks(page: _Page, result: Any) -> None:
+    from .figures import save_count_png, save_frame_png
+
+    figs = []
+    for (obj, filt), path in result.stacks.items():
+        frame = Frame.read(path)
+        label = f"{obj} {filt}"
+        ncomb = frame.header.get("NCOMBINE")
+        caption = f"stack {label}" + (f" ({ncomb} frames)" if ncomb else "")
+        png = page.name(f"stack_{obj}_{filt}")
+        save_frame_png(frame, png, title=caption)
+        figs.append(page.figure(png, caption))
+        lo, hi = frame.extras.get("NREJLO"), frame.extras.get("NREJHI")
+        if lo is not None or hi is not None:
+            counts = np.zeros(frame.shape, np.int32)
+            for plane in (lo, hi):
+                if plane is not None:
+                    counts += np.asarray(plane, dtype=np.int32)
+            total = int(counts.sum())
+            lo_n = 0 if lo is None else int(np.asarray(lo).sum())
+            hi_n = 0 if hi is None else int(np.asarray(hi).sum())
+            png = page.name(f"rejected_{obj}_{filt}")
+            caption = (
+                f"rejection map {label}: values rejected per pixel (NREJLO + NREJHI); "
+                f"{total} in all, {lo_n} low, {hi_n} high"
+            )
+            save_count_png(counts, png, title=f"rejected per pixel: {label}")
+            figs.append(page.figure(png, caption))
+    body = _grid(figs) or "<p>No stacks were made.</p>"
+    page.section("Stacks and rejection maps", body, "stacks")
+
+
+def _numbers(page: _Page, result: Any) -> None:
+    parts = []
+    try:
+        parts.append(f"<pre>{_esc(result.summary())}</pre>")
+    except (OSError, ValueError) as err:  # a file gone since the run: say so, keep the page
+        parts.append(f"<p>summary unavailable: {_esc(err)}</p>")
+    notices = list(getattr(result, "notices", []) or [])
+    failures = list(getattr(result, "failures", []) or [])
+    if notices:
+        parts.append("<h3>Notices</h3><ul class='notices'>")
+        parts += [f"<li>{_esc(n)}</li>" for n in notices]
+        parts.append("</ul>")
+    else:
+        parts.append("<p>No notices.</p>")
+    if failures:
+        parts.append("<h3>Failures</h3><ul class='failures'>")
+        parts += [f"<li>{_esc(Path(p).name)}: {_esc(why)}</li>" for p, why in failures]
+        parts.append("</ul>")
+    else:
+        parts.append("<p>No failures.</p>")
+    page.section("Numbers of the run", "\n".join(parts), "numbers")
+
+
+def _truth(page: _Page, truth: Any) -> None:
+    from .figures import save_residual_png
+
+    rows = []
+    for c in truth.checks:
+        ok = bool(c.ok)
+        kind = getattr(c, "kind", "equal")
+        sign = {"below": "≤ ", "zero": "|x| ≤ "}.get(kind, "")
+        rows.append(
+            "<tr class='{}'><td>{}</td><td class='num'>{}</td><td class='num'>{}</td>"
+            "<td>{}</td><td class='{}'>{}</td><td>{}</td></tr>".format(
+                "" if ok else "off",
+                _esc(c.name),
+                _esc(f"{c.measured:.4g}"),
+                _esc(f"{sign}{c.expected:.4g}"),
+                _esc(c.unit),
+                "ok" if ok else "off",
+                "ok" if ok else "OFF",
+                _esc(getattr(c, "note", "")),
+            )
+        )
+    table = (
+        "<table><thead><tr><th>check</th><th>measured</th><th>expected</th><th>unit</th>"
+        "<th></th><th>note</th></tr></thead><tbody>" + "\n".join(rows) + "</tbody></table>"
+    )
+    n_ok = sum(bool(c.ok) for c in truth.checks)
+    body = (
+        f"<p>{n_ok} of {len(truth.checks)} checks agree with the detector model "
+        "(expectations from the simulator's read noise, gain and photon statistics, not from "
+        "the propagated variance).</p>" + table
+    )
+    figs = []
+    for title, residual in getattr(truth, "residuals", {}).items():
+        png = page.name(f"residual_{title}")
+        unit = None
+        m = re.search(r"\[([^\]]+)\]", title)
+        if m:
+            unit = m.group(1)
+        save_residual_png(np.asarray(residual), png, title=title, unit=unit)
+        figs.append(page.figure(png, f"residual: {title}"))
+    body += _grid(figs)
+    page.section("Comparison with the truth", body, "truth")
+
+
+def _photometry(page: _Page, photometry: Any) -> None:
+    png = page.name("photometry")
+    photometry.plot(png)
+    text = photometry.summary() if hasattr(photometry, "summary") else ""
+    note = getattr(photometry, "note", "")
+    body = f"<pre>{_esc(text)}</pre>"
+    if note:
+        body += f"<p>{_esc(note)}</p>"
+    body += _grid([page.figure(png, "measured / true flux and Δmag against distance from centre")])
+    page.section("Photometry against the truth", body, "photometry")
+
+
+# ---------------------------------------------------------------------------- entry point
+def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> Path:
+    """Write the figures and ``index.html`` of a reduction into ``result.out_dir/report``.
+
+    Parameters
+    ----------
+    result
+        A :class:`~ccdcal.pipeline.ReduceResult`.
+    truth
+        For a simulated night, a :class:`~ccdcal.quality.TruthComparison`: its checks become
+        a table and its residual maps figures.
+    photometry
+        For a simulated night, a :class:`~ccdcal.photometry.PhotometryComparison`: its
+        summary and flux-ratio plot.
+
+    Returns
+    -------
+    Path
+        ``result.out_dir / "report" / "index.html"``.
+
+    Notes
+    -----
+    The page shows what went in (the scanned frames), each master, one raw light and its
+    calibrated version, each stack with its rejection map, the run's numbers, notices and
+    failures, and for simulated nights the truth comparison and the photometry. Images are
+    PNG files beside ``index.html`` referenced by relative names, so the page renders
+    offline and the folder can be moved as a whole. Old PNGs of the folder are replaced.
+    """
+    folder = Path(result.out_dir) / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    page = _Page(folder)
+    _inputs(page, result)
+    _masters(page, result)
+    _raw_vs_calibrated(page, result)
+    _stacks(page, result)
+    _numbers(page, result)
+    if truth is not None:
+        _truth(page, truth)
+    if photometry is not None:
+        _photometry(page, photometry)
+
+    toc = " · ".join(
+        f'<a href="#{anchor}">{_esc(title)}</a>'
+        for anchor, title in (
+            ("inputs", "inputs"),
+            ("masters", "masters"),
+            ("light", "raw and calibrated"),
+            ("stacks", "stacks"),
+            ("numbers", "numbers"),
+            ("truth", "truth"),
+            ("photometry", "photometry"),
+        )
+        if f'id="{anchor}"' in "".join(page.parts)
+    )
+    raw_root = getattr(getattr(result, "collection", None), "root", None)
+    meta = f"ccdcal {__version__} · output folder {Path(result.out_dir)}"
+    if raw_root is not None:
+        meta += f" · raw folder {raw_root}"
+    doc = "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            "<title>ccdcal report</title>",
+            f"<style>{_CSS}</style></head><body>",
+            "<h1>ccdcal reduction report</h1>",
+            f'<p class="meta">{_esc(meta)}</p>',
+            f"<nav>{toc}</nav>",
+            *page.parts,
+            "</body></html>",
+            "",
+        ]
+    )
+    index = folder / "index.html"
+    tmp = folder / ".index.html.tmp"
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(index)
+    log.info("report: %s (%d images)", index, len(page.images))
+    return index
+
+
+__all__ = ["write_report"]
