@@ -1,0 +1,268 @@
+"""Experiment ``frames``: how the background noise of a stack falls with the number of frames.
+
+One night is simulated with the largest number of lights; masters are built once; the
+calibrated lights are stacked N = 1, 2, 4, ... at a time with a sigma-clipped mean. On
+star-free pixels that no cosmic ray hit, the noise is the standard deviation of
+(stack − truth). That error has two parts: the random noise of the N frames, which falls as
+1/√N, and the fixed pattern the masters leave in every frame (their own read and photon
+noise), which no amount of stacking removes. The pattern is computed exactly by calibrating
+the noise-free raw frame with the same masters, so both parts are measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._common import (
+    ExperimentResult,
+    SimNight,
+    background_pixels,
+    build_masters,
+    calibrate_lights,
+    fit_loglog,
+    fixed_pattern,
+    frame_variance,
+    noise_and_error,
+    work_folder,
+)
+
+log = logging.getLogger(__name__)
+
+#: a fit "before the floor" uses the N where the masters' pattern adds < this to the variance
+FLOOR_FRACTION = 0.05
+
+
+@dataclass
+class FramesResult(ExperimentResult):
+    """Noise of stacks of N frames.
+
+    Rows hold ``n``; ``noise`` (std of stack − truth) and ``noise_err``; ``random`` (the
+    same with the masters' fixed pattern removed) and ``random_err``; ``floor`` (std of the
+    fixed pattern); ``expected`` (model: √(σ₁²/N + floor²)); ``gain`` (noise of one frame /
+    noise of N). The fit attributes are set by :func:`frames`.
+
+    Attributes
+    ----------
+    slope, slope_err
+        Power-law index of the random noise against N, all N (expected −0.5).
+    slope_total, slope_total_err, fit_n
+        The same for the total noise over ``fit_n``: the N before the floor (where the
+        pattern adds less than 5 % to the variance).
+    n_floor
+        The N at which the random noise of the stack equals the masters' pattern: beyond it
+        more frames barely help.
+    pixels
+        Number of background pixels measured.
+    """
+
+    slope: float = float("nan")
+    slope_err: float = float("nan")
+    slope_total: float = float("nan")
+    slope_total_err: float = float("nan")
+    fit_n: tuple[int, ...] = ()
+    n_floor: float = float("nan")
+    pixels: int = 0
+
+    name: ClassVar[str] = "frames"
+    columns: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("n", "N", "d"),
+        ("noise", "noise [e-]", ".4f"),
+        ("noise_err", "±", ".4f"),
+        ("random", "random [e-]", ".4f"),
+        ("random_err", "±", ".4f"),
+        ("floor", "masters [e-]", ".4f"),
+        ("expected", "model [e-]", ".4f"),
+        ("gain", "1/noise vs N=1", ".3f"),
+    )
+
+    def summary(self) -> str:
+        """The fitted slopes and where the floor sets in, in words."""
+        fit_n = ", ".join(str(n) for n in self.fit_n) or "-"
+        return (
+            f"random noise ∝ N^({self.slope:.4f} ± {self.slope_err:.4f}) over all N "
+            f"(expected -0.5)\n"
+            f"total noise ∝ N^({self.slope_total:.4f} ± {self.slope_total_err:.4f}) over "
+            f"N = {fit_n} (before the floor)\n"
+            f"master-frame floor {self.rows[-1]['floor']:.3f} e- equals the random noise at "
+            f"N ≈ {self.n_floor:.0f}; beyond it stacking gains little "
+            f"({self.pixels} background pixels)"
+            if self.rows
+            else "no rows"
+        )
+
+    def table(self) -> str:
+        """The rows, then the fit."""
+        return super().table() + "\n" + self.summary()
+
+    def plot(self, path: Any) -> Path:
+        """Noise against N on log-log axes with the 1/√N line, the floor and the fits."""
+        from ..report.figures import new_figure, plot_noise_vs_n, save_figure
+
+        n = [r["n"] for r in self.rows]
+        fig = new_figure((6.0, 4.6))
+        ax = fig.add_subplot()
+        floor = float(self.rows[-1]["floor"]) if self.rows else None
+        plot_noise_vs_n(
+            ax,
+            n,
+            [r["noise"] for r in self.rows],
+            errors=[r["noise_err"] for r in self.rows],
+            label="stack − truth",
+            floor=floor,
+        )
+        ax.errorbar(
+            n,
+            [r["random"] for r in self.rows],
+            yerr=[r["random_err"] for r in self.rows],
+            fmt="s",
+            ms=4,
+            color="C2",
+            label=f"random part: slope {self.slope:.3f} ± {self.slope_err:.3f}",
+        )
+        if math.isfinite(self.n_floor):
+            ax.axvline(self.n_floor, color="C3", ls="--", lw=0.8, label=f"N = {self.n_floor:.0f}")
+        ax.legend(fontsize=7, loc="lower left")
+        ax.set_title(
+            f"background noise of sigma-clipped mean stacks (seed {self.params.get('seed')})",
+            fontsize=10,
+        )
+        return save_figure(fig, path)
+
+
+def frames(
+    *,
+    seed: int = 0,
+    shape: tuple[int, int] = (200, 200),
+    n: Sequence[int] = (1, 2, 4, 8, 16, 32),
+    nbias: int = 25,
+    ndark: int = 15,
+    nflat: int = 15,
+    reject: Any = None,
+    work_dir: Any = None,
+    quick: bool = False,
+    **night_options: Any,
+) -> FramesResult:
+    """Measure the background noise of stacks of N frames against the truth.
+
+    Parameters
+    ----------
+    seed
+        Simulation seed (the same seed gives the same numbers).
+    shape
+        (ny, nx) of the simulated detector.
+    n
+        Numbers of frames to stack; the night has ``max(n)`` lights. Each stack uses the
+        first N lights.
+    nbias, ndark, nflat
+        Calibration frames for the masters (median-combined).
+    reject
+        Rejection for the stacks; default ``SigmaClip(low=3, high=3)``.
+    work_dir
+        Keep the simulated night under ``work_dir/frames``; default a temporary folder.
+    quick
+        A small fast version for tests: 96×96 pixels, N up to 8, fewer calibration frames.
+    **night_options
+        Passed on to :func:`ccdcal.simulate.night`.
+
+    Returns
+    -------
+    FramesResult
+    """
+    from ..combine import SigmaClip, combine
+
+    if quick:
+        shape = (min(shape[0], 96), min(shape[1], 96))
+        n = tuple(k for k in n if k <= 8) or (1, 2, 4, 8)
+        nbias, ndark, nflat = min(nbias, 11), min(ndark, 7), min(nflat, 7)
+    ns = sorted({int(k) for k in n})
+    if not ns or ns[0] < 1:
+        raise ValueError(f"n must be positive numbers of frames, not {list(n)}")
+    reject = SigmaClip(low=3.0, high=3.0) if reject is None else reject
+    params = {
+        "seed": seed,
+        "shape": f"{shape[1]}x{shape[0]}",
+        "n": ns,
+        "nbias": nbias,
+        "ndark": ndark,
+        "nflat": nflat,
+        "reject": repr(reject),
+    }
+    with work_folder(work_dir, "frames") as folder:
+        night = SimNight.make(
+            folder / "night",
+            seed=seed,
+            shape=shape,
+            nbias=nbias,
+            ndark=ndark,
+            nflat=nflat,
+            nlight=max(ns),
+            **night_options,
+        )
+        masters = build_masters(night)
+        lights = sorted(night.lights)[: max(ns)]
+        calibrated = calibrate_lights(lights, masters)
+        t = float(calibrated[0].header["EXPTIME"])
+        filt = str(calibrated[0].header.get("FILTER", "")).strip() or None
+        truth_e = night.truth.scene * t
+        pattern = fixed_pattern(night, lights[0], masters)
+        var1 = frame_variance(night, t, filt=filt)
+        bg = background_pixels(night, exclude=night.cosmic(lights))
+
+    result = FramesResult(params=params)
+    for c in calibrated:
+        bg &= c.good
+    result.pixels = int(bg.sum())
+    floor, _ = noise_and_error(pattern[bg])
+    var1_bg = float(np.mean(var1[bg]))
+    first_noise = None
+    for k in ns:
+        stack = combine(calibrated[:k], method="mean", reject=reject)
+        resid = stack.data.astype(np.float64) - truth_e
+        ok = bg & np.isfinite(resid)
+        noise, noise_err = noise_and_error(resid[ok])
+        random, random_err = noise_and_error((resid - pattern)[ok])
+        first_noise = noise if first_noise is None else first_noise
+        result.rows.append(
+            {
+                "n": k,
+                "noise": noise,
+                "noise_err": noise_err,
+                "random": random,
+                "random_err": random_err,
+                "floor": floor,
+                "expected": math.sqrt(var1_bg / k + floor**2),
+                "gain": first_noise / noise,
+                "pixels": int(ok.sum()),
+            }
+        )
+        log.info("frames: N=%d noise %.4f (random %.4f) e-", k, noise, random)
+
+    rows = result.rows
+    if len(rows) >= 2:
+        result.slope, result.slope_err, _, _ = fit_loglog(
+            ns, [r["random"] for r in rows], [r["random_err"] for r in rows]
+        )
+        # before the floor: the pattern adds less than FLOOR_FRACTION to the variance
+        before = [r for r in rows if floor**2 < FLOOR_FRACTION * r["random"] ** 2]
+        result.fit_n = tuple(r["n"] for r in before)
+        if len(before) >= 2:
+            result.slope_total, result.slope_total_err, _, _ = fit_loglog(
+                result.fit_n, [r["noise"] for r in before], [r["noise_err"] for r in before]
+            )
+    random1 = rows[0]["random"] * math.sqrt(rows[0]["n"]) if rows else float("nan")
+    result.n_floor = (random1 / floor) ** 2 if floor > 0 else float("inf")
+    result.notes.append(
+        f"{result.pixels} star-free pixels without cosmic rays or hot pixels; masters from "
+        f"{masters.n_bias} bias, {masters.n_dark} dark, {masters.n_flat} flat frames (median)"
+    )
+    return result
+
+
+__all__ = ["FramesResult", "frames"]
