@@ -1,0 +1,337 @@
+"""Figures and the HTML report: every image referenced exists and decodes, text is escaped,
+and the page renders with all its images in headless Chromium (skipped without one)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import shutil
+import subprocess
+import weakref
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+import ccdcal
+from ccdcal.photometry import PhotometryComparison
+from ccdcal.quality import TruthCheck, TruthComparison
+from ccdcal.report import figures, write_report
+
+OBJECT = "M<&>1 'x'"
+SHAPE = (48, 56)
+
+
+def _write(folder: Path, name: str, data: np.ndarray, **header) -> None:
+    hdr = fits.Header()
+    for key, value in header.items():
+        hdr[key] = value
+    counts = np.clip(np.rint(data), 0, 65535).astype(np.uint16)
+    fits.PrimaryHDU(counts, header=hdr).writeto(folder / name)
+
+
+def make_raw_night(folder: Path, *, seed: int = 0) -> Path:
+    """A small night written by hand (independent of the simulator)."""
+    raw = folder / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    common = {"GAIN": 1.0, "RDNOISE": 5.0}
+    bias = 900 + rng.normal(0, 2, SHAPE)
+    flat = rng.normal(1, 0.02, SHAPE)
+    for i in range(3):
+        _write(
+            raw,
+            f"bias_{i}.fits",
+            bias + rng.normal(0, 5, SHAPE),
+            IMAGETYP="BIAS",
+            EXPTIME=0.0,
+            **common,
+        )
+        _write(
+            raw,
+            f"dark_{i}.fits",
+            bias + rng.normal(0, 5, SHAPE) + rng.poisson(3, SHAPE),
+            IMAGETYP="DARK",
+            EXPTIME=30.0,
+            **common,
+        )
+        _write(
+            raw,
+            f"flat_{i}.fits",
+            bias + rng.poisson(15000 * flat),
+            IMAGETYP="FLAT",
+            EXPTIME=1.0,
+            FILTER="V",
+            **common,
+        )
+    for i in range(4):
+        img = bias + rng.poisson(3 + 400 * flat) + rng.normal(0, 5, SHAPE)
+        img[rng.integers(0, SHAPE[0], 4), rng.integers(0, SHAPE[1], 4)] += 4000
+        _write(
+            raw,
+            f"light_{i}.fits",
+            img,
+            IMAGETYP="LIGHT",
+            EXPTIME=30.0,
+            FILTER="V",
+            OBJECT=OBJECT,
+            **common,
+        )
+    return raw
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.srcs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.srcs.append(dict(attrs)["src"])
+
+
+def image_sources(index: Path) -> list[str]:
+    parser = _Images()
+    parser.feed(index.read_text(encoding="utf-8"))
+    return parser.srcs
+
+
+def check_images(index: Path) -> list[str]:
+    srcs = image_sources(index)
+    assert srcs, "the report shows no image"
+    for src in srcs:
+        assert "/" not in src and not src.startswith(("http", "data:")), src
+        path = index.parent / src
+        assert path.is_file(), src
+        img = plt.imread(path)  # decodes the PNG
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100, src
+    return srcs
+
+
+@pytest.fixture(scope="module")
+def reduced(tmp_path_factory):
+    base = tmp_path_factory.mktemp("report")
+    raw = make_raw_night(base / "night")
+    (raw / "broken.fits").write_bytes(b"SIMPLE  = not really a FITS file")
+    result = ccdcal.reduce(raw, base / "out", report=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def truth_and_photometry():
+    rng = np.random.default_rng(2)
+    truth = TruthComparison(
+        checks=[
+            TruthCheck("master bias rms <1>", 1.0, 1.02, "adu", 0.15),
+            TruthCheck("stack cosmic rays left", 7.0, 1.0, "pixels", 0.0, kind="below"),
+        ],
+        residuals={
+            "master bias - true bias [adu]": rng.normal(0, 1, SHAPE),
+            "stack - truth [e-]": np.where(
+                rng.random(SHAPE) < 0.01, np.nan, rng.normal(0, 3, SHAPE)
+            ),
+        },
+    )
+    n = 12
+    table = Table(
+        {
+            "id": np.arange(n),
+            "x": rng.uniform(0, SHAPE[1], n),
+            "y": rng.uniform(0, SHAPE[0], n),
+            "r_center": rng.uniform(0, 30, n),
+            "snr": rng.uniform(10, 300, n),
+            "ratio": rng.normal(1, 0.01, n),
+            "ratio_err": np.full(n, 0.01),
+        }
+    )
+    table["dmag"] = -2.5 * np.log10(table["ratio"])
+    phot = PhotometryComparison(table, 6.0, (10.0, 15.0), 30.0, 15, {"edge": 3}, "test <note>")
+    return truth, phot
+
+
+@pytest.fixture(scope="module")
+def full_report(reduced, truth_and_photometry):
+    truth, phot = truth_and_photometry
+    return write_report(reduced, truth=truth, photometry=phot)
+
+
+# ---------------------------------------------------------------------------- the page
+def test_report_images_exist_and_decode(full_report):
+    index = full_report
+    assert index == Path(index.parent.parent / "report" / "index.html")
+    srcs = check_images(index)
+    names = set(srcs)
+    assert {"master_bias.png", "master_dark_30s.png", "master_flat_V.png"} <= names
+    assert "raw_light_0.png" in names and "calibrated_light_0.png" in names
+    assert any(s.startswith("stack_") for s in srcs)
+    assert any(s.startswith("rejected_") for s in srcs)
+    assert sum(s.startswith("residual_") for s in srcs) == 2
+    assert "photometry.png" in names
+    # no image written that the page does not show
+    assert {p.name for p in index.parent.glob("*.png")} == names
+
+
+def test_report_content_escaped(full_report):
+    text = full_report.read_text(encoding="utf-8")
+    assert "M&lt;&amp;&gt;1 &#x27;x&#x27;" in text
+    assert OBJECT not in text
+    assert "master bias rms &lt;1&gt;" in text
+    assert "test &lt;note&gt;" in text
+    assert "<script" not in text  # static page
+    for word in (
+        "What went in",
+        "Master frames",
+        "Raw and calibrated",
+        "Stacks",
+        "Numbers of the run",
+        "Comparison with the truth",
+        "Photometry",
+    ):
+        assert word in text, word
+    assert "broken.fits" in text  # the unreadable file is listed among failures
+    assert "OFF" in text  # the failing truth check is marked
+    assert "light_3.fits" in text  # the frame table
+
+
+def test_report_rerun_replaces_images(reduced, tmp_path):
+    index = write_report(reduced)
+    first = {p.name for p in index.parent.glob("*.png")}
+    index = write_report(reduced)
+    assert {p.name for p in index.parent.glob("*.png")} == first
+    assert not any(s.startswith("residual_") for s in first)
+    check_images(index)
+
+
+def test_report_without_collection(reduced, tmp_path):
+    from dataclasses import replace
+
+    result = replace(reduced, out_dir=tmp_path / "o", collection=None)
+    index = write_report(result)
+    text = index.read_text()
+    assert "calibrated light" in text and "light_0.fits" in text
+    srcs = check_images(index)
+    assert "calibrated_light_0.png" in srcs and "raw_light_0.png" not in srcs
+
+
+def test_reduce_writes_report(tmp_path):
+    raw = make_raw_night(tmp_path / "night", seed=3)
+    result = ccdcal.reduce(raw, tmp_path / "out")
+    assert result.report == tmp_path / "out" / "report" / "index.html"
+    check_images(result.report)
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+_CHECK = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.from(document.images);
+  var broken = imgs.filter(function (i) { return !i.complete || i.naturalWidth === 0; })
+                   .map(function (i) { return i.getAttribute('src'); });
+  var out = document.createElement('pre');
+  out.id = 'ccdcal-check';
+  out.textContent = JSON.stringify({n: imgs.length, broken: broken});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def render_in_chromium(index: Path, tmp_path: Path) -> dict:
+    """Copy the report, add a script listing images that failed to load, dump the DOM."""
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("no chromium binary found")
+    copy = tmp_path / "page"
+    shutil.copytree(index.parent, copy)
+    check = copy / "_check.html"
+    check.write_text(index.read_text().replace("</body>", _CHECK + "</body>"))
+    cmd = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--dump-dom",
+        check.as_uri(),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    found = re.search(r'<pre id="ccdcal-check">([^<]*)</pre>', done.stdout)
+    assert found, f"chromium exit {done.returncode}: {done.stderr[-2000:]}"
+    return json.loads(found.group(1).replace("&quot;", '"'))
+
+
+def test_report_renders_in_chromium(full_report, tmp_path):
+    status = render_in_chromium(full_report, tmp_path)
+    assert status["n"] == len(image_sources(full_report))
+    assert status["broken"] == []
+
+
+def test_chromium_check_sees_a_broken_image(full_report, tmp_path):
+    """The check itself works: a missing file is reported."""
+    page = tmp_path / "src"
+    shutil.copytree(full_report.parent, page)
+    (page / "master_bias.png").unlink()
+    status = render_in_chromium(page / "index.html", tmp_path / "r")
+    assert status["broken"] == ["master_bias.png"]
+
+
+# ---------------------------------------------------------------------------- figures
+def test_show_image_axes_and_colorbar():
+    fig = figures.new_figure()
+    ax = fig.add_subplot()
+    data = np.random.default_rng(0).normal(100, 3, (30, 40))
+    im = figures.show_image(ax, data, title="t", unit="electron")
+    assert ax.get_xlabel() == "x [pix]" and ax.get_ylabel() == "y [pix]"
+    assert im.origin == "lower"
+    assert im.colorbar.ax.get_ylabel() == "electron"
+    lo, hi = im.get_clim()
+    assert 85 < lo < 100 < hi < 115  # zscale, not min/max
+    for stretch in ("minmax", "percentile"):
+        assert figures.image_limits(data, stretch)[0] < lo + 5
+    with pytest.raises(ValueError, match="stretch"):
+        figures.image_limits(data, "log")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="2-D"):
+        figures.show_image(ax, np.zeros(3))
+
+
+def test_residual_limits_symmetric(tmp_path):
+    fig = figures.new_figure()
+    ax = fig.add_subplot()
+    lim = figures.residual_limit(np.array([-5.0, 1.0, 2.0]), 100)
+    im = figures.show_image(ax, np.zeros((4, 4)), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    assert im.get_clim() == (-5.0, 5.0)
+    path = figures.save_residual_png(np.full((8, 8), np.nan), tmp_path / "r.png", title="nan")
+    assert plt.imread(path).shape[2] == 4
+
+
+def test_figures_leave_nothing_behind(tmp_path):
+    """No pyplot figures are created and figures are freed after saving."""
+    before = plt.get_fignums()
+    refs = []
+    for i in range(5):
+        fig = figures.new_figure()
+        figures.show_image(fig.add_subplot(), np.eye(8))
+        figures.save_figure(fig, tmp_path / f"{i}.png")
+        refs.append(weakref.ref(fig))
+        del fig
+    figures.save_frame_png(np.eye(8), tmp_path / "f.png")
+    figures.save_count_png(np.eye(8, dtype=int), tmp_path / "c.png")
+    figures.save_noise_vs_n_png(tmp_path / "n.png", [1, 2, 4], [2.0, 1.4, 1.0], errors=[0.1] * 3)
+    gc.collect()
+    assert plt.get_fignums() == before
+    assert all(r() is None for r in refs)
