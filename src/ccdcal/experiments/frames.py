@@ -35,10 +35,6 @@ from ._common import (
 
 log = logging.getLogger(__name__)
 
-#: a fit "before the floor" uses the N where the masters' pattern adds < this to the variance
-FLOOR_FRACTION = 0.05
-
-
 @dataclass
 class FramesResult(ExperimentResult):
     """Noise of stacks of N frames.
@@ -51,22 +47,28 @@ class FramesResult(ExperimentResult):
     Attributes
     ----------
     slope, slope_err
-        Power-law index of the random noise against N, all N (expected −0.5).
-    slope_total, slope_total_err, fit_n
-        The same for the total noise over ``fit_n``: the N before the floor (where the
-        pattern adds less than 5 % to the variance).
+        Power-law index of the random noise against N over all N, with its standard error
+        (expected −0.5).
+    frame_noise, frame_noise_err, floor_fit, floor_fit_err
+        Fit of the total noise with σ² = σ₁²/N + floor²: the noise of one frame and the
+        floor the masters set, from the stacks alone.
+    floor
+        Standard deviation of the masters' fixed pattern, computed exactly.
     n_floor
-        The N at which the random noise of the stack equals the masters' pattern: beyond it
-        more frames barely help.
+        The N at which the random noise of the stack equals the floor: beyond it the noise
+        falls much more slowly than 1/√N.
     pixels
         Number of background pixels measured.
     """
 
     slope: float = float("nan")
     slope_err: float = float("nan")
-    slope_total: float = float("nan")
-    slope_total_err: float = float("nan")
-    fit_n: tuple[int, ...] = ()
+    slope_chi2: float = float("nan")
+    frame_noise: float = float("nan")
+    frame_noise_err: float = float("nan")
+    floor_fit: float = float("nan")
+    floor_fit_err: float = float("nan")
+    floor: float = float("nan")
     n_floor: float = float("nan")
     pixels: int = 0
 
@@ -83,18 +85,18 @@ class FramesResult(ExperimentResult):
     )
 
     def summary(self) -> str:
-        """The fitted slopes and where the floor sets in, in words."""
-        fit_n = ", ".join(str(n) for n in self.fit_n) or "-"
+        """The fits and where the floor sets in, in words."""
+        if not self.rows:
+            return "no rows"
         return (
-            f"random noise ∝ N^({self.slope:.4f} ± {self.slope_err:.4f}) over all N "
-            f"(expected -0.5)\n"
-            f"total noise ∝ N^({self.slope_total:.4f} ± {self.slope_total_err:.4f}) over "
-            f"N = {fit_n} (before the floor)\n"
-            f"master-frame floor {self.rows[-1]['floor']:.3f} e- equals the random noise at "
-            f"N ≈ {self.n_floor:.0f}; beyond it stacking gains little "
-            f"({self.pixels} background pixels)"
-            if self.rows
-            else "no rows"
+            f"random noise ∝ N^({self.slope:.4f} ± {self.slope_err:.4f}) over N = "
+            f"{self.rows[0]['n']}..{self.rows[-1]['n']} (expected -0.5; chi2/dof "
+            f"{self.slope_chi2:.2f})\n"
+            f"total noise² = σ1²/N + floor²: σ1 = {self.frame_noise:.3f} ± "
+            f"{self.frame_noise_err:.3f} e-, floor = {self.floor_fit:.3f} ± "
+            f"{self.floor_fit_err:.3f} e- (masters' pattern: {self.floor:.3f} e-)\n"
+            f"the masters' noise equals the stack's random noise at N ≈ {self.n_floor:.0f}: "
+            f"beyond it more frames gain little ({self.pixels} background pixels)"
         )
 
     def table(self) -> str:
@@ -108,7 +110,7 @@ class FramesResult(ExperimentResult):
         n = [r["n"] for r in self.rows]
         fig = new_figure((6.0, 4.6))
         ax = fig.add_subplot()
-        floor = float(self.rows[-1]["floor"]) if self.rows else None
+        floor = self.floor if math.isfinite(self.floor) else None
         plot_noise_vs_n(
             ax,
             n,
@@ -134,6 +136,18 @@ class FramesResult(ExperimentResult):
             fontsize=10,
         )
         return save_figure(fig, path)
+
+
+def _fit_floor(rows: Sequence[dict[str, Any]]) -> tuple[tuple[float, float], ...]:
+    """Weighted fit of noise² = a/N + b; returns ((a, σa), (b, σb))."""
+    n = np.array([r["n"] for r in rows], dtype=float)
+    y = np.array([r["noise"] ** 2 for r in rows])
+    sy = np.array([2 * r["noise"] * r["noise_err"] for r in rows])
+    design = np.column_stack([1.0 / n, np.ones_like(n)])
+    w = 1.0 / sy**2
+    cov = np.linalg.inv(design.T @ (design * w[:, None]))
+    a, b = cov @ (design.T @ (w * y))
+    return (float(a), float(math.sqrt(cov[0, 0]))), (float(b), float(math.sqrt(cov[1, 1])))
 
 
 def frames(
@@ -245,17 +259,16 @@ def frames(
         log.info("frames: N=%d noise %.4f (random %.4f) e-", k, noise, random)
 
     rows = result.rows
+    result.floor = floor
     if len(rows) >= 2:
-        result.slope, result.slope_err, _, _ = fit_loglog(
+        result.slope, result.slope_err, _, result.slope_chi2 = fit_loglog(
             ns, [r["random"] for r in rows], [r["random_err"] for r in rows]
         )
-        # before the floor: the pattern adds less than FLOOR_FRACTION to the variance
-        before = [r for r in rows if floor**2 < FLOOR_FRACTION * r["random"] ** 2]
-        result.fit_n = tuple(r["n"] for r in before)
-        if len(before) >= 2:
-            result.slope_total, result.slope_total_err, _, _ = fit_loglog(
-                result.fit_n, [r["noise"] for r in before], [r["noise_err"] for r in before]
-            )
+        (a, sa), (b, sb) = _fit_floor(rows)
+        result.frame_noise = math.sqrt(max(a, 0.0))
+        result.frame_noise_err = sa / (2 * result.frame_noise) if a > 0 else float("nan")
+        result.floor_fit = math.sqrt(max(b, 0.0))
+        result.floor_fit_err = sb / (2 * result.floor_fit) if b > 0 else float("nan")
     random1 = rows[0]["random"] * math.sqrt(rows[0]["n"]) if rows else float("nan")
     result.n_floor = (random1 / floor) ** 2 if floor > 0 else float("inf")
     result.notes.append(
