@@ -85,7 +85,10 @@ class Frame:
                 mask = np.where(mask, flags.BAD, 0)
             self.mask = mask.astype(np.uint16, copy=False)
         if not isinstance(self.header, fits.Header):
-            self.header = fits.Header(self.header)
+            header = fits.Header()
+            for key, value in dict(self.header or {}).items():
+                header[key] = value  # a (value, comment) tuple sets the comment too
+            self.header = header
         if self.path is not None:
             self.path = Path(self.path)
 
@@ -169,16 +172,17 @@ class Frame:
         ----------
         dtype
             ``None`` writes float32. ``"uint16"`` rounds and clips to 0..65535 and writes
-            BITPIX 16 with BZERO 32768, as a camera's ADC does.
+            BITPIX 16 with BZERO 32768, as a camera's ADC does; ``"uint8"`` (masks) BITPIX 8.
         """
         header = clean_header(self.header)
         if dtype is None:
             primary = fits.PrimaryHDU(self.data, header=header)
-        elif dtype == "uint16":
-            counts = np.clip(np.rint(self.data), 0, 65535).astype(np.uint16)
+        elif dtype in ("uint8", "uint16"):
+            top = np.iinfo(dtype).max
+            counts = np.clip(np.rint(self.data), 0, top).astype(dtype)
             primary = fits.PrimaryHDU(counts, header=header)
         else:
-            raise ValueError(f"dtype must be None or 'uint16', not {dtype!r}")
+            raise ValueError(f"dtype must be None, 'uint8' or 'uint16', not {dtype!r}")
         hdus: list[Any] = [primary]
         if self.mask is not None:
             mhdr = fits.Header()
