@@ -203,7 +203,7 @@ def night(
     detector_json = truth_dir / "detector.json"
     detector_json.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
     result.truth["detector"] = detector_json
-    log.info("simulated night: %d raw frames in %s", len(result.raw), raw_dir)
+    log.debug("simulated night: %d raw frames in %s", len(result.raw), raw_dir)
     return result
 
 
