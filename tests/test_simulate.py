@@ -4,6 +4,7 @@ reproduce bytes."""
 from __future__ import annotations
 
 import filecmp
+import itertools
 import json
 
 import numpy as np
@@ -71,7 +72,7 @@ def test_light_variance_is_poisson_plus_read_noise(det):
     var = (a.data - b.data) ** 2 / 2
     model = np.clip(signal_adu, 0, None) / det.gain + (det.read_noise / det.gain) ** 2 + 1 / 12
     edges = np.quantile(signal_adu, [0.0, 0.5, 0.9, 0.99, 1.0])
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (signal_adu >= lo) & (signal_adu < hi) & (a.data < ADC_MAX) & (b.data < ADC_MAX)
         ratio = var[sel].mean() / model[sel].mean()
         assert abs(ratio - 1) < 4 * np.sqrt(2 / sel.sum()) + 0.03, (lo, hi, ratio)
@@ -147,8 +148,9 @@ def test_night_headers_and_truth(tmp_path):
     assert sorted(kinds) == ["BIAS", "DARK", "FLAT", "LIGHT"]
     assert sorted(kinds["LIGHT"]) == ["B", "V"] and kinds["BIAS"] == [None]
     truth = tmp_path / "truth"
-    for name in ("scene.fits", "flat_B.fits", "flat_V.fits", "dark_current.fits", "bias.fits",
-                 "hot_pixels.fits", "stars.ecsv", "detector.json", "cosmic_light_V_001.fits"):  # fmt: skip
+    names = ("scene.fits", "flat_B.fits", "flat_V.fits", "dark_current.fits", "bias.fits",
+             "hot_pixels.fits", "stars.ecsv", "detector.json", "cosmic_light_V_001.fits")  # fmt: skip
+    for name in names:
         assert (truth / name).exists(), name
     assert Frame.read(truth / "scene.fits").shape == (32, 40)  # science area, no overscan
     assert fits.getval(truth / "scene.fits", "BUNIT") == "electron/s"

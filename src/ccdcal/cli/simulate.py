@@ -9,7 +9,9 @@ def _size(text: str) -> tuple[int, int]:
     try:
         nx, ny = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, like 200x200, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"size must be WIDTHxHEIGHT, like 200x200, not {text!r}"
+        ) from None
     if nx < 8 or ny < 8:
         raise argparse.ArgumentTypeError(f"size must be at least 8x8, not {text!r}")
     return ny, nx

@@ -127,12 +127,12 @@ class Detector:
         if not gain > 0 or read_noise < 0 or overscan < 0:
             raise ValueError("gain must be > 0, read_noise >= 0 and overscan >= 0")
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
-        y, x = np.mgrid[0:ny, 0:nx]
+        x = np.arange(nx)[None, :]
         rows = (pattern_amplitude / 2) * np.cos(2 * np.pi * np.arange(ny) / ny)
         columns = pattern_amplitude * np.sin(2 * np.pi * x / nx)
         pattern = bias_level + columns + rows[:, None]
         dark = np.full(shape, float(dark_rate))
-        nhot = int(round(hot_fraction * ny * nx))
+        nhot = round(hot_fraction * ny * nx)
         hot = np.zeros(shape, bool)
         if nhot:
             index = rng.choice(ny * nx, nhot, replace=False)
