@@ -154,3 +154,12 @@ def test_recovers_simulated_fluxes_on_flat_fielded_stack(tmp_path):
     )
     assert len(comp.table) >= 5, comp.summary()
     assert comp.median_ratio == pytest.approx(1.0, abs=0.01), comp.summary()
+
+
+def test_no_star_measurable(tmp_path):
+    img, var, stars = star_field([3.0, 117.0], [60.0, 60.0], [4000.0, 4000.0])
+    comp = compare_with_truth(Frame(img, variance=var), stars, 1.0)
+    assert len(comp.table) == 0 and comp.excluded["edge"] == 2
+    assert math.isnan(comp.median_ratio)
+    assert "0 of 2 stars" in comp.summary()
+    assert comp.plot(tmp_path / "empty.png").exists()

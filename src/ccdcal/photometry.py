@@ -419,7 +419,7 @@ def compare_with_truth(
         "masked": int((masked & finite).sum()),
         "no flux": int((~finite).sum()),
     }
-    if fw is not None:
+    if fw is not None and frac.size:
         note += f"; expected flux × enclosed fraction {np.median(frac):.4f} (median)"
     comparison = PhotometryComparison(
         out,

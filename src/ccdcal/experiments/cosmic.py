@@ -182,7 +182,7 @@ def cosmic_rays(
     work_dir
         Keep the simulated nights under ``work_dir/cosmic-rays``; default temporary.
     quick
-        Small and fast for tests: 96×96 pixels, rates ×1 and ×20, 3 and 6 frames.
+        Small and fast for tests: 96×96 pixels, rates ×1 and ×20, 3 and 10 frames.
     **night_options
         Passed on to :func:`ccdcal.simulate.night`.
 
@@ -195,7 +195,7 @@ def cosmic_rays(
     if quick:
         shape = (min(shape[0], 96), min(shape[1], 96))
         rates = (1.0, 20.0)
-        nframes = (3, 6)
+        nframes = (3, 10)
         nbias, ndark, nflat = min(nbias, 7), min(ndark, 5), min(nflat, 5)
     base_rate = default_cosmic_rate()
     ns = sorted({int(k) for k in nframes})

@@ -35,6 +35,7 @@ from ._common import (
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class FramesResult(ExperimentResult):
     """Noise of stacks of N frames.
@@ -129,7 +130,13 @@ class FramesResult(ExperimentResult):
             label=f"random part: slope {self.slope:.3f} ± {self.slope_err:.3f}",
         )
         if math.isfinite(self.n_floor):
-            ax.axvline(self.n_floor, color="C3", ls="--", lw=0.8, label=f"N = {self.n_floor:.0f}")
+            ax.axvline(
+                self.n_floor,
+                color="C3",
+                ls="--",
+                lw=0.8,
+                label=f"random noise = floor at N ≈ {self.n_floor:.0f}",
+            )
         ax.legend(fontsize=7, loc="lower left")
         ax.set_title(
             f"background noise of sigma-clipped mean stacks (seed {self.params.get('seed')})",
