@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -177,41 +178,29 @@ def combine(
         )
         log.debug("combine: %d frames of %dx%d in bands of %d rows", n, ny, nx, rows)
         if direct is None:
-            buf = np.empty((n, rows, nx), np.float32)
-            mbuf = np.zeros((n, rows, nx) if any_mask else (n, 1, 1), np.uint16)
-            vbuf = np.empty((n, rows, nx) if use_var else (n, 1, 1), np.float32)
+            bands = stream.iter_bands(
+                sources,
+                rows,
+                any_mask=any_mask,
+                all_mask=all_mask,
+                use_var=use_var,
+                out_mask=out_mask,
+            )
         else:
-            buf = direct
-            mbuf = np.zeros((n, 1, 1), np.uint16)
-            vbuf = np.empty((n, 1, 1), np.float32)
-
-        for y0 in range(0, ny, rows):
-            y1 = min(ny, y0 + rows)
-            r = y1 - y0
-            last = y1 == ny
-            if direct is None:
-                for i, source in enumerate(sources):
-                    data, mask, var = source.read(y0, y1)
-                    buf[i, :r] = data
-                    if any_mask:
-                        if mask is None:
-                            mbuf[i, :r] = 0
-                        else:
-                            mbuf[i, :r] = mask
-                            if all_mask:
-                                out_mask[y0:y1] &= mask
-                    if use_var:
-                        vbuf[i, :r] = var
-                    del data, mask, var
-                    if last:
-                        source.close()
-            y_in0 = 0 if direct is None else y0
-            kernels.combine_band(
-                buf, y_in0, mbuf, any_mask, exclude, vbuf, use_var, fscale, fzero, wframe,
-                wmode, algo, prm, lam, ci, cj, _METHODS[method], nkeep, var_mode, y0, r,
-                out_data, out_var, out_n, out_lo, out_hi, out_rej, keep_rejected,
-                numba.get_num_threads(),
-            )  # fmt: skip
+            none_mask = np.zeros((n, 1, 1), np.uint16)
+            none_var = np.empty((n, 1, 1), np.float32)
+            bands = (
+                (y0, min(rows, ny - y0), direct, none_mask, none_var) for y0 in range(0, ny, rows)
+            )
+        with contextlib.closing(bands):
+            for y0, r, buf, mbuf, vbuf in bands:
+                y_in0 = 0 if direct is None else y0
+                kernels.combine_band(
+                    buf, y_in0, mbuf, any_mask, exclude, vbuf, use_var, fscale, fzero,
+                    wframe, wmode, algo, prm, lam, ci, cj, _METHODS[method], nkeep, var_mode,
+                    y0, r, out_data, out_var, out_n, out_lo, out_hi, out_rej, keep_rejected,
+                    numba.get_num_threads(),
+                )  # fmt: skip
     finally:
         for source in sources:
             source.close()

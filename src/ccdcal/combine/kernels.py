@@ -155,54 +155,6 @@ def _inside(w, p, lo, hi, blo, bhi):
 
 
 @njit(cache=True)
-def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need):
-    lo = 0
-    hi = nv
-    klo = 0
-    khi = nv
-    it = 0
-    while True:
-        cnt = hi - lo
-        med = 0.0
-        mean = 0.0
-        if use_median or use_mad:
-            med = _median(w, p, lo, hi)
-        if not use_median or not use_mad:
-            mean = _mean(w, p, lo, hi)
-        cen = med if use_median else mean
-        if use_mad:
-            std = _mad(w, p, lo, hi, med) * MAD_TO_STD
-        else:
-            std = np.sqrt(_sumsq(w, p, lo, hi, mean) / cnt)
-        blo = cen - sl * std
-        bhi = cen + su * std
-        nlo, nhi = _inside(w, p, lo, hi, blo, bhi)
-        # astropy's result: every value (of all) within the last bounds
-        flo = nlo
-        while flo > 0 and w[flo - 1, p] >= blo:
-            flo -= 1
-        while flo < nv and w[flo, p] < blo:
-            flo += 1
-        fhi = max(nhi, flo)
-        while fhi > flo and w[fhi - 1, p] > bhi:
-            fhi -= 1
-        while fhi < nv and w[fhi, p] <= bhi:
-            fhi += 1
-        if fhi - flo < need:
-            return _restore(w, p, 0, nv, flo, fhi, cen, need)
-        klo = flo
-        khi = fhi
-        if nhi - nlo == cnt or nhi == nlo:
-            break
-        it += 1
-        if maxiters >= 0 and it >= maxiters:
-            break
-        lo = nlo
-        hi = nhi
-    return klo, khi
-
-
-@njit(cache=True)
 def _nested_clip(w, p, nv, algo, prm, need, tmp):
     """Siril sigma clipping, winsorized sigma clipping and ccdclip: values leave for good."""
     if algo == CCDCLIP:
@@ -340,6 +292,201 @@ def _esd(w, p, nv, prm, lam, need, slo, shi):
     return slo[nout], shi[nout]
 
 
+@njit(cache=True)
+def _kth_deviation(w, p, lo, hi, med, k):
+    """(k+1)-th smallest |w - med| over the sorted window: the k+1 values closest to med
+    are a contiguous run [a, a+k]; find a by bisection."""
+    a = lo
+    b = hi - 1 - k
+    while a < b:
+        mid = (a + b) // 2
+        if med - w[mid, p] > w[mid + k + 1, p] - med:
+            a = mid + 1
+        else:
+            b = mid
+    return max(med - w[a, p], w[a + k, p] - med)
+
+
+@njit(cache=True)
+def _ceil32(x):
+    """Smallest float32 >= x: for float32 v, ``v < x`` iff ``v < _ceil32(x)``."""
+    f = np.float32(x)
+    if f < x:
+        f = np.nextafter(f, np.float32(np.inf))
+    return f
+
+
+@njit(cache=True)
+def _floor32(x):
+    """Largest float32 <= x: for float32 v, ``v > x`` iff ``v > _floor32(x)``."""
+    f = np.float32(x)
+    if f > x:
+        f = np.nextafter(f, np.float32(-np.inf))
+    return f
+
+
+@njit(cache=True)
+def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, hi, klo, khi, it):
+    """astropy's sigma_clip for one pixel, continuing from window [lo, hi) after ``it``
+    iterations whose last bounds kept [klo, khi)."""
+    while True:
+        cnt = hi - lo
+        med = 0.0
+        mean = 0.0
+        if use_median or use_mad:
+            med = _median(w, p, lo, hi)
+        if not use_median or not use_mad:
+            mean = _mean(w, p, lo, hi)
+        cen = med if use_median else mean
+        if use_mad:
+            k1 = (cnt - 1) // 2
+            k2 = cnt // 2
+            d1 = _kth_deviation(w, p, lo, hi, med, k1)
+            d2 = d1 if k2 == k1 else _kth_deviation(w, p, lo, hi, med, k2)
+            std = 0.5 * (d1 + d2) * MAD_TO_STD
+        else:
+            std = np.sqrt(_sumsq(w, p, lo, hi, mean) / cnt)
+        blo = cen - sl * std
+        bhi = cen + su * std
+        nlo, nhi = _inside(w, p, lo, hi, blo, bhi)
+        # astropy's result: every value (of all) within the last bounds
+        flo = nlo
+        while flo > 0 and w[flo - 1, p] >= blo:
+            flo -= 1
+        while flo < nv and w[flo, p] < blo:
+            flo += 1
+        fhi = max(nhi, flo)
+        while fhi > flo and w[fhi - 1, p] > bhi:
+            fhi -= 1
+        while fhi < nv and w[fhi, p] <= bhi:
+            fhi += 1
+        if fhi - flo < need:
+            return _restore(w, p, 0, nv, flo, fhi, cen, need)
+        klo = flo
+        khi = fhi
+        if nhi - nlo == cnt or nhi == nlo:
+            break
+        it += 1
+        if maxiters >= 0 and it >= maxiters:
+            break
+        lo = nlo
+        hi = nhi
+    return klo, khi
+
+
+@njit(cache=True)
+def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, nkeep,
+                           klo_a, khi_a, st, fb):  # fmt: skip
+    """:func:`_sigclip_astropy` for every pixel of a block (same decisions).
+
+    The first iteration runs over the whole block at once: window sums and bound counts
+    have the block's pixels in the inner loop, so they vectorise. Most pixels stop there;
+    the others continue one by one. ``st`` (5, BLOCK) int64 and
+    ``fb`` (6, BLOCK) float64 are scratch.
+    """
+    n = w.shape[0]
+    lo = st[0]
+    hi = st[1]
+    act = st[2]
+    clo = st[3]
+    cle = st[4]
+    s1 = fb[0]
+    s2 = fb[1]
+    cen_a = fb[2]
+    sh = fb[3]
+    blo32 = fb[4]
+    bhi32 = fb[5]
+    nact = 0
+    for p in range(bw):
+        nv = nv_a[p]
+        lo[p] = 0
+        hi[p] = nv
+        klo_a[p] = 0
+        khi_a[p] = nv
+        act[p] = 1 if nv > nkeep else 0  # else nothing can be rejected
+        nact += act[p]
+    it = 0
+    while nact > 0:
+        # centre (median) and the shift of the sums, per active pixel
+        for p in range(bw):
+            if act[p]:
+                sh[p] = _median(w, p, lo[p], hi[p])
+            else:
+                sh[p] = 0.0
+            s1[p] = 0.0
+            s2[p] = 0.0
+        # window sums about the median, vectorised over the block
+        for j in range(n):
+            row = w[j]
+            for p in range(bw):
+                inwin = (j >= lo[p]) & (j < hi[p])
+                d = np.float64(row[p]) - sh[p] if inwin else 0.0
+                s1[p] += d
+                s2[p] += d * d
+        for p in range(bw):
+            if not act[p]:
+                blo32[p] = np.inf
+                bhi32[p] = -np.inf
+                continue
+            cnt = hi[p] - lo[p]
+            med = sh[p]
+            mean = med + s1[p] / cnt
+            cen = med if use_median else mean
+            if use_mad:
+                k1 = (cnt - 1) // 2
+                k2 = cnt // 2
+                d1 = _kth_deviation(w, p, lo[p], hi[p], med, k1)
+                d2 = d1 if k2 == k1 else _kth_deviation(w, p, lo[p], hi[p], med, k2)
+                std = 0.5 * (d1 + d2) * MAD_TO_STD
+            else:
+                var = (s2[p] - s1[p] * s1[p] / cnt) / cnt
+                std = np.sqrt(max(var, 0.0))
+            cen_a[p] = cen
+            blo32[p] = _ceil32(cen - sl * std)
+            bhi32[p] = _floor32(cen + su * std)
+        # counts below / within the bounds over all values (+inf pads never count)
+        for p in range(bw):
+            clo[p] = 0
+            cle[p] = 0
+        for j in range(n):
+            row = w[j]
+            for p in range(bw):
+                v = row[p]
+                clo[p] += 1 if v < blo32[p] else 0
+                cle[p] += 1 if v <= bhi32[p] else 0
+        it += 1
+        for p in range(bw):
+            if not act[p]:
+                continue
+            lo_p = lo[p]
+            hi_p = hi[p]
+            flo = clo[p]
+            fhi = max(cle[p], flo)
+            nlo = min(max(flo, lo_p), hi_p)
+            nhi = max(nlo, min(max(fhi, lo_p), hi_p))
+            need = min(nkeep, nv_a[p])
+            if fhi - flo < need:
+                a, b = _restore(w, p, 0, nv_a[p], flo, fhi, cen_a[p], need)
+                klo_a[p] = a
+                khi_a[p] = b
+                act[p] = 0
+                continue
+            klo_a[p] = flo
+            khi_a[p] = fhi
+            if nhi - nlo == hi_p - lo_p or nhi == nlo or (maxiters >= 0 and it >= maxiters):
+                act[p] = 0
+                continue
+            # the few pixels that clipped something go on alone (a block would run
+            # every pixel as many iterations as its slowest one)
+            a, b = _sigclip_astropy(
+                w, p, nv_a[p], sl, su, maxiters, use_median, use_mad, need, nlo, nhi,
+                flo, fhi, it,
+            )  # fmt: skip
+            klo_a[p] = a
+            khi_a[p] = b
+        break
+
+
 # --------------------------------------------------------------------------- the kernel
 
 
@@ -348,11 +495,12 @@ def _block(
     data, y_in, mask, has_mask, exclude, var, has_var, fscale, fzero, wframe, wmode,
     algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
     out_data, out_var, out_n, out_lo, out_hi, out_rej, want_rej,
-    orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc,
+    orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc, st, fb,
 ):  # fmt: skip
     n = data.shape[0]
     need_sort = algo != NONE or method == MEDIAN
     need_v = var_mode == 0 or wmode == 2
+    need_kb = want_rej or wmode != 0 or var_mode == 0
     nv_a = iv[0]
     klo_a = iv[1]
     khi_a = iv[2]
@@ -370,21 +518,16 @@ def _block(
     shift = acc[7]
     nan32 = np.float32(np.nan)
     inf32 = np.float32(np.inf)
+    zero32 = np.float32(0.0)
     for p in range(bw):
         nv_a[p] = 0
-        shift[p] = np.nan
-    # 1. load: scale and offset, then exclusions as NaN (each loop free of branches)
+    # 1. load: scale and offset; masked, NaN and infinite values become NaN (and +inf in w)
     for i in range(n):
         f = fscale[i]
         z = fzero[i]
         row = orig[i]
+        wr = w[i]
         src = data[i, y_in]
-        for p in range(bw):
-            row[p] = src[x0 + p] * f + z
-        if has_mask:
-            msrc = mask[i, y_in]
-            for p in range(bw):
-                row[p] = nan32 if (msrc[x0 + p] & exclude) != 0 else row[p]
         if need_v:
             vrow = vblk[i]
             if has_var:
@@ -395,21 +538,29 @@ def _block(
             else:
                 for p in range(bw):
                     vrow[p] = nan32
-            if wmode == 2:
-                for p in range(bw):
-                    vv = vrow[p]
-                    row[p] = row[p] if (vv > 0.0) & (vv < inf32) else nan32
-        for p in range(bw):
-            v = row[p]
-            ok = (v - v) == np.float32(0.0)  # False for NaN and +-inf
-            row[p] = v if ok else nan32
-            nv_a[p] += 1 if ok else 0
-            shift[p] = v if ok & (shift[p] != shift[p]) else shift[p]
-        if need_sort:
-            wr = w[i]
+        if has_mask:
+            msrc = mask[i, y_in]
             for p in range(bw):
-                v = row[p]
-                wr[p] = v if v == v else inf32
+                v = src[x0 + p] * f + z
+                ok = ((v - v) == zero32) & ((msrc[x0 + p] & exclude) == 0)
+                row[p] = v if ok else nan32
+                wr[p] = v if ok else inf32
+                nv_a[p] += 1 if ok else 0
+        else:
+            for p in range(bw):
+                v = src[x0 + p] * f + z
+                ok = (v - v) == zero32  # False for NaN and +-inf
+                row[p] = v if ok else nan32
+                wr[p] = v if ok else inf32
+                nv_a[p] += 1 if ok else 0
+        if wmode == 2:  # inverse-variance weights: a value needs a usable variance
+            vrow = vblk[i]
+            for p in range(bw):
+                vv = vrow[p]
+                ok = (vv > zero32) & (vv < inf32)
+                nv_a[p] -= 1 if (row[p] == row[p]) & ~ok else 0
+                row[p] = row[p] if ok else nan32
+                wr[p] = wr[p] if ok else inf32
     # 2. sort each pixel's values with the network (vectorised over the block)
     if need_sort:
         for k in range(ci.shape[0]):
@@ -420,30 +571,37 @@ def _block(
                 t = b[p]
                 a[p] = u if u < t else t
                 b[p] = t if u < t else u
-    # 3. window [klo, khi) of kept sorted values per pixel, as value bounds + tie quotas
+    # 3. window [klo, khi) of kept sorted values per pixel
+    if algo == SIGCLIP and prm[5] == 0.0:
+        _sigclip_astropy_block(
+            w, bw, nv_a, prm[0], prm[1], prm[2], prm[3] != 0.0, prm[4] != 0.0, nkeep,
+            klo_a, khi_a, st, fb,
+        )  # fmt: skip
+    else:
+        for p in range(bw):
+            nv = nv_a[p]
+            need = min(nkeep, nv)
+            klo = 0
+            khi = nv
+            if nv > 0 and algo != NONE:
+                if algo == SIGCLIP:
+                    klo, khi = _nested_clip(w, p, nv, _SIRIL, prm, need, tmp)
+                elif algo == WINSOR or algo == CCDCLIP:  # noqa: SIM109 (numba)
+                    klo, khi = _nested_clip(w, p, nv, algo, prm, need, tmp)
+                elif algo == MINMAX:
+                    klo, khi = _minmax(nv, prm, need)
+                elif algo == PCLIP:
+                    klo, khi = _pclip(w, p, nv, prm[0], prm[1], need)
+                elif algo == ESD:
+                    klo, khi = _esd(w, p, nv, prm, lam, need, slo, shi)
+            klo_a[p] = klo
+            khi_a[p] = khi
+    # ... as value bounds with quotas for ties at the edges, and a shift for the sums
+    split = False  # does a window end inside a run of equal values?
     for p in range(bw):
         nv = nv_a[p]
-        need = min(nkeep, nv)
-        klo = 0
-        khi = nv
-        if nv > 0 and algo != NONE:
-            if algo == SIGCLIP:
-                if prm[5] != 0.0:
-                    klo, khi = _nested_clip(w, p, nv, _SIRIL, prm, need, tmp)
-                else:
-                    klo, khi = _sigclip_astropy(
-                        w, p, nv, prm[0], prm[1], prm[2], prm[3] != 0.0, prm[4] != 0.0, need
-                    )
-            elif algo == WINSOR or algo == CCDCLIP:  # noqa: SIM109 (numba)
-                klo, khi = _nested_clip(w, p, nv, algo, prm, need, tmp)
-            elif algo == MINMAX:
-                klo, khi = _minmax(nv, prm, need)
-            elif algo == PCLIP:
-                klo, khi = _pclip(w, p, nv, prm[0], prm[1], need)
-            elif algo == ESD:
-                klo, khi = _esd(w, p, nv, prm, lam, need, slo, shi)
-        klo_a[p] = klo
-        khi_a[p] = khi
+        klo = klo_a[p]
+        khi = khi_a[p]
         out_lo[y_out, x0 + p] = klo
         out_hi[y_out, x0 + p] = nv - khi
         qlo_a[p] = 0
@@ -451,28 +609,35 @@ def _block(
         if khi <= klo:
             vlo_a[p] = inf32
             vhi_a[p] = -inf32
-        elif klo == 0 and khi == nv:  # every valid value kept
+            shift[p] = 0.0
+            continue
+        if need_sort:
+            shift[p] = w[(klo + khi) // 2, p]
+        else:
+            v0 = orig[0, p]
+            shift[p] = v0 if v0 == v0 else 0.0
+        if klo == 0 and khi == nv:  # every valid value kept
             vlo_a[p] = -inf32
             vhi_a[p] = inf32
-            if need_sort:
-                shift[p] = w[(klo + khi) // 2, p]
+            continue
+        vl = w[klo, p]
+        vh = w[khi - 1, p]
+        vlo_a[p] = vl
+        vhi_a[p] = vh
+        if not ((klo > 0 and w[klo - 1, p] == vl) or (khi < nv and w[khi, p] == vh)):
+            continue  # every value in [vl, vh] is kept
+        split = True
+        if vl == vh:
+            qlo_a[p] = khi - klo
         else:
-            shift[p] = w[(klo + khi) // 2, p]
-            vl = w[klo, p]
-            vh = w[khi - 1, p]
-            vlo_a[p] = vl
-            vhi_a[p] = vh
-            if vl == vh:
-                qlo_a[p] = khi - klo
-            else:
-                j = klo
-                while w[j, p] == vl:
-                    j += 1
-                qlo_a[p] = j - klo
-                j = khi - 1
-                while w[j, p] == vh:
-                    j -= 1
-                qhi_a[p] = khi - 1 - j
+            j = klo
+            while w[j, p] == vl:
+                j += 1
+            qlo_a[p] = j - klo
+            j = khi - 1
+            while w[j, p] == vh:
+                j -= 1
+            qhi_a[p] = khi - 1 - j
     # 4. frame-order pass: keep exactly the window's values (edge ties in frame order)
     for p in range(bw):
         cnt[p] = 0.0
@@ -481,6 +646,17 @@ def _block(
     for i in range(n):
         row = orig[i]
         krow = kb[i]
+        if not split:  # keep what lies within the bounds (NaN never does)
+            for p in range(bw):
+                x = row[p]
+                keep = (x >= vlo_a[p]) & (x <= vhi_a[p])
+                d = np.float64(x) - shift[p] if keep else 0.0
+                cnt[p] += 1.0 if keep else 0.0
+                s1[p] += d
+                s2[p] += d * d
+                if need_kb:
+                    krow[p] = keep
+            continue
         for p in range(bw):
             x = row[p]
             vl = vlo_a[p]
@@ -490,11 +666,12 @@ def _block(
             keep = ((x > vl) & (x < vh)) | el | eh
             qlo_a[p] -= 1 if el else 0
             qhi_a[p] -= 1 if eh else 0
-            krow[p] = keep
             d = np.float64(x) - shift[p] if keep else 0.0
             cnt[p] += 1.0 if keep else 0.0
             s1[p] += d
             s2[p] += d * d
+            if need_kb:
+                krow[p] = keep
     if want_rej:
         for i in range(n):
             krow = kb[i]
@@ -561,7 +738,7 @@ def _block(
             out_var[y_out, x0 + p] = vm
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def combine_band(
     data, y_in0, mask, has_mask, exclude, var, has_var, fscale, fzero, wframe, wmode,
     algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out0, nrows,
@@ -604,6 +781,8 @@ def combine_band(
         iv = np.empty((5, BLOCK), np.int64)
         fv = np.empty((2, BLOCK), np.float32)
         acc = np.empty((8, BLOCK), np.float64)
+        st = np.empty((5, BLOCK), np.int64)
+        fb = np.empty((6, BLOCK), np.float64)
         for t in range(c * ntask // nchunk, (c + 1) * ntask // nchunk):
             r = t // nxb
             x0 = (t % nxb) * BLOCK
@@ -612,7 +791,7 @@ def combine_band(
                 data, y_in0 + r, mask, has_mask, exclude, var, has_var, fscale, fzero,
                 wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode,
                 y_out0 + r, x0, bw, out_data, out_var, out_n, out_lo, out_hi, out_rej,
-                want_rej, orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc,
+                want_rej, orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc, st, fb,
             )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,14 +231,14 @@ def plan_rows(
     """Rows per band so that outputs plus band buffers stay within ``memory_limit`` bytes.
 
     Counted: the output planes, the rejection cube when kept, the open files' headers, the
-    band buffers of all ``n`` frames (data, mask, variance), and one frame's band being read
-    (raw + float32).
+    band buffers of all ``n`` frames (data, mask, variance), and two frames' bands being
+    read (raw + float32).
 
     Examples
     --------
     >>> plan_rows(20, (2048, 2048), memory_limit=2**30, has_mask=False,
     ...           has_variance=False, keep_rejected=False)
-    66
+    59
     """
     ny, nx = shape
     fixed = ny * nx * OUTPUT_BYTES_PER_PIXEL + (n * ny * nx if keep_rejected else 0)
@@ -247,7 +247,7 @@ def plan_rows(
         per_row = 0
     else:
         per_row = n * nx * (4 + (2 if has_mask else 0) + (4 if has_variance else 0))
-        per_row += nx * (8 + 4 + (2 if has_mask else 0) + (8 if has_variance else 0))
+        per_row += 2 * nx * (8 + 4 + (2 if has_mask else 0) + (8 if has_variance else 0))
     budget = memory_limit - fixed
     if budget < per_row or budget <= 0:
         raise ValueError(
@@ -262,6 +262,55 @@ def plan_rows(
     return int(max(rows, 1))
 
 
+Band = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
+
+
+def iter_bands(
+    sources: Sequence[Source],
+    rows: int,
+    *,
+    any_mask: bool,
+    all_mask: bool,
+    use_var: bool,
+    out_mask: np.ndarray,
+) -> Iterator[Band]:
+    """Row bands of every source, as (y0, rows, data, mask, variance) buffers (n, rows, nx).
+
+    One set of buffers is filled band after band (valid until the next band is asked for).
+    Masks become zeros for sources without one; ``out_mask`` rows are ANDed with every
+    source's mask (when all have one); each file is closed after its last band.
+    """
+    n = len(sources)
+    ny, nx = sources[0].shape
+    buf = np.empty((n, rows, nx), np.float32)
+    mbuf = np.zeros((n, rows, nx) if any_mask else (n, 1, 1), np.uint16)
+    vbuf = np.empty((n, rows, nx) if use_var else (n, 1, 1), np.float32)
+    last: tuple[Any, ...] = ()
+    for y0 in range(0, ny, rows):
+        y1 = min(ny, y0 + rows)
+        r = y1 - y0
+        for i, source in enumerate(sources):
+            data, mask, var = source.read(y0, y1)
+            # the previous frame's arrays are freed only now, after this read allocated its
+            # own: freeing first lets malloc return the memory to the system and fault it
+            # back in at every read (2-3x slower reading)
+            last = (data, mask, var)
+            buf[i, :r] = data
+            if any_mask:
+                if mask is None:
+                    mbuf[i, :r] = 0
+                else:
+                    mbuf[i, :r] = mask
+                    if all_mask:
+                        out_mask[y0:y1] &= mask
+            if use_var:
+                vbuf[i, :r] = var
+            if y1 == ny:
+                source.close()
+        yield y0, r, buf, mbuf, vbuf
+    del last
+
+
 __all__ = [
     "ArraySource",
     "FileSource",
@@ -269,6 +318,7 @@ __all__ = [
     "Source",
     "default_memory_limit",
     "direct_stack",
+    "iter_bands",
     "open_sources",
     "parse_bytes",
     "plan_rows",
