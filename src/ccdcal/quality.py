@@ -389,12 +389,10 @@ def demo(out_dir: str | Path, *, seed: int = 1, **night_options: Any) -> DemoOut
     result = reduce(night_dir / "raw", out / "reduced", report=False)
     truth = compare_with_truth(night_dir, result)
     photometry = None
-    try:
-        from .photometry import compare_with_truth as photometry_vs_truth
-    except ImportError:  # pragma: no cover - photometry is part of the package
-        photometry_vs_truth = None
-    if photometry_vs_truth is not None and result.stacks:
+    if result.stacks:
         from astropy.table import Table
+
+        from .photometry import compare_with_truth as photometry_vs_truth
 
         stars = Table.read(night_dir / "truth" / "stars.ecsv")
         stack = Frame.read(next(iter(result.stacks.values())))
