@@ -92,7 +92,7 @@ def test_uint16_bzero_files_do_not_overflow(tmp_path):
     np.testing.assert_array_equal(out.data, float(sum(values)))
     out = combine(paths)
     np.testing.assert_allclose(out.data, np.mean(values), rtol=1e-7)
-    per_row = 3 * 6 * 4 + 6 * 14
+    per_row = 3 * 6 * 4 + 2 * 6 * 12
     limit = 8 * 6 * OUTPUT_BYTES_PER_PIXEL + 3 * OPEN_FILE_BYTES + 3 * per_row
     assert (
         plan_rows(

@@ -604,7 +604,7 @@ def _block(
         khi = khi_a[p]
         out_lo[y_out, x0 + p] = klo
         out_hi[y_out, x0 + p] = nv - khi
-        qlo_a[p] = 0
+        qlo_a[p] = -1  # -1: keep every value within [vlo, vhi]; else quotas of edge ties
         qhi_a[p] = 0
         if khi <= klo:
             vlo_a[p] = inf32
@@ -627,6 +627,7 @@ def _block(
         if not ((klo > 0 and w[klo - 1, p] == vl) or (khi < nv and w[khi, p] == vh)):
             continue  # every value in [vl, vh] is kept
         split = True
+        qlo_a[p] = 0
         if vl == vh:
             qlo_a[p] = khi - klo
         else:
@@ -663,7 +664,10 @@ def _block(
             vh = vhi_a[p]
             el = (x == vl) & (qlo_a[p] > 0)
             eh = (x == vh) & (qhi_a[p] > 0) & (x != vl)
-            keep = ((x > vl) & (x < vh)) | el | eh
+            if qlo_a[p] < 0:
+                keep = (x >= vl) & (x <= vh)
+            else:
+                keep = ((x > vl) & (x < vh)) | el | eh
             qlo_a[p] -= 1 if el else 0
             qhi_a[p] -= 1 if eh else 0
             d = np.float64(x) - shift[p] if keep else 0.0
