@@ -344,7 +344,9 @@ def compare_with_truth(
     exptime
         Exposure time in seconds of one frame.
     radius
-        Aperture radius in pixels.
+        Aperture radius in pixels. Keep it at least 1.5 FWHM: below that the pixelization of
+        a sharp PSF makes the exact-overlap sum differ from the Gaussian's enclosed fraction
+        (1 % low at 1 FWHM, < 0.1 % from 1.5 FWHM).
     annulus
         Background annulus; default ``(radius + 4, radius + 9)``.
     fwhm
