@@ -111,7 +111,7 @@ def test_cosmic_outputs(cosmic_result, tmp_path):
     csv_path, png_path = cosmic_result.write(tmp_path / "cr")
     assert csv_path.name == "cosmic_rays.csv"
     rows = read_csv(csv_path)
-    assert len(rows) == 2 * 2 * 8
+    assert len(rows) == 2 * 2 * 9
     assert plt.imread(png_path).shape[1] > 500
 
 

@@ -41,7 +41,8 @@ def methods(read_noise: float = 8.0) -> dict[str, tuple[str, Any]]:
     """The combinations compared: name -> (method, rejection).
 
     CCDClip is given gain 1 and the read noise in electrons, as calibrated frames are in
-    electrons.
+    electrons. "sigma clip (MAD)" measures the spread with the median absolute deviation,
+    robust to the outliers themselves but noisy for few frames.
 
     Examples
     --------
@@ -61,6 +62,7 @@ def methods(read_noise: float = 8.0) -> dict[str, tuple[str, Any]]:
         "mean": ("mean", None),
         "median": ("median", None),
         "sigma clip": ("mean", SigmaClip(low=3.0, high=3.0)),
+        "sigma clip (MAD)": ("mean", SigmaClip(low=3.0, high=3.0, spread="mad_std")),
         "min/max clip": ("mean", MinMaxClip(nlow=0, nhigh=1)),
         "percentile clip": ("mean", PercentileClip()),
         "winsorized sigma clip": ("mean", WinsorizedSigmaClip()),
