@@ -335,3 +335,16 @@ def test_figures_leave_nothing_behind(tmp_path):
     gc.collect()
     assert plt.get_fignums() == before
     assert all(r() is None for r in refs)
+
+
+def test_demo_report_with_truth_and_photometry(tmp_path):
+    """quality.demo on a small simulated night: the truth and photometry sections render."""
+    from ccdcal.quality import demo
+
+    outcome = demo(tmp_path, seed=2, shape=(96, 96), nbias=5, ndark=3, nflat=3, nlight=4)
+    index = outcome.result.report
+    srcs = check_images(index)
+    assert any(s.startswith("residual_") for s in srcs)
+    assert "photometry.png" in srcs
+    text = index.read_text()
+    assert "Comparison with the truth" in text and "Photometry against the truth" in text
