@@ -70,7 +70,8 @@ def image_limits(data: np.ndarray, stretch: Stretch = "zscale") -> tuple[float, 
     """Display limits of an image for a stretch, from its finite pixels.
 
     ``"zscale"`` is IRAF's (astropy's :class:`~astropy.visualization.ZScaleInterval`),
-    ``"minmax"`` the full range, ``"percentile"`` the 0.5 and 99.5 percentiles.
+    ``"minmax"`` the full range, ``"percentile"`` the 0.5 and 99.5 percentiles. When a
+    stretch collapses to a single value (quantized data), the next wider one is used.
 
     Examples
     --------
@@ -79,22 +80,31 @@ def image_limits(data: np.ndarray, stretch: Stretch = "zscale") -> tuple[float, 
     (0.0, 9.0)
     >>> image_limits(np.full((3, 3), np.nan))
     (0.0, 1.0)
+    >>> image_limits(np.r_[np.zeros(1000), 5.0])  # zscale and percentiles give 0..0
+    (0.0, 5.0)
     """
     finite = np.asarray(data, dtype=float)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         return 0.0, 1.0
-    if stretch == "zscale":
-        from astropy.visualization import ZScaleInterval
-
-        lo, hi = ZScaleInterval().get_limits(finite)
-    elif stretch == "minmax":
-        lo, hi = finite.min(), finite.max()
-    elif stretch == "percentile":
-        lo, hi = np.percentile(finite, [0.5, 99.5])
-    else:
+    if stretch not in ("zscale", "minmax", "percentile"):
         raise ValueError(f"stretch must be 'zscale', 'minmax' or 'percentile', not {stretch!r}")
-    lo, hi = float(lo), float(hi)
+    # quantized data (8-bit cameras, all-zero masters) can collapse a stretch to one value:
+    # fall back to a wider one
+    order = {"zscale": ("zscale", "percentile", "minmax"), "percentile": ("percentile", "minmax")}
+    lo = hi = float(finite[0])
+    for name in order.get(stretch, ("minmax",)):
+        if name == "zscale":
+            from astropy.visualization import ZScaleInterval
+
+            lo, hi = ZScaleInterval().get_limits(finite)
+        elif name == "percentile":
+            lo, hi = np.percentile(finite, [0.5, 99.5])
+        else:
+            lo, hi = finite.min(), finite.max()
+        lo, hi = float(lo), float(hi)
+        if hi > lo:
+            break
     if not hi > lo:
         lo, hi = lo - 0.5, hi + 0.5
     return lo, hi
