@@ -664,10 +664,8 @@ def _block(
             vh = vhi_a[p]
             el = (x == vl) & (qlo_a[p] > 0)
             eh = (x == vh) & (qhi_a[p] > 0) & (x != vl)
-            if qlo_a[p] < 0:
-                keep = (x >= vl) & (x <= vh)
-            else:
-                keep = ((x > vl) & (x < vh)) | el | eh
+            inside = (x >= vl) & (x <= vh)
+            keep = inside if qlo_a[p] < 0 else ((x > vl) & (x < vh)) | el | eh
             qlo_a[p] -= 1 if el else 0
             qhi_a[p] -= 1 if eh else 0
             d = np.float64(x) - shift[p] if keep else 0.0
@@ -799,4 +797,19 @@ def combine_band(
             )  # fmt: skip
 
 
-__all__ = ["BLOCK", "MEAN", "MEDIAN", "SUM", "combine_band", "sorting_network"]
+@njit(cache=True, parallel=True, nogil=True)
+def swap32_into(src, out, rows):
+    """Byte-swap ``rows`` rows of 32-bit words (big-endian FITS floats) from src into out."""
+    nx = src.shape[1]
+    for y in prange(rows):
+        for x in range(nx):
+            v = src[y, x]
+            out[y, x] = (
+                ((v >> 24) & 0xFF)
+                | ((v >> 8) & 0xFF00)
+                | ((v << 8) & 0xFF0000)
+                | ((v << 24) & 0xFF000000)
+            )
+
+
+__all__ = ["BLOCK", "MEAN", "MEDIAN", "SUM", "combine_band", "sorting_network", "swap32_into"]

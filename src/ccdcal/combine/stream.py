@@ -8,6 +8,7 @@ working set within the memory limit.
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -44,6 +45,17 @@ class Source:
         """Rows ``y0:y1`` of (data, mask or None, variance or None)."""
         raise NotImplementedError
 
+    def read_into(
+        self, y0: int, y1: int, out: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
+        """Data rows ``y0:y1`` into ``out[:y1-y0]`` (float32); returns (mask, variance, keep).
+
+        ``keep`` holds what must stay referenced until the next read (see :func:`iter_bands`).
+        """
+        data, mask, var = self.read(y0, y1)
+        out[: y1 - y0] = data
+        return mask, var, data
+
     def close(self) -> None:
         """Release the file, if any."""
 
@@ -61,17 +73,42 @@ class Source:
 
 
 class FileSource(Source):
-    """A FITS file, open for the whole combine."""
+    """A FITS file, open for the whole combine.
+
+    A plain float32 image (BITPIX -32, no BSCALE/BZERO) is memory-mapped: each band is
+    byte-swapped straight from the mapping into the band buffer (in parallel), and the mapping's
+    pages are released after every band (``MADV_DONTNEED``), so that the whole file never
+    counts in the process's memory. Other images are read (not mapped) through
+    :meth:`ImageReader.rows`, which applies BZERO/BSCALE/BLANK.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.name = os.fspath(path)
         self.label = self.path.name
-        self._reader: ImageReader | None = ImageReader(path, memmap=False)
-        self.shape = self._reader.shape
-        self.header = self._reader.header
-        self.has_mask = self._reader.has_mask
-        self.has_variance = self._reader.has_variance
+        reader = ImageReader(path, memmap=True)
+        self._mmap: mmap.mmap | None = None
+        self._swap: bool | None = None  # None: not the float32 fast path
+        try:
+            if _plain_float32(reader.header):
+                probe = reader.raw_rows(0, 1)
+                if probe.dtype.kind == "f" and probe.dtype.itemsize == 4:
+                    self._swap = not probe.dtype.isnative
+                    self._mmap = _find_mmap(probe)
+                del probe
+            if self._swap is None or self._mmap is None:
+                # reading by bands through a mapping would keep every page in memory
+                reader.close()
+                reader = ImageReader(path, memmap=False)
+                self._mmap = None
+        except BaseException:
+            reader.close()
+            raise
+        self._reader: ImageReader | None = reader
+        self.shape = reader.shape
+        self.header = reader.header
+        self.has_mask = reader.has_mask
+        self.has_variance = reader.has_variance
 
     def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         assert self._reader is not None, "read after close"
@@ -82,10 +119,49 @@ class FileSource(Source):
             r.variance_rows(y0, y1) if self.has_variance else None,
         )
 
+    def read_into(
+        self, y0: int, y1: int, out: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
+        if self._swap is None:
+            return super().read_into(y0, y1, out)
+        assert self._reader is not None, "read after close"
+        r = self._reader
+        raw = r.raw_rows(y0, y1)
+        if self._swap:
+            from .kernels import swap32_into
+
+            swap32_into(raw.view(np.uint32), out.view(np.uint32), y1 - y0)
+        else:
+            out[: y1 - y0] = raw
+        del raw
+        mask = r.mask_rows(y0, y1) if self.has_mask else None
+        var = r.variance_rows(y0, y1) if self.has_variance else None
+        if self._mmap is not None:
+            self._mmap.madvise(mmap.MADV_DONTNEED)  # the page cache keeps the file
+        return mask, var, None
+
     def close(self) -> None:
         if self._reader is not None:
+            self._mmap = None
             self._reader.close()
             self._reader = None
+
+
+def _plain_float32(header: fits.Header) -> bool:
+    return (
+        header.get("BITPIX") == -32
+        and float(header.get("BSCALE", 1.0)) == 1.0
+        and float(header.get("BZERO", 0.0)) == 0.0
+        and "ZIMAGE" not in header
+    )
+
+
+def _find_mmap(array: np.ndarray) -> mmap.mmap | None:
+    """The memory map an array views, if any (following ``.base``)."""
+    base: Any = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base if hasattr(mmap, "MADV_DONTNEED") else None
 
 
 class FrameSource(Source):
@@ -290,12 +366,11 @@ def iter_bands(
         y1 = min(ny, y0 + rows)
         r = y1 - y0
         for i, source in enumerate(sources):
-            data, mask, var = source.read(y0, y1)
+            mask, var, data = source.read_into(y0, y1, buf[i])
             # the previous frame's arrays are freed only now, after this read allocated its
             # own: freeing first lets malloc return the memory to the system and fault it
             # back in at every read (2-3x slower reading)
             last = (data, mask, var)
-            buf[i, :r] = data
             if any_mask:
                 if mask is None:
                     mbuf[i, :r] = 0
