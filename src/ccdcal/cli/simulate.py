@@ -4,64 +4,131 @@ from __future__ import annotations
 
 import argparse
 
+MIN_SIZE = 24  # stars keep 10 pixels from the edges: smaller frames have no room for them
 
-def _size(text: str) -> tuple[int, int]:
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (or one number for a square) as numpy's ``(ny, nx)``.
+
+    Examples
+    --------
+    >>> parse_size("300x200"), parse_size("64")
+    ((200, 300), (64, 64))
+    """
+    parts = text.lower().replace(" ", "").split("x")
     try:
-        nx, ny = (int(v) for v in text.lower().split("x"))
+        values = [int(v) for v in parts]
     except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2:
         raise argparse.ArgumentTypeError(
-            f"size must be WIDTHxHEIGHT, like 200x200, not {text!r}"
-        ) from None
-    if nx < 8 or ny < 8:
-        raise argparse.ArgumentTypeError(f"size must be at least 8x8, not {text!r}")
+            f"size must be WIDTHxHEIGHT in pixels, like 200x200, not {text!r}"
+        )
+    nx, ny = values
+    if nx < MIN_SIZE or ny < MIN_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"size must be at least {MIN_SIZE}x{MIN_SIZE}, not {text!r}"
+        )
     return ny, nx
+
+
+def _filters(text: str) -> tuple[str, ...]:
+    names = tuple(f.strip() for f in text.split(",") if f.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"give at least one filter name, like V,R; not {text!r}")
+    return names
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 999:
+        raise argparse.ArgumentTypeError(f"a number of frames is 0..999, not {text!r}")
+    return n
+
+
+def _nonnegative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _nonnegative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, not {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate",
         help="simulate a night: raw FITS frames and the truth behind them",
-        description="Write OUT_DIR/raw (bias, darks, flats, lights as a 16-bit camera writes "
-        "them) and OUT_DIR/truth (scene, flats, dark current, bias, cosmic-ray masks, stars). "
-        "The same seed gives byte-identical files.",
+        description="Write OUT_DIR/raw (biases, darks, flats and lights as a 16-bit camera "
+        "writes them) and OUT_DIR/truth (scene, flat responses, dark current, bias, hot "
+        "pixels, cosmic-ray masks, star table, detector.json). One detector takes every "
+        "frame: its bias pattern, hot pixels and flat are the same in all of them. The same "
+        "seed gives byte-identical files.",
     )
-    p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=_size, default=(200, 200), metavar="WxH", help="default 200x200")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write raw/ and truth/ into")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
+    p.add_argument("--size", type=parse_size, default=(200, 200), metavar="WxH",
+                   help="science area, width x height in pixels (default 200x200)")  # fmt: skip
     for kind, default in (("bias", 25), ("dark", 15), ("flat", 15), ("light", 10)):
-        p.add_argument(f"--n{kind}", type=int, default=default, metavar="N",
-                       help=f"{kind} frames (default {default})")  # fmt: skip
-    p.add_argument("--filters", default="V", help="comma-separated filters (default V)")
-    p.add_argument("--overscan", type=int, default=0, metavar="N", help="overscan columns")
-    p.add_argument("--exptime", type=float, default=60.0, help="light exposure, s")
-    p.add_argument("--dark-exptime", type=float, default=60.0, help="dark exposure, s")
-    p.add_argument("--gain", type=float, default=1.0, help="e-/ADU (default 1)")
-    p.add_argument("--read-noise", type=float, default=8.0, help="electrons (default 8)")
-    p.add_argument("--vignetting", type=float, default=0.15, help="edge fall-off (0.15)")
-    p.add_argument("--cosmic-rate", type=float, default=None,
-                   help="hits per pixel per second (default: the tutorial's)")  # fmt: skip
-    p.add_argument("--bias-drift", type=float, default=0.0, help="bias level rms, adu")
+        per = " per filter" if kind in ("flat", "light") else ""
+        p.add_argument(f"--n{kind}", type=_count, default=default, metavar="N",
+                       help=f"{kind} frames{per} (default {default})")  # fmt: skip
+    p.add_argument("--filters", type=_filters, default=("V",), metavar="F1,F2",
+                   help="comma-separated filter names (default V)")  # fmt: skip
+    p.add_argument("--overscan", type=int, default=0, metavar="N",
+                   help="overscan columns right of the image (default 0)")  # fmt: skip
+    p.add_argument("--exptime", type=_positive, default=60.0, metavar="S",
+                   help="light exposure, seconds (default 60)")  # fmt: skip
+    p.add_argument("--dark-exptime", type=_positive, default=60.0, metavar="S",
+                   help="dark exposure, seconds (default 60)")  # fmt: skip
+    p.add_argument("--flat-level", type=_positive, default=30_000.0, metavar="E",
+                   help="flat illumination, electrons (default 30000)")  # fmt: skip
+    p.add_argument("--gain", type=_positive, default=1.0, metavar="G",
+                   help="e-/ADU (default 1)")  # fmt: skip
+    p.add_argument("--read-noise", type=_nonnegative, default=8.0, metavar="E",
+                   help="read noise, electrons (default 8)")  # fmt: skip
+    p.add_argument("--vignetting", type=_nonnegative, default=0.15, metavar="V",
+                   help="fractional fall-off of the flat at the edge (default 0.15)")  # fmt: skip
+    p.add_argument("--cosmic-rate", type=_nonnegative, default=None, metavar="R",
+                   help="cosmic-ray hits per pixel per second in lights (default "
+                   "20/(200*200*60), the tutorial's)")  # fmt: skip
+    p.add_argument("--bias-drift", type=_nonnegative, default=0.0, metavar="ADU",
+                   help="frame-to-frame rms of the bias level (default 0)")  # fmt: skip
+    p.add_argument("--nstars", type=_count, default=30, metavar="N",
+                   help="stars in the field (default 30)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    from collections import Counter
-
+    from ..errors import CcdcalError
     from ..simulate import DEFAULT_COSMIC_RATE, night
 
-    result = night(
-        args.out_dir, seed=args.seed, shape=args.size, nbias=args.nbias, ndark=args.ndark,
-        nflat=args.nflat, nlight=args.nlight,
-        filters=tuple(f.strip() for f in args.filters.split(",") if f.strip()),
-        overscan=args.overscan, light_exptime=args.exptime, dark_exptime=args.dark_exptime,
-        gain=args.gain, read_noise=args.read_noise, vignetting=args.vignetting,
-        cosmic_rate=DEFAULT_COSMIC_RATE if args.cosmic_rate is None else args.cosmic_rate,
-        bias_drift=args.bias_drift,
-    )  # fmt: skip
-    counts = Counter(p.name.split("_")[0] for p in result.raw)
-    ny, nx = args.size
-    print(f"simulated night (seed {args.seed}, {nx}x{ny}"
-          f"{f' + {args.overscan} overscan' if args.overscan else ''}): "
-          + ", ".join(f"{n} {kind}" for kind, n in counts.items()))  # fmt: skip
-    print(f"raw frames: {result.raw_dir}")
-    print(f"truth:      {result.folder / 'truth'}")
+    try:
+        result = night(
+            args.out_dir, seed=args.seed, shape=args.size, nbias=args.nbias,
+            ndark=args.ndark, nflat=args.nflat, nlight=args.nlight, filters=args.filters,
+            overscan=args.overscan, light_exptime=args.exptime,
+            dark_exptime=args.dark_exptime, flat_level=args.flat_level, gain=args.gain,
+            read_noise=args.read_noise, vignetting=args.vignetting,
+            cosmic_rate=DEFAULT_COSMIC_RATE if args.cosmic_rate is None else args.cosmic_rate,
+            bias_drift=args.bias_drift, nstars=args.nstars,
+        )  # fmt: skip
+    except ValueError as err:
+        # a bad combination of options (say, vignetting >= 1): one line, exit status 1
+        if isinstance(err, CcdcalError):
+            raise
+        raise CcdcalError(f"simulate: {err}") from err
+    print(result.summary())
     return 0

@@ -2,341 +2,562 @@
 
 The tutorial draws a new flat, new hot pixels and a new bias pattern for every frame; a real
 detector keeps its own, and calibration only works because it does. Here the bias pattern,
-the dark-current map with its hot pixels and the flat response are properties of a
-:class:`Detector`; each exposure adds only what is random: photon and dark shot noise, read
-noise, cosmic rays, and a small drift of the bias level.
+the dark-current map with its hot pixels and the flat response of each filter are
+properties of a :class:`Detector`; an exposure adds only what is random: photon and dark
+shot noise, cosmic rays, read noise, and a drift of the bias level.
+
+The model of one exposure, per pixel of the science area::
+
+    electrons = min(Poisson(flat * rate * t + dark_current * t) + cosmic deposits, full_well)
+    adu       = electrons / gain + bias_pattern + drift + Normal(0, read_noise / gain)
+    raw       = clip(round(adu), 0, 65535)                    # the 16-bit ADC
+
+and in the overscan columns (virtual pixels: no light, no dark current, no cosmic rays)
+only the bias level, the row component of the bias pattern, the drift and read noise.
 
 Examples
 --------
 >>> import numpy as np
->>> det = Detector.create(seed=1, shape=(32, 40))
->>> a = det.dark(60.0, np.random.default_rng(1))
->>> b = det.dark(60.0, np.random.default_rng(2))
->>> a.shape, a.header["IMAGETYP"], bool((det.hot_pixels == det.hot_pixels).all())
-((32, 40), 'DARK', True)
+>>> det = Detector.create(seed=1, shape=(32, 40), overscan=4)
+>>> frame = det.dark(60.0, np.random.default_rng(1))
+>>> frame.shape, frame.header["IMAGETYP"], frame.header["BIASSEC"]
+((32, 44), 'DARK', '[41:44,1:32]')
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from astropy.io import fits
 
 from ..frame import Frame
 from ..sections import format_section
+from .cosmics import DEFAULT_COSMIC_RATE, cosmic_rays
+from .scene import Scene
 
+log = logging.getLogger(__name__)
+
+#: the largest value of the 16-bit ADC
 ADC_MAX = 65535
+
+#: a cosmic-ray deposit is marked in the truth mask above this many read-noise sigmas
+COSMIC_MASK_SIGMAS = 5.0
+
+# streams of the detector's own randomness (see Detector._stream)
+_HOT, _RESPONSE, _FILTER = 1, 2, 3
+
+
+def _filter_key(name: str) -> int:
+    """A stable number for a filter name (``hash()`` changes from run to run; crc32 does not)."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True, eq=False)
 class Detector:
-    """Fixed properties of a simulated CCD (build it with :meth:`create`).
+    """Fixed properties of a simulated CCD; build one with :meth:`create`.
+
+    Every random property (hot pixels, pixel response) is drawn from ``seed`` when the
+    detector is made; the exposure methods take their own generator for what changes from
+    frame to frame. Frames come back in ADU as :class:`~ccdcal.Frame` objects whose float32
+    data hold the integer values of the ADC, with the header a camera would write.
 
     Attributes
     ----------
     shape
-        (ny, nx) of the light-sensitive area; raw frames add ``overscan`` columns on the right.
+        (ny, nx) of the light-sensitive (science) area; raw frames add ``overscan``
+        columns on the right.
     gain
         e-/ADU.
     read_noise
-        Read noise in electrons.
+        Read noise, electrons.
     bias_level
-        Mean bias level in ADU.
-    bias_pattern
-        The fixed bias structure in ADU over the science area, level included.
-    dark_current
-        Dark current in e-/s per pixel, hot pixels included.
-    hot_pixels
-        Where the hot pixels are.
-    full_well
-        Electrons a pixel holds before it saturates.
-    overscan
-        Columns of overscan (bias and read noise, no light, no dark) right of the image.
+        Mean bias level, ADU.
+    pattern_amplitude
+        Amplitude of the fixed bias structure, ADU: ``a·sin(2πx/nx) + (a/2)·cos(2πy/ny)``
+        (the tutorial's 20 and 10).
     bias_drift
-        RMS in ADU of the frame-to-frame change of the bias level (the overscan sees it).
+        Frame-to-frame RMS of the bias level, ADU; the overscan shows the same drift.
+    dark_rate
+        Dark current of ordinary pixels, e-/s.
+    hot_fraction
+        Fraction of pixels that are hot.
+    hot_rate
+        Range (uniform) of a hot pixel's extra dark current, e-/s: the tutorial's
+        +50..500 e- in 60 s.
+    vignetting
+        Fractional fall-off of the response at the half-width: ``1 - v·r²``, r = 1 there.
+    vignetting_spread
+        Each filter's vignetting differs from ``vignetting`` by up to this fraction of it
+        (fixed per filter name): the optics are not achromatic.
+    pixel_response
+        RMS of the pixel-to-pixel response (2 %).
+    filter_response
+        RMS fraction of the pixel response that differs between filters; the rest is
+        common, so two filters' pixel patterns correlate at ``1 - filter_response²``.
+    full_well
+        Electrons a pixel holds; charge above it is lost.
+    overscan
+        Overscan columns right of the science area.
+    seed
+        Seed of the fixed properties.
+
+    Examples
+    --------
+    >>> det = Detector.create(seed=3, shape=(20, 30), gain=2.0)
+    >>> det.raw_shape, det.gain, int(det.hot_pixels.sum())
+    ((20, 30), 2.0, 1)
     """
 
-    shape: tuple[int, int]
-    gain: float
-    read_noise: float
-    bias_level: float
-    bias_pattern: np.ndarray = field(repr=False)
-    bias_rows: np.ndarray = field(repr=False)  # the row component, which the overscan shows
-    dark_current: np.ndarray = field(repr=False)
-    hot_pixels: np.ndarray = field(repr=False)
-    prnu: np.ndarray = field(repr=False)
-    vignetting: float
-    full_well: float
-    overscan: int
-    bias_drift: float
-    seed: int
+    shape: tuple[int, int] = (200, 200)
+    gain: float = 1.0
+    read_noise: float = 8.0
+    bias_level: float = 500.0
+    pattern_amplitude: float = 20.0
+    bias_drift: float = 0.0
+    dark_rate: float = 0.2
+    hot_fraction: float = 0.001
+    hot_rate: tuple[float, float] = (50.0 / 60.0, 500.0 / 60.0)
+    vignetting: float = 0.15
+    vignetting_spread: float = 0.05
+    pixel_response: float = 0.02
+    filter_response: float = 0.2
+    full_well: float = 100_000.0
+    overscan: int = 0
+    seed: int = 0
+    _bias: np.ndarray = field(init=False, repr=False)
+    _dark: np.ndarray = field(init=False, repr=False)
+    _hot: np.ndarray = field(init=False, repr=False)
+    _response: np.ndarray = field(init=False, repr=False)
+    _flats: dict[str, np.ndarray] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._validate()
+        set_ = object.__setattr__  # frozen: fields are set once, here
+        set_(self, "shape", (int(self.shape[0]), int(self.shape[1])))
+        set_(self, "hot_rate", (float(self.hot_rate[0]), float(self.hot_rate[1])))
+        set_(self, "overscan", int(self.overscan))
+        ny, nx = self.shape
+
+        # bias: level + the tutorial's pattern; the overscan (virtual pixels, read after each
+        # row) carries only the row component, which an overscan correction can follow
+        a = self.pattern_amplitude
+        rows = self.bias_level + (a / 2) * np.cos(2 * np.pi * np.arange(ny) / ny)
+        bias = np.empty(self.raw_shape)
+        bias[:, :nx] = rows[:, None] + a * np.sin(2 * np.pi * np.arange(nx) / nx)[None, :]
+        bias[:, nx:] = rows[:, None]
+        set_(self, "_bias", _readonly(bias))
+
+        rng = self._stream(_HOT)
+        nhot = round(self.hot_fraction * ny * nx)
+        hot = np.zeros(ny * nx, bool)
+        dark = np.full(ny * nx, float(self.dark_rate))
+        index = rng.choice(ny * nx, nhot, replace=False)
+        hot[index] = True
+        dark[index] += rng.uniform(*self.hot_rate, size=nhot)
+        set_(self, "_hot", _readonly(hot.reshape(ny, nx)))
+        set_(self, "_dark", _readonly(dark.reshape(ny, nx)))
+        # unit-variance pixel pattern shared by all filters
+        set_(self, "_response", _readonly(self._stream(_RESPONSE).standard_normal((ny, nx))))
+        log.debug("detector %r: %d hot pixels", self, nhot)
+
+    def _validate(self) -> None:
+        ny, nx = self.shape
+        checks = [
+            (int(ny) >= 4 and int(nx) >= 4, f"shape must be at least (4, 4), not {self.shape}"),
+            (self.gain > 0, f"gain must be > 0, not {self.gain}"),
+            (self.read_noise >= 0, f"read_noise must be >= 0, not {self.read_noise}"),
+            (self.bias_drift >= 0, f"bias_drift must be >= 0, not {self.bias_drift}"),
+            (self.dark_rate >= 0, f"dark_rate must be >= 0, not {self.dark_rate}"),
+            (0 <= self.hot_fraction <= 1, f"hot_fraction must be within 0..1: {self.hot_fraction}"),
+            (0 <= self.hot_rate[0] <= self.hot_rate[1], f"hot_rate must be (low, high) >= 0: "
+             f"{self.hot_rate}"),
+            (0 <= self.vignetting < 1, f"vignetting must be within 0..1, not {self.vignetting}"),
+            (0 <= self.vignetting_spread < 1, "vignetting_spread must be within 0..1"),
+            (0 <= self.pixel_response < 0.5, f"pixel_response must be within 0..0.5, not "
+             f"{self.pixel_response}"),
+            (0 <= self.filter_response <= 1, "filter_response must be within 0..1"),
+            (self.full_well > 0, f"full_well must be > 0, not {self.full_well}"),
+            (int(self.overscan) >= 0, f"overscan must be >= 0, not {self.overscan}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
     @classmethod
     def create(
-        cls,
-        *,
-        seed: int = 0,
-        shape: tuple[int, int] = (200, 200),
-        gain: float = 1.0,
-        read_noise: float = 8.0,
-        bias_level: float = 500.0,
-        pattern_amplitude: float = 20.0,
-        dark_rate: float = 0.2,
-        hot_fraction: float = 0.001,
-        hot_rate: tuple[float, float] = (50 / 60, 500 / 60),
-        vignetting: float = 0.15,
-        pixel_response: float = 0.02,
-        full_well: float = 100_000.0,
-        overscan: int = 0,
-        bias_drift: float = 0.0,
+        cls, *, seed: int = 0, shape: tuple[int, int] = (200, 200), **params: Any
     ) -> Detector:
-        """Draw a detector from ``seed``; defaults are the tutorial's.
+        """Draw a detector from ``seed``; the defaults are the tutorial's CCD.
 
         Parameters
         ----------
         seed
-            Seed of the detector's fixed properties.
+            Seed of the fixed properties (hot pixels, pixel response, filter terms).
         shape
             (ny, nx) of the science area.
-        gain, read_noise, bias_level
-            e-/ADU, electrons, ADU.
-        pattern_amplitude
-            Amplitude in ADU of the bias structure: ``a·sin(2πx/nx) + a/2·cos(2πy/ny)``.
-        dark_rate
-            Dark current of ordinary pixels, e-/s.
-        hot_fraction, hot_rate
-            Fraction of hot pixels and the range of their extra dark current (e-/s; the
-            tutorial's +50..500 e- in 60 s).
-        vignetting
-            Fractional fall-off of the response at the edge: ``1 - v·r²`` with r = 1 at the
-            half-width.
-        pixel_response
-            RMS of the pixel-to-pixel response (2 %).
-        full_well
-            Saturation in electrons.
-        overscan
-            Overscan columns in raw frames.
-        bias_drift
-            Frame-to-frame RMS of the bias level, ADU.
+        **params
+            Any other attribute of :class:`Detector` (``gain``, ``read_noise``,
+            ``bias_level``, ``pattern_amplitude``, ``bias_drift``, ``dark_rate``,
+            ``hot_fraction``, ``hot_rate``, ``vignetting``, ``vignetting_spread``,
+            ``pixel_response``, ``filter_response``, ``full_well``, ``overscan``).
+
+        Examples
+        --------
+        >>> a = Detector.create(seed=5, shape=(16, 16))
+        >>> b = Detector.create(seed=5, shape=(16, 16))
+        >>> bool((a.dark_current == b.dark_current).all())
+        True
         """
-        ny, nx = shape
-        if ny < 8 or nx < 8:
-            raise ValueError(f"detector shape must be at least 8x8, not {shape}")
-        if not gain > 0 or read_noise < 0 or overscan < 0:
-            raise ValueError("gain must be > 0, read_noise >= 0 and overscan >= 0")
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
-        x = np.arange(nx)[None, :]
-        rows = (pattern_amplitude / 2) * np.cos(2 * np.pi * np.arange(ny) / ny)
-        columns = pattern_amplitude * np.sin(2 * np.pi * x / nx)
-        pattern = bias_level + columns + rows[:, None]
-        dark = np.full(shape, float(dark_rate))
-        nhot = round(hot_fraction * ny * nx)
-        hot = np.zeros(shape, bool)
-        if nhot:
-            index = rng.choice(ny * nx, nhot, replace=False)
-            hot.flat[index] = True
-            dark.flat[index] += rng.uniform(*hot_rate, size=nhot)
-        prnu = rng.normal(1.0, pixel_response, shape)
-        return cls(
-            shape=(ny, nx),
-            gain=float(gain),
-            read_noise=float(read_noise),
-            bias_level=float(bias_level),
-            bias_pattern=pattern.astype(np.float64),
-            bias_rows=rows,
-            dark_current=dark,
-            hot_pixels=hot,
-            prnu=prnu,
-            vignetting=float(vignetting),
-            full_well=float(full_well),
-            overscan=int(overscan),
-            bias_drift=float(bias_drift),
-            seed=int(seed),
-        )
+        return cls(shape=shape, seed=seed, **params)
+
+    def _stream(self, *key: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=key))
 
     # ------------------------------------------------------------------ truth
+    @property
+    def raw_shape(self) -> tuple[int, int]:
+        """(ny, nx + overscan): the shape of a raw frame."""
+        return self.shape[0], self.shape[1] + self.overscan
+
+    @property
+    def bias_pattern(self) -> np.ndarray:
+        """The expected value of a bias frame, ADU, over the whole raw frame (overscan
+        included; level and pattern included). Read-only."""
+        return self._bias
+
+    @property
+    def dark_current(self) -> np.ndarray:
+        """Dark current per pixel of the science area, e-/s, hot pixels included."""
+        return self._dark
+
+    @property
+    def hot_pixels(self) -> np.ndarray:
+        """Boolean map of the hot pixels."""
+        return self._hot
+
+    @property
+    def saturate_adu(self) -> float:
+        """The lowest raw value a saturated pixel can read, ADU (SATURATE in headers).
+
+        The ADC ceiling, or the full well converted to ADU on the lowest bias of the frame,
+        less five sigma of read noise and drift, whichever is lower; pixels at or above it
+        may not be linear.
+
+        Examples
+        --------
+        >>> Detector.create(shape=(8, 8)).saturate_adu  # ADC clips first at gain 1
+        65535.0
+        >>> Detector.create(shape=(8, 8), gain=4.0).saturate_adu  # 470 + 25000 - 5 * 2
+        25460.0
+        """
+        science = self._bias[:, : self.shape[1]]
+        spread = 5.0 * math.hypot(self.read_noise / self.gain, self.bias_drift)
+        full = float(science.min()) + self.full_well / self.gain - spread
+        return float(min(ADC_MAX, math.floor(full)))
+
+    def filter_vignetting(self, filter: str) -> float:
+        """The vignetting strength of ``filter`` (``vignetting`` within ± the spread).
+
+        Examples
+        --------
+        >>> det = Detector.create(shape=(8, 8), vignetting_spread=0.0)
+        >>> det.filter_vignetting("R")
+        0.15
+        """
+        u = self._stream(_FILTER, _filter_key(filter), 0).uniform(-1.0, 1.0)
+        return self.vignetting * (1.0 + self.vignetting_spread * u)
+
     def flat_response(self, filter: str) -> np.ndarray:
-        """The true flat of ``filter``: vignetting × pixel response × a mild colour term,
-        normalized to median 1. The pixel response is the same in every filter; the colour
-        term (a tilt of up to ±1 %, fixed per filter name) is not.
+        """The true flat of ``filter``, normalized to median 1 over the science area.
+
+        Vignetting ``1 - v·r²`` (the tutorial's, with ``v`` from :meth:`filter_vignetting`)
+        times the pixel response ``1 + σ·(√(1-f²)·common + f·own)``, where ``common`` is the
+        detector's and ``own`` this filter's unit-variance pattern.
 
         Examples
         --------
         >>> det = Detector.create(seed=0, shape=(16, 16))
-        >>> float(np.median(det.flat_response("V")))
+        >>> round(float(np.median(det.flat_response("V"))), 12)
         1.0
         """
+        cached = self._flats.get(filter)
+        if cached is not None:
+            return cached
         ny, nx = self.shape
         y, x = np.mgrid[0:ny, 0:nx]
         r = np.hypot(x - nx / 2, y - ny / 2) / (0.5 * min(nx, ny))
-        vign = 1.0 - self.vignetting * np.clip(r, 0, 1) ** 2
-        colour_rng = np.random.default_rng([self.seed, zlib.crc32(filter.encode())])
-        tx, ty = colour_rng.uniform(-0.01, 0.01, 2)
-        colour = 1 + tx * (x / nx - 0.5) + ty * (y / ny - 0.5)
-        flat = vign * self.prnu * colour
-        return flat / np.median(flat)
+        vign = 1.0 - self.filter_vignetting(filter) * np.clip(r, 0, 1) ** 2
+        f = self.filter_response
+        own = self._stream(_FILTER, _filter_key(filter), 1).standard_normal((ny, nx))
+        pixel = 1.0 + self.pixel_response * (math.sqrt(1 - f * f) * self._response + f * own)
+        flat = vign * np.clip(pixel, 0.01, None)  # a pixel never has negative response
+        flat = _readonly(flat / np.median(flat))
+        self._flats[filter] = flat
+        return flat
 
-    @property
-    def saturate_adu(self) -> float:
-        """The level in ADU above which raw data are not linear (ADC ceiling or full well)."""
-        return float(min(ADC_MAX, self.bias_level + self.full_well / self.gain))
+    def to_dict(self) -> dict[str, Any]:
+        """The detector's parameters as plain JSON-able values (for ``detector.json``).
+
+        Examples
+        --------
+        >>> Detector.create(shape=(8, 8), gain=1.5).to_dict()["gain"]
+        1.5
+        """
+        ny, nx = self.shape
+        out: dict[str, Any] = {
+            "shape": [ny, nx],
+            "raw_shape": list(self.raw_shape),
+            "gain": self.gain,
+            "read_noise": self.read_noise,
+            "bias_level": self.bias_level,
+            "pattern_amplitude": self.pattern_amplitude,
+            "bias_drift": self.bias_drift,
+            "dark_rate": self.dark_rate,
+            "hot_fraction": self.hot_fraction,
+            "hot_rate": list(self.hot_rate),
+            "n_hot": int(self._hot.sum()),
+            "vignetting": self.vignetting,
+            "vignetting_spread": self.vignetting_spread,
+            "pixel_response": self.pixel_response,
+            "filter_response": self.filter_response,
+            "full_well": self.full_well,
+            "saturate_adu": self.saturate_adu,
+            "adc_max": ADC_MAX,
+            "overscan": self.overscan,
+            "detector_seed": self.seed,
+        }
+        out.update({k.lower(): v for k, v in self.sections().items()})
+        return {k: float(v) if isinstance(v, np.floating) else v for k, v in out.items()}
+
+    def sections(self) -> dict[str, str]:
+        """BIASSEC, TRIMSEC and DATASEC as FITS sections; empty without an overscan.
+
+        Examples
+        --------
+        >>> Detector.create(shape=(200, 200), overscan=32).sections()["BIASSEC"]
+        '[201:232,1:200]'
+        """
+        if not self.overscan:
+            return {}
+        ny, nx = self.shape
+        science = format_section(slice(0, ny), slice(0, nx))
+        return {
+            "BIASSEC": format_section(slice(0, ny), slice(nx, nx + self.overscan)),
+            "TRIMSEC": science,
+            "DATASEC": science,
+        }
 
     # ------------------------------------------------------------------ exposures
-    def _header(self, kind: str, exptime: float, **extra: Any) -> dict[str, Any]:
-        ny, nx = self.shape
-        header: dict[str, Any] = {
-            "IMAGETYP": kind,
-            "EXPTIME": float(exptime),
-            "GAIN": (self.gain, "[e-/ADU] detector gain"),
-            "RDNOISE": (self.read_noise, "[e-] read noise"),
-            "SATURATE": (self.saturate_adu, "[adu] saturation level"),
-            "BUNIT": "adu",
-            "INSTRUME": "ccdcal simulated CCD",
-            "DETSEED": (self.seed, "seed of the detector's fixed properties"),
-        }
-        if self.overscan:
-            header["BIASSEC"] = format_section(slice(0, ny), slice(nx, nx + self.overscan))
-            header["TRIMSEC"] = format_section(slice(0, ny), slice(0, nx))
-            header["DATASEC"] = header["TRIMSEC"]
-        header.update(extra)
-        return header
+    def header(self, imagetyp: str, exptime: float, filter: str | None = None) -> fits.Header:
+        """The header a camera writes with a frame of this detector.
 
-    def expose(
-        self,
-        electrons: np.ndarray | float,
-        rng: np.random.Generator,
-        *,
-        deposits: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Read out an exposure: the ADC values of a raw frame (overscan included).
+        Examples
+        --------
+        >>> h = Detector.create(shape=(8, 8)).header("FLAT", 5.0, "V")
+        >>> h["IMAGETYP"], h["FILTER"], h["BUNIT"]
+        ('FLAT', 'V', 'adu')
+        """
+        h = fits.Header()
+        h["IMAGETYP"] = (imagetyp, "type of exposure")
+        h["EXPTIME"] = (float(exptime), "[s] exposure time")
+        if filter is not None:
+            h["FILTER"] = (str(filter), "filter name")
+        h["GAIN"] = (self.gain, "[e-/adu] detector gain")
+        h["RDNOISE"] = (self.read_noise, "[e-] read noise")
+        h["SATURATE"] = (self.saturate_adu, "[adu] lowest level that may be saturated")
+        h["BUNIT"] = ("adu", "raw ADC units")
+        h["INSTRUME"] = ("ccdcal-sim", "ccdcal simulated CCD")
+        h["DETSEED"] = (self.seed, "seed of the detector's fixed properties")
+        for key, value in self.sections().items():
+            h[key] = (value, {"BIASSEC": "overscan", "TRIMSEC": "science area"}.get(key,
+                      "light-sensitive pixels"))  # fmt: skip
+        return h
+
+    def read_out(self, electrons: np.ndarray | float, rng: np.random.Generator) -> np.ndarray:
+        """The ADC values of collected charge: bias, drift, read noise, 16-bit quantization.
 
         Parameters
         ----------
         electrons
-            Expected electrons per pixel (light and dark current together).
+            Electrons in each pixel of the science area (already capped at the full well).
         rng
-            Source of this exposure's randomness.
-        deposits
-            Electrons left by cosmic rays (added after the Poisson draw).
+            This exposure's generator.
 
         Returns
         -------
         numpy.ndarray
-            Integer ADU values 0..65535 (as float64), shape (ny, nx + overscan).
+            float32, shape :attr:`raw_shape`, integer values 0..65535.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> det = Detector.create(shape=(8, 8), read_noise=0.0, pattern_amplitude=0.0)
+        >>> float(det.read_out(100.0, np.random.default_rng(0)).max())
+        600.0
         """
-        mean = np.broadcast_to(np.asarray(electrons, dtype=np.float64), self.shape)
-        collected = rng.poisson(np.clip(mean, 0, None)).astype(np.float64)
-        if deposits is not None:
-            collected += deposits
-        collected = np.minimum(collected, self.full_well)
-        drift = rng.normal(0.0, self.bias_drift) if self.bias_drift > 0 else 0.0
-        rn_adu = self.read_noise / self.gain
-        ny, nx = self.shape
-        raw = np.empty((ny, nx + self.overscan))
-        raw[:, :nx] = collected / self.gain + self.bias_pattern + drift
-        raw[:, nx:] = (self.bias_level + self.bias_rows + drift)[:, None]
-        raw += rng.normal(0.0, rn_adu, raw.shape)
-        return np.clip(np.rint(raw), 0, ADC_MAX)
+        _ny, nx = self.shape
+        adu = self._bias.copy()
+        if self.bias_drift > 0:
+            adu += rng.normal(0.0, self.bias_drift)  # the whole frame, overscan included
+        adu[:, :nx] += np.asarray(electrons, dtype=np.float64) / self.gain
+        if self.read_noise > 0:
+            adu += rng.normal(0.0, self.read_noise / self.gain, adu.shape)
+        return np.clip(np.rint(adu), 0, ADC_MAX).astype(np.float32)
 
-    def bias(self, rng: np.random.Generator, **header: Any) -> Frame:
-        """A bias frame (zero exposure)."""
-        return Frame(self.expose(0.0, rng), header=self._header("BIAS", 0.0, **header))
+    def expose(
+        self,
+        mean_electrons: np.ndarray | float,
+        exptime: float,
+        rng: np.random.Generator,
+        *,
+        cosmic_rate: float = 0.0,
+        cosmic_threshold: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One exposure of ``mean_electrons`` of light plus the dark current for ``exptime``.
 
-    def dark(self, exptime: float, rng: np.random.Generator, **header: Any) -> Frame:
-        """A dark frame: dark current for ``exptime`` seconds, on top of the bias."""
-        return Frame(
-            self.expose(self.dark_current * exptime, rng),
-            header=self._header("DARK", exptime, **header),
-        )
+        Parameters
+        ----------
+        mean_electrons
+            Expected photo-electrons per pixel of the science area (after the flat
+            response); dark current is added here.
+        exptime
+            Seconds (dark current and cosmic rays).
+        rng
+            This exposure's generator.
+        cosmic_rate
+            Cosmic-ray hits per pixel per second.
+        cosmic_threshold
+            Deposits above this many electrons are marked in the returned mask; default
+            five times the read noise (at least 1 e-).
+
+        Returns
+        -------
+        raw : numpy.ndarray
+            ADC values (see :meth:`read_out`).
+        cosmic_mask : numpy.ndarray
+            bool, science-area shape: pixels whose cosmic-ray deposit exceeds the threshold.
+        """
+        if exptime < 0:
+            raise ValueError(f"exptime must be >= 0, not {exptime}")
+        mean = np.asarray(mean_electrons, dtype=np.float64) + self._dark * float(exptime)
+        electrons = rng.poisson(np.clip(mean, 0.0, None)).astype(np.float64)
+        hits = cosmic_rays(self.shape, exptime, cosmic_rate, rng)
+        electrons += hits.deposit
+        np.minimum(electrons, self.full_well, out=electrons)  # charge beyond the well is lost
+        threshold = cosmic_threshold
+        if threshold is None:
+            threshold = max(COSMIC_MASK_SIGMAS * self.read_noise, 1.0)
+        return self.read_out(electrons, rng), hits.deposit > threshold
+
+    def bias(self, rng: np.random.Generator) -> Frame:
+        """A bias frame: zero exposure, so bias structure, drift and read noise only.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Detector.create(shape=(8, 8)).bias(np.random.default_rng(0)).header["EXPTIME"]
+        0.0
+        """
+        raw, _ = self.expose(0.0, 0.0, rng)
+        return Frame(raw, header=self.header("BIAS", 0.0))
+
+    def dark(self, exptime: float, rng: np.random.Generator, *, cosmic_rate: float = 0.0) -> Frame:
+        """A dark frame: dark current for ``exptime`` seconds on top of the bias (real darks
+        are not bias-subtracted). ``cosmic_rate`` adds cosmic rays (none by default)."""
+        raw, _ = self.expose(0.0, exptime, rng, cosmic_rate=cosmic_rate)
+        return Frame(raw, header=self.header("DARK", exptime))
 
     def flat(
         self,
-        level: float,
+        level_e: float,
         filter: str,
         rng: np.random.Generator,
         *,
         exptime: float = 5.0,
-        **header: Any,
+        cosmic_rate: float = 0.0,
     ) -> Frame:
-        """A flat: a uniform source giving ``level`` electrons through the flat response."""
-        electrons = level * self.flat_response(filter) + self.dark_current * exptime
-        return Frame(
-            self.expose(electrons, rng),
-            header=self._header("FLAT", exptime, FILTER=filter, **header),
+        """A flat: a uniform source giving ``level_e`` electrons where the response is 1,
+        times the flat response of ``filter``, plus dark current for ``exptime``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> det = Detector.create(shape=(16, 16))
+        >>> f = det.flat(10_000.0, "V", np.random.default_rng(0))
+        >>> 10_000 < float(np.median(f.data)) - 500 < 10_100
+        True
+        """
+        if level_e < 0:
+            raise ValueError(f"flat level must be >= 0 electrons, not {level_e}")
+        raw, _ = self.expose(
+            level_e * self.flat_response(filter), exptime, rng, cosmic_rate=cosmic_rate
         )
+        return Frame(raw, header=self.header("FLAT", exptime, filter))
 
     def light(
         self,
-        rate: np.ndarray,
+        scene: Scene | np.ndarray,
         exptime: float,
         filter: str,
         rng: np.random.Generator,
         *,
-        cosmic_rate: float = 8.3e-6,
-        **header: Any,
+        cosmic_rate: float = DEFAULT_COSMIC_RATE,
+        cosmic_threshold: float | None = None,
     ) -> tuple[Frame, np.ndarray]:
-        """A light frame of a scene, and the mask of pixels hit by cosmic rays.
+        """A light frame of ``scene`` and the mask of pixels that cosmic rays hit.
 
         Parameters
         ----------
-        rate
-            The scene in electrons per second per pixel (as seen above the telescope's flat).
+        scene
+            A :class:`Scene`, or its rate (electron/s per pixel before the flat response).
         exptime
             Seconds.
         filter
-            Filter name (selects the flat response).
+            Filter name; selects the flat response.
         rng
-            Source of this exposure's randomness.
+            This exposure's generator.
         cosmic_rate
-            Cosmic-ray hits per pixel per second.
+            Hits per pixel per second (default: the tutorial's ~20 per 200x200 in 60 s).
+        cosmic_threshold
+            See :meth:`expose`.
+
+        Returns
+        -------
+        frame : Frame
+            Raw frame in ADU (overscan included).
+        cosmic_mask : numpy.ndarray
+            bool, science-area shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> det = Detector.create(shape=(32, 32))
+        >>> scene = Scene.random(det.shape, np.random.default_rng(0), nstars=2)
+        >>> frame, crs = det.light(scene, 60.0, "V", np.random.default_rng(1))
+        >>> frame.header["IMAGETYP"], crs.dtype
+        ('LIGHT', dtype('bool'))
         """
-        electrons = self.flat_response(filter) * rate * exptime + self.dark_current * exptime
-        deposits = cosmic_rays(self.shape, cosmic_rate * exptime, rng)
-        # a hit matters once it stands above the read noise
-        mask = deposits > 5 * self.read_noise
-        frame = Frame(
-            self.expose(electrons, rng, deposits=deposits),
-            header=self._header("LIGHT", exptime, FILTER=filter, **header),
+        rate = scene.rate if isinstance(scene, Scene) else np.asarray(scene, dtype=np.float64)
+        if rate.shape != self.shape:
+            raise ValueError(f"scene shape {rate.shape} differs from the detector's {self.shape}")
+        raw, mask = self.expose(
+            self.flat_response(filter) * rate * float(exptime),
+            exptime,
+            rng,
+            cosmic_rate=cosmic_rate,
+            cosmic_threshold=cosmic_threshold,
         )
-        return frame, mask
+        return Frame(raw, header=self.header("LIGHT", exptime, filter)), mask
 
 
-def cosmic_rays(
-    shape: tuple[int, int],
-    hits_per_pixel: float,
-    rng: np.random.Generator,
-    *,
-    energy: tuple[float, float] = (20_000.0, 80_000.0),
-) -> np.ndarray:
-    """Electrons deposited by cosmic rays in one exposure: single hits and short tracks.
-
-    The number of hits is Poisson with mean ``hits_per_pixel × pixels``. Half are single
-    pixels; the others are tracks of 2 to 8 pixels at a random angle, their energy (uniform in
-    ``energy``, the tutorial's range) shared along the track.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> d = cosmic_rays((100, 100), 1e-3, np.random.default_rng(0))
-    >>> bool(d.max() >= 20_000 / 8), int((d > 0).sum()) > 5
-    (True, True)
-    """
-    ny, nx = shape
-    out = np.zeros(shape)
-    nhits = rng.poisson(hits_per_pixel * ny * nx)
-    for _ in range(nhits):
-        y0, x0 = rng.uniform(0, ny), rng.uniform(0, nx)
-        length = 1 if rng.random() < 0.5 else int(rng.integers(2, 9))
-        angle = rng.uniform(0, np.pi)
-        steps = np.arange(length)
-        ys = np.clip((y0 + steps * np.sin(angle)).astype(int), 0, ny - 1)
-        xs = np.clip((x0 + steps * np.cos(angle)).astype(int), 0, nx - 1)
-        total = rng.uniform(*energy)
-        share = rng.dirichlet(np.full(length, 4.0)) if length > 1 else np.ones(1)
-        np.add.at(out, (ys, xs), total * share)
-    return out
-
-
-__all__ = ["ADC_MAX", "Detector", "cosmic_rays"]
+__all__ = ["ADC_MAX", "COSMIC_MASK_SIGMAS", "Detector"]

@@ -1,12 +1,21 @@
 """A whole simulated observing night: raw FITS files as a camera writes them, and the truth.
 
+``night(out_dir)`` writes ``out_dir/raw/`` (one 16-bit file per exposure, in the order they
+were taken) and ``out_dir/truth/`` (what the frames were made from, on the science area).
+
+Every random draw has its own stream, derived from the seed, the kind of frame and its
+number (``numpy.random.SeedSequence(seed, spawn_key=...)``): taking more lights does not
+change the biases, adding a filter does not change the first filter's flats. The same
+seed gives byte-identical files.
+
 Examples
 --------
 >>> import tempfile
->>> night_ = night(tempfile.mkdtemp(), seed=1, shape=(32, 32), nbias=2, ndark=2, nflat=2,
-...                nlight=2)
->>> sorted(p.name for p in night_.raw)[:3]
+>>> n = night(tempfile.mkdtemp(), seed=1, shape=(32, 32), nbias=2, ndark=2, nflat=2, nlight=2)
+>>> [p.name for p in n.raw][:3]
 ['bias_001.fits', 'bias_002.fits', 'dark_060s_001.fits']
+>>> n.counts()
+{'bias': 2, 'dark': 2, 'flat': 2, 'light': 2}
 """
 
 from __future__ import annotations
@@ -15,30 +24,58 @@ import datetime as dt
 import json
 import logging
 import os
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.io import fits
 
+from .._version import __version__
+from ..fitsio import write_hdul
 from ..frame import Frame
-from .detector import Detector
+from ..provenance import add_history
+from .cosmics import DEFAULT_COSMIC_RATE
+from .detector import Detector, _filter_key
 from .scene import Scene
 
 log = logging.getLogger(__name__)
 
-#: the tutorial's cosmic rays: about 20 hits on 200x200 pixels in 60 s
-DEFAULT_COSMIC_RATE = 20 / (200 * 200 * 60)
+PathLike = str | os.PathLike[str]
 
-# streams of randomness, one per purpose, so that changing how many frames of one kind are
-# taken does not change the others
-_DETECTOR, _SCENE, _BIAS, _DARK, _FLAT, _LIGHT = range(6)
+# spawn keys of the night's streams; the detector uses 1..3 for its own fixed properties
+_SCENE, _BIAS, _DARK, _FLAT, _LIGHT = 100, 101, 102, 103, 104
+
+_KINDS = ("bias", "dark", "flat", "light")
+_READOUT_S = 15.0  # seconds between the end of one exposure and the start of the next
+_LIGHTS_AFTER_H = 3.0  # lights begin at nightfall, this many hours after the first bias
 
 
 @dataclass
 class Night:
-    """What :func:`night` wrote."""
+    """What :func:`night` wrote, and the detector and scene it was made from.
+
+    Attributes
+    ----------
+    folder
+        The night's folder (``raw/`` and ``truth/`` inside).
+    detector
+        The simulated CCD.
+    scene
+        The sky of the lights.
+    raw
+        Raw files in the order they were taken.
+    truth
+        Truth files by name: ``scene``, ``bias``, ``dark_current``, ``hot_pixels``,
+        ``flat_<filter>``, ``cosmic_<light stem>``, ``stars``, ``detector``.
+    params
+        The night's settings (as in ``detector.json``).
+    kinds
+        Kind of each raw file (``bias``, ``dark``, ``flat``, ``light``).
+    """
 
     folder: Path
     detector: Detector
@@ -46,23 +83,58 @@ class Night:
     raw: list[Path] = field(default_factory=list)
     truth: dict[str, Path] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    kinds: dict[Path, str] = field(default_factory=dict)
 
     @property
     def raw_dir(self) -> Path:
         """The folder of raw frames."""
         return self.folder / "raw"
 
+    @property
+    def truth_dir(self) -> Path:
+        """The folder of truth files."""
+        return self.folder / "truth"
 
-def _rng(seed: int, stream: int, index: int = 0, sub: int = 0) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, stream, index, sub]))
+    def of_kind(self, kind: str) -> list[Path]:
+        """Raw files of one kind (``bias``, ``dark``, ``flat`` or ``light``), in order."""
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
+        return [p for p in self.raw if self.kinds.get(p) == kind]
+
+    def counts(self) -> dict[str, int]:
+        """Number of raw files of each kind."""
+        c = Counter(self.kinds.values())
+        return {k: c[k] for k in _KINDS}
+
+    def summary(self) -> str:
+        """A few lines for people: frames by kind and where they are."""
+        ny, nx = self.detector.shape
+        over = f" + {self.detector.overscan} overscan columns" if self.detector.overscan else ""
+        counts = ", ".join(f"{n} {k}" for k, n in self.counts().items())
+        return (
+            f"simulated night (seed {self.params.get('seed')}, {nx}x{ny} pixels{over}): "
+            f"{counts}\nraw frames: {self.raw_dir}\ntruth:      {self.truth_dir}"
+        )
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=key))
 
 
 def _tlabel(t: float) -> str:
+    """Exposure time in a file name: 60 -> '060s', 2.5 -> '2p5s'."""
     return f"{int(t):03d}s" if float(t).is_integer() else f"{t:g}s".replace(".", "p")
 
 
+def _check_filter(name: str) -> str:
+    name = str(name).strip()
+    if not name or not all(c.isalnum() or c in "-+." for c in name):
+        raise ValueError(f"filter names must be letters, digits, '-', '+' or '.', not {name!r}")
+    return name
+
+
 def night(
-    out_dir: str | os.PathLike[str],
+    out_dir: PathLike,
     *,
     seed: int = 0,
     shape: tuple[int, int] = (200, 200),
@@ -79,141 +151,246 @@ def night(
     gain: float = 1.0,
     read_noise: float = 8.0,
     bias_level: float = 500.0,
+    pattern_amplitude: float = 20.0,
+    bias_drift: float = 0.0,
     dark_rate: float = 0.2,
     hot_fraction: float = 0.001,
     vignetting: float = 0.15,
     pixel_response: float = 0.02,
     full_well: float = 100_000.0,
-    bias_drift: float = 0.0,
     cosmic_rate: float = DEFAULT_COSMIC_RATE,
+    calibration_cosmics: bool = False,
     nstars: int = 30,
     fwhm: float = 3.0,
     sky: float = 100.0,
-    object: str = "SIMFIELD",
+    sky_gradient: float = 0.0,
+    object_name: str = "SIMFIELD",
 ) -> Night:
     """Simulate a night into ``out_dir/raw`` (frames) and ``out_dir/truth`` (what is true).
 
-    The detector and the scene are drawn from ``seed``; every frame has its own stream of
-    randomness derived from the seed, its kind and its number. The same seed gives
-    byte-identical files.
+    The night is taken in this order: biases, darks, flats (per filter), lights (per
+    filter). Flats and lights are taken in every filter.
 
     Parameters
     ----------
     out_dir
-        Folder to write into (created).
+        Folder to write into (created). Files a previous simulation left there that this
+        one does not write (say, more lights) are removed; other files are left alone.
     seed
-        The seed of everything.
+        The seed of everything: detector, scene and each frame.
     shape
-        (ny, nx) of the science area (raw frames add ``overscan`` columns).
+        (ny, nx) of the science area; raw frames add ``overscan`` columns.
     nbias, ndark, nflat, nlight
-        Frames of each kind (flats and lights per filter).
+        Frames of each kind (flats and lights: per filter).
     filters
-        Filter names; lights and flats are taken in each.
+        Filter names.
     dark_exptime, light_exptime, flat_exptime
-        Exposure times in seconds.
+        Exposure times, seconds.
     flat_level
-        Electrons of a flat at response 1.
-    overscan, gain, read_noise, bias_level, dark_rate, hot_fraction, vignetting,
-    pixel_response, full_well, bias_drift
-        The detector (see :meth:`Detector.create`).
+        Mean electrons of a flat where the response is 1.
+    overscan, gain, read_noise, bias_level, pattern_amplitude, bias_drift, dark_rate,
+    hot_fraction, vignetting, pixel_response, full_well
+        The detector (see :class:`Detector`).
     cosmic_rate
-        Cosmic-ray hits per pixel per second.
-    nstars, fwhm, sky
-        The scene: stars, their FWHM, and the sky in electrons per ``light_exptime``.
-    object
+        Cosmic-ray hits per pixel per second in the lights.
+    calibration_cosmics
+        Also let cosmic rays hit darks and flats, as they do at a telescope (their hits
+        are not recorded in the truth).
+    nstars, fwhm, sky, sky_gradient
+        The scene (see :meth:`Scene.random`); ``sky`` is electrons per pixel in a light of
+        ``light_exptime``, and so are the star peaks (2,000 to 20,000).
+    object_name
         OBJECT of the lights.
 
     Returns
     -------
     Night
         Paths written, the detector and the scene.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> n = night(tempfile.mkdtemp(), shape=(24, 24), nbias=1, ndark=0, nflat=1, nlight=1,
+    ...           filters=("B", "V"), overscan=4, nstars=0)
+    >>> [p.name for p in n.raw]
+    ['bias_001.fits', 'flat_B_001.fits', 'flat_V_001.fits', 'light_B_001.fits', 'light_V_001.fits']
+    >>> sorted(n.truth)[:4]
+    ['bias', 'cosmic_light_B_001', 'cosmic_light_V_001', 'dark_current']
     """
+    filters = tuple(_check_filter(f) for f in filters)
+    if len(set(filters)) != len(filters):
+        raise ValueError(f"filters repeat: {filters}")
+    for name, n in (("nbias", nbias), ("ndark", ndark), ("nflat", nflat), ("nlight", nlight)):
+        if int(n) < 0 or int(n) > 999:
+            raise ValueError(f"{name} must be within 0..999, not {n}")
+    for name, t in (("dark", dark_exptime), ("light", light_exptime), ("flat", flat_exptime)):
+        if not t > 0:
+            raise ValueError(f"{name}_exptime must be > 0 seconds, not {t}")
     out = Path(out_dir)
     raw_dir, truth_dir = out / "raw", out / "truth"
     raw_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
+
     det = Detector.create(
         seed=seed, shape=shape, gain=gain, read_noise=read_noise, bias_level=bias_level,
-        dark_rate=dark_rate, hot_fraction=hot_fraction, vignetting=vignetting,
-        pixel_response=pixel_response, full_well=full_well, overscan=overscan,
-        bias_drift=bias_drift,
+        pattern_amplitude=pattern_amplitude, bias_drift=bias_drift, dark_rate=dark_rate,
+        hot_fraction=hot_fraction, vignetting=vignetting, pixel_response=pixel_response,
+        full_well=full_well, overscan=overscan,
     )  # fmt: skip
-    scene = Scene.random(shape, _rng(seed, _SCENE), nstars=nstars, fwhm=fwhm, sky=sky,
-                         exptime=light_exptime)  # fmt: skip
+    scene = Scene.random(
+        det.shape, _rng(seed, _SCENE), nstars=nstars, fwhm=fwhm, sky=sky,
+        exptime_ref=light_exptime, sky_gradient=sky_gradient,
+    )  # fmt: skip
     params: dict[str, Any] = {
-        "seed": seed, "shape": list(shape), "nbias": nbias, "ndark": ndark, "nflat": nflat,
-        "nlight": nlight, "filters": list(filters), "dark_exptime": dark_exptime,
-        "light_exptime": light_exptime, "exptime": light_exptime, "flat_exptime": flat_exptime,
-        "flat_level": flat_level, "overscan": overscan, "gain": gain, "read_noise": read_noise,
-        "bias_level": bias_level, "dark_rate": dark_rate, "hot_fraction": hot_fraction,
-        "vignetting": vignetting, "pixel_response": pixel_response, "full_well": full_well,
-        "bias_drift": bias_drift, "cosmic_rate": cosmic_rate, "nstars": nstars, "fwhm": fwhm,
-        "sky": sky, "object": object,
+        "seed": int(seed), "nbias": int(nbias), "ndark": int(ndark), "nflat": int(nflat),
+        "nlight": int(nlight), "filters": list(filters), "dark_exptime": float(dark_exptime),
+        "light_exptime": float(light_exptime), "flat_exptime": float(flat_exptime),
+        "flat_level": float(flat_level), "cosmic_rate": float(cosmic_rate),
+        "calibration_cosmics": bool(calibration_cosmics), "object": object_name,
     }  # fmt: skip
     result = Night(out, det, scene, params=params)
-    start = dt.datetime(2026, 1, 15, 1, 0, 0) + dt.timedelta(days=seed % 365)
-    clock = [start]
+    written: set[Path] = set()
+    cal_cr = cosmic_rate if calibration_cosmics else 0.0
 
-    def write(frame: Frame, name: str, **extra: Any) -> None:
-        frame.header["DATE-OBS"] = clock[0].strftime("%Y-%m-%dT%H:%M:%S")
-        clock[0] += dt.timedelta(seconds=float(frame.header["EXPTIME"]) + 20)
-        for key, value in extra.items():
-            frame.header[key] = value
+    start = dt.datetime(2026, 1, 1, 16, 0, 0) + dt.timedelta(days=int(seed) % 365)
+    clock = start
+
+    def write(frame: Frame, name: str, kind: str, obj: str, index: int) -> Path:
+        nonlocal clock
+        if kind == "light" and clock < start + dt.timedelta(hours=_LIGHTS_AFTER_H):
+            clock = start + dt.timedelta(hours=_LIGHTS_AFTER_H)
+        frame.header["OBJECT"] = (obj, "target")
+        frame.header["DATE-OBS"] = (
+            clock.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+            "[UTC] start of exposure",
+        )
+        frame.header["SIMSEED"] = (int(seed), "ccdcal simulate: seed of the night")
+        clock += dt.timedelta(seconds=float(frame.header["EXPTIME"]) + _READOUT_S)
         path = raw_dir / name
         frame.write(path, dtype="uint16", step="simulate", deterministic=True,
-                    params={"seed": seed})  # fmt: skip
+                    params={"seed": seed, "kind": kind, "number": index})  # fmt: skip
         result.raw.append(path)
+        result.kinds[path] = kind
+        written.add(path)
+        return path
 
-    for i in range(nbias):
-        write(det.bias(_rng(seed, _BIAS, i)), f"bias_{i + 1:03d}.fits", OBJECT="bias")
-    for i in range(ndark):
-        write(det.dark(dark_exptime, _rng(seed, _DARK, i)),
-              f"dark_{_tlabel(dark_exptime)}_{i + 1:03d}.fits", OBJECT="dark")  # fmt: skip
-    for k, filt in enumerate(filters):
-        for i in range(nflat):
-            frame = det.flat(flat_level, filt, _rng(seed, _FLAT, i, k), exptime=flat_exptime)
-            write(frame, f"flat_{filt}_{i + 1:03d}.fits", OBJECT=f"dome flat {filt}")
-    for k, filt in enumerate(filters):
-        for i in range(nlight):
-            frame, crs = det.light(scene.rate, light_exptime, filt, _rng(seed, _LIGHT, i, k),
-                                   cosmic_rate=cosmic_rate)  # fmt: skip
-            stem = f"light_{filt}_{i + 1:03d}"
-            write(frame, f"{stem}.fits", OBJECT=object)
-            result.truth[f"cosmic_{stem}"] = _truth(
-                truth_dir / f"cosmic_{stem}.fits", crs.astype(np.uint8), "cosmic-ray hits"
-            )
-
-    result.truth["scene"] = _truth(truth_dir / "scene.fits", scene.rate, "scene", "electron/s")
+    for i in range(1, nbias + 1):
+        write(det.bias(_rng(seed, _BIAS, i)), f"bias_{i:03d}.fits", "bias", "BIAS", i)
+    tkey = round(dark_exptime * 1000)  # ms: darks of another length get other streams
+    for i in range(1, ndark + 1):
+        frame = det.dark(dark_exptime, _rng(seed, _DARK, tkey, i), cosmic_rate=cal_cr)
+        write(frame, f"dark_{_tlabel(dark_exptime)}_{i:03d}.fits", "dark", "DARK", i)
     for filt in filters:
-        result.truth[f"flat_{filt}"] = _truth(
-            truth_dir / f"flat_{filt}.fits", det.flat_response(filt), f"true flat {filt}"
-        )
-    result.truth["dark_current"] = _truth(
-        truth_dir / "dark_current.fits", det.dark_current, "dark current", "electron/s"
-    )
-    result.truth["bias"] = _truth(truth_dir / "bias.fits", det.bias_pattern, "bias", "adu")
-    result.truth["hot_pixels"] = _truth(
-        truth_dir / "hot_pixels.fits", det.hot_pixels.astype(np.uint8), "hot pixels"
-    )
+        for i in range(1, nflat + 1):
+            rng = _rng(seed, _FLAT, _filter_key(filt), i)
+            frame = det.flat(flat_level, filt, rng, exptime=flat_exptime, cosmic_rate=cal_cr)
+            write(frame, f"flat_{filt}_{i:03d}.fits", "flat", f"FLAT {filt}", i)
+    cosmic: dict[str, np.ndarray] = {}
+    for filt in filters:
+        for i in range(1, nlight + 1):
+            rng = _rng(seed, _LIGHT, _filter_key(filt), i)
+            frame, crs = det.light(scene, light_exptime, filt, rng, cosmic_rate=cosmic_rate)
+            stem = f"light_{filt}_{i:03d}"
+            write(frame, f"{stem}.fits", "light", object_name, i)
+            cosmic[stem] = crs
+
+    def truth(name: str, data: np.ndarray, what: str, unit: str | None) -> None:
+        path = truth_dir / f"{name}.fits"
+        header = fits.Header()
+        header["OBJECT"] = (what, "simulation truth")
+        if unit is not None:
+            header["BUNIT"] = unit
+        header["SIMSEED"] = (int(seed), "ccdcal simulate: seed of the night")
+        if data.dtype == bool:
+            # masks as BITPIX 8: small, and readable by any FITS viewer
+            add_history(header, "simulate", params={"seed": seed, "truth": name}, stamp=False)
+            hdul = fits.HDUList([fits.PrimaryHDU(data.astype(np.uint8), header=header)])
+            write_hdul(hdul, path, when="ccdcal")
+        else:
+            Frame(data, header=header).write(path, step="simulate", deterministic=True,
+                                              params={"seed": seed, "truth": name})  # fmt: skip
+        result.truth[name] = path
+        written.add(path)
+
+    truth("scene", scene.rate, "sky scene before the flat response", "electron/s")
+    truth("bias", det.bias_pattern[:, : det.shape[1]], "bias level and pattern", "adu")
+    truth("dark_current", det.dark_current, "dark current, hot pixels included", "electron/s")
+    truth("hot_pixels", det.hot_pixels, "hot pixels (1)", None)
+    for filt in filters:
+        truth(f"flat_{filt}", det.flat_response(filt), f"flat response {filt}, median 1", None)
+    for stem, crs in cosmic.items():
+        truth(f"cosmic_{stem}", crs, f"cosmic-ray hits in {stem}", None)
+
+    stars = scene.stars
+    stars.meta["comment"] = [
+        "x, y: 0-based pixel coordinates of the science (trimmed) area",
+        "peak_rate: Gaussian amplitude; flux_rate: total flux; both electron/s",
+    ]
     stars_path = truth_dir / "stars.ecsv"
-    stars = scene.stars.copy()
-    stars.meta["comment"] = "x, y: 0-based pixels of the science area; rates in electron/s"
-    stars.write(stars_path, overwrite=True)
+    _write_text_atomic(stars_path, _ecsv(stars))
     result.truth["stars"] = stars_path
-    detector_json = truth_dir / "detector.json"
-    detector_json.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-    result.truth["detector"] = detector_json
-    log.debug("simulated night: %d raw frames in %s", len(result.raw), raw_dir)
+    written.add(stars_path)
+
+    info = {
+        "ccdcal_version": __version__,
+        "seed": int(seed),
+        "detector": det.to_dict(),
+        "night": params,
+        "scene": {
+            "nstars": int(nstars), "fwhm": float(fwhm), "sky": float(sky),
+            "sky_rate": scene.sky_rate, "sky_gradient": float(sky_gradient),
+            "exptime_ref": float(light_exptime), "unit": "electron/s",
+        },
+        "frames": result.counts(),
+        "vignetting_by_filter": {f: det.filter_vignetting(f) for f in filters},
+    }  # fmt: skip
+    json_path = truth_dir / "detector.json"
+    _write_text_atomic(json_path, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    result.truth["detector"] = json_path
+    written.add(json_path)
+
+    _remove_stale(raw_dir, written)
+    _remove_stale(truth_dir, written)
+    log.debug("simulated night: %s", ", ".join(f"{n} {k}" for k, n in result.counts().items()))
     return result
 
 
-def _truth(path: Path, data: np.ndarray, what: str, unit: str | None = None) -> Path:
-    frame = Frame(data, header={"OBJECT": (what, "simulation truth")})
-    if unit:
-        frame.header["BUNIT"] = unit
-    # masks stay small integers; images are float32
-    frame.write(path, deterministic=True, dtype="uint8" if data.dtype == np.uint8 else None)
-    return path
+def _ecsv(table: Any) -> str:
+    import io
+
+    buffer = io.StringIO()
+    table.write(buffer, format="ascii.ecsv")
+    return buffer.getvalue()
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _remove_stale(folder: Path, written: set[Path]) -> None:
+    """Remove what an earlier simulation wrote into ``folder`` and this one did not.
+
+    Only files that are the simulator's own (FITS with SIMSEED, or its two text files)
+    go; anything else is left in place with a log message, since it is not ours to delete.
+    """
+    for path in sorted(folder.iterdir()):
+        if path in written or not path.is_file():
+            continue
+        ours = path.name in {"stars.ecsv", "detector.json"}
+        if path.suffix.lower() == ".fits":
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ours = "SIMSEED" in fits.getheader(path)
+            except (OSError, ValueError):
+                ours = False
+        if ours:
+            path.unlink()
+            log.debug("removed %s, left by an earlier simulation", path)
+        else:
+            log.warning("%s: not written by this simulation; left in place", path)
 
 
 __all__ = ["DEFAULT_COSMIC_RATE", "Night", "night"]
