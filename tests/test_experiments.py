@@ -36,8 +36,24 @@ def vignetting_result():
 def test_frames_random_noise_falls_as_inverse_sqrt_n(frames_result):
     r = frames_result
     assert [row["n"] for row in r.rows] == [1, 2, 4, 8]
+    assert abs(r.slope_mean + 0.5) < 3 * r.slope_mean_err, r.summary()
+    # a 3-sigma clip acts only from N ~ 9: up to N = 8 the clipped mean is the plain mean
     assert abs(r.slope + 0.5) < 3 * r.slope_err, r.summary()
     assert r.slope_err < 0.02
+    for row in r.rows:
+        assert row["random"] == pytest.approx(row["random_mean"], rel=1e-3)
+
+
+def test_frames_full_size_floor_and_clipping_cost():
+    """Default settings: 1/sqrt(N) for plain means to N = 32; the 3-sigma clip costs ~1 %
+    of noise once it acts; the masters' floor is reached near N = 20."""
+    r = ex.frames(seed=0)
+    assert abs(r.slope_mean + 0.5) < 3 * r.slope_mean_err, r.summary()
+    assert -0.5 < r.slope < -0.49
+    last = r.rows[-1]
+    assert 1.0 < last["random"] / last["random_mean"] < 1.03
+    assert 10 < r.n_floor < 40
+    assert r.floor_fit == pytest.approx(r.floor, rel=0.05)
 
 
 def test_frames_master_floor(frames_result):

@@ -432,7 +432,7 @@ def compare_with_truth(
         excluded,
         note,
     )
-    log.info("photometry vs truth: %s", comparison.summary().replace("\n", "; "))
+    log.debug("photometry vs truth: %s", comparison.summary().replace("\n", "; "))
     return comparison
 
 

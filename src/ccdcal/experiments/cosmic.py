@@ -287,7 +287,7 @@ def _one_rate(
                     "noise_ratio": noise / mean_noise if mean_noise else float("nan"),
                 }
             )
-        log.info("cosmic rays ×%g, %d frames: done", factor, k)
+        log.debug("cosmic rays ×%g, %d frames: done", factor, k)
 
 
 __all__ = ["CosmicRaysResult", "cosmic_rays", "methods"]

@@ -288,7 +288,7 @@ def vignetting(
                 comp = compare_with_truth(stack, night.stars, t, radius=radius)
                 result.comparisons[(float(v), quality)] = comp
                 result.rows.append(_row(float(v), quality, comp, 0.5 * min(shape)))
-                log.info("vignetting %g, flat %s: %s", v, quality, comp.summary())
+                log.debug("vignetting %g, flat %s: %s", v, quality, comp.summary())
     result.notes.append(
         f"aperture photometry (r = {radius:g} pix) of a {nlight}-frame sigma-clipped stack "
         "(cosmic rays masked from the truth) against the true fluxes; Δmag > 0: measured "
