@@ -1,0 +1,96 @@
+"""The example configuration: every key with its default (``ccdcal info --example-config``)."""
+
+EXAMPLE_TOML = """\
+# ccdcal configuration of a night. Every section and key is optional: leave out what you
+# do not change. The values below are the defaults.
+
+[keywords]
+# Header keywords tried in order; the first present wins (for imagetyp: the first whose
+# value names a known type). A list replaces the default list.
+imagetyp = ["IMAGETYP", "OBSTYPE", "FRAMETYP", "FRAME"]
+exptime = ["EXPTIME", "EXPOSURE", "ITIME", "EXP_TIME", "DARKTIME"]
+filter = ["FILTER", "FILTNAME", "FILTER1", "INSFILTE", "FILT"]
+object = ["OBJECT", "OBJNAME", "TARGNAME"]
+gain = ["GAIN", "EGAIN", "CCDGAIN", "GAINE", "AGAIN_01"]            # e-/ADU
+rdnoise = ["RDNOISE", "READNOIS", "RON", "READNOISE", "ARDNS_01"]  # e-
+saturation = ["SATURATE", "SATLEVEL", "MAXLIN"]                    # ADU
+date = ["DATE-OBS", "DATE"]
+time = ["TIME-OBS", "UTC-OBS", "UTCSTART", "UT"]  # joined to a date that has no time
+
+[types]
+# Image-type values beyond the built-in ones (case, spaces, _ and - do not matter), and
+# their kind: bias, dark, flat, light, or unknown to leave such frames out.
+# "Twilight Sky" = "flat"
+# "FOCUS" = "unknown"
+
+# Per-file corrections, applied in order after the header classification; every rule
+# that matches applies (a later one wins). match: globs on "path" (relative path or file
+# name) and/or header keywords; set: kind, filter, object, exptime, gain, rdnoise,
+# saturation.
+# [[rules]]
+# match = { OBJECT = "*twil flat*" }
+# set = { kind = "flat" }
+# [[rules]]
+# match = { path = "flat/*", OBJECT = "VR *" }
+# set = { filter = "VR" }
+
+[detector]
+# gain = 4.95          # e-/ADU; default from the header (see [keywords] gain)
+# rdnoise = 6.5        # e-; default from the header
+# saturation = 60000   # ADU; default from the header
+# biassec = "[1388:1432,1:1370]"  # FITS section (1-based, inclusive, x first); default BIASSEC
+# trimsec = "[18:1382,1:1370]"    # default TRIMSEC
+overscan = "median"    # none, mean, median, rows (one value per line), poly
+overscan_order = 1     # polynomial order for "poly"
+overscan_sigma = 3.0   # clipping of the overscan estimate
+readout_axis = "auto"  # auto (along the overscan strip), x, y
+
+# How each kind is combined: method = mean, median or sum; scale = none, median or mean;
+# reject = none, sigclip (low, high, maxiters, center, spread), minmax (nlow, nhigh),
+# pclip (low, high percentiles), winsorized (low, high, maxiters), ccdclip (gain, read_noise,
+# snoise, low, high, maxiters), esd (alpha, max_outliers). sigma = n sets low and high.
+[combine.bias]
+method = "mean"
+scale = "none"
+reject = "esd"
+alpha = 0.05
+max_outliers = 0.3
+
+[combine.dark]
+method = "mean"
+scale = "none"
+reject = "esd"
+alpha = 0.05
+max_outliers = 0.3
+
+[combine.flat]
+method = "median"
+scale = "median"
+reject = "none"
+
+[combine.light]
+method = "mean"
+scale = "none"
+zero = "median"      # additive offsets to a common sky level
+weights = "frame"    # inverse median variance of each frame
+reject = "sigclip"
+low = 3.0
+high = 3.0
+maxiters = 5
+center = "median"
+spread = "mad_std"
+
+[dark]
+match = "nearest"  # nearest (same exposure, else nearest scaled), exact, scale (longest)
+
+[flat]
+min_response = 0.5  # master-flat pixels below this are flagged BAD
+
+[cosmic]
+method = "none"     # none or lacosmic (L.A.Cosmic through astroscrappy)
+# sigclip = 4.5
+# sigfrac = 0.3
+# objlim = 5.0
+# niter = 4
+# clean = false
+"""
