@@ -308,24 +308,6 @@ def _kth_deviation(w, p, lo, hi, med, k):
 
 
 @njit(cache=True)
-def _ceil32(x):
-    """Smallest float32 >= x: for float32 v, ``v < x`` iff ``v < _ceil32(x)``."""
-    f = np.float32(x)
-    if f < x:
-        f = np.nextafter(f, np.float32(np.inf))
-    return f
-
-
-@njit(cache=True)
-def _floor32(x):
-    """Largest float32 <= x: for float32 v, ``v > x`` iff ``v > _floor32(x)``."""
-    f = np.float32(x)
-    if f > x:
-        f = np.nextafter(f, np.float32(-np.inf))
-    return f
-
-
-@njit(cache=True)
 def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, hi, klo, khi, it):
     """astropy's sigma_clip for one pixel, continuing from window [lo, hi) after ``it``
     iterations whose last bounds kept [klo, khi)."""
@@ -376,115 +358,109 @@ def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, 
 
 @njit(cache=True)
 def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, nkeep,
-                           klo_a, khi_a, st, fb):  # fmt: skip
+                           klo_a, khi_a, cnt32, fb, b32):  # fmt: skip
     """:func:`_sigclip_astropy` for every pixel of a block (same decisions).
 
-    The first iteration runs over the whole block at once: window sums and bound counts
-    have the block's pixels in the inner loop, so they vectorise. Most pixels stop there;
-    the others continue one by one. ``st`` (5, BLOCK) int64 and
-    ``fb`` (6, BLOCK) float64 are scratch.
+    The first iteration runs over the whole block at once: sums and bound counts have the
+    block's pixels in the inner loop, so they vectorise (the window is every valid value,
+    i.e. every finite one). Most pixels stop there; the others continue one by one.
+    Scratch: ``cnt32`` (2, BLOCK) int32, ``fb`` (4, BLOCK) float64, ``b32`` (2, BLOCK)
+    float32.
     """
     n = w.shape[0]
-    lo = st[0]
-    hi = st[1]
-    act = st[2]
-    clo = st[3]
-    cle = st[4]
+    clo = cnt32[0]
+    cle = cnt32[1]
     s1 = fb[0]
     s2 = fb[1]
-    cen_a = fb[2]
-    sh = fb[3]
-    blo32 = fb[4]
-    bhi32 = fb[5]
-    nact = 0
+    sh = fb[2]
+    cen_a = fb[3]
+    blo32 = b32[0]
+    bhi32 = b32[1]
+    inf32 = np.float32(np.inf)
     for p in range(bw):
         nv = nv_a[p]
-        lo[p] = 0
-        hi[p] = nv
         klo_a[p] = 0
         khi_a[p] = nv
-        act[p] = 1 if nv > nkeep else 0  # else nothing can be rejected
-        nact += act[p]
-    it = 0
-    while nact > 0:
-        # centre (median) and the shift of the sums, per active pixel
+        sh[p] = _median(w, p, 0, nv) if nv > 0 else 0.0
+        s1[p] = 0.0
+        s2[p] = 0.0
+    # sums about the median over the valid (finite) values
+    for j in range(n):
+        row = w[j]
         for p in range(bw):
-            if act[p]:
-                sh[p] = _median(w, p, lo[p], hi[p])
-            else:
-                sh[p] = 0.0
-            s1[p] = 0.0
-            s2[p] = 0.0
-        # window sums about the median, vectorised over the block
-        for j in range(n):
-            row = w[j]
-            for p in range(bw):
-                inwin = (j >= lo[p]) & (j < hi[p])
-                d = np.float64(row[p]) - sh[p] if inwin else 0.0
-                s1[p] += d
-                s2[p] += d * d
+            v = row[p]
+            d = np.float64(v) - sh[p] if v < inf32 else 0.0
+            s1[p] += d
+            s2[p] += d * d
+    # bounds, rounded inwards to float32 so that float32 comparisons decide exactly as
+    # comparisons of the values (as float64) with the float64 bounds would
+    for p in range(bw):
+        nv = nv_a[p]
+        if nv <= nkeep:  # nothing can be rejected
+            cen_a[p] = 0.0
+            fb[0, p] = -np.inf
+            fb[1, p] = np.inf
+            continue
+        med = sh[p]
+        mean = med + s1[p] / nv
+        cen = med if use_median else mean
+        if use_mad:
+            k1 = (nv - 1) // 2
+            k2 = nv // 2
+            d1 = _kth_deviation(w, p, 0, nv, med, k1)
+            d2 = d1 if k2 == k1 else _kth_deviation(w, p, 0, nv, med, k2)
+            std = 0.5 * (d1 + d2) * MAD_TO_STD
+        else:
+            var = (s2[p] - s1[p] * s1[p] / nv) / nv
+            std = np.sqrt(max(var, 0.0))
+        cen_a[p] = cen
+        fb[0, p] = cen - sl * std  # (s1, s2 are no longer needed)
+        fb[1, p] = cen + su * std
+    blo_i = blo32.view(np.int32)
+    bhi_i = bhi32.view(np.int32)
+    for p in range(bw):
+        lo64 = fb[0, p]
+        hi64 = fb[1, p]
+        blo32[p] = np.float32(lo64)
+        bhi32[p] = np.float32(hi64)
+        up = np.float64(blo32[p]) < lo64  # rounded down: move up one float32
+        dn = np.float64(bhi32[p]) > hi64  # rounded up: move down one float32
+        f = blo32[p]
+        bits = blo_i[p]
+        blo_i[p] = (1 if f == 0.0 else (bits + 1 if f > 0.0 else bits - 1)) if up else bits
+        f = bhi32[p]
+        bits = bhi_i[p]
+        bhi_i[p] = (
+            (-2147483647 if f == 0.0 else (bits - 1 if f > 0.0 else bits + 1)) if dn else bits
+        )
+        clo[p] = 0
+        cle[p] = 0
+    # counts below / within the bounds (the +inf pads never count)
+    for j in range(n):
+        row = w[j]
         for p in range(bw):
-            if not act[p]:
-                blo32[p] = np.inf
-                bhi32[p] = -np.inf
-                continue
-            cnt = hi[p] - lo[p]
-            med = sh[p]
-            mean = med + s1[p] / cnt
-            cen = med if use_median else mean
-            if use_mad:
-                k1 = (cnt - 1) // 2
-                k2 = cnt // 2
-                d1 = _kth_deviation(w, p, lo[p], hi[p], med, k1)
-                d2 = d1 if k2 == k1 else _kth_deviation(w, p, lo[p], hi[p], med, k2)
-                std = 0.5 * (d1 + d2) * MAD_TO_STD
-            else:
-                var = (s2[p] - s1[p] * s1[p] / cnt) / cnt
-                std = np.sqrt(max(var, 0.0))
-            cen_a[p] = cen
-            blo32[p] = _ceil32(cen - sl * std)
-            bhi32[p] = _floor32(cen + su * std)
-        # counts below / within the bounds over all values (+inf pads never count)
-        for p in range(bw):
-            clo[p] = 0
-            cle[p] = 0
-        for j in range(n):
-            row = w[j]
-            for p in range(bw):
-                v = row[p]
-                clo[p] += 1 if v < blo32[p] else 0
-                cle[p] += 1 if v <= bhi32[p] else 0
-        it += 1
-        for p in range(bw):
-            if not act[p]:
-                continue
-            lo_p = lo[p]
-            hi_p = hi[p]
-            flo = clo[p]
-            fhi = max(cle[p], flo)
-            nlo = min(max(flo, lo_p), hi_p)
-            nhi = max(nlo, min(max(fhi, lo_p), hi_p))
-            need = min(nkeep, nv_a[p])
-            if fhi - flo < need:
-                a, b = _restore(w, p, 0, nv_a[p], flo, fhi, cen_a[p], need)
-                klo_a[p] = a
-                khi_a[p] = b
-                act[p] = 0
-                continue
-            klo_a[p] = flo
-            khi_a[p] = fhi
-            if nhi - nlo == hi_p - lo_p or nhi == nlo or (maxiters >= 0 and it >= maxiters):
-                act[p] = 0
-                continue
-            # the few pixels that clipped something go on alone (a block would run
-            # every pixel as many iterations as its slowest one)
-            a, b = _sigclip_astropy(
-                w, p, nv_a[p], sl, su, maxiters, use_median, use_mad, need, nlo, nhi,
-                flo, fhi, it,
-            )  # fmt: skip
-            klo_a[p] = a
-            khi_a[p] = b
-        break
+            v = row[p]
+            clo[p] += 1 if v < blo32[p] else 0
+            cle[p] += 1 if v <= bhi32[p] else 0
+    for p in range(bw):
+        nv = nv_a[p]
+        if nv <= nkeep:
+            continue
+        flo = np.int64(clo[p])
+        fhi = max(np.int64(cle[p]), flo)
+        need = min(nkeep, nv)
+        if fhi - flo < need:
+            klo_a[p], khi_a[p] = _restore(w, p, 0, nv, flo, fhi, cen_a[p], need)
+            continue
+        klo_a[p] = flo
+        khi_a[p] = fhi
+        if fhi - flo == nv or fhi == flo or maxiters == 1.0:
+            continue
+        # the few pixels that clipped something go on alone (a block would run every
+        # pixel as many iterations as its slowest one)
+        klo_a[p], khi_a[p] = _sigclip_astropy(
+            w, p, nv, sl, su, maxiters, use_median, use_mad, need, flo, fhi, flo, fhi, 1
+        )
 
 
 # --------------------------------------------------------------------------- the kernel
@@ -495,7 +471,7 @@ def _block(
     data, y_in, mask, has_mask, exclude, var, has_var, fscale, fzero, wframe, wmode,
     algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
     out_data, out_var, out_n, out_lo, out_hi, out_rej, want_rej,
-    orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc, st, fb,
+    orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc, cnt32, fb,
 ):  # fmt: skip
     n = data.shape[0]
     need_sort = algo != NONE or method == MEDIAN
@@ -575,7 +551,7 @@ def _block(
     if algo == SIGCLIP and prm[5] == 0.0:
         _sigclip_astropy_block(
             w, bw, nv_a, prm[0], prm[1], prm[2], prm[3] != 0.0, prm[4] != 0.0, nkeep,
-            klo_a, khi_a, st, fb,
+            klo_a, khi_a, cnt32, fb, fv,
         )  # fmt: skip
     else:
         for p in range(bw):
@@ -783,8 +759,8 @@ def combine_band(
         iv = np.empty((5, BLOCK), np.int64)
         fv = np.empty((2, BLOCK), np.float32)
         acc = np.empty((8, BLOCK), np.float64)
-        st = np.empty((5, BLOCK), np.int64)
-        fb = np.empty((6, BLOCK), np.float64)
+        cnt32 = np.empty((2, BLOCK), np.int32)
+        fb = np.empty((4, BLOCK), np.float64)
         for t in range(c * ntask // nchunk, (c + 1) * ntask // nchunk):
             r = t // nxb
             x0 = (t % nxb) * BLOCK
@@ -793,7 +769,7 @@ def combine_band(
                 data, y_in0 + r, mask, has_mask, exclude, var, has_var, fscale, fzero,
                 wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode,
                 y_out0 + r, x0, bw, out_data, out_var, out_n, out_lo, out_hi, out_rej,
-                want_rej, orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc, st, fb,
+                want_rej, orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc, cnt32, fb,
             )  # fmt: skip
 
 
