@@ -22,13 +22,19 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._common import ExperimentResult, parse_list, parse_size
 from .cosmic import CosmicRaysResult, cosmic_rays
 from .frames import FramesResult, frames
 from .vignetting import FLAT_QUALITIES, VignettingResult, vignetting
 
 #: experiment name (as on the command line) -> function
-EXPERIMENTS = {"frames": frames, "cosmic-rays": cosmic_rays, "vignetting": vignetting}
+EXPERIMENTS: dict[str, Callable[..., ExperimentResult]] = {
+    "frames": frames,
+    "cosmic-rays": cosmic_rays,
+    "vignetting": vignetting,
+}
 
 __all__ = [
     "EXPERIMENTS",

@@ -323,8 +323,9 @@ def save_count_png(counts: np.ndarray, path: PathLike, *, title: str | None = No
         vmax=max(top, 1.0) + 0.5,
         bad="white",
     )
-    im.colorbar.locator = MaxNLocator(integer=True)
-    im.colorbar.update_ticks()
+    if im.colorbar is not None:
+        im.colorbar.locator = MaxNLocator(integer=True)
+        im.colorbar.update_ticks()
     return save_figure(fig, path)
 
 
@@ -396,7 +397,7 @@ def plot_noise_vs_n(
     ax.legend(fontsize=8)
 
 
-def log_axes(ax: Axes, *, xticks: Sequence[float] | None = None) -> None:
+def log_axes(ax: Axes, *, xticks: Sequence[float] | np.ndarray | None = None) -> None:
     """Log-log axes labelled with plain numbers (``2``, ``0.5``) instead of powers of ten.
 
     Examples

@@ -99,7 +99,9 @@ def _grid(items: Iterable[str]) -> str:
     return '<div class="grid">' + "\n".join(items) + "</div>" if items else ""
 
 
-def _table(head: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: set[int] = frozenset()):
+def _table(
+    head: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: frozenset[int] = frozenset()
+):
     out = ["<table><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr></thead>"]
     out.append("<tbody>")
     for row in rows:
@@ -145,7 +147,7 @@ def _inputs(page: _Page, result: Any) -> None:
         table = _table(
             ("file", "type", "exptime [s]", "filter", "object", "size", "how classified"),
             rows,
-            numeric={2},
+            numeric=frozenset({2}),
         )
         body += f"<details><summary>all {len(frames)} files</summary>{table}</details>"
     else:
