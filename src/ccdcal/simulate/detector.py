@@ -37,6 +37,7 @@ from astropy.io import fits
 
 from ..frame import Frame
 from ..sections import format_section
+from . import patterns
 from .cosmics import DEFAULT_COSMIC_RATE, cosmic_rays
 from .scene import Scene
 
@@ -148,27 +149,20 @@ class Detector:
         set_(self, "overscan", int(self.overscan))
         ny, nx = self.shape
 
-        # bias: level + the tutorial's pattern; the overscan (virtual pixels, read after each
-        # row) carries only the row component, which an overscan correction can follow
-        a = self.pattern_amplitude
-        rows = self.bias_level + (a / 2) * np.cos(2 * np.pi * np.arange(ny) / ny)
-        bias = np.empty(self.raw_shape)
-        bias[:, :nx] = rows[:, None] + a * np.sin(2 * np.pi * np.arange(nx) / nx)[None, :]
-        bias[:, nx:] = rows[:, None]
+        bias = patterns.bias_pattern(
+            self.shape, level=self.bias_level, amplitude=self.pattern_amplitude,
+            overscan=self.overscan,
+        )  # fmt: skip
         set_(self, "_bias", _readonly(bias))
-
-        rng = self._stream(_HOT)
-        nhot = round(self.hot_fraction * ny * nx)
-        hot = np.zeros(ny * nx, bool)
-        dark = np.full(ny * nx, float(self.dark_rate))
-        index = rng.choice(ny * nx, nhot, replace=False)
-        hot[index] = True
-        dark[index] += rng.uniform(*self.hot_rate, size=nhot)
-        set_(self, "_hot", _readonly(hot.reshape(ny, nx)))
-        set_(self, "_dark", _readonly(dark.reshape(ny, nx)))
+        dark, hot = patterns.hot_pixel_map(
+            self.shape, self._stream(_HOT), dark_rate=self.dark_rate,
+            fraction=self.hot_fraction, hot_rate=self.hot_rate,
+        )  # fmt: skip
+        set_(self, "_hot", _readonly(hot))
+        set_(self, "_dark", _readonly(dark))
         # unit-variance pixel pattern shared by all filters
         set_(self, "_response", _readonly(self._stream(_RESPONSE).standard_normal((ny, nx))))
-        log.debug("detector %r: %d hot pixels", self, nhot)
+        log.debug("detector %r: %d hot pixels", self, int(hot.sum()))
 
     def _validate(self) -> None:
         ny, nx = self.shape
@@ -293,15 +287,12 @@ class Detector:
         cached = self._flats.get(filter)
         if cached is not None:
             return cached
-        ny, nx = self.shape
-        y, x = np.mgrid[0:ny, 0:nx]
-        r = np.hypot(x - nx / 2, y - ny / 2) / (0.5 * min(nx, ny))
-        vign = 1.0 - self.filter_vignetting(filter) * np.clip(r, 0, 1) ** 2
-        f = self.filter_response
-        own = self._stream(_FILTER, _filter_key(filter), 1).standard_normal((ny, nx))
-        pixel = 1.0 + self.pixel_response * (math.sqrt(1 - f * f) * self._response + f * own)
-        flat = vign * np.clip(pixel, 0.01, None)  # a pixel never has negative response
-        flat = _readonly(flat / np.median(flat))
+        own = self._stream(_FILTER, _filter_key(filter), 1).standard_normal(self.shape)
+        flat = patterns.flat_response(
+            patterns.vignetting_map(self.shape, self.filter_vignetting(filter)),
+            self._response, own, sigma=self.pixel_response, own_fraction=self.filter_response,
+        )  # fmt: skip
+        _readonly(flat)
         self._flats[filter] = flat
         return flat
 
