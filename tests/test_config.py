@@ -97,8 +97,8 @@ def test_defaults():
     light = cfg.combine_options("light")
     assert light == CombineOptions(
         "mean",
-        "sigclip",
-        {"low": 3.0, "high": 3.0, "maxiters": 5, "center": "median", "spread": "mad_std"},
+        "auto",
+        {"low": 3.0, "high": 3.0, "maxiters": 5},
         zero="median",
         weights="frame",
     )
@@ -196,14 +196,14 @@ def test_replace_works_like_the_cli_does():
         ("[combine.light]\nmethod = 'avg'", "[combine.light] method: must be one of mean"),
         ("[combine.light]\nreject = 'magic'", "[combine.light] reject: must be one of none"),
         ("[combine.light]\nlow = 'x'", "[combine.light] low: expected a number"),
-        ("[combine.light]\nnlow = 1", "[combine.light] nlow: unknown key ('sigclip' takes"),
+        ("[combine.light]\nnlow = 1", "[combine.light] nlow: unknown key ('auto' takes"),
         ("[combine.flat]\nsigma = 3", "[combine.flat] sigma: unknown key ('none' takes no param"),
         ("[combine.light]\nreject = 'minmax'\nnlow = -1", "[combine.light] nlow: must be >= 0"),
         ("[combine.light]\nreject = 'esd'\nalpha = 2", "[combine.light] alpha: must be between"),
         (
             "[combine.light]\nmetod = 'mean'",
-            "[combine.light] metod: unknown key ('sigclip' takes low, high, maxiters, center, "
-            "spread, sigma; did you mean 'method'?)",
+            "[combine.light] metod: unknown key ('auto' takes low, high, maxiters, "
+            "sigma; did you mean 'method'?)",
         ),
         ("[dark]\nmatch = 'closest'", "[dark] match: must be one of nearest, exact, scale"),
         ("[flat]\nmin_response = '0.5'", "[flat] min_response: expected a number"),

@@ -408,8 +408,8 @@ def reduce(
                 bar.update(1)
 
     # stacks -------------------------------------------------------------------
-    spec = _spec(cfg, "light")
     for (obj, filt), paths in by_group.items():
+        spec = _light_spec(cfg, paths)
         target = out / "stacks" / f"{_safe(obj)}_{_safe(filt)}.fits"
         key = _key("stack", *paths, *opts_key)
         if _reusable(target, key):
@@ -491,6 +491,34 @@ def _frame_weights(paths: Sequence[Path]) -> list[float] | None:
     if any(v is None or not float(v) > 0 for v in values):
         return None
     return [1.0 / float(v) for v in values]
+
+
+def _light_spec(cfg: Config, paths: Sequence[Path]) -> CombineSpec:
+    """The stack's combine specification; resolves ``reject = "auto"`` from the frames.
+
+    "auto" is IRAF's ccdclip, whose sigma comes from the noise model (read noise and
+    Poisson), where the calibrated frames are in electrons with a known read noise; else a
+    4-sigma clip with the MAD spread (over ten values the MAD scatters, and 3 sigma would
+    reject several per cent of good values).
+    """
+    opts = cfg.combine_options("light")
+    if opts.reject != "auto":
+        return _spec(cfg, "light")
+    from astropy.io import fits
+
+    from .combine import CCDClip, SigmaClip
+
+    headers = [fits.getheader(p) for p in paths]
+    noise = [h.get("RDNOISE") for h in headers]
+    electrons = all(str(h.get("BUNIT", "")).lower() == "electron" for h in headers)
+    p = opts.params
+    if electrons and all(v is not None for v in noise):
+        reject: Any = CCDClip(gain=1.0, read_noise=float(np.median(noise)), low=p["low"],
+                              high=p["high"], maxiters=p["maxiters"])  # fmt: skip
+    else:
+        reject = SigmaClip(low=4.0, high=4.0, maxiters=p["maxiters"], spread="mad_std")
+    options = {name: getattr(opts, name) for name in ("scale", "zero") if getattr(opts, name)}
+    return CombineSpec(opts.method, reject, options)
 
 
 def _gain(info: FrameInfo, cfg: Config) -> float | None:

@@ -39,7 +39,9 @@ Sections
     bring each frame to a common level first), ``zero`` ("none", "median": additive offsets
     to a common sky level), ``weights`` ("none", "frame": inverse median variance per
     frame), ``reject`` and its parameters (see :data:`REJECT_PARAMS`):
-    "none"; "sigclip" (low, high, maxiters, center "median"/"mean", spread "mad_std"/"std");
+    "none"; "auto" (lights: ccdclip where the noise model is known, else a 4-sigma MAD clip;
+    low, high, maxiters); "sigclip" (low, high, maxiters, center "median"/"mean", spread
+    "mad_std"/"std");
     "minmax" (nlow, nhigh); "pclip" (low, high: percentiles of the band kept);
     "winsorized" (low, high, maxiters); "ccdclip" (gain, read_noise, snoise, low, high,
     maxiters); "esd" (alpha, max_outliers). ``sigma`` sets both ``low`` and ``high``.
@@ -48,7 +50,7 @@ Sections
     Defaults: bias and dark: mean with generalized-ESD outlier rejection (alpha 0.05, at
     most 30 % outliers): the noise of a mean with cosmic rays removed, and no collapse on
     integer data whose MAD is 0; flat: median of frames
-    scaled to a common median; light: mean with 3-sigma clipping (median, mad_std), zero
+    scaled to a common median; light: mean with "auto" rejection (3 sigma), zero
     offsets to a common sky (median) and frame weights (the sky of a night changes).
 ``[dark]``
     ``match``: "nearest" (default: the dark of the same exposure, else the nearest one

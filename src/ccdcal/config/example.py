@@ -73,12 +73,10 @@ method = "mean"
 scale = "none"
 zero = "median"      # additive offsets to a common sky level
 weights = "frame"    # inverse median variance of each frame
-reject = "sigclip"
+reject = "auto"      # ccdclip with the noise model where known, else a 4-sigma MAD clip
 low = 3.0
 high = 3.0
 maxiters = 5
-center = "median"
-spread = "mad_std"
 
 [dark]
 match = "nearest"  # nearest (same exposure, else nearest scaled), exact, scale (longest)

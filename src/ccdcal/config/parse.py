@@ -160,6 +160,7 @@ _Check = Callable[[str, str, Any], Any]
 REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
     {
         "none": {},
+        "auto": {"low": _positive, "high": _positive, "maxiters": _count},
         "sigclip": {
             "low": _positive, "high": _positive, "maxiters": _count,
             "center": _center, "spread": _spread,
@@ -202,6 +203,10 @@ def rejection_from_name(name: str, **params: Any) -> Any:
     }
     if name in ("none", "", None):
         return None
+    if name == "auto":
+        raise CcdcalError(
+            "rejection 'auto' is chosen for each stack by the pipeline (see ccdcal.pipeline)"
+        )
     if name not in classes:
         raise CcdcalError(f"unknown rejection {name!r}; choose one of none, {', '.join(classes)}")
     params = dict(params)
