@@ -166,6 +166,15 @@ def combine(
             in_place=direct is not None,
             open_files=sum(isinstance(s, stream.FileSource) for s in sources),
         )
+        # memory-mapped files give their pages back every few MB, within the spare memory
+        files = [s for s in sources if isinstance(s, stream.FileSource)]
+        if files:
+            spare_per_file = (
+                limit
+                - stream.used_bytes(n, (ny, nx), rows, any_mask, use_var, keep_rejected, len(files))
+            ) // len(files)
+            for source in files:
+                source.release_bytes = int(min(max(spare_per_file, 0), 4 * 2**20))
         # the scaling sample is read (and freed) before the band buffers exist
         spare = limit - ny * nx * stream.OUTPUT_BYTES_PER_PIXEL
         fscale, fzero, scale_info = factors(

@@ -8,6 +8,7 @@ working set within the memory limit.
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import re
@@ -22,7 +23,7 @@ from ..fitsio import ImageReader
 from ..frame import Frame
 
 #: a band of about this many bytes of stack is fast (fits the caches, few reads per file)
-TARGET_BAND_BYTES = 12 * 2**20
+TARGET_BAND_BYTES = 24 * 2**20
 
 #: bytes per output pixel: data and variance float32, mask uint16, three int16 counts
 OUTPUT_BYTES_PER_PIXEL = 4 + 4 + 2 + 3 * 2
@@ -88,6 +89,10 @@ class FileSource(Source):
         self.label = self.path.name
         reader = ImageReader(path, memmap=True)
         self._mmap: mmap.mmap | None = None
+        self._base: int | None = None
+        self._pending = -1  # start of the mapped bytes read and not yet given back
+        #: bytes of mapped pages to read before giving them back (set by the caller)
+        self.release_bytes = 4 * 2**20
         self._swap: bool | None = None  # None: not the float32 fast path
         try:
             if _plain_float32(reader.header):
@@ -96,6 +101,7 @@ class FileSource(Source):
                     self._swap = not probe.dtype.isnative
                     self._mmap = _find_mmap(probe)
                 del probe
+            self._base = _address(self._mmap)
             if self._swap is None or self._mmap is None:
                 # reading by bands through a mapping would keep every page in memory
                 reader.close()
@@ -127,6 +133,8 @@ class FileSource(Source):
         assert self._reader is not None, "read after close"
         r = self._reader
         raw = r.raw_rows(y0, y1)
+        start = raw.__array_interface__["data"][0]
+        end = start + raw.nbytes
         if self._swap:
             from .kernels import swap32_into
 
@@ -137,8 +145,27 @@ class FileSource(Source):
         mask = r.mask_rows(y0, y1) if self.has_mask else None
         var = r.variance_rows(y0, y1) if self.has_variance else None
         if self._mmap is not None:
-            self._mmap.madvise(mmap.MADV_DONTNEED)  # the page cache keeps the file
+            self._release(start, end, final=y1 >= self.shape[0])
         return mask, var, None
+
+    def _release(self, start: int, end: int, *, final: bool) -> None:
+        """Give back the mapped pages read so far (the page cache keeps them), in batches of
+        about ``release_bytes``: each call costs a TLB flush on every core."""
+        assert self._mmap is not None
+        if self._base is None:
+            if final or end - self._pending >= self.release_bytes:
+                self._mmap.madvise(mmap.MADV_DONTNEED)
+                self._pending = end
+            return
+        if self._pending < 0:
+            self._pending = start
+        if not final and end - self._pending < self.release_bytes:
+            return
+        first = (self._pending - self._base) // mmap.PAGESIZE * mmap.PAGESIZE
+        size = min(end - self._base, len(self._mmap)) - first
+        if size > 0:
+            self._mmap.madvise(mmap.MADV_DONTNEED, first, size)
+        self._pending = end
 
     def close(self) -> None:
         if self._reader is not None:
@@ -154,6 +181,19 @@ def _plain_float32(header: fits.Header) -> bool:
         and float(header.get("BZERO", 0.0)) == 0.0
         and "ZIMAGE" not in header
     )
+
+
+def _address(mm: mmap.mmap | None) -> int | None:
+    """Address of a (writable, copy-on-write) memory map's first byte, or None."""
+    if mm is None:
+        return None
+    try:
+        view = (ctypes.c_char * 1).from_buffer(mm)
+    except (TypeError, ValueError, BufferError):
+        return None
+    address = ctypes.addressof(view)
+    del view
+    return address
 
 
 def _find_mmap(array: np.ndarray) -> mmap.mmap | None:
@@ -314,28 +354,56 @@ def plan_rows(
     --------
     >>> plan_rows(20, (2048, 2048), memory_limit=2**30, has_mask=False,
     ...           has_variance=False, keep_rejected=False)
-    59
+    118
     """
     ny, nx = shape
-    fixed = ny * nx * OUTPUT_BYTES_PER_PIXEL + (n * ny * nx if keep_rejected else 0)
-    fixed += open_files * OPEN_FILE_BYTES
-    if in_place:
-        per_row = 0
-    else:
-        per_row = n * nx * (4 + (2 if has_mask else 0) + (4 if has_variance else 0))
-        per_row += 2 * nx * (8 + 4 + (2 if has_mask else 0) + (8 if has_variance else 0))
+    fixed, per_row = _costs(n, shape, has_mask, has_variance, keep_rejected, in_place, open_files)
     budget = memory_limit - fixed
     if budget < per_row or budget <= 0:
         raise ValueError(
             f"memory_limit={memory_limit} bytes is too small to combine {n} frames of "
-            f"{ny}x{nx}: at least {fixed + per_row} bytes are needed (the output planes "
-            f"{'and rejection cube ' if keep_rejected else ''}alone take {fixed})"
+            f"{ny}x{nx}: at least {fixed + per_row} bytes are needed (the output planes"
+            f"{', rejection cube' if keep_rejected else ''} and open files alone take {fixed})"
         )
     if per_row == 0:
         return ny
     rows = budget // per_row
     rows = min(rows, max(1, TARGET_BAND_BYTES // per_row), ny)
     return int(max(rows, 1))
+
+
+def _costs(
+    n: int,
+    shape: tuple[int, int],
+    has_mask: bool,
+    has_variance: bool,
+    keep_rejected: bool,
+    in_place: bool,
+    open_files: int,
+) -> tuple[int, int]:
+    """(bytes whatever the band height, bytes per band row)."""
+    ny, nx = shape
+    fixed = ny * nx * OUTPUT_BYTES_PER_PIXEL + (n * ny * nx if keep_rejected else 0)
+    fixed += open_files * OPEN_FILE_BYTES
+    if in_place:
+        return fixed, 0
+    per_row = n * nx * (4 + (2 if has_mask else 0) + (4 if has_variance else 0))
+    per_row += 2 * nx * (8 + 4 + (2 if has_mask else 0) + (8 if has_variance else 0))
+    return fixed, per_row
+
+
+def used_bytes(
+    n: int,
+    shape: tuple[int, int],
+    rows: int,
+    has_mask: bool,
+    has_variance: bool,
+    keep_rejected: bool,
+    open_files: int,
+) -> int:
+    """Memory of a combine with bands of ``rows`` rows (as :func:`plan_rows` counts it)."""
+    fixed, per_row = _costs(n, shape, has_mask, has_variance, keep_rejected, False, open_files)
+    return fixed + rows * per_row
 
 
 Band = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
@@ -397,4 +465,5 @@ __all__ = [
     "open_sources",
     "parse_bytes",
     "plan_rows",
+    "used_bytes",
 ]
