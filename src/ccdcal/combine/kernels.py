@@ -358,14 +358,13 @@ def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, 
 
 @njit(cache=True)
 def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, nkeep,
-                           klo_a, khi_a, cnt32, fb, b32):  # fmt: skip
+                           klo_a, khi_a, cnt32, fb):  # fmt: skip
     """:func:`_sigclip_astropy` for every pixel of a block (same decisions).
 
     The first iteration runs over the whole block at once: sums and bound counts have the
     block's pixels in the inner loop, so they vectorise (the window is every valid value,
     i.e. every finite one). Most pixels stop there; the others continue one by one.
-    Scratch: ``cnt32`` (2, BLOCK) int32, ``fb`` (4, BLOCK) float64, ``b32`` (2, BLOCK)
-    float32.
+    Scratch: ``cnt32`` (2, BLOCK) int32, ``fb`` (4, BLOCK) float64.
     """
     n = w.shape[0]
     clo = cnt32[0]
@@ -374,14 +373,14 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
     s2 = fb[1]
     sh = fb[2]
     cen_a = fb[3]
-    blo32 = b32[0]
-    bhi32 = b32[1]
     inf32 = np.float32(np.inf)
     for p in range(bw):
         nv = nv_a[p]
         klo_a[p] = 0
         khi_a[p] = nv
-        sh[p] = _median(w, p, 0, nv) if nv > 0 else 0.0
+        sh[p] = (
+            0.5 * (np.float64(w[(nv - 1) >> 1, p]) + np.float64(w[nv >> 1, p])) if nv > 0 else 0.0
+        )
         s1[p] = 0.0
         s2[p] = 0.0
     # sums about the median over the valid (finite) values
@@ -392,56 +391,41 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
             d = np.float64(v) - sh[p] if v < inf32 else 0.0
             s1[p] += d
             s2[p] += d * d
-    # bounds, rounded inwards to float32 so that float32 comparisons decide exactly as
-    # comparisons of the values (as float64) with the float64 bounds would
-    for p in range(bw):
-        nv = nv_a[p]
-        if nv <= nkeep:  # nothing can be rejected
-            cen_a[p] = 0.0
-            fb[0, p] = -np.inf
-            fb[1, p] = np.inf
-            continue
-        med = sh[p]
-        mean = med + s1[p] / nv
-        cen = med if use_median else mean
-        if use_mad:
+    # centre and spread, then bounds (branch-free loops over the block)
+    if use_mad:  # cen_a holds the spread for now
+        for p in range(bw):
+            nv = nv_a[p]
+            if nv == 0:
+                cen_a[p] = 0.0
+                continue
             k1 = (nv - 1) // 2
             k2 = nv // 2
-            d1 = _kth_deviation(w, p, 0, nv, med, k1)
-            d2 = d1 if k2 == k1 else _kth_deviation(w, p, 0, nv, med, k2)
-            std = 0.5 * (d1 + d2) * MAD_TO_STD
-        else:
-            var = (s2[p] - s1[p] * s1[p] / nv) / nv
-            std = np.sqrt(max(var, 0.0))
-        cen_a[p] = cen
-        fb[0, p] = cen - sl * std  # (s1, s2 are no longer needed)
-        fb[1, p] = cen + su * std
-    blo_i = blo32.view(np.int32)
-    bhi_i = bhi32.view(np.int32)
+            d1 = _kth_deviation(w, p, 0, nv, sh[p], k1)
+            d2 = d1 if k2 == k1 else _kth_deviation(w, p, 0, nv, sh[p], k2)
+            cen_a[p] = 0.5 * (d1 + d2) * MAD_TO_STD
     for p in range(bw):
-        lo64 = fb[0, p]
-        hi64 = fb[1, p]
-        blo32[p] = np.float32(lo64)
-        bhi32[p] = np.float32(hi64)
-        up = np.float64(blo32[p]) < lo64  # rounded down: move up one float32
-        dn = np.float64(bhi32[p]) > hi64  # rounded up: move down one float32
-        f = blo32[p]
-        bits = blo_i[p]
-        blo_i[p] = (1 if f == 0.0 else (bits + 1 if f > 0.0 else bits - 1)) if up else bits
-        f = bhi32[p]
-        bits = bhi_i[p]
-        bhi_i[p] = (
-            (-2147483647 if f == 0.0 else (bits - 1 if f > 0.0 else bits + 1)) if dn else bits
-        )
+        nvf = np.float64(max(nv_a[p], 1))
+        med = sh[p]
+        mean = med + s1[p] / nvf
+        var = (s2[p] - s1[p] * s1[p] / nvf) / nvf
+        std = cen_a[p] if use_mad else np.sqrt(max(var, 0.0))
+        cen = med if use_median else mean
+        ok = nv_a[p] > nkeep  # else nothing can be rejected
+        cen_a[p] = cen
+        fb[0, p] = cen - sl * std if ok else -np.inf  # (s1 and s2 are done with)
+        fb[1, p] = cen + su * std if ok else np.inf
+    for p in range(bw):
         clo[p] = 0
         cle[p] = 0
-    # counts below / within the bounds (the +inf pads never count)
+    # counts below / within the bounds (the +inf pads never count), compared as float64
+    # exactly as astropy compares
     for j in range(n):
         row = w[j]
         for p in range(bw):
             v = row[p]
-            clo[p] += 1 if v < blo32[p] else 0
-            cle[p] += 1 if v <= bhi32[p] else 0
+            vd = np.float64(v)
+            clo[p] += 1 if vd < fb[0, p] else 0
+            cle[p] += 1 if vd <= fb[1, p] else 0
     for p in range(bw):
         nv = nv_a[p]
         if nv <= nkeep:
@@ -551,7 +535,7 @@ def _block(
     if algo == SIGCLIP and prm[5] == 0.0:
         _sigclip_astropy_block(
             w, bw, nv_a, prm[0], prm[1], prm[2], prm[3] != 0.0, prm[4] != 0.0, nkeep,
-            klo_a, khi_a, cnt32, fb, fv,
+            klo_a, khi_a, cnt32, fb,
         )  # fmt: skip
     else:
         for p in range(bw):
