@@ -12,8 +12,10 @@ RSS, is its own):
 - one numpy.sum(axis=0) pass over the in-memory stack (the speed of memory);
 - Siril (``siril-cli``) when installed.
 
-Prints a table: best wall time of the repeats, peak RSS, time and memory ratios against the
-matching ccdcal run, and the largest absolute difference from it.
+Prints a table: best wall time of the repeats (after one untimed warm-up run when a
+contender is repeated), peak RSS, time and memory ratios against the matching ccdcal run,
+and the largest absolute difference from it. Timings on a shared machine vary from run to
+run; compare within one run.
 
 Usage::
 
@@ -144,6 +146,8 @@ def child(kind: str, files: list[str], repeat: int, out: Path) -> None:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best = float("inf")
     result = None
+    if repeat > 1:
+        result = run()  # type: ignore[operator]  # warm-up: first-touch page faults, thread pool
     for _ in range(repeat):
         t0 = time.perf_counter()
         result = run()  # type: ignore[operator]
@@ -193,13 +197,13 @@ def run_siril(files: list[Path], work: Path) -> dict | None:
 
 # (label, kind, files, repeats, ccdcal reference kind)
 PLAN = [
-    ("ccdcal sigclip-mean  f32 files", "ccdcal-sigclip", "f32", 3, None),
-    ("ccdcal sigclip-mean  u16 files", "ccdcal-sigclip", "u16", 3, None),
-    ("ccdcal sigclip1-mean f32 files", "ccdcal-sigclip1", "f32", 3, None),
-    ("ccdcal median        f32 files", "ccdcal-median", "f32", 3, None),
-    ("ccdcal median        u16 files", "ccdcal-median", "u16", 3, None),
-    ("ccdcal sigclip-mean  in memory", "ccdcal-sigclip-mem", "f32", 3, None),
-    ("ccdcal median        in memory", "ccdcal-median-mem", "f32", 3, None),
+    ("ccdcal sigclip-mean  f32 files", "ccdcal-sigclip", "f32", 5, None),
+    ("ccdcal sigclip-mean  u16 files", "ccdcal-sigclip", "u16", 5, None),
+    ("ccdcal sigclip1-mean f32 files", "ccdcal-sigclip1", "f32", 5, None),
+    ("ccdcal median        f32 files", "ccdcal-median", "f32", 5, None),
+    ("ccdcal median        u16 files", "ccdcal-median", "u16", 5, None),
+    ("ccdcal sigclip-mean  in memory", "ccdcal-sigclip-mem", "f32", 5, None),
+    ("ccdcal median        in memory", "ccdcal-median-mem", "f32", 5, None),
     ("ccdproc sigclip+average  files", "ccdproc-sigclip", "f32", 1, "ccdcal-sigclip1"),
     ("ccdproc median           files", "ccdproc-median", "f32", 1, "ccdcal-median"),
     ("astropy sigma_clip+mean memory", "astropy-sigclip", "f32", 1, "ccdcal-sigclip-mem"),
