@@ -2,7 +2,7 @@
 
 One kernel, :func:`combine_band`, serves every method and rejection algorithm. It works on a
 row band of the stack, ``(n, rows, nx)`` float32, in blocks of ``BLOCK`` neighbouring pixels
-of one row:
+of one row, the blocks shared out over the cores (``prange``):
 
 1. load the block (scale factor and zero offset applied; masked, NaN and infinite values
    become NaN), and a copy with ``+inf`` in place of NaN;
@@ -10,12 +10,21 @@ of one row:
    odd–even merge sort for ``n``): the same comparator sequence for every pixel, so the
    inner loop runs over the block's pixels and vectorises. Invalid values (``+inf``) sort
    last, so the first ``nv`` values of a pixel are its valid values in order;
-3. each rejection algorithm reduces to a window ``[klo, khi)`` of the sorted values;
+3. each rejection algorithm reduces to a window ``[klo, khi)`` of the sorted values
+   (median, mean and spread of a window are O(1) or O(window) from the sorted values; the
+   MAD by bisection). The first iteration of astropy-rule sigma clipping, the hot path,
+   runs over the whole block at once; the few pixels that clipped something iterate on
+   alone;
 4. a last pass in frame order keeps exactly the values in the window (ties at its edges
    assigned in frame order) and accumulates the weighted sums, variances and the
    rejection map.
 
 Statistics are computed in float64 from the float32 values.
+
+Measured on the 2-core development machine, 20 frames of 2048x2048 in memory (one numpy.sum
+over the stack: 0.036 s): mean 0.08 s, median 0.10 s, sigma-clipped mean 0.14 s (mad_std
+0.20 s). Sorting one pixel at a time (``np.sort`` per pixel in numba) was 1.9 s for the
+median, against 0.035 s for the network on blocks of 128 pixels.
 """
 
 from __future__ import annotations
