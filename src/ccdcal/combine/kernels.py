@@ -367,20 +367,23 @@ def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, 
 
 @njit(cache=True)
 def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, nkeep,
-                           klo_a, khi_a, cnt32, fb):  # fmt: skip
+                           klo_a, khi_a, cnt32, fb, acc):  # fmt: skip
     """:func:`_sigclip_astropy` for every pixel of a block (same decisions).
 
     The first iteration runs over the whole block at once: sums and bound counts have the
     block's pixels in the inner loop, so they vectorise (the window is every valid value,
     i.e. every finite one). Most pixels stop there; the others continue one by one.
-    Scratch: ``cnt32`` (2, BLOCK) int32, ``fb`` (4, BLOCK) float64.
+    Leaves in ``acc`` rows 0, 1, 2, 7 the count, Σd and Σd² of the kept values, d = value −
+    shift (their sums without a frame-order pass). Scratch: ``cnt32`` (2, BLOCK) int32,
+    ``fb`` (4, BLOCK) float64.
     """
     n = w.shape[0]
     clo = cnt32[0]
     cle = cnt32[1]
-    s1 = fb[0]
-    s2 = fb[1]
-    sh = fb[2]
+    cnt = acc[0]
+    s1 = acc[1]
+    s2 = acc[2]
+    sh = acc[7]
     cen_a = fb[3]
     inf32 = np.float32(np.inf)
     for p in range(bw):
@@ -421,7 +424,7 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
         cen = med if use_median else mean
         ok = nv_a[p] > nkeep  # else nothing can be rejected
         cen_a[p] = cen
-        fb[0, p] = cen - sl * std if ok else -np.inf  # (s1 and s2 are done with)
+        fb[0, p] = cen - sl * std if ok else -np.inf
         fb[1, p] = cen + su * std if ok else np.inf
     for p in range(bw):
         clo[p] = 0
@@ -437,6 +440,7 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
             cle[p] += 1 if vd <= fb[1, p] else 0
     for p in range(bw):
         nv = nv_a[p]
+        cnt[p] = nv
         if nv <= nkeep:
             continue
         flo = np.int64(clo[p])
@@ -454,6 +458,21 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
         klo_a[p], khi_a[p] = _sigclip_astropy(
             w, p, nv, sl, su, maxiters, use_median, use_mad, need, flo, fhi, flo, fhi, 1
         )
+    # sums of the kept values where some were rejected (the rest keep the sums above)
+    for p in range(bw):
+        klo = klo_a[p]
+        khi = khi_a[p]
+        if khi - klo == nv_a[p]:
+            continue
+        cnt[p] = khi - klo
+        a = 0.0
+        b = 0.0
+        for j in range(klo, khi):
+            d = np.float64(w[j, p]) - sh[p]
+            a += d
+            b += d * d
+        s1[p] = a
+        s2[p] = b
 
 
 # --------------------------------------------------------------------------- the kernel
@@ -470,6 +489,10 @@ def _block(
     need_sort = algo != NONE or method == MEDIAN
     need_v = var_mode == 0 or wmode == 2
     need_kb = want_rej or wmode != 0 or var_mode == 0
+    # without rejection the load sums the values, and astropy-rule sigma clipping leaves
+    # the sums of the kept values itself: then no frame-order pass is needed
+    sums_done = (algo == NONE or (algo == SIGCLIP and prm[5] == 0.0)) and not need_kb
+    sums_in_load = sums_done and algo == NONE
     nv_a = iv[0]
     klo_a = iv[1]
     khi_a = iv[2]
@@ -522,6 +545,20 @@ def _block(
                 row[p] = v if ok else nan32
                 wr[p] = v if ok else inf32
                 nv_a[p] += 1 if ok else 0
+        if sums_in_load:
+            if i == 0:
+                for p in range(bw):
+                    v = row[p]
+                    shift[p] = v if v == v else 0.0
+                    cnt[p] = 0.0
+                    s1[p] = 0.0
+                    s2[p] = 0.0
+            for p in range(bw):
+                v = row[p]
+                d = np.float64(v) - shift[p] if v == v else 0.0
+                cnt[p] += 1.0 if v == v else 0.0
+                s1[p] += d
+                s2[p] += d * d
         if wmode == 2:  # inverse-variance weights: a value needs a usable variance
             vrow = vblk[i]
             for p in range(bw):
@@ -544,7 +581,7 @@ def _block(
     if algo == SIGCLIP and prm[5] == 0.0:
         _sigclip_astropy_block(
             w, bw, nv_a, prm[0], prm[1], prm[2], prm[3] != 0.0, prm[4] != 0.0, nkeep,
-            klo_a, khi_a, cnt32, fb,
+            klo_a, khi_a, cnt32, fb, acc,
         )  # fmt: skip
     else:
         for p in range(bw):
@@ -578,9 +615,12 @@ def _block(
         if khi <= klo:
             vlo_a[p] = inf32
             vhi_a[p] = -inf32
-            shift[p] = 0.0
+            if not sums_done:
+                shift[p] = 0.0
             continue
-        if need_sort:
+        if sums_done:
+            pass
+        elif need_sort:
             shift[p] = w[(klo + khi) // 2, p]
         else:
             v0 = orig[0, p]
@@ -610,10 +650,11 @@ def _block(
             qhi_a[p] = khi - 1 - j
     # 4. frame-order pass: keep exactly the window's values (edge ties in frame order)
     for p in range(bw):
-        cnt[p] = 0.0
-        s1[p] = 0.0
-        s2[p] = 0.0
-    for i in range(n):
+        if not sums_done:
+            cnt[p] = 0.0
+            s1[p] = 0.0
+            s2[p] = 0.0
+    for i in range(0 if sums_done else n):
         row = orig[i]
         krow = kb[i]
         if not split:  # keep what lies within the bounds (NaN never does)
