@@ -179,3 +179,29 @@ def test_frame_rejects_bad_shapes():
         Frame(np.ones(3))
     with pytest.raises(ValueError, match="variance shape"):
         Frame(np.ones((2, 2)), variance=np.ones((3, 3)))
+
+
+def test_outputs_are_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        Frame(np.ones((2, 2))).write(tmp_path / "a.fits")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.fits").stat().st_mode & 0o777 == 0o644
+
+
+def test_calibrate_is_the_function_even_after_importing_the_module():
+    import sys
+
+    import ccdcal
+    from ccdcal.calibrate import trim  # importing from the module leaves ccdcal.calibrate be
+
+    assert callable(trim)
+    module = sys.modules["ccdcal.calibrate"]
+    assert callable(ccdcal.calibrate) and ccdcal.calibrate is module.calibrate
+
+
+def test_ccddata_mask_holds_only_excluding_flags():
+    mask = np.array([[flags.HOT, flags.SATURATED]], np.uint16)
+    ccd = Frame(np.ones((1, 2)), mask=mask).to_ccddata()
+    assert ccd.mask.tolist() == [[False, True]]

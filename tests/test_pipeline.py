@@ -184,7 +184,8 @@ def test_cli_reduce_and_bad_file(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("t", "available", "match", "expected"),
     [(30, [5, 15, 30, 60], "nearest", 30), (40, [5, 15, 60], "nearest", 60),
-     (40, [5, 15, 60], "scale", 60), (10, [5, 15], "nearest", 15), (10, [], "nearest", None)],
+     (40, [5, 15, 60], "scale", 60), (10, [5, 15], "nearest", 15), (10, [], "nearest", None),
+     (30, [15, 30], "exact", 30), (40, [15, 30], "exact", None)],
 )  # fmt: skip
 def test_choose_dark(t, available, match, expected):
     assert choose_dark(t, available, match=match) == expected
@@ -206,3 +207,70 @@ def test_demo(tmp_path):
     assert (tmp_path / "demo" / "reduced" / "report" / "index.html").exists()
     assert os.path.isdir(tmp_path / "demo" / "night" / "truth")
     assert Path(tmp_path / "demo" / "reduced" / "stacks").is_dir()
+
+
+@pytest.mark.parametrize(("gain", "dark_exptime"), [(2.0, 300.0), (1.5, 30.0)])
+def test_against_truth_with_gain_and_scaled_darks(tmp_path, gain, dark_exptime):
+    """Electrons from ADU and darks scaled by exposure, checked end to end against the truth."""
+    ccdcal.simulate.night(tmp_path / "n", seed=21, shape=(128, 128), gain=gain,
+                          dark_exptime=dark_exptime, nlight=6)  # fmt: skip
+    result = reduce(tmp_path / "n" / "raw", tmp_path / "o", report=False)
+    header = Frame.read(result.calibrated[0]).header
+    assert header["BUNIT"] == "electron" and header["DARKSCAL"] == pytest.approx(60 / dark_exptime)
+    comparison = compare_with_truth(tmp_path / "n", result)
+    assert comparison.ok, comparison.table()
+
+
+def test_same_file_names_in_subfolders_do_not_collide(tmp_path):
+    ccdcal.simulate.night(tmp_path / "n", seed=6, shape=(40, 40), nbias=3, ndark=3, nflat=3,
+                          nlight=2)  # fmt: skip
+    raw = tmp_path / "n" / "raw"
+    for sub in ("a", "b"):
+        (raw / sub).mkdir()
+        for p in raw.glob("light_*.fits"):
+            (raw / sub / p.name).write_bytes(p.read_bytes())
+    for p in raw.glob("light_*.fits"):
+        p.unlink()
+    result = reduce(raw, tmp_path / "o", report=False)
+    assert len(result.calibrated) == len(set(result.calibrated)) == 4
+    assert (tmp_path / "o" / "calibrated" / "a" / "light_V_001.fits").exists()
+    again = reduce(raw, tmp_path / "o", report=False)
+    assert len(again.reused) == len(result.masters) + 4 + 1
+
+
+def test_without_bias_darks_are_not_scaled(tmp_path):
+    ccdcal.simulate.night(tmp_path / "n", seed=7, shape=(40, 40), nbias=3, ndark=3, nflat=3,
+                          nlight=2, dark_exptime=30.0)  # fmt: skip
+    raw = tmp_path / "n" / "raw"
+    for p in raw.glob("bias_*"):
+        p.unlink()
+    result = reduce(raw, tmp_path / "o", report=False)
+    assert "cannot be scaled" in " ".join(result.notices)
+    assert "dark" not in Frame.read(result.calibrated[0]).header["CALSTEPS"]
+
+
+def test_exposure_from_a_fallback_keyword(tmp_path):
+    """EXPTIME renamed ITIME (a built-in fallback): masters and darks still scale."""
+    from astropy.io import fits
+
+    ccdcal.simulate.night(tmp_path / "n", seed=8, shape=(40, 40), nbias=3, ndark=3, nflat=3,
+                          nlight=2)  # fmt: skip
+    for p in (tmp_path / "n" / "raw").glob("*.fits"):
+        with fits.open(p) as hdul:
+            header = hdul[0].header.copy()
+            data = hdul[0].data.copy()
+        header.rename_keyword("EXPTIME", "ITIME")
+        fits.PrimaryHDU(data, header).writeto(p, overwrite=True)
+    result = reduce(tmp_path / "n" / "raw", tmp_path / "o", report=False)
+    assert sorted(result.masters) == ["bias", "dark_60s", "flat_V"]
+    assert Frame.read(result.calibrated[0]).header["DARKSCAL"] == 1.0
+
+
+def test_median_stack_with_default_weights(tmp_path):
+    from ccdcal.config import loads_config
+
+    ccdcal.simulate.night(tmp_path / "n", seed=9, shape=(40, 40), nbias=3, ndark=3, nflat=3,
+                          nlight=3)  # fmt: skip
+    cfg = loads_config('[combine.light]\nmethod = "median"\nreject = "none"\n')
+    result = reduce(tmp_path / "n" / "raw", tmp_path / "o", config=cfg, report=False)
+    assert len(result.stacks) == 1

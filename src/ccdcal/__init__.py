@@ -13,6 +13,7 @@ import importlib
 from typing import Any
 
 from ._version import __version__
+from .calibrate import calibrate  # bound here so that the submodule cannot shadow it
 from .errors import CcdcalError, CcdcalWarning, FrameError
 from .frame import Frame
 
@@ -25,7 +26,6 @@ _LAZY = {
     "WinsorizedSigmaClip": ("ccdcal.combine", "WinsorizedSigmaClip"),
     "CCDClip": ("ccdcal.combine", "CCDClip"),
     "ESDClip": ("ccdcal.combine", "ESDClip"),
-    "calibrate": ("ccdcal.calibrate", "calibrate"),
     "reduce": ("ccdcal.pipeline", "reduce"),
     "simulate": ("ccdcal.simulate", None),
     "flags": ("ccdcal.flags", None),
@@ -43,4 +43,12 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["CcdcalError", "CcdcalWarning", "Frame", "FrameError", "__version__", *_LAZY]
+__all__ = [
+    "CcdcalError",
+    "CcdcalWarning",
+    "Frame",
+    "FrameError",
+    "__version__",
+    "calibrate",
+    *_LAZY,
+]

@@ -417,6 +417,28 @@ def saturation_mask(frame: Frame, saturation: float | None) -> np.ndarray:
     return frame.data >= np.float32(saturation)
 
 
+def flag_saturation(frame: Frame, saturation: float | None = None) -> Frame:
+    """A copy of a raw frame with SATURATED (and NO_DATA for NaN) set in its mask.
+
+    The level is ``saturation`` (ADU), else the header's SATURATE, else 65535 for data that
+    look like 16-bit counts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = flag_saturation(Frame(np.array([[10.0, 65535.0]])))
+    >>> flags.describe(out.mask[0, 1])
+    ['SATURATED']
+    """
+    sat = saturation if saturation is not None else _header_float(frame, ("SATURATE",))
+    if sat is None and _looks_like_16bit_counts(frame.data):
+        sat = 65535.0  # the ADC's ceiling
+    mask = frame.mask_or_zeros().copy()
+    mask[saturation_mask(frame, sat)] |= flags.SATURATED
+    mask[~np.isfinite(frame.data)] |= flags.NO_DATA
+    return replace(frame, mask=mask, header=frame.header.copy(), extras={})
+
+
 def calibrate(
     frame: Frame,
     *,
@@ -475,16 +497,10 @@ def calibrate(
     """
     g = gain if gain is not None else _header_float(frame, ("GAIN", "EGAIN"))
     rn = read_noise if read_noise is not None else _header_float(frame, ("RDNOISE", "READNOIS"))
-    sat = saturation if saturation is not None else _header_float(frame, ("SATURATE",))
-    if sat is None and _looks_like_16bit_counts(frame.data):
-        sat = 65535.0  # the ADC's ceiling
     gain_for_noise = g if g else 1.0
     rn_adu = (rn / gain_for_noise) if rn else 0.0
 
-    mask = frame.mask_or_zeros().copy()
-    mask[saturation_mask(frame, sat)] |= flags.SATURATED
-    mask[~np.isfinite(frame.data)] |= flags.NO_DATA
-    work = replace(frame, mask=mask, variance=None, header=frame.header.copy(), extras={})
+    work = replace(flag_saturation(frame, saturation), variance=None)
     work = subtract_overscan(work, biassec=biassec, overscan=overscan)
     work = trim(work, trimsec)
     t = exptime if exptime is not None else exposure_time(work)
@@ -543,6 +559,7 @@ __all__ = [
     "Overscan",
     "calibrate",
     "exposure_time",
+    "flag_saturation",
     "flat_correct",
     "gain_correct",
     "overscan_level",

@@ -344,6 +344,10 @@ def write_hdul(hdul: fits.HDUList, path: PathLike, *, when: str | None = None) -
         hdul.writeto(tmp, overwrite=True, output_verify="exception")
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes the file private (0600); an output should be as readable as any
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

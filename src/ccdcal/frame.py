@@ -248,7 +248,8 @@ class Frame:
             self.data,
             unit=unit,
             uncertainty=None if self.variance is None else VarianceUncertainty(self.variance),
-            mask=None if self.mask is None else self.mask != 0,
+            # astropy's mask means "do not use": only the flags that exclude a pixel
+            mask=None if self.mask is None else (self.mask & flags.EXCLUDE) != 0,
             meta=clean_header(self.header),
         )
 

@@ -33,6 +33,7 @@ from .calibrate import (
     Overscan,
     Section,
     exposure_time,
+    flag_saturation,
     subtract_bias,
     subtract_dark,
     subtract_overscan,
@@ -61,6 +62,25 @@ class CombineSpec:
     reject: Any = None
     options: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_options(cls, opts: Any) -> CombineSpec:
+        """From a configuration's :class:`~ccdcal.config.CombineOptions`."""
+        options = {name: getattr(opts, name) for name in ("scale", "zero") if getattr(opts, name)}
+        return cls(opts.method, opts.rejection(), options)
+
+    @classmethod
+    def default(cls, kind: str) -> CombineSpec:
+        """The default recipe for ``kind`` ("bias", "dark", "flat"): the configuration's.
+
+        Examples
+        --------
+        >>> CombineSpec.default("bias").method
+        'mean'
+        """
+        from .config import Config
+
+        return cls.from_options(Config().combine_options(kind))
+
     def run(self, frames: Sequence[Frame], **more: Any) -> Frame:
         """Combine ``frames`` with this specification through :func:`ccdcal.combine`."""
         from .combine import combine
@@ -72,12 +92,18 @@ def _prepare(
     items: Sequence[FrameLike],
     step: Callable[[Frame], Frame],
     progress: Progress | None,
+    exptimes: Sequence[float | None] | None = None,
 ) -> list[Frame]:
     if not items:
         raise CcdcalError("no frames given to build a master from")
     out = []
-    for item in items:
-        out.append(step(as_frame(item)))
+    for i, item in enumerate(items):
+        frame = as_frame(item)
+        if exptimes is not None and exptimes[i] is not None and exposure_time(frame) is None:
+            # the exposure came from another keyword (the configuration's fallbacks)
+            frame = replace(frame, header=frame.header.copy())
+            frame.header["EXPTIME"] = (float(exptimes[i]), "[s] exposure (ccdcal)")
+        out.append(step(frame))
         if progress:
             progress(1)
     shapes = {f.shape for f in out}
@@ -115,13 +141,14 @@ def preprocess(
     >>> out.shape, float(out.data.max())
     ((3, 4), 0.0)
     """
-    return trim(subtract_overscan(frame, biassec=biassec, overscan=overscan), trimsec)
+    flagged = flag_saturation(frame)  # saturated flats must not enter the master
+    return trim(subtract_overscan(flagged, biassec=biassec, overscan=overscan), trimsec)
 
 
 def master_bias(
     frames: Sequence[FrameLike],
     *,
-    combine: CombineSpec = CombineSpec("median"),
+    combine: CombineSpec | None = None,
     biassec: str | Section | None = None,
     trimsec: str | Section | None = None,
     overscan: Overscan | str = "median",
@@ -134,7 +161,8 @@ def master_bias(
     frames
         Raw bias frames (paths, Frames or arrays), in ADU.
     combine
-        Combination method and rejection; median by default.
+        Combination method and rejection; default the configuration's (a mean with
+        generalized-ESD rejection).
     biassec, trimsec, overscan
         See :func:`ccdcal.calibrate.calibrate`.
     progress
@@ -150,25 +178,29 @@ def master_bias(
         lambda f: preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan),
         progress,
     )
-    return _finish(combine.run(prepared), "bias", prepared)
+    spec = combine or CombineSpec.default("bias")
+    return _finish(spec.run(prepared), "bias", prepared)
 
 
 def master_dark(
     frames: Sequence[FrameLike],
     *,
     bias: Frame | None,
-    combine: CombineSpec = CombineSpec("median"),
+    combine: CombineSpec | None = None,
     biassec: str | Section | None = None,
     trimsec: str | Section | None = None,
     overscan: Overscan | str = "median",
     hot_sigma: float = 5.0,
+    exptimes: Sequence[float | None] | None = None,
     progress: Progress | None = None,
 ) -> Frame:
     """Combine darks of one exposure time after subtracting the master bias.
 
     The result (ADU, EXPTIME kept) can be scaled to another exposure by
     :func:`ccdcal.calibrate.subtract_dark`. Pixels whose dark signal stands more than
-    ``hot_sigma`` robust standard deviations above the median are flagged HOT.
+    ``hot_sigma`` robust standard deviations above the median are flagged HOT. ``exptimes``
+    supplies exposure times for files whose header has no EXPTIME (found under another
+    keyword); ``combine`` defaults to the configuration's recipe.
     """
     prepared = _prepare(
         frames,
@@ -176,13 +208,14 @@ def master_dark(
             preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias
         ),
         progress,
+        exptimes,
     )
     times = {exposure_time(f) for f in prepared}
     if len(times) > 1:
         raise CcdcalError(
             f"darks of different exposure times combined together: {sorted(map(str, times))}"
         )
-    master = _finish(combine.run(prepared), "dark", prepared)
+    master = _finish((combine or CombineSpec.default("dark")).run(prepared), "dark", prepared)
     t = times.pop()
     if t is not None:
         master.header["EXPTIME"] = (t, "[s] exposure time of the darks")
@@ -221,11 +254,12 @@ def master_flat(
     *,
     bias: Frame | None,
     dark: Frame | None = None,
-    combine: CombineSpec = CombineSpec("median"),
+    combine: CombineSpec | None = None,
     biassec: str | Section | None = None,
     trimsec: str | Section | None = None,
     overscan: Overscan | str = "median",
     min_response: float = 0.5,
+    exptimes: Sequence[float | None] | None = None,
     progress: Progress | None = None,
 ) -> Frame:
     """Combine flats of one filter into a flat normalized to median 1.
@@ -241,14 +275,15 @@ def master_flat(
         )
         return out if dark is None else subtract_dark(out, dark)
 
-    prepared = _prepare(frames, step, progress)
+    prepared = _prepare(frames, step, progress, exptimes)
     for f in prepared:
         level = np.nanmedian(f.data)
         if not level > 0:
             raise CcdcalError(f"{f.name}: flat has median {level:.3g} after bias subtraction")
-    options = dict(combine.options)
+    spec = combine or CombineSpec.default("flat")
+    options = dict(spec.options)
     options.setdefault("scale", "median")
-    combined = replace(combine, options=options).run(prepared)
+    combined = replace(spec, options=options).run(prepared)
     norm = float(np.nanmedian(combined.data[np.isfinite(combined.data)]))
     data = combined.data / np.float32(norm)
     variance = None if combined.variance is None else combined.variance / np.float32(norm * norm)

@@ -28,12 +28,13 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._version import __version__
 from .calibrate import Overscan, calibrate
 from .collection import Collection, FrameInfo, scan
 from .config import Config, load_config
@@ -117,7 +118,7 @@ def _stats_row(label: str, path: Path, note: str) -> tuple[str, str, str, str, s
 # ---------------------------------------------------------------------------- helpers
 def _key(*parts: Any) -> str:
     """A short stable digest of a step's inputs (names, sizes, times) and options."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(__version__.encode())  # a new version may calibrate differently
     for part in parts:
         if isinstance(part, Path):
             st = part.stat()
@@ -131,7 +132,7 @@ def _reusable(path: Path, key: str) -> bool:
         return False
     from astropy.io import fits
 
-    return fits.getval(path, "PIPEKEY") == key
+    return fits.getheader(path).get("PIPEKEY") == key
 
 
 def _safe(text: str) -> str:
@@ -208,7 +209,7 @@ def choose_dark(
 ) -> float | None:
     """The exposure time of the master dark to use for a frame of ``exptime`` seconds.
 
-    ``"exact"`` wants the same exposure and otherwise falls back to ``"nearest"``;
+    ``"exact"`` takes only the same exposure (None when there is none);
     ``"nearest"`` takes the same exposure when there is one, else the closest (scaled by the
     ratio of exposure times); ``"scale"`` always takes the longest (the least noisy per
     second) and scales it.
@@ -228,6 +229,8 @@ def choose_dark(
         return max(available)
     if exptime in available:
         return exptime
+    if match == "exact":
+        return None
     return min(available, key=lambda t: (abs(t - exptime), -t))
 
 
@@ -316,7 +319,12 @@ def reduce(
         else:
             with _progress(show, len(paths), f"master dark {t:g}s") as bar:
                 md = master_dark(
-                    paths, bias=bias, combine=_spec(cfg, "dark"), progress=bar.update, **common
+                    paths,
+                    bias=bias,
+                    combine=_spec(cfg, "dark"),
+                    exptimes=[f.exptime for f in infos],
+                    progress=bar.update,
+                    **common,
                 )
             _write(md, path, key, "master dark", paths, {"exptime": t})
         darks[t] = Frame.read(path)
@@ -326,8 +334,15 @@ def reduce(
         result.notices.append("no dark frames: dark current not subtracted")
 
     def dark_for(info: FrameInfo) -> Frame | None:
-        chosen = choose_dark(info.exptime, list(darks), match=cfg.dark.match)
+        # without a master bias a dark still holds the bias: it may only be subtracted
+        # unscaled, from a frame of the same exposure
+        match = cfg.dark.match if bias is not None else "exact"
+        chosen = choose_dark(info.exptime, list(darks), match=match)
+        if chosen is None and darks:
+            skipped.add(info.exptime)
         return None if chosen is None else darks[chosen]
+
+    skipped: set[float | None] = set()
 
     # master flats -------------------------------------------------------------
     flats: dict[str, Frame] = {}
@@ -351,6 +366,7 @@ def reduce(
                     bias=bias,
                     dark=dark,
                     combine=_spec(cfg, "flat"),
+                    exptimes=[f.exptime for f in infos],
                     min_response=cfg.flat.min_response,
                     progress=bar.update,
                     **common,
@@ -378,7 +394,7 @@ def reduce(
                     f"no flat for filter {filt!r}: {len(infos)} lights of {obj} stay unflattened"
                 )
             for info in infos:
-                target = calibrated_dir / _output_name(info.path)
+                target = calibrated_dir / _output_name(collection.relative(info))
                 dark = dark_for(info)
                 key = _key(
                     "light",
@@ -415,7 +431,9 @@ def reduce(
         if _reusable(target, key):
             result.reused.append(target)
         else:
-            weights = _frame_weights(paths) if cfg.combine_options("light").weights else None
+            opts = cfg.combine_options("light")
+            use_weights = opts.weights and opts.method != "median"  # a median has no weights
+            weights = _frame_weights(paths) if use_weights else None
             stack = spec.run(paths, weights=weights)
             stack.header["IMAGETYP"] = ("STACK", "ccdcal stack of calibrated lights")
             _write(
@@ -429,6 +447,13 @@ def reduce(
         result.stacks[(obj, filt)] = target
         log.info("stack %s %s: %d frames -> %s", obj, filt, len(paths), target)
 
+    if skipped:
+        times = ", ".join("unknown" if t is None else f"{t:g} s" for t in sorted(skipped, key=str))
+        result.notices.append(
+            f"no dark of the same exposure for lights or flats of {times}"
+            + (" (without bias frames a dark cannot be scaled)" if bias is None else "")
+            + ": dark not subtracted from them"
+        )
     for notice in result.notices:
         log.warning("%s", notice)
     if report:
@@ -438,13 +463,18 @@ def reduce(
     return result
 
 
-def _output_name(path: Path) -> str:
-    name = path.name
+def _output_name(relative: str) -> str:
+    """The calibrated file's path below ``calibrated/``: the raw one's, as ``.fits``.
+
+    Sub-folders are kept, so that two nights' ``light_001.fits`` do not overwrite each other.
+    """
+    folder, _, name = relative.replace(os.sep, "/").rpartition("/")
     for suffix in (".gz", ".fz", ".bz2"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     stem, dot, _ = name.rpartition(".")
-    return f"{stem}.fits" if dot else f"{name}.fits"
+    out = f"{stem}.fits" if dot else f"{name}.fits"
+    return f"{folder}/{out}" if folder else out
 
 
 def _calibrate_one(
@@ -511,14 +541,17 @@ def _light_spec(cfg: Config, paths: Sequence[Path]) -> CombineSpec:
     headers = [fits.getheader(p) for p in paths]
     noise = [h.get("RDNOISE") for h in headers]
     electrons = all(str(h.get("BUNIT", "")).lower() == "electron" for h in headers)
+    variances = [float(h.get("MEDVAR", 0) or 0) for h in headers]
+    # ccdclip evaluates its noise model at the common (offset) level: right only when the
+    # frames' skies, hence their noise, are alike (not so in twilight)
+    alike = min(variances) > 0 and max(variances) / min(variances) < 1.5
     p = opts.params
-    if electrons and all(v is not None for v in noise):
+    if electrons and alike and all(v is not None for v in noise):
         reject: Any = CCDClip(gain=1.0, read_noise=float(np.median(noise)), low=p["low"],
                               high=p["high"], maxiters=p["maxiters"])  # fmt: skip
     else:
         reject = SigmaClip(low=4.0, high=4.0, maxiters=p["maxiters"], spread="mad_std")
-    options = {name: getattr(opts, name) for name in ("scale", "zero") if getattr(opts, name)}
-    return CombineSpec(opts.method, reject, options)
+    return replace(CombineSpec.from_options(replace(opts, reject="none")), reject=reject)
 
 
 def _gain(info: FrameInfo, cfg: Config) -> float | None:
@@ -527,9 +560,7 @@ def _gain(info: FrameInfo, cfg: Config) -> float | None:
 
 def _spec(cfg: Config, kind: str) -> CombineSpec:
     """The combine specification for one kind of frame from the configuration."""
-    opts = cfg.combine_options(kind)
-    options = {name: getattr(opts, name) for name in ("scale", "zero") if getattr(opts, name)}
-    return CombineSpec(opts.method, opts.rejection(), options)
+    return CombineSpec.from_options(cfg.combine_options(kind))
 
 
 __all__ = ["ReduceResult", "choose_dark", "reduce"]

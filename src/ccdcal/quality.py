@@ -221,7 +221,7 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
 
     # master dark: bias-subtracted, in adu over t_dark
     dark_paths = [p for name, p in result.masters.items() if name.startswith("dark_")]
-    var_dark_e = 0.0
+    var_dark_e = var_dark_own = 0.0
     if dark_paths:
         md = Frame.read(dark_paths[0])
         td = float(md.header.get("EXPTIME", t_dark))
@@ -229,8 +229,10 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
         true_e = truth.dark_current * td
         # each dark: Poisson(dark) + read noise + the master bias it had subtracted
         var_one = true_e + rn_e**2
-        var_dark_e_map = var_one * efficiency("dark") / n_dark + var_bias_adu * gain**2
-        var_dark_e = float(np.mean(var_dark_e_map))
+        # the dark's own noise; the master bias it had subtracted is accounted for where it
+        # matters (below), since the same master bias is subtracted from the lights
+        var_dark_own = float(np.mean(var_one * efficiency("dark") / n_dark))
+        var_dark_e = var_dark_own + var_bias_adu * gain**2
         resid = dark_e - true_e
         out.checks.append(
             TruthCheck(
@@ -282,7 +284,8 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
     # model variance of one calibrated light, electrons^2: its own Poisson and read noise,
     # then the masters' noise, all divided by the flat it was corrected with
     var_frame = (flat * signal_e + dark_e + rn_e**2) / flat**2
-    var_master = (var_bias_adu * gain**2 + k**2 * var_dark_e) / flat**2 + (
+    # light - B - k (D - B): the master bias B enters as (1 - k), the dark's own noise as k
+    var_master = ((1 - k) ** 2 * var_bias_adu * gain**2 + k**2 * var_dark_own) / flat**2 + (
         signal_e**2 * rel_flat.get(filt, 0.0) ** 2
     )
     cr_any = np.zeros(truth.scene.shape, bool)
@@ -291,6 +294,11 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
     stem = Path(result.calibrated[0]).stem
     cr_first = truth.cosmic.get(stem, cr_any)
     good = first.good & ~cr_first
+    flagged = 1 - float(first.good.mean())
+    out.checks.append(
+        TruthCheck("calibrated light: pixels flagged", flagged, 0.01, "fraction", 0.0,
+                   kind="below", note="saturated, bad, no data")
+    )  # fmt: skip
     resid = first.data - signal_e
     expected = math.sqrt(float(np.mean((var_frame + var_master)[good])))
     mean = float(np.mean(resid[good]))
@@ -318,7 +326,7 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
 
     for (obj, filt_s), path in result.stacks.items():
         stack = Frame.read(path)
-        n = int(stack.header.get("NCOMBINE", len(result.calibrated)))
+        n = int(truth.param("nlight"))  # the truth's count, not what the stack says it used
         ok = np.isfinite(stack.data) & ((stack.mask_or_zeros() & flags.NO_DATA) == 0)
         resid = stack.data - signal_e
         var_stack = var_frame / n + var_master

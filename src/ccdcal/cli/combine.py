@@ -62,52 +62,26 @@ def register(subparsers: Any) -> None:
 
 
 def _reject(args: argparse.Namespace) -> Any:
-    from ..combine import (
-        CCDClip,
-        ESDClip,
-        MinMaxClip,
-        PercentileClip,
-        SigmaClip,
-        WinsorizedSigmaClip,
-    )
+    """The rejection named on the command line, through the one name-to-class mapping."""
+    from ..config import rejection_from_name
 
     low = args.sigma if args.low is None else args.low
     high = args.sigma if args.high is None else args.high
     maxiters = None if args.maxiters == 0 else args.maxiters
-    kind = args.reject
-    if kind == "none":
-        return None
-    if kind == "sigclip":
-        return SigmaClip(
-            low=low,
-            high=high,
-            maxiters=maxiters,
-            center=args.center,
-            spread=args.spread,
-            rule=args.rule,
-        )
-    if kind == "minmax":
-        return MinMaxClip(nlow=_count(args.nlow), nhigh=_count(args.nhigh))
-    if kind == "pclip":
-        return PercentileClip(
-            low=10.0 if args.low is None else args.low,
-            high=90.0 if args.high is None else args.high,
-        )
-    if kind == "winsorized":
-        return WinsorizedSigmaClip(low=low, high=high, maxiters=maxiters)
-    if kind == "ccdclip":
-        if args.gain is None or args.rdnoise is None:
-            raise ValueError("--reject ccdclip needs --gain (e-/ADU) and --rdnoise (e-)")
-        return CCDClip(
-            gain=args.gain,
-            read_noise=args.rdnoise,
-            snoise=args.snoise,
-            low=low,
-            high=high,
-            maxiters=maxiters,
-            center=args.center,
-        )
-    return ESDClip(max_outliers=_count(args.max_outliers), alpha=args.alpha)
+    if args.reject == "ccdclip" and (args.gain is None or args.rdnoise is None):
+        raise ValueError("--reject ccdclip needs --gain (e-/ADU) and --rdnoise (e-)")
+    params: dict[str, dict[str, Any]] = {
+        "sigclip": {"low": low, "high": high, "maxiters": maxiters, "center": args.center,
+                    "spread": args.spread, "rule": args.rule},
+        "minmax": {"nlow": _count(args.nlow), "nhigh": _count(args.nhigh)},
+        "pclip": {"low": 10.0 if args.low is None else args.low,
+                  "high": 90.0 if args.high is None else args.high},
+        "winsorized": {"low": low, "high": high, "maxiters": maxiters},
+        "ccdclip": {"gain": args.gain, "read_noise": args.rdnoise, "snoise": args.snoise,
+                    "low": low, "high": high, "maxiters": maxiters, "center": args.center},
+        "esd": {"max_outliers": _count(args.max_outliers), "alpha": args.alpha},
+    }  # fmt: skip
+    return rejection_from_name(args.reject, **params.get(args.reject, {}))
 
 
 def _count(value: float) -> float:
