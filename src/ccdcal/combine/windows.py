@@ -1,0 +1,416 @@
+"""Per-pixel rejection windows (numba), called by :mod:`ccdcal.combine.kernels`.
+
+Every algorithm works on one pixel's valid values, sorted, in column ``p`` of a block ``w``
+(n, BLOCK), and returns the window ``[klo, khi)`` of the values it keeps.
+:func:`_sigclip_astropy_block` does the first sigma-clipping iteration for a whole block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .rejection import CCDCLIP, WINSOR
+
+MAD_TO_STD = 1.482602218505602
+#: internal code: SigmaClip with the Siril rule (shares the nested-clipping loop)
+_SIRIL = 100
+
+
+# --------------------------------------------------------------------------- statistics
+# ``w`` is a block (n, BLOCK) of sorted values, ``p`` the pixel's column; windows [lo, hi).
+
+
+@njit(cache=True)
+def _median(w, p, lo, hi):
+    a = np.float64(w[(lo + hi - 1) // 2, p])
+    b = np.float64(w[(lo + hi) // 2, p])
+    return 0.5 * (a + b)
+
+
+@njit(cache=True)
+def _mean(w, p, lo, hi):
+    s = 0.0
+    for j in range(lo, hi):
+        s += w[j, p]
+    return s / (hi - lo)
+
+
+@njit(cache=True)
+def _sumsq(w, p, lo, hi, c):
+    s = 0.0
+    for j in range(lo, hi):
+        d = np.float64(w[j, p]) - c
+        s += d * d
+    return s
+
+
+@njit(cache=True)
+def _mad(w, p, lo, hi, med):
+    """Median of |w - med| over the window: merge the two sorted runs out from the median."""
+    m = hi - lo
+    r = (lo + hi) // 2
+    while r > lo and w[r - 1, p] >= med:
+        r -= 1
+    left = r - 1
+    k1 = (m - 1) // 2
+    k2 = m // 2
+    a = 0.0
+    b = 0.0
+    for k in range(k2 + 1):
+        if left >= lo and (r >= hi or med - w[left, p] <= w[r, p] - med):
+            d = med - w[left, p]
+            left -= 1
+        else:
+            d = w[r, p] - med
+            r += 1
+        if k == k1:
+            a = d
+        if k == k2:
+            b = d
+    return 0.5 * (a + b)
+
+
+@njit(cache=True)
+def _restore(w, p, lim_lo, lim_hi, lo, hi, cen, need):
+    """Grow [lo, hi) within [lim_lo, lim_hi) by the values closest to cen up to ``need``."""
+    if hi <= lo:
+        lo = lim_lo
+        while lo < lim_hi and w[lo, p] < cen:
+            lo += 1
+        hi = lo
+    while hi - lo < need:
+        if lo > lim_lo and (hi >= lim_hi or cen - w[lo - 1, p] <= w[hi, p] - cen):
+            lo -= 1
+        else:
+            hi += 1
+    return lo, hi
+
+
+@njit(cache=True)
+def _inside(w, p, lo, hi, blo, bhi):
+    """The sub-window of [lo, hi) with blo <= value <= bhi."""
+    nlo = lo
+    while nlo < hi and w[nlo, p] < blo:
+        nlo += 1
+    nhi = hi
+    while nhi > nlo and w[nhi - 1, p] > bhi:
+        nhi -= 1
+    return nlo, nhi
+
+
+# --------------------------------------------------------------------------- algorithms
+
+
+@njit(cache=True)
+def _nested_clip(w, p, nv, algo, prm, need, tmp):
+    """Siril sigma clipping, winsorized sigma clipping and ccdclip: values leave for good."""
+    if algo == CCDCLIP:
+        rn2, invg, s2, sl, su, maxiters, use_median = (
+            prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6] != 0.0
+        )  # fmt: skip
+        floor = need
+    else:
+        sl, su, maxiters = prm[0], prm[1], prm[2]
+        rn2 = invg = s2 = 0.0
+        use_median = True
+        floor = max(need, 4)
+    if nv <= floor:
+        return 0, nv
+    lo = 0
+    hi = nv
+    it = 0
+    while True:
+        cnt = hi - lo
+        if cnt == 0:
+            break
+        if algo == CCDCLIP:
+            cen = _median(w, p, lo, hi) if use_median else _mean(w, p, lo, hi)
+            sigma = np.sqrt(rn2 + abs(cen) * invg + s2 * cen * cen)
+        else:
+            cen = _median(w, p, lo, hi)
+            mean = _mean(w, p, lo, hi)
+            sigma = np.sqrt(_sumsq(w, p, lo, hi, mean) / (cnt - 1))
+            if algo == WINSOR:
+                for j in range(cnt):
+                    tmp[j] = w[lo + j, p]
+                for _ in range(100):
+                    m0 = cen - 1.5 * sigma
+                    m1 = cen + 1.5 * sigma
+                    s = 0.0
+                    for j in range(cnt):
+                        tmp[j] = min(m1, max(m0, tmp[j]))
+                        s += tmp[j]
+                    tm = s / cnt
+                    s = 0.0
+                    for j in range(cnt):
+                        d = tmp[j] - tm
+                        s += d * d
+                    sigma0 = sigma
+                    sigma = 1.134 * np.sqrt(s / (cnt - 1))
+                    if not abs(sigma - sigma0) > sigma0 * 0.0005:
+                        break
+        nlo, nhi = _inside(w, p, lo, hi, cen - sl * sigma, cen + su * sigma)
+        if nhi - nlo < floor:
+            return _restore(w, p, lo, hi, nlo, nhi, cen, floor)
+        changed = nhi - nlo != cnt
+        lo = nlo
+        hi = nhi
+        if not changed:
+            break
+        it += 1
+        if maxiters >= 0 and it >= maxiters:
+            break
+    return lo, hi
+
+
+@njit(cache=True)
+def _percentile(w, p, nv, q):
+    """numpy.percentile (linear) of the nv sorted values."""
+    virtual = (nv - 1) * q
+    prev = math.floor(virtual)
+    t = virtual - prev
+    i = int(prev)
+    a = np.float64(w[i, p])
+    b = np.float64(w[min(i + 1, nv - 1), p])
+    diff = b - a
+    if t >= 0.5:
+        return b - diff * (1.0 - t)
+    return a + diff * t
+
+
+@njit(cache=True)
+def _pclip(w, p, nv, qlo, qhi, need):
+    plo = _percentile(w, p, nv, qlo)
+    phi = _percentile(w, p, nv, qhi)
+    lo, hi = _inside(w, p, 0, nv, plo, phi)
+    if hi - lo < need:
+        return _restore(w, p, 0, nv, lo, hi, _median(w, p, 0, nv), need)
+    return lo, hi
+
+
+@njit(cache=True)
+def _count_param(value, is_fraction, nv):
+    if is_fraction:
+        return math.floor(value * nv + 0.5)
+    return int(value)
+
+
+@njit(cache=True)
+def _minmax(nv, prm, need):
+    nl = _count_param(prm[0], prm[2] != 0.0, nv)
+    nh = _count_param(prm[1], prm[3] != 0.0, nv)
+    r = max(nv - need, 0)
+    if nl + nh > r:
+        nl0 = min(nl, r // 2)
+        nh = min(nh, r - nl0)
+        nl = min(nl, r - nh)
+    return nl, nv - nh
+
+
+@njit(cache=True)
+def _esd(w, p, nv, prm, lam, need, slo, shi):
+    r = math.floor(prm[0] * nv) if prm[1] != 0.0 else int(prm[0])
+    r = min(r, nv - 2, nv - need)
+    if r <= 0:
+        return 0, nv
+    lo = 0
+    hi = nv
+    nout = 0
+    for i in range(1, r + 1):
+        cnt = hi - lo
+        mean = _mean(w, p, lo, hi)
+        sd = np.sqrt(_sumsq(w, p, lo, hi, mean) / (cnt - 1))
+        if not sd > 0.0:
+            break
+        dlo = mean - w[lo, p]
+        dhi = w[hi - 1, p] - mean
+        if dhi >= dlo:
+            big = dhi / sd
+            hi -= 1
+        else:
+            big = dlo / sd
+            lo += 1
+        slo[i] = lo
+        shi[i] = hi
+        if big > lam[nv, i]:
+            nout = i
+    if nout == 0:
+        return 0, nv
+    return slo[nout], shi[nout]
+
+
+@njit(cache=True)
+def _kth_deviation(w, p, lo, hi, med, k):
+    """(k+1)-th smallest |w - med| over the sorted window: the k+1 values closest to med
+    are a contiguous run [a, a+k]; find a by bisection."""
+    a = lo
+    b = hi - 1 - k
+    while a < b:
+        mid = (a + b) // 2
+        if med - w[mid, p] > w[mid + k + 1, p] - med:
+            a = mid + 1
+        else:
+            b = mid
+    return max(med - w[a, p], w[a + k, p] - med)
+
+
+@njit(cache=True)
+def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, hi, klo, khi, it):
+    """astropy's sigma_clip for one pixel, continuing from window [lo, hi) after ``it``
+    iterations whose last bounds kept [klo, khi)."""
+    while True:
+        cnt = hi - lo
+        med = 0.0
+        mean = 0.0
+        if use_median or use_mad:
+            med = _median(w, p, lo, hi)
+        if not use_median or not use_mad:
+            mean = _mean(w, p, lo, hi)
+        cen = med if use_median else mean
+        if use_mad:
+            k1 = (cnt - 1) // 2
+            k2 = cnt // 2
+            d1 = _kth_deviation(w, p, lo, hi, med, k1)
+            d2 = d1 if k2 == k1 else _kth_deviation(w, p, lo, hi, med, k2)
+            std = 0.5 * (d1 + d2) * MAD_TO_STD
+        else:
+            std = np.sqrt(_sumsq(w, p, lo, hi, mean) / cnt)
+        blo = cen - sl * std
+        bhi = cen + su * std
+        nlo, nhi = _inside(w, p, lo, hi, blo, bhi)
+        # astropy's result: every value (of all) within the last bounds
+        flo = nlo
+        while flo > 0 and w[flo - 1, p] >= blo:
+            flo -= 1
+        while flo < nv and w[flo, p] < blo:
+            flo += 1
+        fhi = max(nhi, flo)
+        while fhi > flo and w[fhi - 1, p] > bhi:
+            fhi -= 1
+        while fhi < nv and w[fhi, p] <= bhi:
+            fhi += 1
+        if fhi - flo < need:
+            return _restore(w, p, 0, nv, flo, fhi, cen, need)
+        klo = flo
+        khi = fhi
+        if nhi - nlo == cnt or nhi == nlo:
+            break
+        it += 1
+        if maxiters >= 0 and it >= maxiters:
+            break
+        lo = nlo
+        hi = nhi
+    return klo, khi
+
+
+@njit(cache=True)
+def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, nkeep,
+                           klo_a, khi_a, cnt32, fb, acc):  # fmt: skip
+    """:func:`_sigclip_astropy` for every pixel of a block (same decisions).
+
+    The first iteration runs over the whole block at once: sums and bound counts have the
+    block's pixels in the inner loop, so they vectorise (the window is every valid value,
+    i.e. every finite one). Most pixels stop there; the others continue one by one.
+    Leaves in ``acc`` rows 0, 1, 2, 7 the count, Σd and Σd² of the kept values, d = value −
+    shift (their sums without a frame-order pass). Scratch: ``cnt32`` (2, BLOCK) int32,
+    ``fb`` (4, BLOCK) float64.
+    """
+    n = w.shape[0]
+    clo = cnt32[0]
+    cle = cnt32[1]
+    cnt = acc[0]
+    s1 = acc[1]
+    s2 = acc[2]
+    sh = acc[7]
+    cen_a = fb[3]
+    inf32 = np.float32(np.inf)
+    for p in range(bw):
+        nv = nv_a[p]
+        klo_a[p] = 0
+        khi_a[p] = nv
+        sh[p] = (
+            0.5 * (np.float64(w[(nv - 1) >> 1, p]) + np.float64(w[nv >> 1, p])) if nv > 0 else 0.0
+        )
+        s1[p] = 0.0
+        s2[p] = 0.0
+    # sums about the median over the valid (finite) values
+    for j in range(n):
+        row = w[j]
+        for p in range(bw):
+            v = row[p]
+            d = np.float64(v) - sh[p] if v < inf32 else 0.0
+            s1[p] += d
+            s2[p] += d * d
+    # centre and spread, then bounds (branch-free loops over the block)
+    if use_mad:  # cen_a holds the spread for now
+        for p in range(bw):
+            nv = nv_a[p]
+            if nv == 0:
+                cen_a[p] = 0.0
+                continue
+            k1 = (nv - 1) // 2
+            k2 = nv // 2
+            d1 = _kth_deviation(w, p, 0, nv, sh[p], k1)
+            d2 = d1 if k2 == k1 else _kth_deviation(w, p, 0, nv, sh[p], k2)
+            cen_a[p] = 0.5 * (d1 + d2) * MAD_TO_STD
+    for p in range(bw):
+        nvf = np.float64(max(nv_a[p], 1))
+        med = sh[p]
+        mean = med + s1[p] / nvf
+        var = (s2[p] - s1[p] * s1[p] / nvf) / nvf
+        std = cen_a[p] if use_mad else np.sqrt(max(var, 0.0))
+        cen = med if use_median else mean
+        ok = nv_a[p] > nkeep  # else nothing can be rejected
+        cen_a[p] = cen
+        fb[0, p] = cen - sl * std if ok else -np.inf
+        fb[1, p] = cen + su * std if ok else np.inf
+    for p in range(bw):
+        clo[p] = 0
+        cle[p] = 0
+    # counts below / within the bounds (the +inf pads never count), compared as float64
+    # exactly as astropy compares
+    for j in range(n):
+        row = w[j]
+        for p in range(bw):
+            v = row[p]
+            vd = np.float64(v)
+            clo[p] += 1 if vd < fb[0, p] else 0
+            cle[p] += 1 if vd <= fb[1, p] else 0
+    for p in range(bw):
+        nv = nv_a[p]
+        cnt[p] = nv
+        if nv <= nkeep:
+            continue
+        flo = np.int64(clo[p])
+        fhi = max(np.int64(cle[p]), flo)
+        need = min(nkeep, nv)
+        if fhi - flo < need:
+            klo_a[p], khi_a[p] = _restore(w, p, 0, nv, flo, fhi, cen_a[p], need)
+            continue
+        klo_a[p] = flo
+        khi_a[p] = fhi
+        if fhi - flo == nv or fhi == flo or maxiters == 1.0:
+            continue
+        # the few pixels that clipped something go on alone (a block would run every
+        # pixel as many iterations as its slowest one)
+        klo_a[p], khi_a[p] = _sigclip_astropy(
+            w, p, nv, sl, su, maxiters, use_median, use_mad, need, flo, fhi, flo, fhi, 1
+        )
+    # sums of the kept values where some were rejected (the rest keep the sums above)
+    for p in range(bw):
+        klo = klo_a[p]
+        khi = khi_a[p]
+        if khi - klo == nv_a[p]:
+            continue
+        cnt[p] = khi - klo
+        a = 0.0
+        b = 0.0
+        for j in range(klo, khi):
+            d = np.float64(w[j, p]) - sh[p]
+            a += d
+            b += d * d
+        s1[p] = a
+        s2[p] = b
