@@ -151,14 +151,14 @@ def test_mean_median_sum_without_rejection():
     np.testing.assert_allclose(combine(s, method="sum").data, s.sum(0, dtype=np.float64), rtol=1e-6)
 
 
-def test_sum_is_mean_times_used_count():
+def test_sum_is_mean_of_kept_times_valid_count():
     s = _stack(n=5)
-    s[2, 0, 0] = np.nan
-    s[4, 0, 0] = 1e6
+    s[2, 0, 0] = np.nan  # excluded: not a frame of the sum
+    s[4, 0, 0] = 1e6  # rejected: counts at the mean of the others
     out = combine(s, method="sum", reject=MinMaxClip(nlow=0, nhigh=1))
     kept = np.delete(s[:, 0, 0], [2, 4])
     assert out.extras["NCOMBINE"][0, 0] == 3
-    assert math.isclose(out.data[0, 0], kept.mean() * 3, rel_tol=1e-6)
+    assert math.isclose(out.data[0, 0], kept.mean() * 4, rel_tol=1e-6)
 
 
 def test_weighted_mean():
@@ -419,3 +419,16 @@ def test_written_header_has_no_verify_warning(tmp_path):
     out.write(tmp_path / "o.fits")  # warnings are errors under pytest
     back = Frame.read(tmp_path / "o.fits")
     assert set(back.extras) == {"NCOMBINE", "NREJLO", "NREJHI"}
+
+
+def test_sum_with_rejection_counts_every_valid_frame():
+    """Nine values of 10 and one cosmic ray: the sum is 100, not 90 (or 1090)."""
+    import ccdcal
+
+    frames = [np.full((2, 2), 10.0, np.float32) for _ in range(9)]
+    frames.append(np.full((2, 2), 1000.0, np.float32))
+    out = ccdcal.combine(frames, method="sum", reject=ccdcal.MinMaxClip(nlow=0, nhigh=1))
+    np.testing.assert_allclose(out.data, 100.0)
+    masked = ccdcal.Frame(np.full((2, 2), 10.0), mask=np.full((2, 2), ccdcal.flags.BAD))
+    out = ccdcal.combine([*frames[:9], masked], method="sum")
+    np.testing.assert_allclose(out.data, 90.0)  # an excluded input is not a frame of the sum

@@ -69,7 +69,8 @@ def combine(
         never has to fit in memory.
     method
         ``"mean"`` (weighted when ``weights`` is given), ``"median"`` or ``"sum"``
-        (mean × number of values used, so that rejected pixels do not bias it).
+        (mean of the values kept × number of valid inputs, so that a rejected outlier
+        neither adds itself nor leaves a hole in the total; excluded inputs do not count).
     reject
         None or a rejection algorithm: :class:`SigmaClip`, :class:`MinMaxClip`,
         :class:`PercentileClip`, :class:`WinsorizedSigmaClip`, :class:`CCDClip`,

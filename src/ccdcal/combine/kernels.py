@@ -352,8 +352,11 @@ def _block(
             out_data[y_out, x0 + p] = _median(w, p, klo_a[p], khi_a[p])
             out_var[y_out, x0 + p] = vm * HALF_PI
         elif method == SUM:
-            out_data[y_out, x0 + p] = mean * c
-            out_var[y_out, x0 + p] = vm * c * c
+            # every valid input counted, the rejected ones at the mean of the kept: a
+            # rejected outlier neither adds itself nor leaves a hole in the total
+            nvalid = np.float64(nv_a[p])
+            out_data[y_out, x0 + p] = mean * nvalid
+            out_var[y_out, x0 + p] = vm * nvalid * nvalid
         else:
             out_data[y_out, x0 + p] = mean
             out_var[y_out, x0 + p] = vm

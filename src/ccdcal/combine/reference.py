@@ -195,7 +195,11 @@ def apply(keep_fn: Callable[..., np.ndarray], stack: np.ndarray, **kwargs: Any) 
 
 
 def combine_kept(stack: np.ndarray, keep: np.ndarray, method: str = "mean") -> np.ndarray:
-    """Mean, median or sum of the kept values per pixel (NaN where none)."""
+    """Mean, median or sum of the kept values per pixel (NaN where none).
+
+    The sum is the mean of the kept values times the number of valid (finite) inputs: a
+    rejected value counts at the mean, an excluded (NaN) one not at all.
+    """
     stack = np.asarray(stack, dtype=np.float64)
     x = np.where(keep, stack, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -205,7 +209,7 @@ def combine_kept(stack: np.ndarray, keep: np.ndarray, method: str = "mean") -> n
         if method == "mean":
             return mean
         if method == "sum":
-            return mean * count
+            return mean * np.isfinite(stack).sum(axis=0)
         out = np.full(stack.shape[1:], np.nan)
         xs = np.moveaxis(x, 0, -1)
         for idx in zip(*np.nonzero(count > 0), strict=True):
