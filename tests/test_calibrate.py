@@ -152,3 +152,16 @@ def test_matches_ccdproc_chain(rng):
     ccd = ccdproc.flat_correct(ccd, flat.to_ccddata(unit="adu"), norm_value=1.0)
     ccd = ccdproc.gain_correct(ccd, 1.7 * u.electron / u.adu)
     np.testing.assert_allclose(ours.data, ccd.data, rtol=2e-6, atol=1e-3)
+
+
+def test_overscan_readout_axis(rng):
+    # a strip of rows at the top, read out along y: one value per column
+    ny, nx = 40, 300
+    cols = 800 + 0.05 * np.arange(nx)
+    data = cols[None, :] + rng.normal(0, 2, (ny, nx))
+    frame = Frame(data)
+    level = overscan_level(frame, (slice(30, 40), slice(None)), Overscan("poly", axis="y"))
+    assert level.shape == (1, nx)
+    np.testing.assert_allclose(level[0], cols, atol=0.5)
+    with pytest.raises(ValueError, match="axis"):
+        Overscan("rows", axis="z")

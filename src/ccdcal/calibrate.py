@@ -97,22 +97,29 @@ class Overscan:
         Polynomial order for ``"poly"``.
     sigma
         Clipping threshold for the level and the fit.
+    axis
+        The readout direction for ``"rows"`` and ``"poly"``: ``"x"`` (serial readout along
+        rows: one value per row), ``"y"`` (one value per column), or ``"auto"``: along the
+        strip's long side.
 
     Examples
     --------
     >>> Overscan("poly", order=2)
-    Overscan(method='poly', order=2, sigma=3.0)
+    Overscan(method='poly', order=2, sigma=3.0, axis='auto')
     """
 
     method: OverscanMethod = "median"
     order: int = 1
     sigma: float = 3.0
+    axis: str = "auto"
 
     def __post_init__(self) -> None:
         if self.method not in ("none", "mean", "median", "rows", "poly"):
             raise ValueError(
                 f"overscan method must be none, mean, median, rows or poly, not {self.method!r}"
             )
+        if self.axis not in ("auto", "x", "y"):
+            raise ValueError(f"overscan axis must be auto, x or y, not {self.axis!r}")
         if self.order < 0:
             raise ValueError(f"overscan order must be >= 0, not {self.order}")
 
@@ -133,7 +140,10 @@ def overscan_level(frame: Frame, biassec: Section, overscan: Overscan = Overscan
     strip = frame.data[biassec]
     if strip.size == 0:
         raise CcdcalError(f"{frame.name}: the overscan section is empty")
-    along_rows = strip.shape[0] >= strip.shape[1]  # columns strip: values per row
+    if overscan.axis == "auto":
+        along_rows = strip.shape[0] >= strip.shape[1]  # a strip of columns: a value per row
+    else:
+        along_rows = overscan.axis == "x"
     if overscan.method in ("mean", "median"):
         mean, median, _ = sigma_clipped_stats(strip, sigma=overscan.sigma, maxiters=5)
         return np.asarray(mean if overscan.method == "mean" else median, dtype=np.float32)
@@ -174,7 +184,6 @@ def subtract_overscan(
     *,
     biassec: str | Section | None = None,
     overscan: Overscan | str = "median",
-    read_noise_adu: float | None = None,
 ) -> Frame:
     """Subtract the bias level measured in the overscan strip.
 
@@ -186,8 +195,6 @@ def subtract_overscan(
         The overscan region (FITS string or numpy slices); default the header's BIASSEC.
     overscan
         An :class:`Overscan` or its method name.
-    read_noise_adu
-        Read noise in ADU, to add the noise of the overscan estimate to the variance.
 
     Returns
     -------
@@ -206,11 +213,9 @@ def subtract_overscan(
     if section is None or ov.method == "none":
         return frame.copy()
     level = overscan_level(frame, section, ov)
-    variance = frame.variance
-    if variance is not None and read_noise_adu:
-        npix = frame.data[section].size if np.ndim(level) == 0 else frame.data[section].shape[1]
-        variance = variance + np.float32(read_noise_adu**2 / max(npix, 1))
-    out = _new(frame, frame.data - level, variance, frame.mask)
+    # the level's own noise (read noise / sqrt(pixels of the strip)) is left out of the
+    # variance: hundreds of pixels make it negligible beside one pixel's read noise
+    out = _new(frame, frame.data - level, frame.variance, frame.mask)
     out.header["OVERSCAN"] = (
         f"{ov.method} {float(np.mean(level)):.2f}",
         "overscan method and mean level (ADU)",

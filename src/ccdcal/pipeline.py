@@ -277,7 +277,9 @@ def reduce(
     result.collection = collection
     plan = _plan(collection, result)
     det = cfg.detector
-    overscan = Overscan(det.overscan, order=det.overscan_order, sigma=det.overscan_sigma)
+    overscan = Overscan(
+        det.overscan, order=det.overscan_order, sigma=det.overscan_sigma, axis=det.readout_axis
+    )
     common: dict[str, Any] = {
         "biassec": det.biassec,
         "trimsec": det.trimsec,

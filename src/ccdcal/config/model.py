@@ -247,7 +247,6 @@ class CosmicOptions:
         object.__setattr__(self, "params", _frozen(self.params))
 
 
-_SIGCLIP_DEFAULTS = {"maxiters": 5, "center": "median", "spread": "mad_std"}
 DEFAULT_COMBINE: Mapping[str, CombineOptions] = MappingProxyType(
     {
         # generalized ESD, not MAD-based clipping: on 16-bit data with a read noise of about

@@ -326,6 +326,8 @@ def _combine_one(kind: str, data: Any) -> CombineOptions:
     scale = _choice(sec, "scale", scale_in, SCALES)
     zero = _choice(sec, "zero", table.pop("zero", base.zero or "none"), ZEROS)
     weights = _choice(sec, "weights", table.pop("weights", base.weights or "none"), WEIGHTS)
+    if weights != "none" and kind != "light":
+        raise _Bad(sec, "weights", "frame weights apply to lights only")
     if "reject" in table:
         reject = _choice(sec, "reject", table.pop("reject"), tuple(REJECT_PARAMS))
         params: dict[str, Any] = {}
