@@ -427,15 +427,18 @@ def reduce(
 
     # stacks -------------------------------------------------------------------
     for (obj, filt), paths in by_group.items():
-        spec = _light_spec(cfg, paths)
         target = out / "stacks" / f"{_safe(obj)}_{_safe(filt)}.fits"
         key = _key("stack", *paths, *opts_key)
         if _reusable(target, key):
             result.reused.append(target)
         else:
+            from astropy.io import fits
+
+            headers = [fits.getheader(p) for p in paths]  # read once for spec and weights
+            spec = _light_spec(cfg, headers)
             opts = cfg.combine_options("light")
             use_weights = opts.weights and opts.method != "median"  # a median has no weights
-            weights = _frame_weights(paths) if use_weights else None
+            weights = _frame_weights(headers) if use_weights else None
             stack = spec.run(paths, weights=weights)
             stack.header["IMAGETYP"] = ("STACK", "ccdcal stack of calibrated lights")
             _write(
@@ -515,17 +518,15 @@ def _calibrate_one(
     return frame
 
 
-def _frame_weights(paths: Sequence[Path]) -> list[float] | None:
+def _frame_weights(headers: Sequence[Any]) -> list[float] | None:
     """Inverse median variance of each calibrated frame (MEDVAR), or None if one lacks it."""
-    from astropy.io import fits
-
-    values = [fits.getheader(p).get("MEDVAR") for p in paths]
+    values = [h.get("MEDVAR") for h in headers]
     if any(v is None or not float(v) > 0 for v in values):
         return None
     return [1.0 / float(v) for v in values]
 
 
-def _light_spec(cfg: Config, paths: Sequence[Path]) -> CombineSpec:
+def _light_spec(cfg: Config, headers: Sequence[Any]) -> CombineSpec:
     """The stack's combine specification; resolves ``reject = "auto"`` from the frames.
 
     "auto" is IRAF's ccdclip, whose sigma comes from the noise model (read noise and
@@ -536,11 +537,8 @@ def _light_spec(cfg: Config, paths: Sequence[Path]) -> CombineSpec:
     opts = cfg.combine_options("light")
     if opts.reject != "auto":
         return _spec(cfg, "light")
-    from astropy.io import fits
-
     from .combine import CCDClip, SigmaClip
 
-    headers = [fits.getheader(p) for p in paths]
     noise = [h.get("RDNOISE") for h in headers]
     electrons = all(str(h.get("BUNIT", "")).lower() == "electron" for h in headers)
     variances = [float(h.get("MEDVAR", 0) or 0) for h in headers]
