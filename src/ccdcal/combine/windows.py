@@ -23,14 +23,14 @@ _SIRIL = 100
 # ``w`` is a block (n, BLOCK) of sorted values, ``p`` the pixel's column; windows [lo, hi).
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _median(w, p, lo, hi):
     a = np.float64(w[(lo + hi - 1) // 2, p])
     b = np.float64(w[(lo + hi) // 2, p])
     return 0.5 * (a + b)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _mean(w, p, lo, hi):
     s = 0.0
     for j in range(lo, hi):
@@ -38,7 +38,7 @@ def _mean(w, p, lo, hi):
     return s / (hi - lo)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sumsq(w, p, lo, hi, c):
     s = 0.0
     for j in range(lo, hi):
@@ -47,7 +47,7 @@ def _sumsq(w, p, lo, hi, c):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _mad(w, p, lo, hi, med):
     """Median of |w - med| over the window: merge the two sorted runs out from the median."""
     m = hi - lo
@@ -73,7 +73,7 @@ def _mad(w, p, lo, hi, med):
     return 0.5 * (a + b)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _restore(w, p, lim_lo, lim_hi, lo, hi, cen, need):
     """Grow [lo, hi) within [lim_lo, lim_hi) by the values closest to cen up to ``need``."""
     if hi <= lo:
@@ -89,7 +89,7 @@ def _restore(w, p, lim_lo, lim_hi, lo, hi, cen, need):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _inside(w, p, lo, hi, blo, bhi):
     """The sub-window of [lo, hi) with blo <= value <= bhi."""
     nlo = lo
@@ -104,7 +104,7 @@ def _inside(w, p, lo, hi, blo, bhi):
 # --------------------------------------------------------------------------- algorithms
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _nested_clip(w, p, nv, algo, prm, need, tmp):
     """Siril sigma clipping, winsorized sigma clipping and ccdclip: values leave for good."""
     if algo == CCDCLIP:
@@ -166,7 +166,7 @@ def _nested_clip(w, p, nv, algo, prm, need, tmp):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _percentile(w, p, nv, q):
     """numpy.percentile (linear) of the nv sorted values."""
     virtual = (nv - 1) * q
@@ -181,7 +181,7 @@ def _percentile(w, p, nv, q):
     return a + diff * t
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _pclip(w, p, nv, qlo, qhi, need):
     plo = _percentile(w, p, nv, qlo)
     phi = _percentile(w, p, nv, qhi)
@@ -191,14 +191,14 @@ def _pclip(w, p, nv, qlo, qhi, need):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _count_param(value, is_fraction, nv):
     if is_fraction:
         return math.floor(value * nv + 0.5)
     return int(value)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _minmax(nv, prm, need):
     nl = _count_param(prm[0], prm[2] != 0.0, nv)
     nh = _count_param(prm[1], prm[3] != 0.0, nv)
@@ -210,7 +210,7 @@ def _minmax(nv, prm, need):
     return nl, nv - nh
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _esd(w, p, nv, prm, lam, need, slo, shi):
     r = math.floor(prm[0] * nv) if prm[1] != 0.0 else int(prm[0])
     r = min(r, nv - 2, nv - need)
@@ -242,7 +242,7 @@ def _esd(w, p, nv, prm, lam, need, slo, shi):
     return slo[nout], shi[nout]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _kth_deviation(w, p, lo, hi, med, k):
     """(k+1)-th smallest |w - med| over the sorted window: the k+1 values closest to med
     are a contiguous run [a, a+k]; find a by bisection."""
@@ -257,7 +257,7 @@ def _kth_deviation(w, p, lo, hi, med, k):
     return max(med - w[a, p], w[a + k, p] - med)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, hi, klo, khi, it):
     """astropy's sigma_clip for one pixel, continuing from window [lo, hi) after ``it``
     iterations whose last bounds kept [klo, khi)."""
@@ -306,34 +306,37 @@ def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, 
     return klo, khi
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, nkeep,
-                           klo_a, khi_a, cnt32, fb, acc):  # fmt: skip
+                           klo_a, khi_a, fb, acc):  # fmt: skip
     """:func:`_sigclip_astropy` for every pixel of a block (same decisions).
 
-    The first iteration runs over the whole block at once: sums and bound counts have the
-    block's pixels in the inner loop, so they vectorise (the window is every valid value,
-    i.e. every finite one). Most pixels stop there; the others continue one by one.
-    Leaves in ``acc`` rows 0, 1, 2, 7 the count, Σd and Σd² of the kept values, d = value −
-    shift (their sums without a frame-order pass). Scratch: ``cnt32`` (2, BLOCK) int32,
-    ``fb`` (4, BLOCK) float64.
+    The first iteration runs over the whole block at once, in short loops with the block's
+    pixels innermost so that they vectorise (the window is every valid value, i.e. every
+    finite one). A pixel whose smallest and largest values lie within its bounds keeps
+    everything and stops there; the few others continue one by one. Leaves in ``acc`` rows
+    0, 1, 2, 7 the count, Σd and Σd² of the kept values, d = value − shift (their sums
+    without a frame-order pass). Scratch: ``fb`` (6, BLOCK) float64.
     """
     n = w.shape[0]
-    clo = cnt32[0]
-    cle = cnt32[1]
     cnt = acc[0]
     s1 = acc[1]
     s2 = acc[2]
     sh = acc[7]
-    cen_a = fb[3]
+    blo_a = fb[0]
+    bhi_a = fb[1]
+    cen_a = fb[2]
+    std_a = fb[3]
+    top_a = fb[4]
     inf32 = np.float32(np.inf)
-    for p in range(bw):
+    for p in range(bw):  # gathers: the median (the shift of the sums) and the largest value
         nv = nv_a[p]
-        klo_a[p] = 0
-        khi_a[p] = nv
-        sh[p] = (
-            0.5 * (np.float64(w[(nv - 1) >> 1, p]) + np.float64(w[nv >> 1, p])) if nv > 0 else 0.0
-        )
+        m = max(nv, 1)
+        a = np.float64(w[(m - 1) >> 1, p])
+        b = np.float64(w[m >> 1, p])
+        sh[p] = 0.5 * (a + b) if nv > 0 else 0.0
+        top_a[p] = np.float64(w[m - 1, p])
+    for p in range(bw):
         s1[p] = 0.0
         s2[p] = 0.0
     # sums about the median over the valid (finite) values
@@ -344,67 +347,67 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
             d = np.float64(v) - sh[p] if v < inf32 else 0.0
             s1[p] += d
             s2[p] += d * d
-    # centre and spread, then bounds (branch-free loops over the block)
-    if use_mad:  # cen_a holds the spread for now
+    # spread, centre, bounds: one output per loop, no branches (they vectorise)
+    if use_mad:
         for p in range(bw):
             nv = nv_a[p]
             if nv == 0:
-                cen_a[p] = 0.0
+                std_a[p] = 0.0
                 continue
             k1 = (nv - 1) // 2
             k2 = nv // 2
             d1 = _kth_deviation(w, p, 0, nv, sh[p], k1)
             d2 = d1 if k2 == k1 else _kth_deviation(w, p, 0, nv, sh[p], k2)
-            cen_a[p] = 0.5 * (d1 + d2) * MAD_TO_STD
-    for p in range(bw):
-        nvf = np.float64(max(nv_a[p], 1))
-        med = sh[p]
-        mean = med + s1[p] / nvf
-        var = (s2[p] - s1[p] * s1[p] / nvf) / nvf
-        std = cen_a[p] if use_mad else np.sqrt(max(var, 0.0))
-        cen = med if use_median else mean
-        ok = nv_a[p] > nkeep  # else nothing can be rejected
-        cen_a[p] = cen
-        fb[0, p] = cen - sl * std if ok else -np.inf
-        fb[1, p] = cen + su * std if ok else np.inf
-    for p in range(bw):
-        clo[p] = 0
-        cle[p] = 0
-    # counts below / within the bounds (the +inf pads never count), compared as float64
-    # exactly as astropy compares
-    for j in range(n):
-        row = w[j]
+            std_a[p] = 0.5 * (d1 + d2) * MAD_TO_STD
+    else:
         for p in range(bw):
-            v = row[p]
-            vd = np.float64(v)
-            clo[p] += 1 if vd < fb[0, p] else 0
-            cle[p] += 1 if vd <= fb[1, p] else 0
+            nvf = np.float64(max(nv_a[p], 1))
+            a = s1[p]
+            std_a[p] = np.sqrt(max((s2[p] - a * a / nvf) / nvf, 0.0))
+    if use_median:
+        for p in range(bw):
+            cen_a[p] = sh[p]
+    else:
+        for p in range(bw):
+            cen_a[p] = sh[p] + s1[p] / np.float64(max(nv_a[p], 1))
+    for p in range(bw):
+        blo_a[p] = cen_a[p] - sl * std_a[p]
+    for p in range(bw):
+        bhi_a[p] = cen_a[p] + su * std_a[p]
+    # values compare as float64, exactly as astropy compares
+    for p in range(bw):
+        cnt[p] = nv_a[p]
+        klo_a[p] = 0
+        khi_a[p] = nv_a[p]
     for p in range(bw):
         nv = nv_a[p]
-        cnt[p] = nv
-        if nv <= nkeep:
-            continue
-        flo = np.int64(clo[p])
-        fhi = max(np.int64(cle[p]), flo)
+        if nv <= nkeep or (np.float64(w[0, p]) >= blo_a[p] and top_a[p] <= bhi_a[p]):
+            continue  # nothing can be rejected, or nothing is
+        blo = blo_a[p]
+        bhi = bhi_a[p]
+        flo = 0
+        while flo < nv and np.float64(w[flo, p]) < blo:
+            flo += 1
+        fhi = 0
+        while fhi < nv and np.float64(w[fhi, p]) <= bhi:
+            fhi += 1
+        fhi = max(fhi, flo)
         need = min(nkeep, nv)
         if fhi - flo < need:
-            klo_a[p], khi_a[p] = _restore(w, p, 0, nv, flo, fhi, cen_a[p], need)
+            klo, khi = _restore(w, p, 0, nv, flo, fhi, cen_a[p], need)
+        elif fhi - flo == nv or fhi == flo or maxiters == 1.0:
+            klo, khi = flo, fhi
+        else:
+            # the few pixels that clipped something go on alone (a block would run every
+            # pixel as many iterations as its slowest one)
+            klo, khi = _sigclip_astropy(
+                w, p, nv, sl, su, maxiters, use_median, use_mad, need, flo, fhi, flo, fhi, 1
+            )
+        klo_a[p] = klo
+        khi_a[p] = khi
+        if khi - klo == nv:
             continue
-        klo_a[p] = flo
-        khi_a[p] = fhi
-        if fhi - flo == nv or fhi == flo or maxiters == 1.0:
-            continue
-        # the few pixels that clipped something go on alone (a block would run every
-        # pixel as many iterations as its slowest one)
-        klo_a[p], khi_a[p] = _sigclip_astropy(
-            w, p, nv, sl, su, maxiters, use_median, use_mad, need, flo, fhi, flo, fhi, 1
-        )
-    # sums of the kept values where some were rejected (the rest keep the sums above)
-    for p in range(bw):
-        klo = klo_a[p]
-        khi = khi_a[p]
-        if khi - klo == nv_a[p]:
-            continue
+        # sums of the kept values (the others keep the sums above)
         cnt[p] = khi - klo
         a = 0.0
         b = 0.0
