@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from astropy.stats import mad_std
 
 from . import flags
 from .calibrate import (
@@ -243,6 +242,8 @@ def find_hot_pixels(dark: np.ndarray, *, sigma: float = 5.0) -> np.ndarray:
     """
     finite = np.isfinite(dark)
     level = np.median(dark[finite])
+    from astropy.stats import mad_std  # imported here: astropy.stats loads astropy.units (0.2 s)
+
     spread = mad_std(dark[finite])
     if not spread > 0:
         spread = np.std(dark[finite]) or 1.0
