@@ -242,13 +242,13 @@ def run_ccdcal_command(files: list[Path], work: Path) -> float:
 
 # (label, kind, files, repeats, ccdcal reference kind)
 PLAN = [
-    ("ccdcal sigclip-mean  f32 files", "ccdcal-sigclip", "f32", 5, None),
-    ("ccdcal sigclip-mean  u16 files", "ccdcal-sigclip", "u16", 5, None),
-    ("ccdcal sigclip1-mean f32 files", "ccdcal-sigclip1", "f32", 5, None),
-    ("ccdcal median        f32 files", "ccdcal-median", "f32", 5, None),
-    ("ccdcal median        u16 files", "ccdcal-median", "u16", 5, None),
-    ("ccdcal sigclip-mean  in memory", "ccdcal-sigclip-mem", "f32", 5, None),
-    ("ccdcal median        in memory", "ccdcal-median-mem", "f32", 5, None),
+    ("ccdcal sigclip-mean  f32 files", "ccdcal-sigclip", "f32", 9, None),
+    ("ccdcal sigclip-mean  u16 files", "ccdcal-sigclip", "u16", 9, None),
+    ("ccdcal sigclip1-mean f32 files", "ccdcal-sigclip1", "f32", 9, None),
+    ("ccdcal median        f32 files", "ccdcal-median", "f32", 9, None),
+    ("ccdcal median        u16 files", "ccdcal-median", "u16", 9, None),
+    ("ccdcal sigclip-mean  in memory", "ccdcal-sigclip-mem", "f32", 9, None),
+    ("ccdcal median        in memory", "ccdcal-median-mem", "f32", 9, None),
     ("ccdproc sigclip+average  files", "ccdproc-sigclip", "f32", 1, "ccdcal-sigclip1"),
     ("ccdproc median           files", "ccdproc-median", "f32", 1, "ccdcal-median"),
     ("astropy sigma_clip+mean memory", "astropy-sigclip", "f32", 1, "ccdcal-sigclip-mem"),

@@ -110,6 +110,54 @@ def test_uint16_bzero_files_do_not_overflow(tmp_path):
     np.testing.assert_array_equal(out.data, 65000.0)
 
 
+@pytest.mark.parametrize(
+    ("stored", "keywords"),
+    [
+        ("int16", {}),
+        ("int16", {"BZERO": 32768}),
+        ("int16", {"BSCALE": 0.25, "BZERO": -100.5, "BLANK": -7}),
+        ("float32", {}),
+        ("float64", {}),  # not decoded directly: astropy reads it
+        ("float32", {"BSCALE": 2.0}),  # likewise
+    ],
+    ids=repr,
+)
+def test_files_decode_as_astropy_reads_them(tmp_path, stored, keywords):
+    """Bands decoded from the mapped bytes equal astropy's scaled data, BLANK as NaN."""
+    from ccdcal.combine.stream import FileSource
+
+    rng = np.random.default_rng(8)
+    raw = rng.integers(-32768, 32767, (37, 23)).astype(stored)
+    raw.flat[::11] = -7
+    path = tmp_path / "x.fits"
+    hdu = fits.PrimaryHDU(raw)
+    hdu.header.update(keywords)
+    hdu.writeto(path)
+    with fits.open(path) as h:
+        want = np.asarray(h[0].data, np.float32)  # astropy scales and makes BLANK NaN
+    source = FileSource(path)
+    decoded = stored == "int16" or (stored == "float32" and not keywords)
+    assert (source._layout is not None) == decoded  # the direct path is the one under test
+    out = np.full((37, 23), 1e30, np.float32)
+    for y0 in range(0, 37, 10):
+        source.read_into(y0, min(37, y0 + 10), out[y0:])
+    source.close()
+    np.testing.assert_array_equal(out, want)
+    if "BLANK" in keywords:
+        assert np.isnan(out.flat[::11]).all()
+
+
+def test_truncated_file_named_at_open(tmp_path):
+    from ccdcal.combine.stream import FileSource
+    from ccdcal.errors import FrameError
+
+    path = tmp_path / "cut.fits"
+    fits.PrimaryHDU(np.zeros((200, 100), np.int16)).writeto(path)
+    path.write_bytes(path.read_bytes()[: 2880 + 100 * 100 * 2])
+    with pytest.raises(FrameError, match="cut.fits.*truncated"):
+        FileSource(path)
+
+
 def test_variance_planes_from_files(tmp_path):
     rng = np.random.default_rng(2)
     paths = []

@@ -22,6 +22,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,32 @@ def to_float32(data: np.ndarray) -> np.ndarray:
     return data.astype(np.float32, copy=False)
 
 
+@dataclass(frozen=True)
+class RawLayout:
+    """Where an image's pixels lie in an uncompressed FITS file, and how they are stored.
+
+    Attributes
+    ----------
+    offset : int
+        Byte offset of the first pixel in the file.
+    dtype : numpy.dtype
+        The stored type, big-endian (from BITPIX).
+    bscale, bzero : float
+        The scaling keywords (1 and 0 when absent).
+    blank : int or None
+        The BLANK value of an integer image.
+    """
+
+    offset: int
+    dtype: np.dtype
+    bscale: float
+    bzero: float
+    blank: int | None
+
+
+_BITPIX_DTYPES = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
 class ImageReader:
     """Reads one FITS image, whole or in row bands, keeping the file open once.
 
@@ -271,6 +298,37 @@ class ImageReader:
             # adding 2**(bits-1) modulo 2**bits is flipping the top bit
             return native.view(unsigned) ^ unsigned.type(offset)
         return stored
+
+    def raw_layout(self) -> RawLayout | None:
+        """Where the image's pixels lie in the file, for reading them directly; None when
+        they cannot be (a compressed file or image).
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "u.fits")
+        >>> write_hdul(fits.HDUList([fits.PrimaryHDU(np.zeros((4, 5), np.uint16))]), path)
+        >>> with ImageReader(path) as r:
+        ...     layout = r.raw_layout()
+        >>> layout.offset, layout.dtype.str, layout.bzero
+        (2880, '>i2', 32768.0)
+        """
+        hdu = self._hdul[self._index]
+        header = hdu.header
+        dtype = _BITPIX_DTYPES.get(int(header.get("BITPIX", 0)))
+        if dtype is None or isinstance(hdu, fits.CompImageHDU) or "ZIMAGE" in header:
+            return None
+        with open(self.path, "rb") as fh:
+            if fh.read(6) != b"SIMPLE":  # gzip, bzip2, zip: a stream, not a layout
+                return None
+        blank = header.get("BLANK")
+        return RawLayout(
+            offset=int(self._hdul.fileinfo(self._index)["datLoc"]),
+            dtype=np.dtype(dtype),
+            bscale=float(header.get("BSCALE", 1.0)),
+            bzero=float(header.get("BZERO", 0.0)),
+            blank=int(blank) if blank is not None and dtype[-2] in "iu" else None,
+        )
 
     def rows(self, y0: int = 0, y1: int | None = None) -> np.ndarray:
         """Rows ``y0:y1`` of the image as float32, BZERO/BSCALE applied, BLANK as NaN."""

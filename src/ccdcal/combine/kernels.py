@@ -458,19 +458,4 @@ def combine_band(
             )  # fmt: skip
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def swap32_into(src, out, rows):
-    """Byte-swap ``rows`` rows of 32-bit words (big-endian FITS floats) from src into out."""
-    nx = src.shape[1]
-    for y in prange(rows):
-        for x in range(nx):
-            v = src[y, x]
-            out[y, x] = (
-                ((v >> 24) & 0xFF)
-                | ((v >> 8) & 0xFF00)
-                | ((v << 8) & 0xFF0000)
-                | ((v << 24) & 0xFF000000)
-            )
-
-
-__all__ = ["BLOCK", "MEAN", "MEDIAN", "SUM", "combine_band", "sorting_network", "swap32_into"]
+__all__ = ["BLOCK", "MEAN", "MEDIAN", "SUM", "combine_band", "sorting_network"]

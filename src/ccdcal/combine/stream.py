@@ -8,7 +8,6 @@ working set within the memory limit.
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import re
@@ -19,7 +18,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from ..fitsio import ImageReader
+from ..errors import FrameError
+from ..fitsio import ImageReader, RawLayout
 from ..frame import Frame
 
 #: a band of about this many bytes of stack is fast (fits the caches, few reads per file)
@@ -76,37 +76,29 @@ class Source:
 class FileSource(Source):
     """A FITS file, open for the whole combine.
 
-    A plain float32 image (BITPIX -32, no BSCALE/BZERO) is memory-mapped: each band is
-    byte-swapped straight from the mapping into the band buffer (in parallel), and the mapping's
-    pages are released after every band (``MADV_DONTNEED``), so that the whole file never
-    counts in the process's memory. Other images are read (not mapped) through
-    :meth:`ImageReader.rows`, which applies BZERO/BSCALE/BLANK.
+    The pixels of an uncompressed float32 or 16-bit integer image are memory-mapped and
+    decoded band by band from the mapping into the band buffer, in parallel
+    (:mod:`ccdcal.combine.decode`: both cores take page-cache pages at once, faster than
+    one ``read``); the mapping's pages are given back every ``release_bytes``
+    (``MADV_DONTNEED``), so that the whole file never counts in the process's memory. Other
+    images are read through :meth:`ImageReader.rows`, which applies BZERO/BSCALE/BLANK
+    likewise.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.name = os.fspath(path)
         self.label = self.path.name
-        reader = ImageReader(path, memmap=True)
-        self._mmap: mmap.mmap | None = None
-        self._base: int | None = None
+        reader = ImageReader(path, memmap=False)
+        self._map: mmap.mmap | None = None
         self._pending = -1  # start of the mapped bytes read and not yet given back
         #: bytes of mapped pages to read before giving them back (set by the caller)
         self.release_bytes = 4 * 2**20
-        self._swap: bool | None = None  # None: not the float32 fast path
         try:
-            if _plain_float32(reader.header):
-                probe = reader.raw_rows(0, 1)
-                if probe.dtype.kind == "f" and probe.dtype.itemsize == 4:
-                    self._swap = not probe.dtype.isnative
-                    self._mmap = _find_mmap(probe)
-                del probe
-            self._base = _address(self._mmap)
-            if self._swap is None or self._mmap is None:
-                # reading by bands through a mapping would keep every page in memory
-                reader.close()
-                reader = ImageReader(path, memmap=False)
-                self._mmap = None
+            layout = reader.raw_layout()
+            self._layout = layout if layout is not None and _direct(layout) else None
+            if self._layout is not None:
+                self._map = _map_pixels(self.path, self._layout, reader.shape)
         except BaseException:
             reader.close()
             raise
@@ -128,80 +120,73 @@ class FileSource(Source):
     def read_into(
         self, y0: int, y1: int, out: np.ndarray
     ) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
-        if self._swap is None:
+        layout = self._layout
+        if layout is None or self._map is None:
             return super().read_into(y0, y1, out)
         assert self._reader is not None, "read after close"
-        r = self._reader
-        raw = r.raw_rows(y0, y1)
-        start = raw.__array_interface__["data"][0]
-        end = start + raw.nbytes
-        if self._swap:
-            from .kernels import swap32_into
+        from . import decode
 
-            swap32_into(raw.view(np.uint32), out.view(np.uint32), y1 - y0)
+        nx = self.shape[1]
+        size = layout.dtype.itemsize
+        start = layout.offset + y0 * nx * size
+        raw = np.frombuffer(
+            self._map, np.uint32 if size == 4 else np.uint16, (y1 - y0) * nx, start
+        ).reshape(y1 - y0, nx)
+        if size == 4:
+            decode.swap32_into(raw, out[: y1 - y0].view(np.uint32))
         else:
-            out[: y1 - y0] = raw
+            blank = layout.blank
+            decode.decode16(
+                raw, out[: y1 - y0], np.float32(layout.bscale), np.float32(layout.bzero),
+                0 if blank is None else blank, blank is not None,
+            )  # fmt: skip
         del raw
+        r = self._reader
         mask = r.mask_rows(y0, y1) if self.has_mask else None
         var = r.variance_rows(y0, y1) if self.has_variance else None
-        if self._mmap is not None:
-            self._release(start, end, final=y1 >= self.shape[0])
+        self._release(start, start + (y1 - y0) * nx * size, final=y1 >= self.shape[0])
         return mask, var, None
 
     def _release(self, start: int, end: int, *, final: bool) -> None:
         """Give back the mapped pages read so far (the page cache keeps them), in batches of
         about ``release_bytes``: each call costs a TLB flush on every core."""
-        assert self._mmap is not None
-        if self._base is None:
-            if final or end - self._pending >= self.release_bytes:
-                self._mmap.madvise(mmap.MADV_DONTNEED)
-                self._pending = end
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
             return
         if self._pending < 0:
             self._pending = start
         if not final and end - self._pending < self.release_bytes:
             return
-        first = (self._pending - self._base) // mmap.PAGESIZE * mmap.PAGESIZE
-        size = min(end - self._base, len(self._mmap)) - first
+        first = self._pending // mmap.PAGESIZE * mmap.PAGESIZE
+        size = min(end, len(self._map)) - first
         if size > 0:
-            self._mmap.madvise(mmap.MADV_DONTNEED, first, size)
+            self._map.madvise(mmap.MADV_DONTNEED, first, size)
         self._pending = end
 
     def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
         if self._reader is not None:
-            self._mmap = None
             self._reader.close()
             self._reader = None
 
 
-def _plain_float32(header: fits.Header) -> bool:
-    return (
-        header.get("BITPIX") == -32
-        and float(header.get("BSCALE", 1.0)) == 1.0
-        and float(header.get("BZERO", 0.0)) == 0.0
-        and "ZIMAGE" not in header
-    )
+def _direct(layout: RawLayout) -> bool:
+    """Whether :mod:`~ccdcal.combine.decode` decodes this storage (the common cameras' and
+    ccdcal's own): float32 unscaled, or 16-bit integers."""
+    if layout.dtype.str == ">f4":
+        return layout.bscale == 1.0 and layout.bzero == 0.0
+    return layout.dtype.str == ">i2"
 
 
-def _address(mm: mmap.mmap | None) -> int | None:
-    """Address of a (writable, copy-on-write) memory map's first byte, or None."""
-    if mm is None:
-        return None
-    try:
-        view = (ctypes.c_char * 1).from_buffer(mm)
-    except (TypeError, ValueError, BufferError):
-        return None
-    address = ctypes.addressof(view)
-    del view
-    return address
-
-
-def _find_mmap(array: np.ndarray) -> mmap.mmap | None:
-    """The memory map an array views, if any (following ``.base``)."""
-    base: Any = array
-    while base is not None and not isinstance(base, mmap.mmap):
-        base = getattr(base, "base", None)
-    return base if hasattr(mmap, "MADV_DONTNEED") else None
+def _map_pixels(path: Path, layout: RawLayout, shape: tuple[int, int]) -> mmap.mmap:
+    """The file mapped read-only, checked to hold the whole image."""
+    need = layout.offset + shape[0] * shape[1] * layout.dtype.itemsize
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size < need:
+            raise FrameError(path, f"truncated image data ({size} bytes, the image needs {need})")
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 class FrameSource(Source):
