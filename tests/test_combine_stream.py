@@ -154,7 +154,7 @@ def test_truncated_file_named_at_open(tmp_path):
     path = tmp_path / "cut.fits"
     fits.PrimaryHDU(np.zeros((200, 100), np.int16)).writeto(path)
     path.write_bytes(path.read_bytes()[: 2880 + 100 * 100 * 2])
-    with pytest.raises(FrameError, match="cut.fits.*truncated"):
+    with pytest.raises(FrameError, match=r"cut\.fits.*truncated"):
         FileSource(path)
 
 

@@ -144,7 +144,8 @@ def overscan_level(frame: Frame, biassec: Section, overscan: Overscan = Overscan
     else:
         along_rows = overscan.axis == "x"
     if overscan.method in ("mean", "median"):
-        from astropy.stats import sigma_clipped_stats  # imported here: astropy.stats loads astropy.units (0.2 s)
+        # imported here, not at the top: astropy.stats loads astropy.units (slow to start)
+        from astropy.stats import sigma_clipped_stats
 
         mean, median, _ = sigma_clipped_stats(strip, sigma=overscan.sigma, maxiters=5)
         return np.asarray(mean if overscan.method == "mean" else median, dtype=np.float32)

@@ -242,7 +242,8 @@ def find_hot_pixels(dark: np.ndarray, *, sigma: float = 5.0) -> np.ndarray:
     """
     finite = np.isfinite(dark)
     level = np.median(dark[finite])
-    from astropy.stats import mad_std  # imported here: astropy.stats loads astropy.units (0.2 s)
+    # imported here, not at the top: astropy.stats loads astropy.units (slow to start)
+    from astropy.stats import mad_std
 
     spread = mad_std(dark[finite])
     if not spread > 0:
