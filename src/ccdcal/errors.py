@@ -37,6 +37,10 @@ class FrameError(CcdcalError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # rebuilt from its two parts when it crosses from a worker process (pickle)
+        return type(self), (self.path, self.problem)
+
 
 class CcdcalWarning(UserWarning):
     """Something the user should know that does not stop the work."""

@@ -42,6 +42,7 @@ from .errors import CcdcalError, CcdcalWarning
 from .fitsio import verify_checksums
 from .frame import Frame
 from .masters import CombineSpec, master_bias, master_dark, master_flat
+from .parallel import run_tasks
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ def reduce(
     config: Config | PathLike | None = None,
     progress: bool | None = None,
     report: bool = True,
+    workers: int = 1,
+    scheduler: Any = None,
 ) -> ReduceResult:
     """Reduce a night: masters, calibrated lights, stacks, and a report.
 
@@ -258,6 +261,10 @@ def reduce(
         Show progress bars; default when standard error is a terminal.
     report
         Write the figures and the HTML report.
+    workers, scheduler
+        Where the lights are calibrated (see :mod:`ccdcal.parallel`): one after another here
+        (``workers=1``), on ``workers`` local processes, or on the Dask cluster whose
+        scheduler address (or ``distributed.Client``) is given. The results are the same.
 
     Returns
     -------
@@ -388,42 +395,37 @@ def reduce(
         )
     total = sum(len(v) for v in plan.lights.values())
     by_group: dict[tuple[str, str], list[Path]] = {}
+    jobs: list[_LightJob] = []
+    for (obj, filt), infos in plan.lights.items():
+        flat = flats.get(filt)
+        if flat is None:
+            result.notices.append(
+                f"no flat for filter {filt!r}: {len(infos)} lights of {obj} stay unflattened"
+            )
+        for info in infos:
+            target = calibrated_dir / _output_name(collection.relative(info))
+            dark = dark_for(info)
+            key = _key(
+                "light", info.path, *[m for m in result.masters.values()], *opts_key,
+                repr(cfg.cosmic),
+            )  # fmt: skip
+            if _reusable(target, key):
+                result.reused.append(target)
+            else:
+                jobs.append(_light_job(info, filt, target, key, bias, dark, flat, cfg, common))
+            result.calibrated.append(target)
+            by_group.setdefault((obj, filt), []).append(target)
     with _progress(show, total, "calibrate") as bar:
-        for (obj, filt), infos in plan.lights.items():
-            flat = flats.get(filt)
-            if flat is None:
-                result.notices.append(
-                    f"no flat for filter {filt!r}: {len(infos)} lights of {obj} stay unflattened"
-                )
-            for info in infos:
-                target = calibrated_dir / _output_name(collection.relative(info))
-                dark = dark_for(info)
-                key = _key(
-                    "light",
-                    info.path,
-                    *[m for m in result.masters.values()],
-                    *opts_key,
-                    repr(cfg.cosmic),
-                )
-                if _reusable(target, key):
-                    result.reused.append(target)
-                else:
-                    frame = _calibrate_one(info, bias, dark, flat, cfg, common)
-                    _write(
-                        frame,
-                        target,
-                        key,
-                        "calibrate",
-                        [info.path],
-                        {
-                            "bias": bias is not None,
-                            "dark": None if dark is None else dark.path.name if dark.path else True,
-                            "flat": None if flat is None else filt,
-                        },
-                    )
-                result.calibrated.append(target)
-                by_group.setdefault((obj, filt), []).append(target)
-                bar.update(1)
+        bar.update(total - len(jobs))
+        # the masters this process holds serve its own tasks; a worker reads them once
+        held = [f for f in (bias, *darks.values(), *flats.values()) if f is not None]
+        _MASTERS.update({_master_key(f.path): f for f in held if f.path is not None})
+        try:
+            run_tasks(
+                _run_light_job, jobs, workers=workers, scheduler=scheduler, progress=bar.update
+            )
+        finally:
+            _MASTERS.clear()
 
     # stacks -------------------------------------------------------------------
     for (obj, filt), paths in by_group.items():
@@ -482,40 +484,107 @@ def _output_name(relative: str) -> str:
     return f"{folder}/{out}" if folder else out
 
 
-def _calibrate_one(
+@dataclass(frozen=True)
+class _LightJob:
+    """One light to calibrate and write, every option resolved: plain data, so that a worker
+    process or a cluster node can run it (masters travel as paths)."""
+
+    raw: Path
+    target: Path
+    key: str
+    bias: Path | None
+    dark: Path | None
+    flat: Path | None
+    options: dict[str, Any]  # calibrate()'s keywords
+    header: dict[str, tuple[str, str]]  # cards to set on the result
+    cosmic: dict[str, Any] | None  # flag_cosmic_rays()'s keywords when L.A.Cosmic is on
+    params: dict[str, Any]  # the HISTORY parameters
+
+
+def _light_job(
     info: FrameInfo,
+    filt: str,
+    target: Path,
+    key: str,
     bias: Frame | None,
     dark: Frame | None,
     flat: Frame | None,
     cfg: Config,
     common: dict[str, Any],
-) -> Frame:
-    raw = Frame.read(info.path)
+) -> _LightJob:
     det = cfg.detector
-    with warnings.catch_warnings():
-        # a missing gain is reported once for the whole night, not once per frame
-        warnings.simplefilter("ignore", CcdcalWarning)
-        frame = calibrate(
-            raw,
-            bias=bias,
-            dark=dark,
-            flat=flat,
+    header = {}
+    if info.filter:
+        header["FILTER"] = (info.filter, "filter (as classified by ccdcal)")
+    if info.object:
+        header["OBJECT"] = (info.object, "object (as classified by ccdcal)")
+    return _LightJob(
+        raw=info.path,
+        target=target,
+        key=key,
+        bias=None if bias is None else bias.path,
+        dark=None if dark is None else dark.path,
+        flat=None if flat is None else flat.path,
+        options=dict(
             gain=_gain(info, cfg),
             read_noise=det.rdnoise if det.rdnoise is not None else info.rdnoise,
             saturation=det.saturation if det.saturation is not None else info.saturation,
             exptime=info.exptime,
             flat_min=cfg.flat.min_response,
             **common,
+        ),
+        header=header,
+        cosmic=dict(cfg.cosmic.params) if cfg.cosmic.method == "lacosmic" else None,
+        params={
+            "bias": bias is not None,
+            "dark": None if dark is None or dark.path is None else dark.path.name,
+            "flat": None if flat is None else filt,
+        },
+    )
+
+
+#: master frames read by this process, by (path, modification time, size): a long-lived
+#: cluster worker must not serve an old master that a later run rewrote in place
+_MASTERS: dict[tuple[Path, int, int], Frame] = {}
+
+
+def _master_key(path: Path) -> tuple[Path, int, int]:
+    st = path.stat()
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+def _master(path: Path | None) -> Frame | None:
+    if path is None:
+        return None
+    key = _master_key(path)
+    if key not in _MASTERS:
+        if len(_MASTERS) >= 16:
+            _MASTERS.clear()
+        _MASTERS[key] = Frame.read(path)
+    return _MASTERS[key]
+
+
+def _run_light_job(job: _LightJob) -> Path:
+    """Calibrate one light and write it (in this process or a worker's)."""
+    raw = Frame.read(job.raw)
+    with warnings.catch_warnings():
+        # a missing gain is reported once for the whole night, not once per frame
+        warnings.simplefilter("ignore", CcdcalWarning)
+        frame = calibrate(
+            raw,
+            bias=_master(job.bias),
+            dark=_master(job.dark),
+            flat=_master(job.flat),
+            **job.options,
         )
-    if info.filter:
-        frame.header["FILTER"] = (info.filter, "filter (as classified by ccdcal)")
-    if info.object:
-        frame.header["OBJECT"] = (info.object, "object (as classified by ccdcal)")
-    if cfg.cosmic.method == "lacosmic":
+    for name, card in job.header.items():
+        frame.header[name] = card
+    if job.cosmic is not None:
         from .cosmic import flag_cosmic_rays
 
-        frame = flag_cosmic_rays(frame, **cfg.cosmic.params)
-    return frame
+        frame = flag_cosmic_rays(frame, **job.cosmic)
+    _write(frame, job.target, job.key, "calibrate", [job.raw], job.params)
+    return job.target
 
 
 def _frame_weights(headers: Sequence[Any]) -> list[float] | None:

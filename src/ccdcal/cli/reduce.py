@@ -23,6 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("none", "lacosmic"),
         help="single-frame cosmic-ray detection on each calibrated light",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="calibrate the lights on N local processes (default 1: here, one after another)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="calibrate the lights on a Dask cluster, e.g. tcp://host:8786 (its workers must "
+        "see the same paths); or 'threads' for N local threads",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +47,14 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else Config()
     if args.cosmic:
         config = replace(config, cosmic=replace(config.cosmic, method=args.cosmic))
-    result = reduce(args.raw_dir, args.out_dir, config=config, report=not args.no_report)
+    result = reduce(
+        args.raw_dir,
+        args.out_dir,
+        config=config,
+        report=not args.no_report,
+        workers=args.workers,
+        scheduler=args.scheduler,
+    )
     print(result.summary())
     if result.report is not None:
         print(f"report: {result.report}")

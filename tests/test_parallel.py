@@ -1,0 +1,100 @@
+"""Per-frame work spread over processes, threads or a Dask cluster: the same results."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import ccdcal
+from ccdcal.cli import main
+from ccdcal.errors import CcdcalError, FrameError
+from ccdcal.parallel import run_tasks
+from ccdcal.pipeline import reduce
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise FrameError(f"frame_{x}.fits", "not a FITS file")
+    return x
+
+
+@pytest.mark.parametrize(("workers", "scheduler"), [(1, None), (2, None), (3, "threads")])
+def test_results_in_order_with_progress(workers, scheduler):
+    ticks = []
+    out = run_tasks(_square, range(7), workers=workers, scheduler=scheduler, progress=ticks.append)
+    assert out == [x * x for x in range(7)]
+    assert sum(ticks) == 7
+
+
+def test_worker_errors_arrive_unchanged():
+    err = pickle.loads(pickle.dumps(FrameError("a.fits", "truncated")))
+    assert (err.path, err.problem, str(err)) == ("a.fits", "truncated", "a.fits: truncated")
+    with pytest.raises(FrameError, match=r"frame_3\.fits: not a FITS file"):
+        run_tasks(_fail_on_three, range(5), workers=2)
+
+
+def test_bad_worker_count():
+    with pytest.raises(CcdcalError, match="workers must be at least 1"):
+        run_tasks(_square, [1], workers=0)
+
+
+def _night(tmp_path):
+    ccdcal.simulate.night(
+        tmp_path / "night", seed=5, shape=(64, 80), nbias=5, ndark=5, nflat=5, nlight=6
+    )
+    return tmp_path / "night" / "raw"
+
+
+def _images(result):
+    out = {}
+    for path in [*result.calibrated, *result.stacks.values()]:
+        with fits.open(path, memmap=False) as hdul:
+            out[path.name] = [np.array(h.data) for h in hdul if h.data is not None]
+    return out
+
+
+def test_reduce_on_processes_equals_reduce_here(tmp_path):
+    raw = _night(tmp_path)
+    here = reduce(raw, tmp_path / "here", report=False)
+    apart = reduce(raw, tmp_path / "apart", report=False, workers=2)
+    assert not apart.failures and len(apart.calibrated) == 6
+    a, b = _images(here), _images(apart)
+    assert a.keys() == b.keys()
+    for name in a:
+        for x, y in zip(a[name], b[name], strict=True):
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_reduce_on_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    raw = _night(tmp_path)
+    here = reduce(raw, tmp_path / "here", report=False)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):  # fmt: skip
+        apart = reduce(raw, tmp_path / "cluster", report=False, scheduler=client)
+        again = reduce(raw, tmp_path / "cluster", report=False, scheduler=cluster.scheduler_address)
+    assert len(again.reused) > len(apart.reused)  # the rerun keeps what the first one wrote
+    a, b = _images(here), _images(apart)
+    for name in a:
+        for x, y in zip(a[name], b[name], strict=True):
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_cli_workers(tmp_path, capsys):
+    raw = _night(tmp_path)
+    code = main(["-q", "reduce", str(raw), str(tmp_path / "out"), "--no-report", "--workers", "2"])
+    assert code == 0
+    assert len(list((tmp_path / "out" / "calibrated").glob("*.fits"))) == 6
+    code = main(["-q", "reduce", str(raw), str(tmp_path / "out2"), "--workers", "0"])
+    assert code != 0
+    assert "workers must be at least 1" in capsys.readouterr().err
