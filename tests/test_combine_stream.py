@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 
 import numpy as np
@@ -145,6 +146,26 @@ def test_files_decode_as_astropy_reads_them(tmp_path, stored, keywords):
     np.testing.assert_array_equal(out, want)
     if "BLANK" in keywords:
         assert np.isnan(out.flat[::11]).all()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+@pytest.mark.parametrize("dtype", ["uint16", None])  # None: float32
+def test_one_open_file_per_plain_input(tmp_path, dtype):
+    """A combine of a thousand raw frames must stay within the usual limit of 1024 files."""
+    from ccdcal.combine.stream import FileSource
+
+    paths = []
+    for i in range(30):
+        paths.append(tmp_path / f"u{i}.fits")
+        Frame(np.full((6, 5), i + 1, np.float32)).write(paths[-1], dtype=dtype)
+    before = len(os.listdir("/proc/self/fd"))
+    sources = [FileSource(p) for p in paths]
+    assert len(os.listdir("/proc/self/fd")) - before == len(paths)
+    for source in sources:
+        source.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    out = combine(paths, scale="median")  # the scaling sample comes from the mapping too
+    np.testing.assert_allclose(out.data, 15.5, rtol=1e-6)  # scaled to the mean level
 
 
 def test_truncated_file_named_at_open(tmp_path):

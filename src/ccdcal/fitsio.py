@@ -208,6 +208,7 @@ class ImageReader:
     def __init__(self, path: PathLike, *, memmap: bool = True) -> None:
         self.path = Path(path)
         compressed = self.path.suffix.lower() in {".gz", ".fz", ".bz2", ".z"}
+        self._memmap = memmap and not compressed
         self._stack = contextlib.ExitStack()
         try:
             # Scaling is ours (see _scaled): astropy will not memory-map BZERO images.
@@ -256,7 +257,10 @@ class ImageReader:
                 if index == self._index and self._three_d:
                     return np.asarray(hdu.section[0, y0:y1, :])
                 if y0 == 0 and y1 >= self.shape[0]:
-                    return np.asarray(hdu.data)
+                    data = np.asarray(hdu.data)
+                    if not self._memmap:
+                        del hdu.data  # astropy would keep the array as long as the file
+                    return data
                 return np.asarray(hdu.section[y0:y1, :])
         except (OSError, ValueError, EOFError, TypeError, IndexError) as err:
             raise FrameError(self.path, f"truncated or corrupt image data ({err})") from err

@@ -89,28 +89,48 @@ class FileSource(Source):
         self.path = Path(path)
         self.name = os.fspath(path)
         self.label = self.path.name
-        reader = ImageReader(path, memmap=False)
         self._map: mmap.mmap | None = None
         self._pending = -1  # start of the mapped bytes read and not yet given back
         #: bytes of mapped pages to read before giving them back (set by the caller)
         self.release_bytes = 4 * 2**20
+        reader: ImageReader | None = ImageReader(path, memmap=False)
+        assert reader is not None
+        self.shape = reader.shape
+        self.header = reader.header
+        self.has_mask = reader.has_mask
+        self.has_variance = reader.has_variance
         try:
             layout = reader.raw_layout()
             self._layout = layout if layout is not None and _direct(layout) else None
             if self._layout is not None:
                 self._map = _map_pixels(self.path, self._layout, reader.shape)
+                # the mapping holds the only file handle a plain image needs (a combine
+                # of a thousand files must stay within the open-file limit); MASK and
+                # UNCERT planes are read through astropy's own mapping
+                reader.close()
+                reader = None
+                if self.has_mask or self.has_variance:
+                    reader = ImageReader(path, memmap=True)
         except BaseException:
-            reader.close()
+            if reader is not None:
+                reader.close()
+            if self._map is not None:
+                self._map.close()
             raise
-        self._reader: ImageReader | None = reader
-        self.shape = reader.shape
-        self.header = reader.header
-        self.has_mask = reader.has_mask
-        self.has_variance = reader.has_variance
+        self._reader = reader
+        self._open = True
 
     def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        assert self._reader is not None, "read after close"
+        assert self._open, "read after close"
         r = self._reader
+        if self._map is not None:  # a sample (for scaling): its pages go back at once
+            data = np.empty((y1 - y0, self.shape[1]), np.float32)
+            start, end = self._decode(y0, y1, data)
+            if hasattr(mmap, "MADV_DONTNEED"):
+                first = start // mmap.PAGESIZE * mmap.PAGESIZE
+                self._map.madvise(mmap.MADV_DONTNEED, first, end - first)
+            return data, *self._planes(y0, y1)
+        assert r is not None
         return (
             r.rows(y0, y1),
             r.mask_rows(y0, y1) if self.has_mask else None,
@@ -120,12 +140,20 @@ class FileSource(Source):
     def read_into(
         self, y0: int, y1: int, out: np.ndarray
     ) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
-        layout = self._layout
-        if layout is None or self._map is None:
+        if self._layout is None or self._map is None:
             return super().read_into(y0, y1, out)
-        assert self._reader is not None, "read after close"
+        assert self._open, "read after close"
+        start, end = self._decode(y0, y1, out)
+        mask, var = self._planes(y0, y1)
+        self._release(start, end, final=y1 >= self.shape[0])
+        return mask, var, None
+
+    def _decode(self, y0: int, y1: int, out: np.ndarray) -> tuple[int, int]:
+        """Rows ``y0:y1`` decoded from the mapping into ``out``; their byte range in it."""
         from . import decode
 
+        layout = self._layout
+        assert layout is not None and self._map is not None
         nx = self.shape[1]
         size = layout.dtype.itemsize
         start = layout.offset + y0 * nx * size
@@ -140,12 +168,13 @@ class FileSource(Source):
                 raw, out[: y1 - y0], np.float32(layout.bscale), np.float32(layout.bzero),
                 0 if blank is None else blank, blank is not None,
             )  # fmt: skip
-        del raw
+        return start, start + (y1 - y0) * nx * size
+
+    def _planes(self, y0: int, y1: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         r = self._reader
-        mask = r.mask_rows(y0, y1) if self.has_mask else None
-        var = r.variance_rows(y0, y1) if self.has_variance else None
-        self._release(start, start + (y1 - y0) * nx * size, final=y1 >= self.shape[0])
-        return mask, var, None
+        mask = r.mask_rows(y0, y1) if r is not None and self.has_mask else None
+        var = r.variance_rows(y0, y1) if r is not None and self.has_variance else None
+        return mask, var
 
     def _release(self, start: int, end: int, *, final: bool) -> None:
         """Give back the mapped pages read so far (the page cache keeps them), in batches of
@@ -163,6 +192,7 @@ class FileSource(Source):
         self._pending = end
 
     def close(self) -> None:
+        self._open = False
         if self._map is not None:
             self._map.close()
             self._map = None
