@@ -77,7 +77,11 @@ class SigmaClip(Rejection):
     rule
         ``"astropy"``: exactly :func:`astropy.stats.sigma_clip` with ``axis=0`` (bounds from
         the values kept so far; iterate until nothing changes or ``maxiters``; the final
-        kept set is every value within the last bounds). ``"siril"``: Siril 1.0's rule —
+        kept set is every value within the last bounds). The bounds are computed in float64
+        from sorted values, not by astropy's own summation order: with ``center="mean"`` a
+        value within rounding (~1e-16 relative) of a bound may be decided the other way (3
+        pixels in 1,200 random stacks in an independent review; none with the median).
+        ``"siril"``: Siril 1.0's rule —
         centre is the median, spread the *sample* standard deviation (ddof=1), values are
         removed for good each pass, and rejection never leaves fewer than 4 values (Siril
         stops rejecting at 4; here the values closest to the median are added back instead
