@@ -35,9 +35,12 @@ def timed(raw: Path, out: Path, config: Config, workers: int):
 
 
 def same(a, b) -> bool:
-    for p, q in zip([*a.calibrated, *a.stacks.values()], [*b.calibrated, *b.stacks.values()]):
+    ours = [*a.calibrated, *a.stacks.values()]
+    theirs = [*b.calibrated, *b.stacks.values()]
+    for p, q in zip(ours, theirs, strict=True):
         with fits.open(p) as x, fits.open(q) as y:
-            if not all(np.array_equal(u.data, v.data, equal_nan=True) for u, v in zip(x, y)):
+            pairs = zip(x, y, strict=True)
+            if not all(np.array_equal(u.data, v.data, equal_nan=True) for u, v in pairs):
                 return False
     return True
 

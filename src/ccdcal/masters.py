@@ -8,6 +8,11 @@ Every master goes through the one engine, :func:`ccdcal.combine`. Masters stay i
 - master flat (one per filter): flats minus bias and scaled dark, each scaled to a common
   level, combined, normalized to median 1; pixels with too little response flagged BAD.
 
+The prepared frames (overscan-subtracted, trimmed, bias- and dark-subtracted) are kept in
+memory when they fit the combine's memory limit, else written one by one to a temporary
+folder (``workdir``) and streamed from there by :func:`ccdcal.combine`: a hundred flats of a
+60-megapixel camera do not need 36 GB of memory.
+
 Examples
 --------
 >>> import numpy as np
@@ -21,8 +26,12 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,36 +96,77 @@ class CombineSpec:
         return combine(frames, method=self.method, reject=self.reject, **self.options, **more)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """Master inputs ready to combine: frames in memory, or the files they were spilled to."""
+
+    inputs: list[Frame] | list[Path]
+    exptimes: list[float | None]
+
+
+@contextmanager
 def _prepare(
     items: Sequence[FrameLike],
     step: Callable[[Frame], Frame],
     progress: Progress | None,
     exptimes: Sequence[float | None] | None = None,
-) -> list[Frame]:
+    *,
+    spec: CombineSpec | None = None,
+    workdir: PathLike | None = None,
+) -> Iterator[_Prepared]:
+    """Run ``step`` on every input; keep the results in memory when all fit within the
+    combine's memory limit, else write each to a temporary folder in ``workdir`` (removed on
+    exit)."""
     if not items:
         raise CcdcalError("no frames given to build a master from")
-    out = []
-    for i, item in enumerate(items):
-        frame = as_frame(item)
-        if exptimes is not None and exptimes[i] is not None and exposure_time(frame) is None:
-            # the exposure came from another keyword (the configuration's fallbacks)
-            frame = replace(frame, header=frame.header.copy())
-            frame.header["EXPTIME"] = (float(exptimes[i]), "[s] exposure (ccdcal)")
-        out.append(step(frame))
-        if progress:
-            progress(1)
-    shapes = {f.shape for f in out}
-    if len(shapes) > 1:
-        odd = next(f for f in out if f.shape != out[0].shape)
-        raise CcdcalError(
-            f"{odd.name}: shape {odd.shape} differs from {out[0].name} {out[0].shape}"
-        )
-    return out
+    from .combine.stream import default_memory_limit, parse_bytes
+
+    option = None if spec is None else spec.options.get("memory_limit")
+    budget = parse_bytes(option) or default_memory_limit()
+    inputs: list[Any] = []
+    times: list[float | None] = []
+    spill: Path | None = None
+    first: Frame | None = None
+    try:
+        for i, item in enumerate(items):
+            frame = as_frame(item)
+            if exptimes is not None and exptimes[i] is not None and exposure_time(frame) is None:
+                # the exposure came from another keyword (the configuration's fallbacks)
+                frame = replace(frame, header=frame.header.copy())
+                frame.header["EXPTIME"] = (float(exptimes[i]), "[s] exposure (ccdcal)")
+            out = step(frame)
+            if first is None:
+                first = out
+                if _nbytes(out) * len(items) > budget:
+                    spill = Path(tempfile.mkdtemp(prefix=".ccdcal-prepared-", dir=workdir))
+                    log.info("%d prepared frames exceed %d bytes: kept in %s", len(items),
+                             budget, spill)  # fmt: skip
+            elif out.shape != first.shape:
+                raise CcdcalError(
+                    f"{out.name}: shape {out.shape} differs from {first.name} {first.shape}"
+                )
+            times.append(exposure_time(out))
+            if spill is None:
+                inputs.append(out)
+            else:
+                path = spill / f"{i:05d}.fits"
+                out.to_hdulist().writeto(path)  # a scratch copy: no checksums, no fsync
+                inputs.append(path)
+            if progress:
+                progress(1)
+        yield _Prepared(inputs, times)
+    finally:
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
 
 
-def _finish(master: Frame, kind: str, inputs: Sequence[Frame]) -> Frame:
+def _nbytes(frame: Frame) -> int:
+    return sum(a.nbytes for a in (frame.data, frame.mask, frame.variance) if a is not None)
+
+
+def _finish(master: Frame, kind: str, count: int) -> Frame:
     master.header["IMAGETYP"] = (f"MASTER {kind.upper()}", "ccdcal master frame")
-    master.header["NCOMBINE"] = (len(inputs), "frames combined")
+    master.header["NCOMBINE"] = (count, "frames combined")
     for key in ("HISTORY", "COMMENT"):
         if key in master.header:
             del master.header[key]
@@ -152,6 +202,7 @@ def master_bias(
     trimsec: str | Section | None = None,
     overscan: Overscan | str = "median",
     progress: Progress | None = None,
+    workdir: PathLike | None = None,
 ) -> Frame:
     """Combine bias frames (overscan-subtracted and trimmed when the headers say how).
 
@@ -166,19 +217,24 @@ def master_bias(
         See :func:`ccdcal.calibrate.calibrate`.
     progress
         Called with 1 after each frame is prepared.
+    workdir
+        Where prepared frames go when they do not fit in memory (default the system's
+        temporary folder).
 
     Returns
     -------
     Frame
         The master bias in ADU with its variance.
     """
-    prepared = _prepare(
+    spec = combine or CombineSpec.default("bias")
+    with _prepare(
         frames,
         lambda f: preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan),
         progress,
-    )
-    spec = combine or CombineSpec.default("bias")
-    return _finish(spec.run(prepared), "bias", prepared)
+        spec=spec,
+        workdir=workdir,
+    ) as prepared:
+        return _finish(spec.run(prepared.inputs), "bias", len(prepared.inputs))
 
 
 def master_dark(
@@ -192,6 +248,7 @@ def master_dark(
     hot_sigma: float = 5.0,
     exptimes: Sequence[float | None] | None = None,
     progress: Progress | None = None,
+    workdir: PathLike | None = None,
 ) -> Frame:
     """Combine darks of one exposure time after subtracting the master bias.
 
@@ -199,22 +256,26 @@ def master_dark(
     :func:`ccdcal.calibrate.subtract_dark`. Pixels whose dark signal stands more than
     ``hot_sigma`` robust standard deviations above the median are flagged HOT. ``exptimes``
     supplies exposure times for files whose header has no EXPTIME (found under another
-    keyword); ``combine`` defaults to the configuration's recipe.
+    keyword); ``combine`` defaults to the configuration's recipe; ``workdir`` as for
+    :func:`master_bias`.
     """
-    prepared = _prepare(
+    spec = combine or CombineSpec.default("dark")
+    with _prepare(
         frames,
         lambda f: _bias_subtracted(
             preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias
         ),
         progress,
         exptimes,
-    )
-    times = {exposure_time(f) for f in prepared}
-    if len(times) > 1:
-        raise CcdcalError(
-            f"darks of different exposure times combined together: {sorted(map(str, times))}"
-        )
-    master = _finish((combine or CombineSpec.default("dark")).run(prepared), "dark", prepared)
+        spec=spec,
+        workdir=workdir,
+    ) as prepared:
+        times = set(prepared.exptimes)
+        if len(times) > 1:
+            raise CcdcalError(
+                f"darks of different exposure times combined together: {sorted(map(str, times))}"
+            )
+        master = _finish(spec.run(prepared.inputs), "dark", len(prepared.inputs))
     t = times.pop()
     if t is not None:
         master.header["EXPTIME"] = (t, "[s] exposure time of the darks")
@@ -263,29 +324,32 @@ def master_flat(
     min_response: float = 0.5,
     exptimes: Sequence[float | None] | None = None,
     progress: Progress | None = None,
+    workdir: PathLike | None = None,
 ) -> Frame:
     """Combine flats of one filter into a flat normalized to median 1.
 
     Each flat has the bias and the exposure-scaled dark subtracted, is scaled to the common
     level by its own median (``scale="median"``) and combined; the result is divided by its
     median. Pixels with response below ``min_response`` (dead, dusty) are flagged BAD.
+    ``workdir`` as for :func:`master_bias`.
     """
 
     def step(f: Frame) -> Frame:
         out = _bias_subtracted(
             preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias
         )
-        return out if dark is None else subtract_dark(out, dark)
-
-    prepared = _prepare(frames, step, progress, exptimes)
-    for f in prepared:
-        level = np.nanmedian(f.data)
+        out = out if dark is None else subtract_dark(out, dark)
+        level = np.nanmedian(out.data)
         if not level > 0:
-            raise CcdcalError(f"{f.name}: flat has median {level:.3g} after bias subtraction")
+            raise CcdcalError(f"{out.name}: flat has median {level:.3g} after bias subtraction")
+        return out
+
     spec = combine or CombineSpec.default("flat")
     options = dict(spec.options)
     options.setdefault("scale", "median")
-    combined = replace(spec, options=options).run(prepared)
+    with _prepare(frames, step, progress, exptimes, spec=spec, workdir=workdir) as prepared:
+        combined = replace(spec, options=options).run(prepared.inputs)
+        count = len(prepared.inputs)
     norm = float(np.nanmedian(combined.data[np.isfinite(combined.data)]))
     data = combined.data / np.float32(norm)
     variance = None if combined.variance is None else combined.variance / np.float32(norm * norm)
@@ -293,7 +357,7 @@ def master_flat(
     low = ~np.isfinite(data) | (data < min_response)
     mask[low] |= flags.BAD | flags.COLD
     master = replace(combined, data=data, variance=variance, mask=mask)
-    master = _finish(master, "flat", prepared)
+    master = _finish(master, "flat", count)
     master.header["FLATNORM"] = (norm, "[adu] median level before normalization")
     master.header["NBADPIX"] = (int(low.sum()), f"pixels with response < {min_response}")
     master.header["BUNIT"] = ("", "normalized response")

@@ -152,6 +152,14 @@ def _progress(enabled: bool, total: int, desc: str) -> Iterator[Any]:
         yield bar
 
 
+def _workdir(out: Path) -> Path:
+    """Where masters put prepared frames that do not fit in memory: beside the outputs (the
+    system's temporary folder is often memory itself)."""
+    folder = out / "masters"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _write(frame: Frame, path: Path, key: str, step: str, inputs: Sequence[Path], params: dict):
     frame.header["PIPEKEY"] = (key, "ccdcal: digest of inputs and options")
     frame.write(path, step=step, inputs=inputs, params=params)
@@ -245,6 +253,7 @@ def reduce(
     report: bool = True,
     workers: int = 1,
     scheduler: Any = None,
+    memory_limit: int | str | None = None,
 ) -> ReduceResult:
     """Reduce a night: masters, calibrated lights, stacks, and a report.
 
@@ -265,6 +274,9 @@ def reduce(
         Where the lights are calibrated (see :mod:`ccdcal.parallel`): one after another here
         (``workers=1``), on ``workers`` local processes, or on the Dask cluster whose
         scheduler address (or ``distributed.Client``) is given. The results are the same.
+    memory_limit
+        Memory for each master and stack (bytes or text such as ``"4GB"``; default a quarter
+        of the available memory): larger sets are streamed from disk.
 
     Returns
     -------
@@ -278,6 +290,13 @@ def reduce(
     if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
         raise CcdcalError(f"{out}: the output folder must not be inside the raw folder {raw}")
     cfg = load_config(config) if isinstance(config, str | os.PathLike) else (config or Config())
+    if memory_limit is not None:
+        from .combine.stream import parse_bytes
+
+        try:
+            memory_limit = parse_bytes(memory_limit)
+        except ValueError as err:
+            raise CcdcalError(str(err)) from None
     show = sys.stderr.isatty() if progress is None else progress
     result = ReduceResult(out_dir=out, config=cfg)
     collection = scan(raw, config=cfg)
@@ -304,7 +323,13 @@ def reduce(
             result.reused.append(bias_path)
         else:
             with _progress(show, len(paths), "master bias") as bar:
-                bias = master_bias(paths, combine=_spec(cfg, "bias"), progress=bar.update, **common)
+                bias = master_bias(
+                    paths,
+                    combine=_limited(_spec(cfg, "bias"), memory_limit),
+                    progress=bar.update,
+                    workdir=_workdir(out),
+                    **common,
+                )
             _write(
                 bias, bias_path, key, "master bias", paths, {"method": _spec(cfg, "bias").method}
             )
@@ -330,9 +355,10 @@ def reduce(
                 md = master_dark(
                     paths,
                     bias=bias,
-                    combine=_spec(cfg, "dark"),
+                    combine=_limited(_spec(cfg, "dark"), memory_limit),
                     exptimes=[f.exptime for f in infos],
                     progress=bar.update,
+                    workdir=_workdir(out),
                     **common,
                 )
             _write(md, path, key, "master dark", paths, {"exptime": t})
@@ -374,10 +400,11 @@ def reduce(
                     paths,
                     bias=bias,
                     dark=dark,
-                    combine=_spec(cfg, "flat"),
+                    combine=_limited(_spec(cfg, "flat"), memory_limit),
                     exptimes=[f.exptime for f in infos],
                     min_response=cfg.flat.min_response,
                     progress=bar.update,
+                    workdir=_workdir(out),
                     **common,
                 )
             _write(mf, path, key, "master flat", paths, {"filter": filt})
@@ -437,7 +464,7 @@ def reduce(
             from astropy.io import fits
 
             headers = [fits.getheader(p) for p in paths]  # read once for spec and weights
-            spec = _light_spec(cfg, headers)
+            spec = _limited(_light_spec(cfg, headers), memory_limit)
             opts = cfg.combine_options("light")
             use_weights = opts.weights and opts.method != "median"  # a median has no weights
             weights = _frame_weights(headers) if use_weights else None
@@ -625,6 +652,12 @@ def _light_spec(cfg: Config, headers: Sequence[Any]) -> CombineSpec:
 
 def _gain(info: FrameInfo, cfg: Config) -> float | None:
     return cfg.detector.gain if cfg.detector.gain is not None else info.gain
+
+
+def _limited(spec: CombineSpec, memory_limit: int | str | None) -> CombineSpec:
+    if memory_limit is None:
+        return spec
+    return replace(spec, options={**spec.options, "memory_limit": memory_limit})
 
 
 def _spec(cfg: Config, kind: str) -> CombineSpec:

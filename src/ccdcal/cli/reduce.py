@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="single-frame cosmic-ray detection on each calibrated light",
     )
     p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="memory for each master and stack, e.g. 2GB (default: 1/4 of free RAM); "
+        "larger sets are streamed from disk",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         report=not args.no_report,
         workers=args.workers,
         scheduler=args.scheduler,
+        memory_limit=args.memory_limit,
     )
     print(result.summary())
     if result.report is not None:

@@ -15,7 +15,7 @@ from ..frame import Frame
 from ..provenance import add_history
 from . import stream
 from .rejection import NONE, NPARAM, Rejection
-from .scaling import factors
+from .scaling import factors, sample_bytes
 
 log = logging.getLogger(__name__)
 
@@ -177,14 +177,19 @@ def combine(
             for source in files:
                 source.release_bytes = int(min(max(spare_per_file, 0), 4 * 2**20))
         # the scaling sample is read (and freed) before the band buffers exist
-        spare = limit - ny * nx * stream.OUTPUT_BYTES_PER_PIXEL
+        if _samples(scale, zero):
+            need = ny * nx * stream.OUTPUT_BYTES_PER_PIXEL + sample_bytes(scale_region, (ny, nx))
+            if need > limit:
+                raise ValueError(
+                    f"memory_limit={limit} bytes is too small to measure the scaling levels "
+                    f"of frames of {ny}x{nx}: at least {need} bytes are needed"
+                )
         fscale, fzero, scale_info = factors(
             sources,
             scale=scale,
             zero=zero,
             scale_region=scale_region,
             exclude=exclude,
-            max_pixels=max(nx, spare // 16),
         )
         log.debug("combine: %d frames of %dx%d in bands of %d rows", n, ny, nx, rows)
         if direct is None:
@@ -236,6 +241,13 @@ def combine(
     if keep_rejected:
         extras["REJECTED"] = out_rej
     return Frame(out_data, variance=out_var, mask=out_mask, header=header, extras=extras)
+
+
+def _samples(scale: Any, zero: Any) -> bool:
+    """Whether the scaling reads a sample of every frame (levels measured, not given)."""
+    return (isinstance(scale, str) and scale in ("median", "mode")) or (
+        isinstance(zero, str) and zero == "median"
+    )
 
 
 def _fmt(values: Sequence[float]) -> str:

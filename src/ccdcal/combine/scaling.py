@@ -18,6 +18,9 @@ from .stream import Source
 
 #: pixels per frame used for the scaling statistics (a sample when the region is larger)
 SAMPLE_PIXELS = 2**20
+#: memory per sampled pixel while one frame's sample is reduced (values, mask, the
+#: median's and the mode's float64 copies)
+SAMPLE_BYTES_PER_PIXEL = 32
 _GROUP = 8  # rows read together when sampling
 
 
@@ -69,6 +72,22 @@ def sample_rows(
     return groups, sx
 
 
+def sample_bytes(region: Any, shape: tuple[int, int]) -> int:
+    """Memory that reading and reducing one frame's scaling sample takes.
+
+    The sample depends on the image shape and the region only, never on a memory limit:
+    a stack combined under any limit gets the same scale factors.
+
+    Examples
+    --------
+    >>> sample_bytes(None, (100, 50))
+    160000
+    """
+    groups, sx = sample_rows(region, shape)
+    ncols = len(range(*sx.indices(shape[1])))
+    return sum(len(g) for g in groups) * ncols * SAMPLE_BYTES_PER_PIXEL
+
+
 def _sample(source: Source, groups: list[range], sx: slice, exclude: int) -> np.ndarray:
     parts = []
     for g in groups:
@@ -108,7 +127,6 @@ def factors(
     zero: Any = None,
     scale_region: Any = None,
     exclude: int,
-    max_pixels: int = SAMPLE_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]]]:
     """Multiplicative factors and additive offsets (float32, one per frame) and the statistics.
 
@@ -119,8 +137,9 @@ def factors(
         per frame; frame *i* is multiplied by mean(s)/s_i.
     zero
         None, ``"median"``, or one level z_i per frame; frame *i* is shifted by mean(z) - z_i.
-    max_pixels
-        Most pixels sampled per frame (to stay within a memory limit).
+    scale_region
+        ``(slice_y, slice_x)`` where the levels are measured; default the whole frame, of
+        which at most ``SAMPLE_PIXELS`` pixels in evenly spread groups of rows are sampled.
     """
     n = len(sources)
     fscale = np.ones(n)
@@ -138,7 +157,7 @@ def factors(
     medians = np.full(n, np.nan)
     modes = np.full(n, np.nan)
     if need_median:
-        groups, sx = sample_rows(scale_region, sources[0].shape, max_pixels)
+        groups, sx = sample_rows(scale_region, sources[0].shape)
         for i, source in enumerate(sources):
             values = _sample(source, groups, sx, exclude)
             if values.size == 0:

@@ -1,0 +1,99 @@
+"""Masters whose prepared frames do not fit in memory: spilled to a folder, same result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ccdcal.errors import CcdcalError
+from ccdcal.frame import Frame
+from ccdcal.masters import CombineSpec, master_bias, master_dark, master_flat
+from ccdcal.simulate import Detector
+
+SHAPE = (200, 300)
+N = 12
+#: 12 prepared frames take 4.3 MB or more (data, mask, variance); a combine needs ~1 MB, and
+#: measuring the flats' levels (a sample of every pixel) 1.9 MB more
+LIMIT = 3 * 2**20
+
+
+@pytest.fixture(scope="module")
+def raw_sets():
+    rng = np.random.default_rng(3)
+    det = Detector.create(seed=3, shape=SHAPE)
+    biases = [det.bias(rng) for _ in range(N)]
+    darks = [det.dark(120.0, rng) for _ in range(N)]
+    flats = [det.flat(20000.0, "V", rng) for _ in range(N)]
+    return biases, darks, flats
+
+
+def _small(kind: str) -> CombineSpec:
+    spec = CombineSpec.default(kind)
+    return CombineSpec(spec.method, spec.reject, {**spec.options, "memory_limit": LIMIT})
+
+
+def _check(here: Frame, spilled: Frame, seen: list[list[str]], folder) -> None:
+    np.testing.assert_array_equal(here.data, spilled.data)
+    np.testing.assert_array_equal(here.variance, spilled.variance)
+    np.testing.assert_array_equal(here.mask, spilled.mask)
+    assert here.header["NCOMBINE"] == spilled.header["NCOMBINE"] == N
+    # while preparing, the frames went to a scratch folder in workdir; it is gone after
+    assert len(seen) == N and all(n and n[0].startswith(".ccdcal-prepared-") for n in seen)
+    assert list(folder.iterdir()) == []
+
+
+def test_spilled_masters_equal_masters_in_memory(raw_sets, tmp_path):
+    biases, darks, flats = raw_sets
+    seen: list[list[str]] = []
+
+    def look(_n: int) -> None:
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+
+    bias = master_bias(biases)
+    _check(bias, master_bias(biases, combine=_small("bias"), workdir=tmp_path, progress=look),
+           seen, tmp_path)  # fmt: skip
+    seen.clear()
+    dark = master_dark(darks, bias=bias)
+    spilled = master_dark(darks, bias=bias, combine=_small("dark"), workdir=tmp_path, progress=look)
+    _check(dark, spilled, seen, tmp_path)
+    assert dark.header["NHOTPIX"] == spilled.header["NHOTPIX"] > 0
+    seen.clear()
+    flat = master_flat(flats, bias=bias, dark=dark)
+    spilled = master_flat(
+        flats, bias=bias, dark=dark, combine=_small("flat"), workdir=tmp_path, progress=look
+    )
+    _check(flat, spilled, seen, tmp_path)
+
+
+def test_spill_folder_removed_after_an_error(raw_sets, tmp_path):
+    biases, _, _ = raw_sets
+    odd = Frame(np.zeros((10, 10), np.float32), header=biases[0].header)
+    with pytest.raises(CcdcalError, match="differs"):
+        master_bias([*biases[:3], odd], combine=_small("bias"), workdir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reduce_under_a_small_memory_limit(tmp_path, caplog):
+    """A night whose masters do not fit the limit reduces to the same files."""
+    from astropy.io import fits
+
+    import ccdcal
+    from ccdcal.pipeline import reduce
+
+    ccdcal.simulate.night(tmp_path / "night", seed=2, shape=SHAPE, nbias=10, ndark=10, nflat=10,
+                          nlight=4)  # fmt: skip
+    raw = tmp_path / "night" / "raw"
+    here = reduce(raw, tmp_path / "here", report=False)
+    with caplog.at_level("INFO", logger="ccdcal.masters"):
+        small = reduce(raw, tmp_path / "small", report=False, memory_limit="3.3MB")
+    spilled = [r.message for r in caplog.records if "prepared frames exceed" in r.message]
+    assert len(spilled) == 3  # bias, dark, flat went through the scratch folder
+    pairs = [(here.masters[k], small.masters[k]) for k in here.masters]
+    pairs += [(here.stacks[k], small.stacks[k]) for k in here.stacks]
+    for a, b in pairs:
+        with fits.open(a) as x, fits.open(b) as y:
+            for u, v in zip(x, y, strict=True):
+                np.testing.assert_array_equal(u.data, v.data, err_msg=a.name)
+    assert not [p for p in (tmp_path / "small" / "masters").iterdir() if p.is_dir()]
+    with pytest.raises(CcdcalError, match="memory_limit"):
+        reduce(raw, tmp_path / "bad", report=False, memory_limit="lots")
