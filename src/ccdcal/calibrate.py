@@ -406,8 +406,13 @@ def _header_float(frame: Frame, keys: Sequence[str]) -> float | None:
 
 
 def _looks_like_16bit_counts(data: np.ndarray) -> bool:
-    finite = data[np.isfinite(data)]
-    return bool(finite.size) and float(finite.min()) >= 0 and float(finite.max()) == 65535.0
+    lo, hi = float(data.min(initial=np.inf)), float(data.max(initial=-np.inf))
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN or inf present (or no data): look closer
+        finite = data[np.isfinite(data)]
+        if not finite.size:
+            return False
+        lo, hi = float(finite.min()), float(finite.max())
+    return lo >= 0 and hi == 65535.0
 
 
 def saturation_mask(frame: Frame, saturation: float | None) -> np.ndarray:
