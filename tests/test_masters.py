@@ -95,5 +95,11 @@ def test_reduce_under_a_small_memory_limit(tmp_path, caplog):
             for u, v in zip(x, y, strict=True):
                 np.testing.assert_array_equal(u.data, v.data, err_msg=a.name)
     assert not [p for p in (tmp_path / "small" / "masters").iterdir() if p.is_dir()]
+    # a killed run's scratch folder is cleared by the next run
+    stale = tmp_path / "small" / "masters" / ".ccdcal-prepared-killed"
+    stale.mkdir()
+    (stale / "00000.fits").write_bytes(b"x")
+    again = reduce(raw, tmp_path / "small", report=False, memory_limit="3.3MB")
+    assert not stale.exists() and len(again.reused) == len(small.reused) + len(pairs) + 4
     with pytest.raises(CcdcalError, match="memory_limit"):
         reduce(raw, tmp_path / "bad", report=False, memory_limit="lots")

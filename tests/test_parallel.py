@@ -1,8 +1,10 @@
-"""Per-frame work spread over processes, threads or a Dask cluster: the same results."""
+"""Per-frame work spread over processes or a Dask cluster: the same results."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ def _fail_on_three(x: int) -> int:
     return x
 
 
-@pytest.mark.parametrize(("workers", "scheduler"), [(1, None), (2, None), (3, "threads")])
+@pytest.mark.parametrize(("workers", "scheduler"), [(1, None), (2, None), (3, "processes")])
 def test_results_in_order_with_progress(workers, scheduler):
     ticks = []
     out = run_tasks(_square, range(7), workers=workers, scheduler=scheduler, progress=ticks.append)
@@ -41,7 +43,7 @@ def test_worker_errors_arrive_unchanged():
 
 
 def test_bad_worker_count():
-    with pytest.raises(CcdcalError, match="workers must be at least 1"):
+    with pytest.raises(CcdcalError, match="workers must be a whole number of at least 1"):
         run_tasks(_square, [1], workers=0)
 
 
@@ -72,22 +74,51 @@ def test_reduce_on_processes_equals_reduce_here(tmp_path):
             np.testing.assert_array_equal(x, y, err_msg=name)
 
 
-def test_reduce_on_a_dask_cluster(tmp_path):
+def test_reduce_on_a_dask_cluster(tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     raw = _night(tmp_path)
     here = reduce(raw, tmp_path / "here", report=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path)  # relative paths here, another working folder on the workers
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                  dashboard_address=None) as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip
-        apart = reduce(raw, tmp_path / "cluster", report=False, scheduler=client)
-        again = reduce(raw, tmp_path / "cluster", report=False, scheduler=cluster.scheduler_address)
+        client.run(os.chdir, str(elsewhere))
+        apart = reduce("night/raw", "cluster", report=False, scheduler=client)
+        again = reduce("night/raw", "cluster", report=False, scheduler=cluster.scheduler_address)
     assert len(again.reused) > len(apart.reused)  # the rerun keeps what the first one wrote
     a, b = _images(here), _images(apart)
     for name in a:
         for x, y in zip(a[name], b[name], strict=True):
             np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+def test_processes_leave_warning_filters_alone(tmp_path):
+    """Lights without a gain are reported once, by a notice: no warning filter is left."""
+    raw = _night(tmp_path)
+    before = list(warnings.filters)
+    result = reduce(raw, tmp_path / "out", report=False, workers=2)
+    assert not result.failures
+    assert warnings.filters == before
+
+
+@pytest.mark.parametrize(
+    ("workers", "scheduler", "message"),
+    [
+        (0, None, "workers must be"),
+        (2.5, None, "workers must be"),
+        (2, "threads", "expected 'processes' or a Dask scheduler"),
+        (2, 42, "scheduler must be"),
+    ],
+)
+def test_bad_backend_refused_before_any_work(tmp_path, workers, scheduler, message):
+    raw = _night(tmp_path)
+    with pytest.raises(CcdcalError, match=message):
+        reduce(raw, tmp_path / "out", report=False, workers=workers, scheduler=scheduler)
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_workers(tmp_path, capsys):
@@ -97,4 +128,8 @@ def test_cli_workers(tmp_path, capsys):
     assert len(list((tmp_path / "out" / "calibrated").glob("*.fits"))) == 6
     code = main(["-q", "reduce", str(raw), str(tmp_path / "out2"), "--workers", "0"])
     assert code != 0
-    assert "workers must be at least 1" in capsys.readouterr().err
+    assert "workers must be a whole number of at least 1" in capsys.readouterr().err
+    code = main(["-q", "reduce", str(raw), str(tmp_path / "out3"), "--memory-limit", "200KB"])
+    err = capsys.readouterr().err
+    assert code == 1 and "memory_limit=204800 bytes is too small" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -465,6 +465,7 @@ def calibrate(
     overscan: Overscan | str = "median",
     exptime: float | None = None,
     flat_min: float = 0.1,
+    warn_no_gain: bool = True,
 ) -> Frame:
     """Calibrate a raw frame: overscan, trim, bias, dark (scaled), flat, gain; with variance.
 
@@ -493,6 +494,9 @@ def calibrate(
         Exposure time; default the header's EXPTIME.
     flat_min
         Flat values below this are not divided by and are flagged BAD.
+    warn_no_gain
+        Warn when the gain is unknown; a caller that reports it once for many frames (as
+        :func:`ccdcal.reduce` does) turns this off.
 
     Returns
     -------
@@ -535,11 +539,12 @@ def calibrate(
     if g:
         work = gain_correct(work, g)
     else:
-        warnings.warn(
-            f"{frame.name}: no GAIN in the header or the options: the result stays in ADU",
-            CcdcalWarning,
-            stacklevel=2,
-        )
+        if warn_no_gain:
+            warnings.warn(
+                f"{frame.name}: no GAIN in the header or the options: the result stays in ADU",
+                CcdcalWarning,
+                stacklevel=2,
+            )
         work.header["BUNIT"] = ("adu", "calibrated, gain unknown")
     if rn is not None:
         work.header["RDNOISE"] = (float(rn), "[e-] read noise")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -380,6 +381,21 @@ class ImageReader:
         ]
 
 
+_UMASK: list[int] = []
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask, read once: reading it means setting it, which races with
+    threads writing files at the same moment."""
+    with _UMASK_LOCK:
+        if not _UMASK:
+            value = os.umask(0o077)
+            os.umask(value)
+            _UMASK.append(value)
+        return _UMASK[0]
+
+
 def write_hdul(hdul: fits.HDUList, path: PathLike, *, when: str | None = None) -> None:
     """Write an HDU list atomically, with CHECKSUM/DATASUM in every HDU.
 
@@ -407,9 +423,7 @@ def write_hdul(hdul: fits.HDUList, path: PathLike, *, when: str | None = None) -
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         # mkstemp makes the file private (0600); an output should be as readable as any
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -7,13 +7,17 @@ module runs a function over such tasks with Dask, chosen by two options a user s
 :func:`ccdcal.reduce` or on ``ccdcal reduce``:
 
 - ``workers=1`` (the default): in this process, in order;
-- ``workers=N``: N local processes (Dask's multiprocessing scheduler), or N threads with
-  ``scheduler="threads"``;
+- ``workers=N``: N local processes (Dask's multiprocessing scheduler);
 - ``scheduler="tcp://host:8786"`` (or a ``distributed.Client``): the workers of a Dask
   cluster, which must see the same files under the same paths (a shared file system).
 
 A task's function and its argument travel to the workers by pickle: module-level functions
 and plain data only. An exception raised in a worker is raised here, unchanged.
+
+There is no thread scheduler on purpose: Python's warning filters are process-wide, and the
+``warnings.catch_warnings`` blocks that astropy and ccdcal run while reading files would
+undo one another across threads (measured: a run on threads left filters behind that hid
+every later warning).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from .errors import CcdcalError
 T = TypeVar("T")
 R = TypeVar("R")
 
-LOCAL_SCHEDULERS = ("processes", "threads")
+LOCAL_SCHEDULERS = ("processes",)
 
 
 def run_tasks(
@@ -48,7 +52,7 @@ def run_tasks(
     workers
         Local workers; 1 runs the tasks here, one after another.
     scheduler
-        None or ``"processes"``: local processes; ``"threads"``: local threads; the address
+        None or ``"processes"``: local processes; the address
         of a Dask scheduler (``"tcp://host:8786"``) or a ``distributed.Client``: that
         cluster, whatever ``workers`` says.
     progress
@@ -68,11 +72,8 @@ def run_tasks(
     --------
     >>> run_tasks(abs, [-1, 2, -3])
     [1, 2, 3]
-    >>> run_tasks(abs, [-1, 2, -3], workers=2, scheduler="threads")
-    [1, 2, 3]
     """
-    if workers < 1:
-        raise CcdcalError(f"workers must be at least 1, not {workers}")
+    check(workers, scheduler)
     items = list(items)
     tick = progress or (lambda _n: None)
     local = scheduler is None or scheduler in LOCAL_SCHEDULERS
@@ -85,6 +86,35 @@ def run_tasks(
     if local:
         return _run_local(fn, items, workers, scheduler or "processes", tick)
     return _run_cluster(fn, items, scheduler, tick)
+
+
+def check(workers: Any, scheduler: Any) -> None:
+    """Refuse, in one line, a worker count or scheduler that :func:`run_tasks` cannot use.
+
+    Examples
+    --------
+    >>> check(2, "tcp://cluster:8786")
+    >>> check(0, None)
+    Traceback (most recent call last):
+    ...
+    ccdcal.errors.CcdcalError: workers must be a whole number of at least 1, not 0
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise CcdcalError(f"workers must be a whole number of at least 1, not {workers!r}")
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
+        return
+    if isinstance(scheduler, str):
+        if "://" in scheduler or ":" in scheduler:
+            return
+        raise CcdcalError(
+            f"scheduler {scheduler!r}: expected 'processes' or a Dask scheduler's "
+            "address such as tcp://host:8786"
+        )
+    if type(scheduler).__name__ != "Client":
+        raise CcdcalError(
+            f"scheduler must be a name, an address or a distributed.Client, not "
+            f"{type(scheduler).__name__}"
+        )
 
 
 def _run_local(
@@ -112,7 +142,13 @@ def _run_cluster(
             f"scheduler={scheduler!r}: a Dask cluster needs the 'distributed' package "
             "(pip install 'ccdcal[cluster]')"
         ) from err
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    if isinstance(scheduler, Client):
+        client = scheduler
+    else:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as err:
+            raise CcdcalError(f"scheduler {scheduler!r}: cannot connect ({err})") from None
     try:
         futures = client.map(fn, items, pure=False)
         for _ in as_completed(futures):
@@ -123,4 +159,4 @@ def _run_cluster(
             client.close()
 
 
-__all__ = ["LOCAL_SCHEDULERS", "run_tasks"]
+__all__ = ["LOCAL_SCHEDULERS", "check", "run_tasks"]

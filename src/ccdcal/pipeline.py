@@ -24,8 +24,8 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -38,10 +38,11 @@ from ._version import __version__
 from .calibrate import Overscan, calibrate
 from .collection import Collection, FrameInfo, scan
 from .config import Config, load_config
-from .errors import CcdcalError, CcdcalWarning
+from .errors import CcdcalError
 from .fitsio import verify_checksums
 from .frame import Frame
 from .masters import CombineSpec, master_bias, master_dark, master_flat
+from .parallel import check as check_backend
 from .parallel import run_tasks
 
 log = logging.getLogger(__name__)
@@ -290,6 +291,9 @@ def reduce(
     if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
         raise CcdcalError(f"{out}: the output folder must not be inside the raw folder {raw}")
     cfg = load_config(config) if isinstance(config, str | os.PathLike) else (config or Config())
+    check_backend(workers, scheduler)  # before hours of masters, not after
+    for stale in (out / "masters").glob(".ccdcal-prepared-*"):  # a killed run's scratch
+        shutil.rmtree(stale, ignore_errors=True)
     if memory_limit is not None:
         from .combine.stream import parse_bytes
 
@@ -446,7 +450,7 @@ def reduce(
         bar.update(total - len(jobs))
         # the masters this process holds serve its own tasks; a worker reads them once
         held = [f for f in (bias, *darks.values(), *flats.values()) if f is not None]
-        _MASTERS.update({_master_key(f.path): f for f in held if f.path is not None})
+        _MASTERS.update({_master_key(f.path.resolve()): f for f in held if f.path is not None})
         try:
             run_tasks(
                 _run_light_job, jobs, workers=workers, scheduler=scheduler, progress=bar.update
@@ -545,13 +549,14 @@ def _light_job(
         header["FILTER"] = (info.filter, "filter (as classified by ccdcal)")
     if info.object:
         header["OBJECT"] = (info.object, "object (as classified by ccdcal)")
+    # absolute paths: a cluster's workers do not share this process's working folder
     return _LightJob(
-        raw=info.path,
-        target=target,
+        raw=info.path.resolve(),
+        target=target.resolve(),
         key=key,
-        bias=None if bias is None else bias.path,
-        dark=None if dark is None else dark.path,
-        flat=None if flat is None else flat.path,
+        bias=_master_path(bias),
+        dark=_master_path(dark),
+        flat=_master_path(flat),
         options=dict(
             gain=_gain(info, cfg),
             read_noise=det.rdnoise if det.rdnoise is not None else info.rdnoise,
@@ -570,6 +575,13 @@ def _light_job(
     )
 
 
+def _master_path(frame: Frame | None) -> Path | None:
+    if frame is None:
+        return None
+    assert frame.path is not None, "a master reaches the lights from its file"
+    return frame.path.resolve()
+
+
 #: master frames read by this process, by (path, modification time, size): a long-lived
 #: cluster worker must not serve an old master that a later run rewrote in place
 _MASTERS: dict[tuple[Path, int, int], Frame] = {}
@@ -584,26 +596,26 @@ def _master(path: Path | None) -> Frame | None:
     if path is None:
         return None
     key = _master_key(path)
-    if key not in _MASTERS:
+    frame = _MASTERS.get(key)  # one lookup: another thread may clear the cache meanwhile
+    if frame is None:
         if len(_MASTERS) >= 16:
             _MASTERS.clear()
-        _MASTERS[key] = Frame.read(path)
-    return _MASTERS[key]
+        frame = _MASTERS[key] = Frame.read(path)
+    return frame
 
 
 def _run_light_job(job: _LightJob) -> Path:
     """Calibrate one light and write it (in this process or a worker's)."""
     raw = Frame.read(job.raw)
-    with warnings.catch_warnings():
-        # a missing gain is reported once for the whole night, not once per frame
-        warnings.simplefilter("ignore", CcdcalWarning)
-        frame = calibrate(
-            raw,
-            bias=_master(job.bias),
-            dark=_master(job.dark),
-            flat=_master(job.flat),
-            **job.options,
-        )
+    # a missing gain is reported once for the whole night, not once per frame
+    frame = calibrate(
+        raw,
+        bias=_master(job.bias),
+        dark=_master(job.dark),
+        flat=_master(job.flat),
+        warn_no_gain=False,
+        **job.options,
+    )
     for name, card in job.header.items():
         frame.header[name] = card
     if job.cosmic is not None:

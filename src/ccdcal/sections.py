@@ -61,6 +61,10 @@ class SectionError(ValueError):
         self.detail = detail
         super().__init__(f"{headline} {text!r}: {detail}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        # rebuilt from its parts when it crosses from a worker process (pickle)
+        return type(self), (self.text, self.headline, self.detail)
+
 
 def _axis(part: str, text: str, name: str, length: int | None) -> slice:
     """One axis: ``*`` or ``a:b`` or ``a`` (1-based, inclusive) to a 0-based slice."""

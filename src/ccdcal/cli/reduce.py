@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scheduler",
         metavar="ADDRESS",
         help="calibrate the lights on a Dask cluster, e.g. tcp://host:8786 (its workers must "
-        "see the same paths); or 'threads' for N local threads",
+        "see the same paths)",
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import flags
+from ..errors import CcdcalError
 from ..fitsio import clean_header
 from ..frame import Frame
 from ..provenance import add_history
@@ -180,7 +181,7 @@ def combine(
         if _samples(scale, zero):
             need = ny * nx * stream.OUTPUT_BYTES_PER_PIXEL + sample_bytes(scale_region, (ny, nx))
             if need > limit:
-                raise ValueError(
+                raise CcdcalError(
                     f"memory_limit={limit} bytes is too small to measure the scaling levels "
                     f"of frames of {ny}x{nx}: at least {need} bytes are needed"
                 )

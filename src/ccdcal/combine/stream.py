@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from ..errors import FrameError
+from ..errors import CcdcalError, FrameError
 from ..fitsio import ImageReader, RawLayout
 from ..frame import Frame
 
@@ -375,7 +375,7 @@ def plan_rows(
     fixed, per_row = _costs(n, shape, has_mask, has_variance, keep_rejected, in_place, open_files)
     budget = memory_limit - fixed
     if budget < per_row or budget <= 0:
-        raise ValueError(
+        raise CcdcalError(
             f"memory_limit={memory_limit} bytes is too small to combine {n} frames of "
             f"{ny}x{nx}: at least {fixed + per_row} bytes are needed (the output planes"
             f"{', rejection cube' if keep_rejected else ''} and open files alone take {fixed})"
