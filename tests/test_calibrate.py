@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from astropy import units as u
@@ -10,13 +12,16 @@ from ccdcal import flags
 from ccdcal.calibrate import (
     Overscan,
     calibrate,
+    flag_saturation,
     flat_correct,
+    gain_correct,
     overscan_level,
+    subtract_bias,
     subtract_dark,
     subtract_overscan,
     trim,
 )
-from ccdcal.errors import CcdcalError
+from ccdcal.errors import CcdcalError, CcdcalWarning
 from ccdcal.frame import Frame
 
 
@@ -165,3 +170,65 @@ def test_overscan_readout_axis(rng):
     np.testing.assert_allclose(level[0], cols, atol=0.5)
     with pytest.raises(ValueError, match="axis"):
         Overscan("rows", axis="z")
+
+
+def _chained(raw, bias, dark, flat, *, gain, read_noise, exptime, flat_min, overscan):
+    """calibrate() as the composition of the public steps (what its compiled pass replaces)."""
+    from dataclasses import replace
+
+    work = replace(flag_saturation(raw), variance=None)
+    work = trim(subtract_overscan(work, overscan=overscan))
+    gfn = gain or 1.0
+    above = work.data - bias.data if bias is not None else work.data
+    poisson = np.clip(above, 0, None) / np.float32(gfn)
+    rn_adu = read_noise / gfn
+    work = replace(work, variance=(poisson + np.float32(rn_adu * rn_adu)).astype(np.float32))
+    if bias is not None:
+        work = subtract_bias(work, bias)
+    if dark is not None:
+        work = subtract_dark(work, dark, exptime=exptime)
+    if flat is not None:
+        work = flat_correct(work, flat, min_value=flat_min)
+    if gain:
+        work = gain_correct(work, gain)
+    return work
+
+
+@pytest.mark.parametrize("masters", ["all", "bias", "dark+flat", "none"])
+@pytest.mark.parametrize("gain", [None, 1.7])
+def test_compiled_pass_equals_the_chained_steps(rng, masters, gain):
+    shape = (37, 53)
+    raw = Frame(
+        rng.normal(1500, 40, (37, 60)).astype(np.float32),
+        header={"BIASSEC": "[54:60,1:37]", "TRIMSEC": "[1:53,1:37]", "EXPTIME": 45.0},
+    )
+    raw.data[3, 4] = np.nan
+    raw.data[5, 6] = 70000.0  # saturated
+
+    def master(level, noise, *, exptime=None):
+        m = Frame(
+            rng.normal(level, noise, shape).astype(np.float32),
+            variance=rng.uniform(0.1, 2, shape).astype(np.float32),
+            mask=np.where(rng.random(shape) < 0.02, flags.HOT, 0).astype(np.uint16),
+            header={} if exptime is None else {"EXPTIME": exptime},
+        )
+        return m
+
+    bias = master(0.0, 3.0) if masters in ("all", "bias") else None
+    dark = master(20.0, 5.0, exptime=120.0) if masters in ("all", "dark+flat") else None
+    flat = master(1.0, 0.05) if masters in ("all", "dark+flat") else None
+    if flat is not None:
+        flat.data[0, :5] = [0.01, np.nan, np.inf, 0.3, 1.2]  # not divided: below 0.1, not finite
+        flat.mask[1, 1] = flags.BAD
+        flat = Frame(flat.data, variance=None if masters == "dark+flat" else flat.variance,
+                     mask=flat.mask)  # fmt: skip
+    kw = dict(gain=gain, read_noise=6.0, exptime=45.0, flat_min=0.1, overscan="median")
+    want = _chained(raw, bias, dark, flat, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CcdcalWarning)
+        got = calibrate(raw, bias=bias, dark=dark, flat=flat, **kw)
+    np.testing.assert_array_equal(got.data, want.data)
+    np.testing.assert_array_equal(got.variance, want.variance)
+    np.testing.assert_array_equal(got.mask, want.mask)
+    for key in ("OVERSCAN", "TRIMSEC", "DARKSCAL", "GAINCORR", *(["BUNIT"] if gain else [])):
+        assert got.header.get(key) == want.header.get(key), key
