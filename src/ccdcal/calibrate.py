@@ -28,7 +28,6 @@ from typing import Literal
 import numpy as np
 
 from . import flags
-from .calibration_kernel import calibrate_pixels
 from .errors import CcdcalError, CcdcalWarning
 from .frame import Frame
 
@@ -333,12 +332,12 @@ def subtract_dark(
     out = _new(
         frame, frame.data - np.float32(k) * dark.data, variance, _or_masks(frame.mask, dark.mask)
     )
-    out.header["DARKSCAL"] = (round(k, 6), "master dark scaled by EXPTIME ratio")
+    _dark_header(out, k)
     return out
 
 
-def _every_third(mask: np.ndarray | None) -> np.ndarray | None:
-    return None if mask is None else mask[::3, ::3]
+def _dark_header(frame: Frame, k: float) -> None:
+    frame.header["DARKSCAL"] = (round(k, 6), "master dark scaled by EXPTIME ratio")
 
 
 def _dark_scale(
@@ -375,13 +374,15 @@ def flat_correct(frame: Frame, flat: Frame, *, min_value: float = 0.1) -> Frame:
         variance = frame.variance / (safe * safe)
         if flat.variance is not None:
             variance = variance + (data * data) * np.where(bad, 0, flat.variance) / (safe * safe)
-    return _new(frame, data.astype(np.float32), variance, _flag_unflattened(frame, flat, bad))
+    mask = _flag_unflattened(frame.mask, flat, bad)
+    return _new(frame, data.astype(np.float32), variance, mask)
 
 
-def _flag_unflattened(frame: Frame, flat: Frame, bad: np.ndarray) -> np.ndarray | None:
-    mask = _or_masks(frame.mask, flat.mask)
+def _flag_unflattened(mask: np.ndarray | None, flat: Frame, bad: np.ndarray) -> np.ndarray | None:
+    """The frame's mask with the flat's, and the pixels not flattened flagged."""
+    mask = _or_masks(mask, flat.mask)
     if bad.any():
-        mask = frame.mask_or_zeros().copy() if mask is None else mask
+        mask = np.zeros(bad.shape, np.uint16) if mask is None else mask
         mask[bad] |= flags.BAD | flags.UNFLATTENED
     return mask
 
@@ -554,6 +555,8 @@ def calibrate(
     for master, what in ((bias, "master bias"), (dark, "master dark"), (flat, "master flat")):
         if master is not None:
             _check_shape(work, master, what)
+    from .calibration_kernel import calibrate_pixels  # here: numba loads in 0.2 s
+
     k = _dark_scale(work, dark, t) if dark is not None else 0.0
     bad, safe = _flat_divisor(flat, flat_min) if flat is not None else (None, None)
     data = np.empty(work.shape, np.float32)
@@ -579,10 +582,10 @@ def calibrate(
     mask = _or_masks(work.mask, *(m.mask for m in (bias, dark) if m is not None))
     if flat is not None:
         assert bad is not None
-        mask = _flag_unflattened(replace(work, mask=mask), flat, bad)
+        mask = _flag_unflattened(mask, flat, bad)
     work = replace(work, data=data, variance=variance, mask=mask)
     if dark is not None:
-        work.header["DARKSCAL"] = (round(k, 6), "master dark scaled by EXPTIME ratio")
+        _dark_header(work, k)
     if g:
         _gain_header(work, g)
     else:
@@ -598,7 +601,11 @@ def calibrate(
     # one number for the frame's noise: stacks weight frames by it. Every 3rd pixel of every
     # 3rd row is plenty for a median (the whole frame's took a tenth of the calibration)
     sample = replace(
-        work, data=work.data[::3, ::3], variance=None, mask=_every_third(work.mask), extras={}
+        work,
+        data=work.data[::3, ::3],
+        variance=None,
+        mask=None if work.mask is None else work.mask[::3, ::3],
+        extras={},
     )
     good = sample.good
     if work.variance is not None and good.any():

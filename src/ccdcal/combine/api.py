@@ -16,7 +16,7 @@ from ..frame import Frame
 from ..provenance import add_history
 from . import stream
 from .rejection import NONE, NPARAM, Rejection
-from .scaling import factors, sample_bytes
+from .scaling import factors, needs_sample, sample_bytes
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def combine(
             for source in files:
                 source.release_bytes = int(min(max(spare_per_file, 0), 4 * 2**20))
         # the scaling sample is read (and freed) before the band buffers exist
-        if _samples(scale, zero):
+        if needs_sample(scale, zero):
             need = ny * nx * stream.OUTPUT_BYTES_PER_PIXEL + sample_bytes(scale_region, (ny, nx))
             if need > limit:
                 raise CcdcalError(
@@ -242,13 +242,6 @@ def combine(
     if keep_rejected:
         extras["REJECTED"] = out_rej
     return Frame(out_data, variance=out_var, mask=out_mask, header=header, extras=extras)
-
-
-def _samples(scale: Any, zero: Any) -> bool:
-    """Whether the scaling reads a sample of every frame (levels measured, not given)."""
-    return (isinstance(scale, str) and scale in ("median", "mode")) or (
-        isinstance(zero, str) and zero == "median"
-    )
 
 
 def _fmt(values: Sequence[float]) -> str:

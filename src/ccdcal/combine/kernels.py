@@ -445,7 +445,7 @@ def combine_band(
         iv = np.empty((5, BLOCK), np.int32)
         fv = np.empty((2, BLOCK), np.float32)
         acc = np.empty((8, BLOCK), np.float64)
-        fb = np.empty((6, BLOCK), np.float64)
+        fb = np.empty((5, BLOCK), np.float64)
         for t in range(c * ntask // nchunk, (c + 1) * ntask // nchunk):
             r = t // nxb
             x0 = (t % nxb) * BLOCK

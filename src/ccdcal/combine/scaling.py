@@ -72,6 +72,19 @@ def sample_rows(
     return groups, sx
 
 
+def needs_sample(scale: Any, zero: Any) -> bool:
+    """Whether the scaling reads a sample of every frame (levels measured, not given).
+
+    Examples
+    --------
+    >>> needs_sample("median", None), needs_sample([1.0, 2.0], None), needs_sample(None, "median")
+    (True, False, True)
+    """
+    return (isinstance(scale, str) and scale in ("median", "mode")) or (
+        isinstance(zero, str) and zero == "median"
+    )
+
+
 def sample_bytes(region: Any, shape: tuple[int, int]) -> int:
     """Memory that reading and reducing one frame's scaling sample takes.
 
@@ -145,9 +158,7 @@ def factors(
     fscale = np.ones(n)
     fzero = np.zeros(n)
     info: dict[str, list[float]] = {}
-    need_median = (isinstance(scale, str) and scale in ("median", "mode")) or (
-        isinstance(zero, str) and zero == "median"
-    )
+    need_median = needs_sample(scale, zero)
     if isinstance(scale, str) and scale not in ("median", "mode", "exposure"):
         raise ValueError(
             f"scale must be None, 'median', 'mode', 'exposure' or levels, not {scale!r}"

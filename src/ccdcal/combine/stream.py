@@ -125,10 +125,7 @@ class FileSource(Source):
         r = self._reader
         if self._map is not None:  # a sample (for scaling): its pages go back at once
             data = np.empty((y1 - y0, self.shape[1]), np.float32)
-            start, end = self._decode(y0, y1, data)
-            if hasattr(mmap, "MADV_DONTNEED"):
-                first = start // mmap.PAGESIZE * mmap.PAGESIZE
-                self._map.madvise(mmap.MADV_DONTNEED, first, end - first)
+            self._drop_pages(*self._decode(y0, y1, data))
             return data, *self._planes(y0, y1)
         assert r is not None
         return (
@@ -179,17 +176,21 @@ class FileSource(Source):
     def _release(self, start: int, end: int, *, final: bool) -> None:
         """Give back the mapped pages read so far (the page cache keeps them), in batches of
         about ``release_bytes``: each call costs a TLB flush on every core."""
-        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
-            return
         if self._pending < 0:
             self._pending = start
         if not final and end - self._pending < self.release_bytes:
             return
-        first = self._pending // mmap.PAGESIZE * mmap.PAGESIZE
+        self._drop_pages(self._pending, end)
+        self._pending = end
+
+    def _drop_pages(self, start: int, end: int) -> None:
+        """Give back the mapped pages of bytes ``start:end`` (whole pages from start's)."""
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        first = start // mmap.PAGESIZE * mmap.PAGESIZE
         size = min(end, len(self._map)) - first
         if size > 0:
             self._map.madvise(mmap.MADV_DONTNEED, first, size)
-        self._pending = end
 
     def close(self) -> None:
         self._open = False

@@ -316,7 +316,7 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
     finite one). A pixel whose smallest and largest values lie within its bounds keeps
     everything and stops there; the few others continue one by one. Leaves in ``acc`` rows
     0, 1, 2, 7 the count, Σd and Σd² of the kept values, d = value − shift (their sums
-    without a frame-order pass). Scratch: ``fb`` (6, BLOCK) float64.
+    without a frame-order pass). Scratch: ``fb`` (5, BLOCK) float64.
     """
     n = w.shape[0]
     cnt = acc[0]
