@@ -89,11 +89,15 @@ class CombineSpec:
 
         return cls.from_options(Config().combine_options(kind))
 
-    def run(self, frames: Sequence[Frame], **more: Any) -> Frame:
-        """Combine ``frames`` with this specification through :func:`ccdcal.combine`."""
-        from .combine import combine
+    def combination(self, **more: Any) -> Any:
+        """This specification as a :class:`ccdcal.combine.Combination` (``more`` added)."""
+        from .combine import Combination
 
-        return combine(frames, method=self.method, reject=self.reject, **self.options, **more)
+        return Combination(method=self.method, reject=self.reject, **self.options, **more)
+
+    def run(self, frames: Sequence[Any], **more: Any) -> Frame:
+        """Combine ``frames`` with this specification through :func:`ccdcal.combine`."""
+        return self.combination(**more)(frames)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import sys
 import types
 from typing import Any
 
-from .api import combine
+from .api import Combination, Rows, Setup, combine
 from .rejection import (
     CCDClip,
     ESDClip,
@@ -41,10 +41,13 @@ sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "CCDClip",
+    "Combination",
     "ESDClip",
     "MinMaxClip",
     "PercentileClip",
     "Rejection",
+    "Rows",
+    "Setup",
     "SigmaClip",
     "WinsorizedSigmaClip",
     "combine",

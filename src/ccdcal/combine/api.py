@@ -1,13 +1,29 @@
-"""The front of the stacking engine: :func:`combine`."""
+"""The front of the stacking engine: :func:`combine`, and the same combine in row bands.
+
+A combine has three phases, which :func:`combine` runs one after another on the inputs it
+opened once:
+
+1. :meth:`Combination.setup` reads what every row of the output shares: the inputs' shape,
+   planes and header, and the scale factors and zero offsets (from a sample of every frame);
+2. :meth:`Combination.rows` combines output rows ``y0:y1`` from those rows of every input;
+3. :meth:`Combination.assemble` puts the rows together into the output frame.
+
+The pipeline runs the phases as separate tasks when a stack is large: one setup, many row
+bands spread over the workers of a cluster, one assembly. Each output pixel depends only on
+its own inputs and on the shared setup, so the result is the same, bit for bit, however the
+rows are split.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from astropy.io import fits
 
 from .. import flags
 from ..errors import CcdcalError
@@ -44,6 +60,312 @@ def _weights_mode(weights: Any, n: int, method: str, all_var: bool) -> tuple[int
     if not np.all(np.isfinite(arr) & (arr > 0)):
         raise ValueError(f"weights must be finite and positive, got {arr.tolist()}")
     return 1, arr
+
+
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """What every row band of one combine shares, measured once (plain data: it travels to
+    the workers that combine the bands).
+
+    Attributes
+    ----------
+    shape
+        ``(ny, nx)`` of every input and of the output.
+    fscale, fzero
+        Each frame's value becomes ``x * fscale + fzero`` (float32, one per frame).
+    scale_info
+        The measured or given levels, for the provenance.
+    header
+        The first input's header, cleaned of its structural cards.
+    labels
+        A short name of each input, for the provenance.
+    any_mask, all_mask, all_var
+        Whether some or every input has a mask plane, and whether every one has variance.
+    """
+
+    shape: tuple[int, int]
+    fscale: np.ndarray
+    fzero: np.ndarray
+    scale_info: dict[str, list[float]]
+    header: fits.Header
+    labels: list[str]
+    any_mask: bool
+    all_mask: bool
+    all_var: bool
+
+    @property
+    def n(self) -> int:
+        """Number of inputs."""
+        return len(self.labels)
+
+
+@dataclass(eq=False)
+class Rows:
+    """Output rows ``y0:y1`` of a combine: the planes of :func:`combine`'s result there."""
+
+    y0: int
+    y1: int
+    data: np.ndarray
+    variance: np.ndarray
+    mask: np.ndarray
+    ncombine: np.ndarray
+    nrejlo: np.ndarray
+    nrejhi: np.ndarray
+    rejected: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Combination:
+    """A combine's options, checked once; :meth:`__call__` runs it (see :func:`combine`).
+
+    The phases :meth:`setup`, :meth:`rows` and :meth:`assemble` let a large combine run as
+    separate tasks: ``assemble(setup, [rows(inputs, setup, y0, y1) for each band])`` equals
+    ``combine(inputs)`` bit for bit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stack = [np.full((4, 3), v, np.float32) for v in (1.0, 2.0, 6.0)]
+    >>> c = Combination(method="median")
+    >>> s = c.setup(stack)
+    >>> out = c.assemble(s, [c.rows(stack, s, 0, 2), c.rows(stack, s, 2, 4)])
+    >>> bool(np.array_equal(out.data, c(stack).data))
+    True
+    """
+
+    method: str = "mean"
+    reject: Rejection | None = None
+    scale: Any = None
+    zero: Any = None
+    weights: Any = None
+    nkeep: int = 1
+    exclude: int = flags.EXCLUDE
+    memory_limit: int | str | None = None
+    keep_rejected: bool = False
+    scale_region: tuple[slice, slice] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be 'mean', 'median' or 'sum', not {self.method!r}")
+        if self.reject is not None and not isinstance(self.reject, Rejection):
+            raise TypeError(
+                f"reject must be None or a rejection object such as SigmaClip(), "
+                f"not {type(self.reject).__name__}"
+            )
+        nkeep = self.nkeep
+        if isinstance(nkeep, bool) or int(nkeep) != nkeep or nkeep < 0:
+            raise ValueError(f"nkeep must be an integer >= 0, not {nkeep!r}")
+        object.__setattr__(self, "nkeep", int(nkeep))
+        object.__setattr__(self, "exclude", int(self.exclude))
+        stream.parse_bytes(self.memory_limit)  # a bad size is refused before any reading
+
+    # ------------------------------------------------------------------ phases
+    def __call__(self, inputs: Sequence[Any]) -> Frame:
+        """Combine ``inputs`` (files opened once) into one frame."""
+        sources = stream.open_sources(inputs)
+        try:
+            setup = self._setup(sources)
+            rows = self._rows(sources, stream.direct_stack(inputs), setup, 0, setup.shape[0])
+        finally:
+            for source in sources:
+                source.close()
+        return self.assemble(setup, [rows])
+
+    def setup(self, inputs: Sequence[Any]) -> Setup:
+        """Open the inputs, check their shapes, measure the scaling levels; close them."""
+        sources = stream.open_sources(inputs)
+        try:
+            return self._setup(sources)
+        finally:
+            for source in sources:
+                source.close()
+
+    def rows(self, inputs: Sequence[Any], setup: Setup, y0: int, y1: int) -> Rows:
+        """Output rows ``y0:y1``, reading only those rows of every input.
+
+        The memory limit counts this band's output planes and buffers only.
+        """
+        ny = setup.shape[0]
+        if not 0 <= y0 < y1 <= ny:
+            raise ValueError(f"rows {y0}:{y1} are outside the image's 0:{ny}")
+        sources = stream.open_sources(inputs)
+        try:
+            if len(sources) != setup.n or sources[0].shape != setup.shape:
+                raise ValueError("these inputs are not the ones the setup was measured from")
+            return self._rows(sources, stream.direct_stack(inputs), setup, y0, y1)
+        finally:
+            for source in sources:
+                source.close()
+
+    def assemble(self, setup: Setup, parts: Sequence[Rows]) -> Frame:
+        """The output frame from row bands that cover every row once, in any order."""
+        ny = setup.shape[0]
+        parts = sorted(parts, key=lambda p: p.y0)
+        y = 0
+        for p in parts:
+            if p.y0 != y:
+                raise ValueError(f"row bands leave rows {y}:{p.y0} uncovered or overlap")
+            y = p.y1
+        if y != ny:
+            raise ValueError(f"row bands end at row {y}, the image has {ny}")
+
+        def join(name: str, axis: int = 0) -> np.ndarray:
+            arrays = [getattr(p, name) for p in parts]
+            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=axis)
+
+        out_n = join("ncombine")
+        out_mask = join("mask")
+        if not setup.all_mask:
+            out_mask[:] = 0
+        out_mask[out_n == 0] |= flags.NO_DATA
+        header = setup.header.copy()
+        header["NCOMBINE"] = (setup.n, "number of frames combined")
+        params: dict[str, Any] = {"method": self.method, "reject": self.reject}
+        info = setup.scale_info
+        if self.scale is not None:
+            params["scale"] = self.scale if isinstance(self.scale, str) else "levels"
+            params["scale_levels"] = _fmt(info["scale_levels"])
+        if self.zero is not None:
+            params["zero"] = self.zero if isinstance(self.zero, str) else "levels"
+            params["zero_levels"] = _fmt(info["zero_levels"])
+        if self.weights is not None:
+            w = self.weights
+            params["weights"] = w if isinstance(w, str) else _fmt(list(w))
+        if self.reject is not None:
+            params["nkeep"] = self.nkeep
+        add_history(header, "combine", inputs=setup.labels, params=params)
+        extras = {"NCOMBINE": out_n, "NREJLO": join("nrejlo"), "NREJHI": join("nrejhi")}
+        if self.keep_rejected:
+            extras["REJECTED"] = join("rejected", axis=1)
+        return Frame(
+            join("data"), variance=join("variance"), mask=out_mask, header=header, extras=extras
+        )
+
+    # ------------------------------------------------------------------ work
+    def _limit(self) -> int:
+        limit = stream.parse_bytes(self.memory_limit)
+        return stream.default_memory_limit() if limit is None else limit
+
+    def _setup(self, sources: list[stream.Source]) -> Setup:
+        n = len(sources)
+        ny, nx = sources[0].shape
+        all_var = all(s.has_variance for s in sources)
+        _weights_mode(self.weights, n, self.method, all_var)  # refused before any reading
+        # the scaling sample is read (and freed) before the band buffers exist
+        if needs_sample(self.scale, self.zero):
+            limit = self._limit()
+            need = ny * nx * stream.OUTPUT_BYTES_PER_PIXEL + sample_bytes(
+                self.scale_region, (ny, nx)
+            )
+            if need > limit:
+                raise CcdcalError(
+                    f"memory_limit={limit} bytes is too small to measure the scaling levels "
+                    f"of frames of {ny}x{nx}: at least {need} bytes are needed"
+                )
+        fscale, fzero, info = factors(
+            sources,
+            scale=self.scale,
+            zero=self.zero,
+            scale_region=self.scale_region,
+            exclude=self.exclude,
+        )
+        return Setup(
+            shape=(ny, nx),
+            fscale=fscale,
+            fzero=fzero,
+            scale_info=info,
+            header=clean_header(sources[0].header),
+            labels=[s.label for s in sources],
+            any_mask=any(s.has_mask for s in sources),
+            all_mask=all(s.has_mask for s in sources),
+            all_var=all_var,
+        )
+
+    def _rows(
+        self,
+        sources: list[stream.Source],
+        direct: np.ndarray | None,
+        setup: Setup,
+        y0: int,
+        y1: int,
+    ) -> Rows:
+        import numba
+
+        from . import kernels
+
+        n = setup.n
+        nx = setup.shape[1]
+        nrows = y1 - y0
+        any_mask, all_mask, all_var = setup.any_mask, setup.all_mask, setup.all_var
+        limit = self._limit()
+        wmode, wframe = _weights_mode(self.weights, n, self.method, all_var)
+        var_mode = 0 if all_var else 1
+        if self.reject is None:
+            algo, prm, lam = NONE, np.zeros(NPARAM), np.zeros((1, 1))
+        else:
+            algo, prm, lam = self.reject.kernel_args(n)
+        ci, cj = kernels.sorting_network(n)
+        keep_rejected = self.keep_rejected
+
+        out_data = np.empty((nrows, nx), np.float32)
+        out_var = np.empty((nrows, nx), np.float32)
+        out_n = np.empty((nrows, nx), np.int16)
+        out_lo = np.empty((nrows, nx), np.int16)
+        out_hi = np.empty((nrows, nx), np.int16)
+        out_mask = np.full((nrows, nx), 0xFFFF if all_mask else 0, np.uint16)
+        out_rej = np.empty((n, nrows, nx) if keep_rejected else (n, 1, 1), np.uint8)
+
+        use_var = all_var and (var_mode == 0 or wmode == 2)
+        files = [s for s in sources if isinstance(s, stream.FileSource)]
+        rows = stream.plan_rows(
+            n,
+            (nrows, nx),
+            memory_limit=limit,
+            has_mask=any_mask,
+            has_variance=use_var,
+            keep_rejected=keep_rejected,
+            in_place=direct is not None,
+            open_files=len(files),
+        )
+        # memory-mapped files give their pages back every few MB, within the spare memory
+        if files:
+            used = stream.used_bytes(
+                n, (nrows, nx), rows, any_mask, use_var, keep_rejected, len(files)
+            )
+            spare_per_file = (limit - used) // len(files)
+            for source in files:
+                source.release_bytes = int(min(max(spare_per_file, 0), 4 * 2**20))
+        log.debug("combine: %d frames, rows %d:%d in bands of %d rows", n, y0, y1, rows)
+        if direct is None:
+            bands = stream.iter_bands(
+                sources,
+                rows,
+                any_mask=any_mask,
+                all_mask=all_mask,
+                use_var=use_var,
+                out_mask=out_mask,
+                start=y0,
+                stop=y1,
+            )
+        else:
+            none_mask = np.zeros((n, 1, 1), np.uint16)
+            none_var = np.empty((n, 1, 1), np.float32)
+            bands = (
+                (y, min(rows, y1 - y), direct, none_mask, none_var) for y in range(y0, y1, rows)
+            )
+        with contextlib.closing(bands):
+            for y, r, buf, mbuf, vbuf in bands:
+                y_in0 = 0 if direct is None else y
+                kernels.combine_band(
+                    buf, y_in0, mbuf, any_mask, self.exclude, vbuf, use_var, setup.fscale,
+                    setup.fzero, wframe, wmode, algo, prm, lam, ci, cj, _METHODS[self.method],
+                    self.nkeep, var_mode, y - y0, r, out_data, out_var, out_n, out_lo, out_hi,
+                    out_rej, keep_rejected, numba.get_num_threads(),
+                )  # fmt: skip
+        return Rows(
+            y0, y1, out_data, out_var, out_mask, out_n, out_lo, out_hi,
+            out_rej if keep_rejected else None,
+        )  # fmt: skip
 
 
 def combine(
@@ -105,6 +427,10 @@ def combine(
         input; ``extras`` NCOMBINE, NREJLO, NREJHI (int16) per pixel; the first input's
         header with NCOMBINE and HISTORY.
 
+    See Also
+    --------
+    Combination : the same combine in phases, for row bands run as separate tasks.
+
     Examples
     --------
     >>> import numpy as np
@@ -113,139 +439,22 @@ def combine(
     >>> out.data[0, 0], int(out.extras["NCOMBINE"][0, 0])
     (np.float32(2.5), 4)
     """
-    import numba
-
-    from . import kernels
-
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'mean', 'median' or 'sum', not {method!r}")
-    if reject is not None and not isinstance(reject, Rejection):
-        raise TypeError(
-            f"reject must be None or a rejection object such as SigmaClip(), "
-            f"not {type(reject).__name__}"
-        )
-    if isinstance(nkeep, bool) or int(nkeep) != nkeep or nkeep < 0:
-        raise ValueError(f"nkeep must be an integer >= 0, not {nkeep!r}")
-    nkeep = int(nkeep)
-    limit = stream.parse_bytes(memory_limit)
-    if limit is None:
-        limit = stream.default_memory_limit()
-    exclude = int(exclude)
-
-    direct = stream.direct_stack(inputs)
-    sources = stream.open_sources(inputs)
-    try:
-        n = len(sources)
-        ny, nx = sources[0].shape
-        any_mask = any(s.has_mask for s in sources)
-        all_mask = all(s.has_mask for s in sources)
-        all_var = all(s.has_variance for s in sources)
-        wmode, wframe = _weights_mode(weights, n, method, all_var)
-        var_mode = 0 if all_var else 1
-
-        if reject is None:
-            algo, prm, lam = NONE, np.zeros(NPARAM), np.zeros((1, 1))
-        else:
-            algo, prm, lam = reject.kernel_args(n)
-        ci, cj = kernels.sorting_network(n)
-
-        out_data = np.empty((ny, nx), np.float32)
-        out_var = np.empty((ny, nx), np.float32)
-        out_n = np.empty((ny, nx), np.int16)
-        out_lo = np.empty((ny, nx), np.int16)
-        out_hi = np.empty((ny, nx), np.int16)
-        out_mask = np.full((ny, nx), 0xFFFF if all_mask else 0, np.uint16)
-        out_rej = np.empty((n, ny, nx) if keep_rejected else (n, 1, 1), np.uint8)
-
-        use_var = all_var and (var_mode == 0 or wmode == 2)
-        rows = stream.plan_rows(
-            n,
-            (ny, nx),
-            memory_limit=limit,
-            has_mask=any_mask,
-            has_variance=use_var,
-            keep_rejected=keep_rejected,
-            in_place=direct is not None,
-            open_files=sum(isinstance(s, stream.FileSource) for s in sources),
-        )
-        # memory-mapped files give their pages back every few MB, within the spare memory
-        files = [s for s in sources if isinstance(s, stream.FileSource)]
-        if files:
-            spare_per_file = (
-                limit
-                - stream.used_bytes(n, (ny, nx), rows, any_mask, use_var, keep_rejected, len(files))
-            ) // len(files)
-            for source in files:
-                source.release_bytes = int(min(max(spare_per_file, 0), 4 * 2**20))
-        # the scaling sample is read (and freed) before the band buffers exist
-        if needs_sample(scale, zero):
-            need = ny * nx * stream.OUTPUT_BYTES_PER_PIXEL + sample_bytes(scale_region, (ny, nx))
-            if need > limit:
-                raise CcdcalError(
-                    f"memory_limit={limit} bytes is too small to measure the scaling levels "
-                    f"of frames of {ny}x{nx}: at least {need} bytes are needed"
-                )
-        fscale, fzero, scale_info = factors(
-            sources,
-            scale=scale,
-            zero=zero,
-            scale_region=scale_region,
-            exclude=exclude,
-        )
-        log.debug("combine: %d frames of %dx%d in bands of %d rows", n, ny, nx, rows)
-        if direct is None:
-            bands = stream.iter_bands(
-                sources,
-                rows,
-                any_mask=any_mask,
-                all_mask=all_mask,
-                use_var=use_var,
-                out_mask=out_mask,
-            )
-        else:
-            none_mask = np.zeros((n, 1, 1), np.uint16)
-            none_var = np.empty((n, 1, 1), np.float32)
-            bands = (
-                (y0, min(rows, ny - y0), direct, none_mask, none_var) for y0 in range(0, ny, rows)
-            )
-        with contextlib.closing(bands):
-            for y0, r, buf, mbuf, vbuf in bands:
-                y_in0 = 0 if direct is None else y0
-                kernels.combine_band(
-                    buf, y_in0, mbuf, any_mask, exclude, vbuf, use_var, fscale, fzero,
-                    wframe, wmode, algo, prm, lam, ci, cj, _METHODS[method], nkeep, var_mode,
-                    y0, r, out_data, out_var, out_n, out_lo, out_hi, out_rej, keep_rejected,
-                    numba.get_num_threads(),
-                )  # fmt: skip
-    finally:
-        for source in sources:
-            source.close()
-
-    if not all_mask:
-        out_mask[:] = 0
-    out_mask[out_n == 0] |= flags.NO_DATA
-    header = clean_header(sources[0].header)
-    header["NCOMBINE"] = (n, "number of frames combined")
-    params: dict[str, Any] = {"method": method, "reject": reject}
-    if scale is not None:
-        params["scale"] = scale if isinstance(scale, str) else "levels"
-        params["scale_levels"] = _fmt(scale_info["scale_levels"])
-    if zero is not None:
-        params["zero"] = zero if isinstance(zero, str) else "levels"
-        params["zero_levels"] = _fmt(scale_info["zero_levels"])
-    if weights is not None:
-        params["weights"] = weights if isinstance(weights, str) else _fmt(list(weights))
-    if reject is not None:
-        params["nkeep"] = nkeep
-    add_history(header, "combine", inputs=[s.label for s in sources], params=params)
-    extras = {"NCOMBINE": out_n, "NREJLO": out_lo, "NREJHI": out_hi}
-    if keep_rejected:
-        extras["REJECTED"] = out_rej
-    return Frame(out_data, variance=out_var, mask=out_mask, header=header, extras=extras)
+    return Combination(
+        method=method,
+        reject=reject,
+        scale=scale,
+        zero=zero,
+        weights=weights,
+        nkeep=nkeep,
+        exclude=exclude,
+        memory_limit=memory_limit,
+        keep_rejected=keep_rejected,
+        scale_region=scale_region,
+    )(inputs)
 
 
 def _fmt(values: Sequence[float]) -> str:
     return " ".join(f"{float(v):.6g}" for v in values)
 
 
-__all__ = ["combine"]
+__all__ = ["Combination", "Rows", "Setup", "combine"]

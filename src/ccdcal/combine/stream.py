@@ -433,21 +433,25 @@ def iter_bands(
     all_mask: bool,
     use_var: bool,
     out_mask: np.ndarray,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[Band]:
     """Row bands of every source, as (y0, rows, data, mask, variance) buffers (n, rows, nx).
 
-    One set of buffers is filled band after band (valid until the next band is asked for).
-    Masks become zeros for sources without one; ``out_mask`` rows are ANDed with every
-    source's mask (when all have one); each file is closed after its last band.
+    Rows ``start:stop`` (default all) are read. One set of buffers is filled band after band
+    (valid until the next band is asked for). Masks become zeros for sources without one;
+    ``out_mask`` (the rows ``start:stop`` of the output) is ANDed with every source's mask
+    (when all have one); each file is closed after its last band.
     """
     n = len(sources)
     ny, nx = sources[0].shape
+    stop = ny if stop is None else stop
     buf = np.empty((n, rows, nx), np.float32)
     mbuf = np.zeros((n, rows, nx) if any_mask else (n, 1, 1), np.uint16)
     vbuf = np.empty((n, rows, nx) if use_var else (n, 1, 1), np.float32)
     last: tuple[Any, ...] = ()
-    for y0 in range(0, ny, rows):
-        y1 = min(ny, y0 + rows)
+    for y0 in range(start, stop, rows):
+        y1 = min(stop, y0 + rows)
         r = y1 - y0
         for i, source in enumerate(sources):
             mask, var, data = source.read_into(y0, y1, buf[i])
@@ -461,10 +465,10 @@ def iter_bands(
                 else:
                     mbuf[i, :r] = mask
                     if all_mask:
-                        out_mask[y0:y1] &= mask
+                        out_mask[y0 - start : y1 - start] &= mask
             if use_var:
                 vbuf[i, :r] = var
-            if y1 == ny:
+            if y1 == stop:
                 source.close()
         yield y0, r, buf, mbuf, vbuf
     del last
