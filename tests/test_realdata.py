@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from astropy.stats import mad_std, sigma_clipped_stats
 
-from ccdcal.config import Config
 from ccdcal.frame import Frame
 from ccdcal.masters import CombineSpec, master_bias, preprocess
-from ccdcal.pipeline import _spec, reduce
+from ccdcal.pipeline import reduce
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -50,7 +49,7 @@ def test_lowell_master_bias_noise_is_read_noise_over_sqrt_n(lowell):
     pairs = [sigma_clipped_stats(frames[i] - frames[i + 1], sigma=5)[2] for i in range(0, 10, 2)]
     read_noise = float(np.mean(pairs)) / np.sqrt(2)
     assert 0.8 < read_noise < 2.0  # README: about 1.3 adu
-    spec = _spec(Config(), "bias")  # the pipeline's own recipe for a master bias
+    spec = CombineSpec.default("bias")  # the pipeline's own recipe for a master bias
     half1 = master_bias(paths[:5], combine=spec).data
     half2 = master_bias(paths[5:], combine=spec).data
     per_master = sigma_clipped_stats(half1 - half2, sigma=5)[2] / np.sqrt(2)

@@ -27,6 +27,7 @@ _LAZY = {
     "CCDClip": ("ccdcal.combine", "CCDClip"),
     "ESDClip": ("ccdcal.combine", "ESDClip"),
     "reduce": ("ccdcal.pipeline", "reduce"),
+    "plan": ("ccdcal.pipeline", "plan"),
     "simulate": ("ccdcal.simulate", None),
     "flags": ("ccdcal.flags", None),
 }

@@ -133,11 +133,7 @@ def _prepare(
     first: Frame | None = None
     try:
         for i, item in enumerate(items):
-            frame = as_frame(item)
-            if exptimes is not None and exptimes[i] is not None and exposure_time(frame) is None:
-                # the exposure came from another keyword (the configuration's fallbacks)
-                frame = replace(frame, header=frame.header.copy())
-                frame.header["EXPTIME"] = (float(exptimes[i]), "[s] exposure (ccdcal)")
+            frame = with_exptime(as_frame(item), None if exptimes is None else exptimes[i])
             out = step(frame)
             if first is None:
                 first = out
@@ -162,6 +158,23 @@ def _prepare(
     finally:
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
+
+
+def with_exptime(frame: Frame, exptime: float | None) -> Frame:
+    """``frame`` with EXPTIME set to ``exptime`` when its header has no exposure time (the
+    exposure came from another keyword, one of the configuration's fallbacks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with_exptime(Frame(np.zeros((2, 2))), 30.0).header["EXPTIME"]
+    30.0
+    """
+    if exptime is None or exposure_time(frame) is not None:
+        return frame
+    frame = replace(frame, header=frame.header.copy())
+    frame.header["EXPTIME"] = (float(exptime), "[s] exposure (ccdcal)")
+    return frame
 
 
 def _nbytes(frame: Frame) -> int:
@@ -238,7 +251,12 @@ def master_bias(
         spec=spec,
         workdir=workdir,
     ) as prepared:
-        return _finish(spec.run(prepared.inputs), "bias", len(prepared.inputs))
+        return finish_bias(spec.run(prepared.inputs), len(prepared.inputs))
+
+
+def finish_bias(combined: Frame, count: int) -> Frame:
+    """The master bias from the combine of ``count`` prepared bias frames."""
+    return _finish(combined, "bias", count)
 
 
 def master_dark(
@@ -266,9 +284,7 @@ def master_dark(
     spec = combine or CombineSpec.default("dark")
     with _prepare(
         frames,
-        lambda f: _bias_subtracted(
-            preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias
-        ),
+        lambda f: prepare_dark(f, bias=bias, biassec=biassec, trimsec=trimsec, overscan=overscan),
         progress,
         exptimes,
         spec=spec,
@@ -279,20 +295,37 @@ def master_dark(
             raise CcdcalError(
                 f"darks of different exposure times combined together: {sorted(map(str, times))}"
             )
-        master = _finish(spec.run(prepared.inputs), "dark", len(prepared.inputs))
-    t = times.pop()
-    if t is not None:
-        master.header["EXPTIME"] = (t, "[s] exposure time of the darks")
+        combined = spec.run(prepared.inputs)
+    return finish_dark(combined, len(prepared.inputs), exptime=times.pop(), hot_sigma=hot_sigma)
+
+
+def prepare_dark(
+    frame: Frame,
+    *,
+    bias: Frame | None,
+    biassec: str | Section | None = None,
+    trimsec: str | Section | None = None,
+    overscan: Overscan | str = "median",
+) -> Frame:
+    """One raw dark ready to combine: overscan-subtracted, trimmed, minus the master bias."""
+    out = preprocess(frame, biassec=biassec, trimsec=trimsec, overscan=overscan)
+    return out if bias is None else subtract_bias(out, bias)
+
+
+def finish_dark(
+    combined: Frame, count: int, *, exptime: float | None, hot_sigma: float = 5.0
+) -> Frame:
+    """The master dark from the combine of ``count`` prepared darks of ``exptime`` seconds:
+    EXPTIME kept, hot pixels flagged HOT."""
+    master = _finish(combined, "dark", count)
+    if exptime is not None:
+        master.header["EXPTIME"] = (exptime, "[s] exposure time of the darks")
     hot = find_hot_pixels(master.data, sigma=hot_sigma)
     mask = master.mask_or_zeros().copy()
     mask[hot] |= flags.HOT
     master = replace(master, mask=mask)
     master.header["NHOTPIX"] = (int(hot.sum()), f"pixels > {hot_sigma} sigma above median dark")
     return master
-
-
-def _bias_subtracted(frame: Frame, bias: Frame | None) -> Frame:
-    return frame if bias is None else subtract_bias(frame, bias)
 
 
 def find_hot_pixels(dark: np.ndarray, *, sigma: float = 5.0) -> np.ndarray:
@@ -339,21 +372,50 @@ def master_flat(
     """
 
     def step(f: Frame) -> Frame:
-        out = _bias_subtracted(
-            preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan), bias
+        return prepare_flat(
+            f, bias=bias, dark=dark, biassec=biassec, trimsec=trimsec, overscan=overscan
         )
-        out = out if dark is None else subtract_dark(out, dark)
-        level = np.nanmedian(out.data)
-        if not level > 0:
-            raise CcdcalError(f"{out.name}: flat has median {level:.3g} after bias subtraction")
-        return out
 
-    spec = combine or CombineSpec.default("flat")
-    options = dict(spec.options)
-    options.setdefault("scale", "median")
+    spec = flat_spec(combine or CombineSpec.default("flat"))
     with _prepare(frames, step, progress, exptimes, spec=spec, workdir=workdir) as prepared:
-        combined = replace(spec, options=options).run(prepared.inputs)
+        combined = spec.run(prepared.inputs)
         count = len(prepared.inputs)
+    return finish_flat(combined, count, min_response=min_response)
+
+
+def prepare_flat(
+    frame: Frame,
+    *,
+    bias: Frame | None,
+    dark: Frame | None = None,
+    biassec: str | Section | None = None,
+    trimsec: str | Section | None = None,
+    overscan: Overscan | str = "median",
+) -> Frame:
+    """One raw flat ready to combine: overscan-subtracted, trimmed, minus bias and scaled
+    dark; refused when no light is left."""
+    out = prepare_dark(frame, bias=bias, biassec=biassec, trimsec=trimsec, overscan=overscan)
+    out = out if dark is None else subtract_dark(out, dark)
+    level = np.nanmedian(out.data)
+    if not level > 0:
+        raise CcdcalError(f"{out.name}: flat has median {level:.3g} after bias subtraction")
+    return out
+
+
+def flat_spec(spec: CombineSpec) -> CombineSpec:
+    """``spec`` with flats' default scaling: each flat to the common level by its median.
+
+    Examples
+    --------
+    >>> flat_spec(CombineSpec("mean")).options
+    {'scale': 'median'}
+    """
+    return replace(spec, options={"scale": "median", **spec.options})
+
+
+def finish_flat(combined: Frame, count: int, *, min_response: float = 0.5) -> Frame:
+    """The master flat from the combine of ``count`` prepared flats: normalized to median 1,
+    pixels of response below ``min_response`` flagged BAD and COLD."""
     norm = float(np.nanmedian(combined.data[np.isfinite(combined.data)]))
     data = combined.data / np.float32(norm)
     variance = None if combined.variance is None else combined.variance / np.float32(norm * norm)
@@ -371,8 +433,15 @@ def master_flat(
 __all__ = [
     "CombineSpec",
     "find_hot_pixels",
+    "finish_bias",
+    "finish_dark",
+    "finish_flat",
+    "flat_spec",
     "master_bias",
     "master_dark",
     "master_flat",
+    "prepare_dark",
+    "prepare_flat",
     "preprocess",
+    "with_exptime",
 ]

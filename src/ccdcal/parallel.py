@@ -1,17 +1,20 @@
-"""Independent tasks (one per frame) run one after another, on local processes, or on a Dask
-cluster: the same results, only sooner.
+"""Graphs of tasks run here, on local processes, or on a Dask cluster: the same results, only
+sooner.
 
-ccdcal's combine kernels already use every core of one machine; what is left to spread out
-is the per-frame work of a night (calibrating each light, finding its cosmic rays). This
-module runs a function over such tasks with Dask, chosen by two options a user sets on
+A reduction is a graph of tasks (build a master, calibrate a light, combine a band of a
+stack, ...): each :class:`Task` is a module-level function and its arguments, where a
+:class:`Ref` stands for the result of an earlier task. One interface, :class:`Executor`,
+runs such a graph; three implementations are chosen by two options a user sets on
 :func:`ccdcal.reduce` or on ``ccdcal reduce``:
 
-- ``workers=1`` (the default): in this process, in order;
-- ``workers=N``: N local processes (Dask's multiprocessing scheduler);
-- ``scheduler="tcp://host:8786"`` (or a ``distributed.Client``): the workers of a Dask
-  cluster, which must see the same files under the same paths (a shared file system).
+- ``workers=1`` (the default): :class:`InProcess`, one task after another, in order;
+- ``workers=N``: :class:`LocalProcesses`, N local processes (Dask's multiprocessing
+  scheduler); independent tasks run at the same time;
+- ``scheduler="tcp://host:8786"`` (or a ``distributed.Client``): :class:`DaskCluster`, the
+  workers of a Dask cluster, which must see the same files under the same paths (a shared
+  file system). Results of tasks travel from worker to worker, not through this process.
 
-A task's function and its argument travel to the workers by pickle: module-level functions
+A task's function and its arguments travel to the workers by pickle: module-level functions
 and plain data only. An exception raised in a worker is raised here, unchanged.
 
 There is no thread scheduler on purpose: Python's warning filters are process-wide, and the
@@ -22,7 +25,10 @@ every later warning).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import CcdcalError
@@ -31,6 +37,203 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 LOCAL_SCHEDULERS = ("processes",)
+
+Progress = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The result of the task named ``key``, as an argument of a later task."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """``fn(*args)``, where each :class:`Ref` in ``args`` (or in a list among them) is
+    replaced by that task's result; ``group`` names the progress bar that counts it.
+
+    Examples
+    --------
+    >>> Task("b", abs, (Ref("a"),)).refs()
+    ['a']
+    """
+
+    key: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    group: str = ""
+
+    def refs(self) -> list[str]:
+        """Keys of the tasks whose results this one takes."""
+        out: list[str] = []
+        for arg in self.args:
+            for item in arg if isinstance(arg, list) else (arg,):
+                if isinstance(item, Ref):
+                    out.append(item.key)
+        return out
+
+
+def _resolve(args: tuple[Any, ...], value: Callable[[str], Any]) -> tuple[Any, ...]:
+    def one(item: Any) -> Any:
+        return value(item.key) if isinstance(item, Ref) else item
+
+    return tuple([one(i) for i in a] if isinstance(a, list) else one(a) for a in args)
+
+
+def _checked(tasks: Sequence[Task], want: Iterable[str] | None) -> tuple[list[Task], list[str]]:
+    seen: set[str] = set()
+    for task in tasks:
+        if task.key in seen:
+            raise ValueError(f"two tasks named {task.key!r}")
+        missing = [k for k in task.refs() if k not in seen]
+        if missing:
+            raise ValueError(f"task {task.key!r} needs {missing[0]!r}, which does not come first")
+        seen.add(task.key)
+    wanted = [t.key for t in tasks] if want is None else list(want)
+    unknown = [k for k in wanted if k not in seen]
+    if unknown:
+        raise ValueError(f"no task named {unknown[0]!r}")
+    return list(tasks), wanted
+
+
+class Executor:
+    """Runs a graph of tasks; :meth:`run` returns the results of the tasks in ``want``."""
+
+    #: tasks that may run at the same time (a plan may split its work into this many parts)
+    slots: int = 1
+
+    def run(
+        self,
+        tasks: Sequence[Task],
+        *,
+        want: Iterable[str] | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Run ``tasks`` (each after the tasks it refers to, which come before it).
+
+        Parameters
+        ----------
+        tasks
+            The graph, in an order where every :class:`Ref` points to an earlier task.
+        want
+            Keys whose results to return (default all).
+        progress
+            Called with a task's ``group`` as each task finishes.
+        """
+        tasks, wanted = _checked(tasks, want)
+        return self._run(tasks, wanted, progress or (lambda _group: None))
+
+    def _run(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class InProcess(Executor):
+    """One task after another, in this process; a result is freed once no later task needs
+    it (the bands of a split stack do not pile up)."""
+
+    def _run(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
+        users = Counter(k for t in tasks for k in t.refs())
+        keep = set(want)
+        results: dict[str, Any] = {}
+        for task in tasks:
+            results[task.key] = task.fn(*_resolve(task.args, results.__getitem__))
+            for key in task.refs():
+                users[key] -= 1
+                if users[key] == 0 and key not in keep:
+                    del results[key]
+            tick(task.group)
+        return {k: results[k] for k in want}
+
+
+class LocalProcesses(Executor):
+    """``workers`` local processes (Dask's multiprocessing scheduler, started afresh for each
+    run and closed after it)."""
+
+    def __init__(self, workers: int) -> None:
+        self.slots = workers
+
+    def _run(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
+        import dask
+        from dask.callbacks import Callback
+
+        group = {t.key: t.group for t in tasks}
+        delayed: dict[str, Any] = {}
+        for task in tasks:
+            args = _resolve(task.args, delayed.__getitem__)
+            delayed[task.key] = dask.delayed(task.fn, pure=False)(*args, dask_key_name=task.key)
+
+        def done(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            tick(group.get(key, ""))
+
+        with Callback(posttask=done):
+            values = dask.compute(
+                *[delayed[k] for k in want],
+                scheduler="processes",
+                num_workers=self.slots,
+                optimize_graph=False,  # every task stays a task: progress counts them all
+            )
+        return dict(zip(want, values, strict=True))
+
+
+class DaskCluster(Executor):
+    """The workers of a Dask cluster: a scheduler's address or a ``distributed.Client``."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.slots = 0  # known once connected
+
+    def _client(self) -> tuple[Any, bool]:
+        try:
+            from distributed import Client
+        except ImportError as err:
+            raise CcdcalError(
+                f"scheduler={self.scheduler!r}: a Dask cluster needs the 'distributed' package "
+                "(pip install 'ccdcal[cluster]')"
+            ) from err
+        if isinstance(self.scheduler, Client):
+            return self.scheduler, False
+        try:
+            return Client(self.scheduler, timeout="20s"), True
+        except (OSError, TimeoutError, ValueError) as err:
+            raise CcdcalError(f"scheduler {self.scheduler!r}: cannot connect ({err})") from None
+
+    def _run(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
+        from distributed import as_completed
+
+        client, own = self._client()
+        run = uuid.uuid4().hex[:8]  # a rerun on the same cluster must not meet old keys
+        try:
+            futures: dict[str, Any] = {}
+            group = {}
+            for task in tasks:
+                args = _resolve(task.args, futures.__getitem__)
+                key = f"{task.key}-{run}"
+                futures[task.key] = client.submit(task.fn, *args, key=key, pure=False)
+                group[key] = task.group
+            for future in as_completed(list(futures.values())):
+                if future.status == "error":
+                    break
+                tick(group[future.key])
+            values = client.gather([futures[k] for k in want])
+            return dict(zip(want, values, strict=True))
+        finally:
+            if own:
+                client.close()
+
+
+def executor(workers: int = 1, scheduler: Any = None) -> Executor:
+    """The executor for ``workers`` and ``scheduler`` (see the module's documentation).
+
+    Examples
+    --------
+    >>> type(executor()).__name__, type(executor(4)).__name__
+    ('InProcess', 'LocalProcesses')
+    """
+    check(workers, scheduler)
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
+        return InProcess() if workers == 1 else LocalProcesses(workers)
+    return DaskCluster(scheduler)
 
 
 def run_tasks(
@@ -73,23 +276,18 @@ def run_tasks(
     >>> run_tasks(abs, [-1, 2, -3])
     [1, 2, 3]
     """
-    check(workers, scheduler)
     items = list(items)
+    run = executor(workers, scheduler)
+    if isinstance(run, LocalProcesses) and len(items) <= 1:
+        run = InProcess()
+    tasks = [Task(f"task-{i}", fn, (item,)) for i, item in enumerate(items)]
     tick = progress or (lambda _n: None)
-    local = scheduler is None or scheduler in LOCAL_SCHEDULERS
-    if local and (workers == 1 or len(items) <= 1):
-        out = []
-        for item in items:
-            out.append(fn(item))
-            tick(1)
-        return out
-    if local:
-        return _run_local(fn, items, workers, scheduler or "processes", tick)
-    return _run_cluster(fn, items, scheduler, tick)
+    results = run.run(tasks, progress=lambda _group: tick(1))
+    return [results[t.key] for t in tasks]
 
 
 def check(workers: Any, scheduler: Any) -> None:
-    """Refuse, in one line, a worker count or scheduler that :func:`run_tasks` cannot use.
+    """Refuse, in one line, a worker count or scheduler that no executor can use.
 
     Examples
     --------
@@ -117,46 +315,15 @@ def check(workers: Any, scheduler: Any) -> None:
         )
 
 
-def _run_local(
-    fn: Callable[[T], R], items: list[T], workers: int, scheduler: str, tick: Callable[[int], Any]
-) -> list[R]:
-    import dask
-    from dask.callbacks import Callback
-
-    tasks = [dask.delayed(fn, pure=False)(item) for item in items]
-
-    def done(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        tick(1)
-
-    with Callback(posttask=done):
-        return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
-
-
-def _run_cluster(
-    fn: Callable[[T], R], items: list[T], scheduler: Any, tick: Callable[[int], Any]
-) -> list[R]:
-    try:
-        from distributed import Client, as_completed
-    except ImportError as err:
-        raise CcdcalError(
-            f"scheduler={scheduler!r}: a Dask cluster needs the 'distributed' package "
-            "(pip install 'ccdcal[cluster]')"
-        ) from err
-    if isinstance(scheduler, Client):
-        client = scheduler
-    else:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as err:
-            raise CcdcalError(f"scheduler {scheduler!r}: cannot connect ({err})") from None
-    try:
-        futures = client.map(fn, items, pure=False)
-        for _ in as_completed(futures):
-            tick(1)
-        return list(client.gather(futures))
-    finally:
-        if client is not scheduler:
-            client.close()
-
-
-__all__ = ["LOCAL_SCHEDULERS", "check", "run_tasks"]
+__all__ = [
+    "LOCAL_SCHEDULERS",
+    "DaskCluster",
+    "Executor",
+    "InProcess",
+    "LocalProcesses",
+    "Ref",
+    "Task",
+    "check",
+    "executor",
+    "run_tasks",
+]

@@ -1,0 +1,204 @@
+"""``execute``: build the products of a plan that are not up to date, here or elsewhere.
+
+The products to build become a graph of tasks (:mod:`ccdcal.parallel`), one per product, in
+dependency order; an executor runs it in this process, on local processes or on a Dask
+cluster, so that independent products (the darks of several exposures, the flats of several
+filters, the lights, the stacks of several objects) run at the same time.
+
+A product made by a combine can be split into row bands: its inputs prepared one task each
+(masters), one setup task, a task per band over all inputs, and one task that assembles and
+writes it. On a cluster this happens by itself when a combine reads more than
+:data:`SPLIT_BYTES`; ``band_rows`` asks for it anywhere. The file is the same either way.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..parallel import DaskCluster, Executor, Ref, Task, executor
+from . import recipes
+from .products import PARTS, Plan, Product, State
+
+#: a combine that reads more than this is split into row bands on a cluster
+SPLIT_BYTES = 2 * 2**30
+
+_BAR = {"masters": "masters", "calibrated": "calibrate", "stacks": "stacks"}
+
+
+@dataclass
+class Outcome:
+    """What :func:`execute` did.
+
+    Attributes
+    ----------
+    built
+        Products built by this run, in plan order.
+    reused
+        Products of the run's selection that were up to date and kept.
+    states
+        Every product's state before the run.
+    """
+
+    built: list[Product]
+    reused: list[Product]
+    states: dict[str, State]
+
+
+def execute(
+    the_plan: Plan,
+    *,
+    only: str | None = None,
+    workers: int = 1,
+    scheduler: Any = None,
+    memory_limit: int | None = None,
+    band_rows: int | None = None,
+    progress: bool = False,
+    states: dict[str, State] | None = None,
+) -> Outcome:
+    """Build what ``the_plan`` needs built, in dependency order; keep the rest.
+
+    Parameters
+    ----------
+    the_plan
+        From :func:`ccdcal.plan`.
+    only
+        ``"masters"``, ``"calibrated"`` or ``"stacks"``: build just that part (and what it
+        needs that is not up to date); default everything.
+    workers, scheduler
+        Where the tasks run (see :mod:`ccdcal.parallel`): here (``workers=1``), on
+        ``workers`` local processes, or on the Dask cluster whose scheduler address (or
+        ``distributed.Client``) is given. The files are the same.
+    memory_limit
+        Bytes each combine may use (default a quarter of the memory available where it
+        runs); larger sets stream from disk.
+    band_rows
+        Split every combine into bands of about this many rows (default: only on a cluster,
+        for combines that read more than :data:`SPLIT_BYTES`).
+    progress
+        One progress bar per part on standard error.
+    states
+        The products' states, when already known (:meth:`Plan.states`).
+
+    Returns
+    -------
+    Outcome
+        The products built and kept.
+    """
+    run = executor(workers, scheduler)
+    if band_rows is not None and (isinstance(band_rows, bool) or int(band_rows) < 1):
+        raise ValueError(f"band_rows must be a whole number of at least 1, not {band_rows!r}")
+    states = the_plan.states() if states is None else states
+    todo = the_plan.to_build(states, only)
+    needed = {n for p in todo for n in p.needs}
+    reused = [
+        p
+        for p in the_plan.products.values()
+        if states[p.name].up_to_date and (only in (None, p.part) or p.name in needed)
+    ]
+    tasks = graph(the_plan, todo, run, memory_limit=memory_limit, band_rows=band_rows)
+    split = [p for p in todo if f"{p.name}#setup" in {t.key for t in tasks}]
+    counts = Counter(p.part for p in reused)
+    try:
+        with _bars(progress, tasks, counts) as tick:
+            run.run(tasks, want=[p.name for p in todo], progress=tick)
+    finally:
+        for p in split:
+            shutil.rmtree(recipes.scratch(p), ignore_errors=True)
+    return Outcome(built=todo, reused=reused, states=states)
+
+
+def graph(
+    the_plan: Plan,
+    todo: Sequence[Product],
+    run: Executor,
+    *,
+    memory_limit: int | None = None,
+    band_rows: int | None = None,
+) -> list[Task]:
+    """The tasks that build ``todo`` (products in plan order), each after what it needs.
+
+    A product is one task named as the product, or, split into bands, the tasks
+    ``NAME#prepare-i`` (a master's inputs), ``NAME#setup``, ``NAME#rows-i`` and ``NAME``
+    (the assembly, which writes the file).
+    """
+    building = {p.name for p in todo}
+    tasks: list[Task] = []
+    for p in todo:
+        after = [Ref(n) for n in p.needs if n in building]
+        count = _bands(the_plan, p, run, band_rows)
+        if count is None:
+            tasks.append(Task(p.name, recipes.build, (p, memory_limit, after), p.part))
+            continue
+        if p.kind == "stack":
+            inputs: list[Ref] | None = None
+        else:
+            prepared = [
+                Task(f"{p.name}#prepare-{i}", recipes.prepare, (p, i, after), p.part)
+                for i in range(len(p.inputs))
+            ]
+            tasks += prepared
+            inputs = [Ref(t.key) for t in prepared]
+        setup = Task(f"{p.name}#setup", recipes.setup, (p, inputs, memory_limit, after), p.part)
+        bands = [
+            Task(f"{p.name}#rows-{i}", recipes.rows, (Ref(setup.key), i, count), p.part)
+            for i in range(count)
+        ]
+        tasks += [setup, *bands]
+        parts = [Ref(t.key) for t in bands]
+        tasks.append(Task(p.name, recipes.assemble, (p, Ref(setup.key), parts), p.part))
+    return tasks
+
+
+def _bands(the_plan: Plan, product: Product, run: Executor, band_rows: int | None) -> int | None:
+    """How many row bands ``product`` is combined in, or None for one task."""
+    if product.kind not in recipes.COMBINED or the_plan.shape is None:
+        return None
+    ny, nx = the_plan.shape
+    if band_rows is None:
+        if not isinstance(run, DaskCluster):
+            return None  # one machine's cores already share every combine (numba threads)
+        planes = 10 if product.kind == "stack" else 4  # data, variance, mask; or raw data
+        count = math.ceil(len(product.inputs) * ny * nx * planes / SPLIT_BYTES)
+    else:
+        count = math.ceil(ny / int(band_rows))
+    return count if count >= 2 else None
+
+
+@contextmanager
+def _bars(enabled: bool, tasks: Sequence[Task], reused: Counter[str]) -> Iterator[Callable]:
+    """One progress bar per part; the returned function counts a finished task's group."""
+    from tqdm import tqdm
+
+    counts = Counter(t.group for t in tasks)
+    bars: dict[str, Any] = {}
+    shown = [part for part in PARTS if counts[part] or reused[part]]
+    for position, part in enumerate(shown):
+        bars[part] = tqdm(
+            total=counts[part] + reused[part],
+            initial=reused[part],
+            desc=_BAR[part],
+            position=position,
+            disable=not enabled,
+            leave=False,
+            file=sys.stderr,
+        )
+
+    def tick(group: str) -> None:
+        if group in bars:
+            bars[group].update(1)
+
+    try:
+        yield tick
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+__all__ = ["SPLIT_BYTES", "Outcome", "execute", "graph"]

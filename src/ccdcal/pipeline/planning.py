@@ -1,0 +1,394 @@
+"""``plan``: a folder of raw frames to the graph of products that reduce it.
+
+The folder is scanned and classified once; every decision of the reduction is taken here,
+before any pixel is read: which frames make which master, which master dark and flat each
+light gets, which lights make each stack, and what the user should be told.
+
+Examples
+--------
+>>> import tempfile, ccdcal
+>>> tmp = tempfile.mkdtemp()
+>>> night = ccdcal.simulate.night(tmp + "/night", seed=3, shape=(48, 48), nbias=3, ndark=3,
+...                               nflat=3, nlight=2)
+>>> p = plan(tmp + "/night/raw", tmp + "/out")
+>>> list(p.products)  # doctest: +NORMALIZE_WHITESPACE
+['masters/bias.fits', 'masters/dark_60s.fits', 'masters/flat_V.fits',
+ 'calibrated/light_V_001.fits', 'calibrated/light_V_002.fits', 'stacks/SIMFIELD_V.fits']
+>>> p.products["calibrated/light_V_001.fits"].needs
+('masters/bias.fits', 'masters/dark_60s.fits', 'masters/flat_V.fits')
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..calibrate import Overscan
+from ..classify import FrameInfo
+from ..collection import Collection, scan
+from ..config import Config, load_config
+from ..errors import CcdcalError
+from ..masters import CombineSpec
+from . import recipes
+from .products import Plan, Product, product_key
+
+PathLike = str | os.PathLike[str]
+
+
+def choose_dark(
+    exptime: float | None, available: Sequence[float], *, match: str = "nearest"
+) -> float | None:
+    """The exposure time of the master dark to use for a frame of ``exptime`` seconds.
+
+    ``"exact"`` takes only the same exposure (None when there is none);
+    ``"nearest"`` takes the same exposure when there is one, else the closest (scaled by the
+    ratio of exposure times); ``"scale"`` always takes the longest (the least noisy per
+    second) and scales it.
+
+    Examples
+    --------
+    >>> choose_dark(30, [5, 15, 60])
+    15
+    >>> choose_dark(30, [5, 15, 60], match="scale")
+    60
+    """
+    if not available:
+        return None
+    if match == "scale":
+        return max(available)
+    if exptime is None:
+        return max(available)
+    if exptime in available:
+        return exptime
+    if match == "exact":
+        return None
+    return min(available, key=lambda t: (abs(t - exptime), -t))
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file name: runs of other characters than letters, digits and ``_.+-``
+    become ``_``.
+
+    Examples
+    --------
+    >>> safe_name("NGC 2420 / B")
+    'NGC_2420_B'
+    """
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text.strip()).strip("_") or "none"
+
+
+def _exptime_label(t: float) -> str:
+    return f"{t:g}".replace(".", "p")
+
+
+def output_name(relative: str) -> str:
+    """The calibrated file's path below ``calibrated/``: the raw one's, as ``.fits``.
+
+    Sub-folders are kept, so that two nights' ``light_001.fits`` do not overwrite each other.
+
+    Examples
+    --------
+    >>> output_name("night1/light_001.fit.gz")
+    'night1/light_001.fits'
+    """
+    folder, _, name = relative.replace(os.sep, "/").rpartition("/")
+    for suffix in (".gz", ".fz", ".bz2"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    stem, dot, _ = name.rpartition(".")
+    out = f"{stem}.fits" if dot else f"{name}.fits"
+    return f"{folder}/{out}" if folder else out
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The usable frames of a night, grouped as the reduction uses them."""
+
+    bias: list[FrameInfo]
+    darks: dict[float, list[FrameInfo]]
+    flats: dict[str, list[FrameInfo]]
+    lights: dict[tuple[str, str], list[FrameInfo]]
+
+
+def _groups(collection: Collection, the_plan: Plan) -> _Groups:
+    usable = [f for f in collection.frames if f.error is None]
+    lights = [f for f in usable if f.kind == "light"]
+    if not lights:
+        raise CcdcalError(f"{collection.root}: no light frames found (see `ccdcal info`)")
+    shape = lights[0].shape
+    the_plan.shape = shape
+    for f in usable:
+        if f.kind in ("bias", "dark", "flat", "light") and f.shape != shape:
+            raise CcdcalError(
+                f"{f.path}: {f.kind} frame of shape {f.shape[1]}x{f.shape[0]} differs from the "
+                f"lights' {shape[1]}x{shape[0]} ({lights[0].path.name}); move it out of the folder"
+            )
+    darks: dict[float, list[FrameInfo]] = {}
+    for f in usable:
+        if f.kind == "dark":
+            if f.exptime is None:
+                raise CcdcalError(f"{f.path}: dark frame without an exposure time")
+            darks.setdefault(float(f.exptime), []).append(f)
+    groups: dict[tuple[str, str], list[FrameInfo]] = {}
+    for f in lights:
+        groups.setdefault((f.object or "unknown", f.filter or "none"), []).append(f)
+    wanted = {filt for _, filt in groups}
+    flats: dict[str, list[FrameInfo]] = {}
+    for f in usable:
+        if f.kind == "flat":
+            flats.setdefault(f.filter or "none", []).append(f)
+    for filt in sorted(set(flats) - wanted):
+        the_plan.notices.append(
+            f"{len(flats[filt])} flats in filter {filt!r}: no light in that filter; not used"
+        )
+        del flats[filt]
+    for f in collection.frames:
+        if f.error is not None:
+            the_plan.failures.append((f.path, f.error))
+        elif f.kind not in ("bias", "dark", "flat", "light"):
+            the_plan.notices.append(f"{f.path.name}: type unknown ({f.reason}); not used")
+    return _Groups([f for f in usable if f.kind == "bias"], darks, flats, groups)
+
+
+def plan(
+    raw_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    config: Config | PathLike | None = None,
+) -> Plan:
+    """The products that reduce a folder of raw frames, in dependency order.
+
+    Scans and classifies ``raw_dir`` (headers only) and decides every step: the master
+    bias, a master dark per exposure time, a master flat per filter that has lights, each
+    calibrated light with the masters it gets, and a stack per object and filter. Nothing
+    is read beyond the headers and nothing is written.
+
+    Parameters
+    ----------
+    raw_dir
+        Folder of raw FITS files (searched recursively).
+    out_dir
+        Output folder the products are planned in.
+    config
+        A :class:`~ccdcal.config.Config`, or the path of a TOML file; default settings
+        otherwise.
+
+    Returns
+    -------
+    Plan
+        The products, the notices and the unusable files; :meth:`Plan.table` prints it and
+        :func:`ccdcal.pipeline.execute` builds it.
+
+    Raises
+    ------
+    CcdcalError
+        No such raw folder, an output folder inside it, no light frames, or frames of
+        another shape than the lights'.
+    """
+    raw = Path(raw_dir)
+    out = Path(out_dir)
+    if not raw.is_dir():
+        raise CcdcalError(f"{raw}: no such folder")
+    if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
+        raise CcdcalError(f"{out}: the output folder must not be inside the raw folder {raw}")
+    cfg = load_config(config) if isinstance(config, str | os.PathLike) else (config or Config())
+    collection = scan(raw, config=cfg)
+    # absolute paths: a cluster's workers do not share this process's working folder
+    the_plan = Plan(raw_dir=raw, out_dir=out.resolve(), config=cfg, collection=collection)
+    _Planner(the_plan, _groups(collection, the_plan)).run()
+    return the_plan
+
+
+class _Planner:
+    """Adds the products of a night to a plan, part after part."""
+
+    def __init__(self, the_plan: Plan, groups: _Groups) -> None:
+        self.plan = the_plan
+        self.groups = groups
+        cfg = the_plan.config
+        det = cfg.detector
+        self.cfg = cfg
+        self.masters = the_plan.out_dir / "masters"
+        overscan = Overscan(
+            det.overscan, order=det.overscan_order, sigma=det.overscan_sigma,
+            axis=det.readout_axis,
+        )  # fmt: skip
+        self.preprocess: dict[str, Any] = {
+            "biassec": det.biassec,
+            "trimsec": det.trimsec,
+            "overscan": overscan,
+        }
+        self.bias: Product | None = None
+        self.darks: dict[float, Product] = {}
+        self.flats: dict[str, Product] = {}
+        self.undarked: set[float | None] = set()
+
+    def add(
+        self,
+        name: str,
+        kind: str,
+        recipe: Any,
+        inputs: Sequence[FrameInfo] | Sequence[Path],
+        needs: Sequence[Product | None],
+        options: dict[str, Any],
+        about: dict[str, Any] | None = None,
+    ) -> Product:
+        paths = tuple(i.path.resolve() if isinstance(i, FrameInfo) else i for i in inputs)
+        raw = [i.path for i in inputs if isinstance(i, FrameInfo)]
+        deps = [p for p in needs if p is not None]
+        key = product_key(kind, raw, [d.key for d in deps], options)
+        product = Product(
+            name=name,
+            kind=kind,
+            path=self.plan.out_dir / name,
+            recipe=recipe,
+            inputs=paths,
+            needs=tuple(d.name for d in deps),
+            options=options,
+            key=key,
+            about=about or {},
+        )
+        return self.plan.add(product)
+
+    def master_options(self, kind: str) -> dict[str, Any]:
+        return {
+            "combine": CombineSpec.from_options(self.cfg.combine_options(kind)),
+            "preprocess": self.preprocess,
+            "workdir": self.masters,
+        }
+
+    def run(self) -> None:
+        self.add_masters()
+        lights = self.add_lights()
+        self.add_stacks(lights)
+        if self.undarked:
+            times = ", ".join(
+                "unknown" if t is None else f"{t:g} s" for t in sorted(self.undarked, key=str)
+            )
+            self.plan.notices.append(
+                f"no dark of the same exposure for lights or flats of {times}"
+                + (" (without bias frames a dark cannot be scaled)" if self.bias is None else "")
+                + ": dark not subtracted from them"
+            )
+
+    def add_masters(self) -> None:
+        g, notices = self.groups, self.plan.notices
+        if g.bias:
+            self.bias = self.add(
+                "masters/bias.fits", "bias", recipes.bias_recipe, g.bias, [],
+                self.master_options("bias"),
+            )  # fmt: skip
+        else:
+            notices.append(
+                "no bias frames: bias removed only by the overscan and by darks of equal exposure"
+            )
+        for t, infos in sorted(g.darks.items()):
+            self.darks[t] = self.add(
+                f"masters/dark_{_exptime_label(t)}s.fits", "dark", recipes.dark_recipe, infos,
+                [self.bias],
+                {**self.master_options("dark"), "bias": _path(self.bias), "exptime": t,
+                 "exptimes": [f.exptime for f in infos]},
+                {"exptime": t},
+            )  # fmt: skip
+        if not g.darks:
+            notices.append("no dark frames: dark current not subtracted")
+        for filt, infos in sorted(g.flats.items()):
+            dark = self.dark_for(infos[0])
+            self.flats[filt] = self.add(
+                f"masters/flat_{safe_name(filt)}.fits", "flat", recipes.flat_recipe, infos,
+                [self.bias, dark],
+                {**self.master_options("flat"), "bias": _path(self.bias), "dark": _path(dark),
+                 "exptimes": [f.exptime for f in infos],
+                 "min_response": self.cfg.flat.min_response, "filter": filt},
+                {"filter": filt},
+            )  # fmt: skip
+
+    def dark_for(self, info: FrameInfo) -> Product | None:
+        """The master dark for a frame; without a master bias a dark still holds the bias,
+        so it may only be subtracted unscaled, from a frame of the same exposure."""
+        match = self.cfg.dark.match if self.bias is not None else "exact"
+        chosen = choose_dark(info.exptime, list(self.darks), match=match)
+        if chosen is None and self.darks:
+            self.undarked.add(info.exptime)
+        return None if chosen is None else self.darks[chosen]
+
+    def add_lights(self) -> dict[tuple[str, str], list[Product]]:
+        cfg, notices = self.cfg, self.plan.notices
+        lights = self.groups.lights
+        no_gain = [i for infos in lights.values() for i in infos if _gain(i, cfg) is None]
+        if no_gain:
+            notices.append(
+                f"no gain for {len(no_gain)} lights (no GAIN-like keyword, no [detector] gain "
+                "in the config): they and their stacks stay in ADU"
+            )
+        by_group: dict[tuple[str, str], list[Product]] = {}
+        for (obj, filt), infos in lights.items():
+            flat = self.flats.get(filt)
+            if flat is None:
+                notices.append(
+                    f"no flat for filter {filt!r}: {len(infos)} lights of {obj} stay unflattened"
+                )
+            for info in infos:
+                dark = self.dark_for(info)
+                name = "calibrated/" + output_name(self.plan.collection.relative(info))
+                product = self.add(
+                    name, "light", recipes.light_recipe, [info], [self.bias, dark, flat],
+                    self.light_options(info, filt, dark, flat),
+                    {"object": obj, "filter": filt, "exptime": info.exptime},
+                )  # fmt: skip
+                by_group.setdefault((obj, filt), []).append(product)
+        return by_group
+
+    def light_options(
+        self, info: FrameInfo, filt: str, dark: Product | None, flat: Product | None
+    ) -> dict[str, Any]:
+        cfg = self.cfg
+        det = cfg.detector
+        header = {}
+        if info.filter:
+            header["FILTER"] = (info.filter, "filter (as classified by ccdcal)")
+        if info.object:
+            header["OBJECT"] = (info.object, "object (as classified by ccdcal)")
+        return {
+            "bias": _path(self.bias),
+            "dark": _path(dark),
+            "flat": _path(flat),
+            "calibrate": dict(
+                gain=_gain(info, cfg),
+                read_noise=det.rdnoise if det.rdnoise is not None else info.rdnoise,
+                saturation=det.saturation if det.saturation is not None else info.saturation,
+                exptime=info.exptime,
+                flat_min=cfg.flat.min_response,
+                **self.preprocess,
+            ),
+            "header": header,
+            "cosmic": dict(cfg.cosmic.params) if cfg.cosmic.method == "lacosmic" else None,
+            "history": {
+                "bias": self.bias is not None,
+                "dark": None if dark is None else dark.path.name,
+                "flat": None if flat is None else filt,
+            },
+        }
+
+    def add_stacks(self, lights: dict[tuple[str, str], list[Product]]) -> None:
+        options = {"combine": self.cfg.combine_options("light")}
+        for (obj, filt), products in lights.items():
+            self.add(
+                f"stacks/{safe_name(obj)}_{safe_name(filt)}.fits", "stack", recipes.stack_recipe,
+                [p.path for p in products], products, options, {"object": obj, "filter": filt},
+            )  # fmt: skip
+
+
+def _path(product: Product | None) -> Path | None:
+    return None if product is None else product.path
+
+
+def _gain(info: FrameInfo, cfg: Config) -> float | None:
+    return cfg.detector.gain if cfg.detector.gain is not None else info.gain
+
+
+__all__ = ["choose_dark", "output_name", "plan", "safe_name"]

@@ -1,0 +1,252 @@
+"""The plan of a reduction as data: products, their dependencies, keys and states.
+
+A :class:`Product` is one output file (a master, a calibrated light, a stack) with everything
+needed to make it: the files it reads, the products that must exist first, the recipe (a
+module-level function) and its options, and a key. The key is a digest of the ccdcal
+version, the raw files it reads (path, size, modification time), the keys of the products
+it needs and its options: it changes exactly when the product would come out differently,
+so a rerun keeps every output whose file verifies and whose ``PIPEKEY`` equals its key.
+
+A :class:`Plan` holds the products in dependency order, with what the scan had to say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..collection import Collection
+from ..config import Config
+
+#: the parts of a reduction, in the order they are made; ``--only`` takes one of these
+PARTS = ("masters", "calibrated", "stacks")
+_PART = {"bias": "masters", "dark": "masters", "flat": "masters", "light": "calibrated",
+         "stack": "stacks"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Product:
+    """One output of a reduction and how it is made.
+
+    Attributes
+    ----------
+    name
+        Its path below the output folder, such as ``masters/flat_V.fits``.
+    kind
+        ``"bias"``, ``"dark"``, ``"flat"``, ``"light"`` (a calibrated light) or ``"stack"``.
+    path
+        The output file (absolute).
+    recipe
+        ``recipe(inputs, memory_limit=..., **options) -> (Frame, history)``: a module-level
+        function of plain arguments (see :mod:`ccdcal.pipeline.recipes`).
+    inputs
+        The files it reads: raw frames, or for a stack the calibrated lights.
+    needs
+        Names of the products that must exist before it is made.
+    options
+        The recipe's keyword arguments (plain, picklable data).
+    key
+        Digest of everything that makes its content (see the module's documentation).
+    about
+        What it is, for people and reports (object, filter, exposure time); not used to
+        make it.
+    """
+
+    name: str
+    kind: str
+    path: Path
+    recipe: Callable[..., Any] = field(repr=False)
+    inputs: tuple[Path, ...]
+    needs: tuple[str, ...]
+    options: Mapping[str, Any]
+    key: str
+    about: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def part(self) -> str:
+        """``"masters"``, ``"calibrated"`` or ``"stacks"``."""
+        return _PART[self.kind]
+
+    @property
+    def label(self) -> str:
+        """Its short name: ``bias``, ``dark_60s``, ``flat_V``, ``light_001``, ``M51_V``."""
+        return self.path.stem
+
+
+def product_key(
+    kind: str, raw: Sequence[Path], needs: Iterable[str], options: Mapping[str, Any]
+) -> str:
+    """A short stable digest of a product's raw files (path, size, time), the keys of the
+    products it needs and its options (the ccdcal version included: a new version may
+    calibrate differently).
+
+    Examples
+    --------
+    >>> a = product_key("stack", [], ["k1", "k2"], {"method": "mean"})
+    >>> a == product_key("stack", [], ["k1", "k2"], {"method": "median"})
+    False
+    """
+    h = hashlib.sha256(f"{__version__}\0{kind}".encode())
+    for path in raw:
+        st = path.stat()
+        h.update(f"\0{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for key in needs:
+        h.update(f"\0need {key}".encode())
+    for name in sorted(options):
+        h.update(f"\0{name}={options[name]!r}".encode())
+    return h.hexdigest()[:16]
+
+
+_OWN_CHANGE = "raw files or options changed"
+
+
+@dataclass(frozen=True)
+class State:
+    """Whether a product's file can be kept, and if not why."""
+
+    up_to_date: bool
+    why: str = ""
+
+    def __str__(self) -> str:
+        return "up to date" if self.up_to_date else f"to build: {self.why}"
+
+
+def file_state(product: Product) -> State:
+    """The state of ``product``'s file alone: up to date when it exists, its checksums verify
+    and its ``PIPEKEY`` equals the product's key."""
+    from astropy.io import fits
+
+    from ..fitsio import verify_checksums
+
+    path = product.path
+    if not path.exists():
+        return State(False, "no output yet")
+    if not verify_checksums(path):
+        return State(False, "output damaged (checksums fail)")
+    if fits.getheader(path).get("PIPEKEY") != product.key:
+        return State(False, "out of date")
+    return State(True)
+
+
+@dataclass
+class Plan:
+    """A reduction's products in dependency order, and what the scan had to say.
+
+    Attributes
+    ----------
+    raw_dir, out_dir
+        The folders.
+    config
+        The configuration the plan was made with.
+    collection
+        The scanned raw folder.
+    products
+        By name, each after the products it needs.
+    notices
+        What the user should know (missing calibrations and what is done instead).
+    failures
+        Files that cannot be used, with the reason.
+    shape
+        ``(ny, nx)`` of the raw frames.
+    """
+
+    raw_dir: Path
+    out_dir: Path
+    config: Config
+    collection: Collection
+    products: dict[str, Product] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    shape: tuple[int, int] | None = None
+
+    def add(self, product: Product) -> Product:
+        """Add ``product`` (after every product it needs)."""
+        missing = [n for n in product.needs if n not in self.products]
+        if missing or product.name in self.products:
+            raise ValueError(f"{product.name}: needs {missing} first, or is already planned")
+        self.products[product.name] = product
+        return product
+
+    def of_kind(self, *kinds: str) -> list[Product]:
+        """The products of these kinds, in plan order."""
+        return [p for p in self.products.values() if p.kind in kinds]
+
+    def states(self) -> dict[str, State]:
+        """Each product's state. One whose file is out of date says which product it needs
+        changed first, when one did (``flat_V changed`` for the lights of that flat and
+        their stacks), else that its raw files or options changed."""
+        states: dict[str, State] = {}
+        stale: set[str] = set()
+        for name, product in self.products.items():
+            state = file_state(product)
+            if state.why == "out of date":
+                stale.add(name)
+                changed = [n for n in product.needs if n in stale]
+                if not changed:
+                    why = _OWN_CHANGE
+                elif states[changed[0]].why == _OWN_CHANGE:
+                    why = f"{Path(changed[0]).stem} changed"
+                else:
+                    why = states[changed[0]].why
+                state = State(False, why)
+            states[name] = state
+        return states
+
+    def to_build(self, states: Mapping[str, State], only: str | None = None) -> list[Product]:
+        """The products a run builds: those of part ``only`` (default every part) that are
+        not up to date, and whatever of what they need is not up to date either (an up to
+        date product needs nothing)."""
+        if only is not None and only not in PARTS:
+            raise ValueError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
+        chosen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in chosen or states[name].up_to_date:
+                return
+            chosen.add(name)
+            for need in self.products[name].needs:
+                visit(need)
+
+        for product in self.products.values():
+            if only is None or product.part == only:
+                visit(product.name)
+        return [p for p in self.products.values() if p.name in chosen]
+
+    def table(self, states: Mapping[str, State] | None = None, only: str | None = None) -> str:
+        """The plan as a text table: product, inputs, state (like ``make -n``)."""
+        states = self.states() if states is None else states
+        building = {p.name for p in self.to_build(states, only)}
+        rows = [("product", "inputs", "state")]
+        for p in self.products.values():
+            state = states[p.name]
+            if state.up_to_date:
+                text = "up to date"
+            elif p.name in building:
+                text = str(state)
+            else:
+                text = f"not selected ({state.why})"
+            rows.append((p.name, _inputs(p), text))
+        widths = [max(len(r[i]) for r in rows) for i in range(2)]
+        lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in [*widths, 5]))
+        todo = len(building)
+        lines.append(
+            f"{len(self.products)} products: {todo} to build, "
+            f"{sum(s.up_to_date for s in states.values())} up to date"
+        )
+        return "\n".join(lines)
+
+
+def _inputs(product: Product) -> str:
+    needs = [Path(n).stem for n in product.needs]
+    if product.kind == "stack":
+        return f"{len(product.inputs)} calibrated lights"
+    own = product.inputs[0].name if len(product.inputs) == 1 else f"{len(product.inputs)} raw"
+    return ", ".join([own, *needs])
+
+
+__all__ = ["PARTS", "Plan", "Product", "State", "file_state", "product_key"]

@@ -1,0 +1,227 @@
+"""``reduce``: a folder of raw frames to masters, calibrated frames, stacks and a report.
+
+A reduction is three steps: :func:`~ccdcal.pipeline.plan` the products, :func:`execute`
+what is not up to date, write the report. Every output is written atomically and carries
+its key (``PIPEKEY``), so a run that was killed finishes where it stopped, and a changed
+option or raw file redoes what it touches.
+
+Examples
+--------
+>>> import tempfile, ccdcal
+>>> tmp = tempfile.mkdtemp()
+>>> night = ccdcal.simulate.night(tmp + "/night", seed=3, shape=(48, 48), nbias=3, ndark=3,
+...                               nflat=3, nlight=3)
+>>> result = reduce(tmp + "/night/raw", tmp + "/out", report=False)
+>>> sorted(result.masters)
+['bias', 'dark_60s', 'flat_V']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..collection import Collection
+from ..config import Config
+from ..errors import CcdcalError
+from ..frame import Frame
+from ..parallel import check as check_backend
+from .execution import Outcome, execute
+from .planning import plan
+from .products import PARTS, Plan
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class ReduceResult:
+    """What a reduction produced and what it had to say.
+
+    Attributes
+    ----------
+    out_dir
+        The output folder.
+    masters
+        Master frames by name: ``bias``, ``dark_<t>s``, ``flat_<filter>``.
+    calibrated
+        Calibrated lights, in the order of the raw files.
+    stacks
+        Stacks by ``(object, filter)``.
+    notices
+        What the user should know (missing calibrations and what was done instead).
+    failures
+        Files that could not be used, with the reason; a CLI exits non-zero when any.
+    reused
+        Outputs kept from an earlier run (checksums and inputs unchanged).
+    collection
+        The scanned raw folder.
+    plan
+        The plan that was executed (its products, inputs and keys).
+    """
+
+    out_dir: Path
+    masters: dict[str, Path] = field(default_factory=dict)
+    calibrated: list[Path] = field(default_factory=list)
+    stacks: dict[tuple[str, str], Path] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    reused: list[Path] = field(default_factory=list)
+    report: Path | None = None
+    collection: Collection | None = None
+    config: Config | None = None
+    plan: Plan | None = None
+
+    @classmethod
+    def from_run(cls, the_plan: Plan, outcome: Outcome, out_dir: Path) -> ReduceResult:
+        """The outputs of ``the_plan`` that ``outcome`` built or kept."""
+        done = {p.name for p in (*outcome.built, *outcome.reused)}
+        result = cls(
+            out_dir=out_dir,
+            notices=list(the_plan.notices),
+            failures=list(the_plan.failures),
+            reused=[p.path for p in outcome.reused],
+            collection=the_plan.collection,
+            config=the_plan.config,
+            plan=the_plan,
+        )
+        for p in the_plan.products.values():
+            if p.name not in done:
+                continue
+            if p.part == "masters":
+                result.masters[p.label] = p.path
+            elif p.kind == "light":
+                result.calibrated.append(p.path)
+            else:
+                result.stacks[(p.about["object"], p.about["filter"])] = p.path
+        return result
+
+    def summary(self) -> str:
+        """A short text table of the outputs with their main statistics."""
+        rows = [("output", "shape", "median", "robust std", "note")]
+        for name, path in self.masters.items():
+            rows.append(_stats_row(f"masters/{path.name}", path, name))
+        for (obj, filt), path in self.stacks.items():
+            rows.append(_stats_row(f"stacks/{path.name}", path, f"{obj} {filt}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(
+            f"{len(self.calibrated)} calibrated lights, {len(self.stacks)} stacks, "
+            f"{len(self.reused)} outputs reused, {len(self.failures)} failures"
+        )
+        return "\n".join(lines)
+
+
+def _stats_row(label: str, path: Path, note: str) -> tuple[str, str, str, str, str]:
+    from astropy.stats import mad_std
+
+    frame = Frame.read(path)
+    good = frame.data[np.isfinite(frame.data)]
+    return (
+        label,
+        f"{frame.shape[1]}x{frame.shape[0]}",
+        f"{np.median(good):.4g}" if good.size else "nan",
+        f"{mad_std(good):.4g}" if good.size else "nan",
+        note,
+    )
+
+
+def reduce(
+    raw_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    config: Config | PathLike | None = None,
+    progress: bool | None = None,
+    report: bool = True,
+    workers: int = 1,
+    scheduler: Any = None,
+    memory_limit: int | str | None = None,
+    only: str | None = None,
+    band_rows: int | None = None,
+) -> ReduceResult:
+    """Reduce a night: masters, calibrated lights, stacks, and a report.
+
+    Plans the products (:func:`ccdcal.plan`), builds those that are not up to date
+    (:func:`ccdcal.pipeline.execute`) and writes the report.
+
+    Parameters
+    ----------
+    raw_dir
+        Folder of raw FITS files (searched recursively).
+    out_dir
+        Output folder: ``masters/``, ``calibrated/``, ``stacks/``, ``report/``.
+    config
+        A :class:`~ccdcal.config.Config`, or the path of a TOML file; default settings
+        otherwise.
+    progress
+        Show progress bars; default when standard error is a terminal.
+    report
+        Write the figures and the HTML report (after a whole run, not with ``only``).
+    workers, scheduler
+        Where the products are built (see :mod:`ccdcal.parallel`): one after another here
+        (``workers=1``), on ``workers`` local processes, or on the Dask cluster whose
+        scheduler address (or ``distributed.Client``) is given. The results are the same.
+    memory_limit
+        Memory for each master and stack (bytes or text such as ``"4GB"``; default a quarter
+        of the available memory): larger sets are streamed from disk.
+    only
+        ``"masters"``, ``"calibrated"`` or ``"stacks"``: build just that part and what it
+        needs.
+    band_rows
+        Combine masters and stacks in row bands of about this many rows, each a task
+        (default: on a cluster, only combines larger than a few GB).
+
+    Returns
+    -------
+    ReduceResult
+        Paths of everything written, notices and failures.
+    """
+    check_backend(workers, scheduler)  # before hours of masters, not after
+    if only is not None and only not in PARTS:
+        raise CcdcalError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
+    limit = _memory_limit(memory_limit)
+    the_plan = plan(raw_dir, out_dir, config=config)
+    out = Path(out_dir)
+    for stale in (out / "masters").glob(".ccdcal-prepared-*"):  # a killed run's scratch
+        shutil.rmtree(stale, ignore_errors=True)
+    show = sys.stderr.isatty() if progress is None else progress
+    outcome = execute(
+        the_plan,
+        only=only,
+        workers=workers,
+        scheduler=scheduler,
+        memory_limit=limit,
+        band_rows=band_rows,
+        progress=show,
+    )
+    result = ReduceResult.from_run(the_plan, outcome, out)
+    for notice in result.notices:
+        log.warning("%s", notice)
+    if report and only is None:
+        from ..report import write_report
+
+        result.report = write_report(result)
+    return result
+
+
+def _memory_limit(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    from ..combine.stream import parse_bytes
+
+    try:
+        return parse_bytes(value)
+    except ValueError as err:
+        raise CcdcalError(str(err)) from None
+
+
+__all__ = ["ReduceResult", "reduce"]
