@@ -103,6 +103,19 @@ class Executor:
     #: tasks that may run at the same time (a plan may split its work into this many parts)
     slots: int = 1
 
+    def start(self) -> None:
+        """Get ready to run (start workers); :meth:`run` does it too when needed."""
+
+    def close(self) -> None:
+        """Release what :meth:`start` took."""
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def run(
         self,
         tasks: Sequence[Task],
@@ -146,14 +159,68 @@ class InProcess(Executor):
         return {k: results[k] for k in want}
 
 
-class LocalProcesses(Executor):
-    """``workers`` local processes (Dask's multiprocessing scheduler, started afresh for each
-    run and closed after it)."""
+def _nothing() -> None:
+    """A task that starts a worker process and does nothing."""
 
-    def __init__(self, workers: int) -> None:
+
+def _start_worker(threads: int) -> None:
+    """Runs first in each local worker process: the worker's share of the cores for the
+    compiled kernels (the processes would fight for them otherwise)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+class LocalProcesses(Executor):
+    """``workers`` local processes (Dask's multiprocessing scheduler over a pool of freshly
+    spawned processes, closed after the run).
+
+    :meth:`start` starts every process at once and runs ``warmup`` (a module-level
+    function: imports, compiled kernels) in each, while this process is still planning (a
+    pool would otherwise start its second process only when a second task is ready:
+    measured, one core then idled for about a second).
+    """
+
+    def __init__(self, workers: int, *, warmup: Callable[[], Any] | None = None) -> None:
         self.slots = workers
+        self.warmup = warmup
+        self._pool: Any = None
+
+    def start(self) -> None:
+        """Start the worker processes (they are closed by :meth:`close`)."""
+        if self._pool is not None:
+            return
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // self.slots)
+        self._pool = ProcessPoolExecutor(
+            self.slots,
+            # not fork: this process may hold threads (numba's, astropy's) a child cannot
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(threads,),
+        )
+        for _ in range(self.slots):
+            self._pool.submit(self.warmup or _nothing)
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _run(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
+        own = self._pool is None
+        self.start()
+        try:
+            return self._compute(tasks, want, tick)
+        finally:
+            if own:
+                self.close()
+
+    def _compute(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
         import dask
         from dask.callbacks import Callback
 
@@ -170,7 +237,9 @@ class LocalProcesses(Executor):
             values = dask.compute(
                 *[delayed[k] for k in want],
                 scheduler="processes",
+                pool=self._pool,
                 num_workers=self.slots,
+                chunksize=1,  # tasks are coarse: sent one at a time, not in batches of six
                 optimize_graph=False,  # every task stays a task: progress counts them all
             )
         return dict(zip(want, values, strict=True))
@@ -222,8 +291,11 @@ class DaskCluster(Executor):
                 client.close()
 
 
-def executor(workers: int = 1, scheduler: Any = None) -> Executor:
-    """The executor for ``workers`` and ``scheduler`` (see the module's documentation).
+def executor(
+    workers: int = 1, scheduler: Any = None, *, warmup: Callable[[], Any] | None = None
+) -> Executor:
+    """The executor for ``workers`` and ``scheduler`` (see the module's documentation);
+    ``warmup`` runs first in each local worker process.
 
     Examples
     --------
@@ -232,7 +304,7 @@ def executor(workers: int = 1, scheduler: Any = None) -> Executor:
     """
     check(workers, scheduler)
     if scheduler is None or scheduler in LOCAL_SCHEDULERS:
-        return InProcess() if workers == 1 else LocalProcesses(workers)
+        return InProcess() if workers == 1 else LocalProcesses(workers, warmup=warmup)
     return DaskCluster(scheduler)
 
 

@@ -188,7 +188,8 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
     n_bias = truth.param("nbias")
     n_dark = truth.param("ndark")
     n_flat = truth.param("nflat")
-    t_dark = truth.param("dark_exptime")
+    t_darks = truth.param("dark_exptime")  # one exposure time, or a list of them
+    t_dark = float(t_darks[0] if isinstance(t_darks, list) else t_darks)
     flat_level = truth.param("flat_level")
     out = TruthComparison()
 
@@ -280,7 +281,7 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
     flat = truth.flats.get(filt, np.ones_like(truth.scene))
     signal_e = truth.scene * t
     dark_e = truth.dark_current * t
-    k = t / t_dark
+    k = float(first.header.get("DARKSCAL", t / t_dark))  # the dark the light was given
     # model variance of one calibrated light, electrons^2: its own Poisson and read noise,
     # then the masters' noise, all divided by the flat it was corrected with
     var_frame = (flat * signal_e + dark_e + rn_e**2) / flat**2

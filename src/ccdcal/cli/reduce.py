@@ -34,13 +34,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="calibrate the lights on N local processes (default 1: here, one after another)",
+        help="build the products on N local processes, independent ones at the same time "
+        "(default 1: here, one after another)",
     )
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="calibrate the lights on a Dask cluster, e.g. tcp://host:8786 (its workers must "
+        help="build the products on a Dask cluster, e.g. tcp://host:8786 (its workers must "
         "see the same paths)",
+    )
+    p.add_argument(
+        "--only",
+        choices=("masters", "calibrated", "stacks"),
+        help="build just this part of the reduction (and what it needs that is not up to "
+        "date); no report",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (each product, its inputs, and whether it is up to date or why "
+        "it would be built) and build nothing",
+    )
+    p.add_argument(
+        "--band-rows",
+        type=int,
+        metavar="N",
+        help="combine masters and stacks in row bands of about N rows, each band a task "
+        "(default: only on a cluster, for combines of several GB)",
     )
 
 
@@ -53,6 +73,16 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else Config()
     if args.cosmic:
         config = replace(config, cosmic=replace(config.cosmic, method=args.cosmic))
+    if args.dry_run:
+        from ..pipeline import plan
+
+        the_plan = plan(args.raw_dir, args.out_dir, config=config)
+        print(the_plan.table(only=args.only))
+        for notice in the_plan.notices:
+            print(f"notice: {notice}")
+        for path, problem in the_plan.failures:
+            print(f"ccdcal: error: {path}: {problem}", file=sys.stderr)
+        return 1 if the_plan.failures else 0
     result = reduce(
         args.raw_dir,
         args.out_dir,
@@ -61,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         memory_limit=args.memory_limit,
+        only=args.only,
+        band_rows=args.band_rows,
     )
     print(result.summary())
     if result.report is not None:

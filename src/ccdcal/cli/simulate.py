@@ -68,6 +68,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _times(text: str) -> float | list[float]:
+    times = [_positive(t) for t in text.split(",")]
+    if len(set(times)) != len(times):
+        raise argparse.ArgumentTypeError(f"exposure times repeat in {text!r}")
+    return times[0] if len(times) == 1 else times
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate",
@@ -92,8 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="overscan columns right of the image (default 0)")  # fmt: skip
     p.add_argument("--exptime", type=_positive, default=60.0, metavar="S",
                    help="light exposure, seconds (default 60)")  # fmt: skip
-    p.add_argument("--dark-exptime", type=_positive, default=60.0, metavar="S",
-                   help="dark exposure, seconds (default 60)")  # fmt: skip
+    p.add_argument("--dark-exptime", type=_times, default=60.0, metavar="S[,S...]",
+                   help="dark exposure, seconds; several (e.g. 5,30,120) take --ndark darks "
+                   "at each (default 60)")  # fmt: skip
     p.add_argument("--flat-level", type=_positive, default=30_000.0, metavar="E",
                    help="flat illumination, electrons (default 30000)")  # fmt: skip
     p.add_argument("--gain", type=_positive, default=1.0, metavar="G",

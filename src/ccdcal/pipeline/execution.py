@@ -55,7 +55,7 @@ def execute(
     the_plan: Plan,
     *,
     only: str | None = None,
-    workers: int = 1,
+    workers: int | Executor = 1,
     scheduler: Any = None,
     memory_limit: int | None = None,
     band_rows: int | None = None,
@@ -74,7 +74,8 @@ def execute(
     workers, scheduler
         Where the tasks run (see :mod:`ccdcal.parallel`): here (``workers=1``), on
         ``workers`` local processes, or on the Dask cluster whose scheduler address (or
-        ``distributed.Client``) is given. The files are the same.
+        ``distributed.Client``) is given; or ``workers`` an
+        :class:`~ccdcal.parallel.Executor`. The files are the same.
     memory_limit
         Bytes each combine may use (default a quarter of the memory available where it
         runs); larger sets stream from disk.
@@ -91,7 +92,7 @@ def execute(
     Outcome
         The products built and kept.
     """
-    run = executor(workers, scheduler)
+    run = workers if isinstance(workers, Executor) else executor(workers, scheduler)
     if band_rows is not None and (isinstance(band_rows, bool) or int(band_rows) < 1):
         raise ValueError(f"band_rows must be a whole number of at least 1, not {band_rows!r}")
     states = the_plan.states() if states is None else states

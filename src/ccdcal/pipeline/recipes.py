@@ -252,6 +252,17 @@ def _light_spec(opts: CombineOptions, headers: Sequence[Any]) -> CombineSpec:
     return replace(CombineSpec.from_options(replace(opts, reject="none")), reject=reject)
 
 
+def warm() -> None:
+    """Load the compiled kernels of calibration and combine (a worker process runs this while
+    the calling process plans)."""
+    from ..calibrate import calibrate
+
+    ones = np.ones((4, 4), np.float32)
+    frame = Frame(ones, variance=ones, mask=np.zeros((4, 4), np.uint16), header={"EXPTIME": 1.0})
+    calibrate(frame, bias=frame, dark=frame, flat=frame, gain=1.0, read_noise=1.0)
+    Combination(reject=SigmaClip())([frame, frame, frame])
+
+
 # ---------------------------------------------------------------------------- one task
 def build(product: Product, memory_limit: int | None = None, after: Any = None) -> Path:
     """Make ``product`` with its recipe and write its file (atomically, with its key).

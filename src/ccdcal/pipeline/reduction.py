@@ -32,7 +32,8 @@ from ..collection import Collection
 from ..config import Config
 from ..errors import CcdcalError
 from ..frame import Frame
-from ..parallel import check as check_backend
+from ..parallel import executor
+from . import recipes
 from .execution import Outcome, execute
 from .planning import plan
 from .products import PARTS, Plan
@@ -185,24 +186,21 @@ def reduce(
     ReduceResult
         Paths of everything written, notices and failures.
     """
-    check_backend(workers, scheduler)  # before hours of masters, not after
+    # refused before hours of masters, not after
+    run = executor(workers, scheduler, warmup=recipes.warm)
     if only is not None and only not in PARTS:
         raise CcdcalError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
     limit = _memory_limit(memory_limit)
-    the_plan = plan(raw_dir, out_dir, config=config)
-    out = Path(out_dir)
-    for stale in (out / "masters").glob(".ccdcal-prepared-*"):  # a killed run's scratch
-        shutil.rmtree(stale, ignore_errors=True)
-    show = sys.stderr.isatty() if progress is None else progress
-    outcome = execute(
-        the_plan,
-        only=only,
-        workers=workers,
-        scheduler=scheduler,
-        memory_limit=limit,
-        band_rows=band_rows,
-        progress=show,
-    )
+    with run:  # local workers start while this process plans
+        the_plan = plan(raw_dir, out_dir, config=config)
+        out = Path(out_dir)
+        for stale in (out / "masters").glob(".ccdcal-prepared-*"):  # a killed run's scratch
+            shutil.rmtree(stale, ignore_errors=True)
+        show = sys.stderr.isatty() if progress is None else progress
+        outcome = execute(
+            the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
+            progress=show,
+        )  # fmt: skip
     result = ReduceResult.from_run(the_plan, outcome, out)
     for notice in result.notices:
         log.warning("%s", notice)

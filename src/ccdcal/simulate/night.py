@@ -143,7 +143,7 @@ def night(
     nflat: int = 15,
     nlight: int = 10,
     filters: Sequence[str] = ("V",),
-    dark_exptime: float = 60.0,
+    dark_exptime: float | Sequence[float] = 60.0,
     light_exptime: float = 60.0,
     flat_exptime: float = 5.0,
     flat_level: float = 30_000.0,
@@ -185,7 +185,8 @@ def night(
     filters
         Filter names.
     dark_exptime, light_exptime, flat_exptime
-        Exposure times, seconds.
+        Exposure times, seconds; ``dark_exptime`` may list several, and ``ndark`` darks
+        are taken at each.
     flat_level
         Mean electrons of a flat where the response is 1.
     overscan, gain, read_noise, bias_level, pattern_amplitude, bias_drift, dark_rate,
@@ -223,7 +224,17 @@ def night(
     for name, n in (("nbias", nbias), ("ndark", ndark), ("nflat", nflat), ("nlight", nlight)):
         if int(n) < 0 or int(n) > 999:
             raise ValueError(f"{name} must be within 0..999, not {n}")
-    for name, t in (("dark", dark_exptime), ("light", light_exptime), ("flat", flat_exptime)):
+    dark_times = (
+        [float(t) for t in dark_exptime]
+        if isinstance(dark_exptime, Sequence)
+        else [float(dark_exptime)]
+    )
+    if not dark_times or len(set(dark_times)) != len(dark_times):
+        raise ValueError(f"dark_exptime: one or more different times, not {dark_exptime!r}")
+    exposures = [("dark", t) for t in dark_times] + [
+        ("light", light_exptime), ("flat", flat_exptime)
+    ]  # fmt: skip
+    for name, t in exposures:
         if not t > 0:
             raise ValueError(f"{name}_exptime must be > 0 seconds, not {t}")
     out = Path(out_dir)
@@ -243,7 +254,8 @@ def night(
     )  # fmt: skip
     params: dict[str, Any] = {
         "seed": int(seed), "nbias": int(nbias), "ndark": int(ndark), "nflat": int(nflat),
-        "nlight": int(nlight), "filters": list(filters), "dark_exptime": float(dark_exptime),
+        "nlight": int(nlight), "filters": list(filters),
+        "dark_exptime": dark_times[0] if len(dark_times) == 1 else dark_times,
         "light_exptime": float(light_exptime), "flat_exptime": float(flat_exptime),
         "flat_level": float(flat_level), "cosmic_rate": float(cosmic_rate),
         "calibration_cosmics": bool(calibration_cosmics), "object": object_name,
@@ -276,10 +288,11 @@ def night(
 
     for i in range(1, nbias + 1):
         write(det.bias(_rng(seed, _BIAS, i)), f"bias_{i:03d}.fits", "bias", "BIAS", i)
-    tkey = round(dark_exptime * 1000)  # ms: darks of another length get other streams
-    for i in range(1, ndark + 1):
-        frame = det.dark(dark_exptime, _rng(seed, _DARK, tkey, i), cosmic_rate=cal_cr)
-        write(frame, f"dark_{_tlabel(dark_exptime)}_{i:03d}.fits", "dark", "DARK", i)
+    for t_dark in dark_times:
+        tkey = round(t_dark * 1000)  # ms: darks of another length get other streams
+        for i in range(1, ndark + 1):
+            frame = det.dark(t_dark, _rng(seed, _DARK, tkey, i), cosmic_rate=cal_cr)
+            write(frame, f"dark_{_tlabel(t_dark)}_{i:03d}.fits", "dark", "DARK", i)
     for filt in filters:
         for i in range(1, nflat + 1):
             rng = _rng(seed, _FLAT, _filter_key(filt), i)
