@@ -56,7 +56,7 @@ def _night(tmp_path):
 
 def _images(result):
     out = {}
-    for path in [*result.calibrated, *result.stacks.values()]:
+    for path in [*result.masters.values(), *result.calibrated, *result.stacks.values()]:
         with fits.open(path, memmap=False) as hdul:
             out[path.name] = [np.array(h.data) for h in hdul if h.data is not None]
     return out
@@ -133,3 +133,71 @@ def test_cli_workers(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "memory_limit=204800 bytes is too small" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------- the whole graph
+@pytest.fixture(scope="module")
+def four_filters(tmp_path_factory):
+    """Four filters and darks of two exposures: many independent products."""
+    base = tmp_path_factory.mktemp("four")
+    ccdcal.simulate.night(base / "night", seed=3, shape=(96, 112), nbias=5, ndark=3, nflat=3,
+                          nlight=3, filters=("B", "V", "R", "I"), dark_exptime=[30.0, 60.0])  # fmt: skip
+    return base / "night" / "raw"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 host="127.0.0.1", dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):  # fmt: skip
+        yield client
+
+
+def _outputs(result):
+    paths = [*result.masters.values(), *result.calibrated, *result.stacks.values()]
+    return {p.relative_to(result.out_dir): p for p in paths}
+
+
+def test_every_way_to_run_gives_the_same_files(four_filters, tmp_path, cluster):
+    here = reduce(four_filters, tmp_path / "here", report=False)
+    assert len(here.masters) == 7 and len(here.calibrated) == 12 and len(here.stacks) == 4
+    runs = {
+        "2 processes": reduce(four_filters, tmp_path / "p", report=False, workers=2),
+        "2 processes, bands": reduce(
+            four_filters, tmp_path / "pb", report=False, workers=2, band_rows=25
+        ),  # fmt: skip
+        "cluster": reduce(four_filters, tmp_path / "c", report=False, scheduler=cluster),
+        "cluster, bands": reduce(
+            four_filters, tmp_path / "cb", report=False, scheduler=cluster, band_rows=40
+        ),  # fmt: skip
+    }
+    ours = _images(here)
+    for how, result in runs.items():
+        assert _outputs(result).keys() == _outputs(here).keys(), how
+        theirs = _images(result)
+        for name, planes in ours.items():
+            for x, y in zip(planes, theirs[name], strict=True):
+                np.testing.assert_array_equal(x, y, err_msg=f"{how}: {name}")
+        assert not [p for p in (result.out_dir / "masters").iterdir() if p.is_dir()], how
+
+
+def test_on_a_cluster_the_work_runs_on_the_workers(four_filters, tmp_path, cluster):
+    """The calling process plans and waits: under a quarter of the reduction's CPU time."""
+    import psutil
+
+    def cpu() -> float:
+        t = psutil.Process().cpu_times()
+        return t.user + t.system
+
+    workers = sum(cluster.run(cpu).values())
+    here = cpu()
+    result = reduce(four_filters, tmp_path / "out", report=False, scheduler=cluster)
+    calling = cpu() - here
+    working = sum(cluster.run(cpu).values()) - workers
+    assert len(result.calibrated) == 12
+    share = calling / (calling + working)
+    print(f"calling process {calling:.2f} s, workers {working:.2f} s of CPU: {share:.1%}")
+    assert share < 0.25

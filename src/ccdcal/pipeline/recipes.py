@@ -323,10 +323,14 @@ def prepare(product: Product, index: int, after: Any = None) -> Path:
 
 
 def setup(
-    product: Product, inputs: list[Path] | None = None, memory_limit: int | None = None
+    product: Product,
+    inputs: list[Path] | None = None,
+    memory_limit: int | None = None,
+    after: Any = None,
 ) -> Prepared:
     """What every band of a combine product shares: its inputs (the prepared files of a
-    master, the calibrated lights of a stack), its combine and their setup."""
+    master, default the product's own inputs), its combine and their setup. ``after`` is
+    ignored (see :func:`build`)."""
     files = list(product.inputs) if inputs is None else list(inputs)
     options = product.options
     if product.kind == "stack":

@@ -1,0 +1,236 @@
+"""The plan of a reduction as data, its states, ``--dry-run`` and ``--only``."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ccdcal
+from ccdcal.cli import main
+from ccdcal.config import loads_config
+from ccdcal.errors import CcdcalError
+from ccdcal.frame import Frame
+from ccdcal.parallel import InProcess, Ref, Task
+from ccdcal.pipeline import execute, plan, reduce
+from ccdcal.pipeline.execution import graph
+
+
+@pytest.fixture(scope="module")
+def two_filters(tmp_path_factory) -> Path:
+    """Two filters, darks of 20 and 60 s, lights of 30 s (each gets the 20 s dark, scaled)."""
+    base = tmp_path_factory.mktemp("plan")
+    ccdcal.simulate.night(base / "night", seed=4, shape=(40, 48), nbias=3, ndark=3, nflat=3,
+                          nlight=2, filters=("B", "V"), dark_exptime=[20.0, 60.0],
+                          light_exptime=30.0)  # fmt: skip
+    return base / "night" / "raw"
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*.fits")}
+
+
+def test_plan_of_a_simulated_night(two_filters, tmp_path):
+    p = plan(two_filters, tmp_path / "out")
+    assert list(p.products) == [
+        "masters/bias.fits", "masters/dark_20s.fits", "masters/dark_60s.fits",
+        "masters/flat_B.fits", "masters/flat_V.fits",
+        "calibrated/light_B_001.fits", "calibrated/light_B_002.fits",
+        "calibrated/light_V_001.fits", "calibrated/light_V_002.fits",
+        "stacks/SIMFIELD_B.fits", "stacks/SIMFIELD_V.fits",
+    ]  # fmt: skip
+    products = p.products
+    assert products["masters/bias.fits"].needs == ()
+    assert products["masters/dark_60s.fits"].needs == ("masters/bias.fits",)
+    # flats of 5 s take the nearest dark (20 s), scaled; lights of 30 s likewise
+    assert products["masters/flat_V.fits"].needs == ("masters/bias.fits", "masters/dark_20s.fits")
+    light = products["calibrated/light_V_002.fits"]
+    assert light.needs == ("masters/bias.fits", "masters/dark_20s.fits", "masters/flat_V.fits")
+    assert light.inputs == ((two_filters / "light_V_002.fits").resolve(),)
+    assert light.options["flat"] == tmp_path.resolve() / "out" / "masters" / "flat_V.fits"
+    stack = products["stacks/SIMFIELD_V.fits"]
+    assert stack.needs == ("calibrated/light_V_001.fits", "calibrated/light_V_002.fits")
+    assert stack.about == {"object": "SIMFIELD", "filter": "V"}
+    assert [q.part for q in products.values()] == ["masters"] * 5 + ["calibrated"] * 4 + [
+        "stacks"
+    ] * 2
+    assert len({q.key for q in products.values()}) == len(products)
+    # products are data: they pickle (to reach a worker), and a new plan has the same keys
+    again = pickle.loads(pickle.dumps(plan(two_filters, tmp_path / "out").products))
+    assert again == products
+    assert not p.failures and p.notices == []
+
+
+def test_keys_follow_what_changes(two_filters, tmp_path):
+    p = plan(two_filters, tmp_path / "out")
+    cfg = loads_config('[combine.light]\nmethod = "median"\nreject = "none"\n')
+    q = plan(two_filters, tmp_path / "out", config=cfg)
+    changed = [n for n in p.products if p.products[n].key != q.products[n].key]
+    assert changed == ["stacks/SIMFIELD_B.fits", "stacks/SIMFIELD_V.fits"]
+    flat = q.config.flat
+    r = plan(two_filters, tmp_path / "out", config=replace(q.config, flat=replace(
+        flat, min_response=0.4)))  # fmt: skip
+    changed = [n for n in q.products if q.products[n].key != r.products[n].key]
+    assert changed == [n for n in q.products if "bias" not in n and "dark" not in n]
+
+
+def test_dry_run_states_and_what_a_touched_flat_rebuilds(two_filters, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["reduce", str(two_filters), str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "11 products: 11 to build, 0 up to date" in text
+    assert "to build: no output yet" in text
+    assert not out.exists()  # a dry run writes nothing
+
+    reduce(two_filters, out, report=False)
+    assert main(["reduce", str(two_filters), str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "11 products: 0 to build, 11 up to date" in text
+
+    flat = two_filters / "flat_V_002.fits"
+    st = flat.stat()
+    before = _mtimes(out)
+    try:
+        os.utime(flat, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, as by `touch`
+        assert main(["reduce", str(two_filters), str(out), "--dry-run"]) == 0
+        lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:-1]}
+        rebuilt = {name for name, line in lines.items() if "to build" in line}
+        assert rebuilt == {
+            "masters/flat_V.fits", "calibrated/light_V_001.fits", "calibrated/light_V_002.fits",
+            "stacks/SIMFIELD_V.fits",
+        }  # fmt: skip
+        assert "raw files or options changed" in lines["masters/flat_V.fits"]
+        assert "flat_V changed" in lines["calibrated/light_V_001.fits"]
+        assert "flat_V changed" in lines["stacks/SIMFIELD_V.fits"]
+        assert _mtimes(out) == before  # built nothing
+        # a real run builds exactly those four
+        result = reduce(two_filters, out, report=False)
+        after = _mtimes(out)
+        changed = {str(Path(k).relative_to(out)) for k in after if after[k] != before[k]}
+        assert changed == rebuilt
+        assert len(result.reused) == 7
+    finally:
+        os.utime(flat, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_only_builds_a_part_and_what_it_needs(two_filters, tmp_path):
+    out = tmp_path / "out"
+    masters = reduce(two_filters, out, only="masters")
+    assert sorted(masters.masters) == ["bias", "dark_20s", "dark_60s", "flat_B", "flat_V"]
+    assert masters.calibrated == [] and masters.stacks == {} and masters.report is None
+    assert not (out / "calibrated").exists() and not (out / "report").exists()
+    kept = _mtimes(out / "masters")
+    stacks = reduce(two_filters, out, only="stacks", report=False)
+    assert len(stacks.stacks) == 2 and len(stacks.calibrated) == 4
+    assert _mtimes(out / "masters") == kept  # up to date: reused, not rebuilt
+    assert sorted(stacks.masters) == ["bias", "dark_20s", "flat_B", "flat_V"]  # what it used
+    assert len(stacks.reused) == 4
+    # with every light up to date, a missing stack needs no master at all
+    (out / "stacks" / "SIMFIELD_B.fits").unlink()
+    for path in (out / "masters").glob("*.fits"):
+        path.unlink()
+    again = execute(plan(two_filters, out), only="stacks")
+    assert [p.name for p in again.built] == ["stacks/SIMFIELD_B.fits"]
+    with pytest.raises(CcdcalError, match="only must be one of masters, calibrated, stacks"):
+        reduce(two_filters, out, only="lights")
+
+
+@pytest.mark.parametrize("band_rows", [1, 7, 39])
+def test_masters_and_stacks_in_bands_equal_one_task(two_filters, tmp_path, band_rows):
+    whole = reduce(two_filters, tmp_path / "whole", report=False)
+    banded = reduce(two_filters, tmp_path / "bands", report=False, band_rows=band_rows)
+    pairs = [(whole.masters[k], banded.masters[k]) for k in whole.masters]
+    pairs += [(whole.stacks[k], banded.stacks[k]) for k in whole.stacks]
+    pairs += list(zip(whole.calibrated, banded.calibrated, strict=True))
+    for a, b in pairs:
+        x, y = Frame.read(a), Frame.read(b)
+        for plane in ("data", "variance", "mask"):
+            np.testing.assert_array_equal(getattr(x, plane), getattr(y, plane), err_msg=a.name)
+    again = reduce(two_filters, tmp_path / "bands", report=False)  # the split is not in keys
+    assert len(again.reused) == len(whole.reused) + 11
+    scratch = [p for p in (tmp_path / "bands" / "masters").iterdir() if p.is_dir()]
+    assert scratch == []
+
+
+def test_graph_of_a_split_product(two_filters, tmp_path):
+    p = plan(two_filters, tmp_path / "out")
+    todo = [p.products["masters/bias.fits"], p.products["stacks/SIMFIELD_V.fits"]]
+    keys = [t.key for t in graph(p, todo, InProcess(), band_rows=20)]
+    assert keys == [
+        "masters/bias.fits#prepare-0", "masters/bias.fits#prepare-1", "masters/bias.fits#prepare-2",
+        "masters/bias.fits#setup", "masters/bias.fits#rows-0", "masters/bias.fits#rows-1",
+        "masters/bias.fits",
+        "stacks/SIMFIELD_V.fits#setup", "stacks/SIMFIELD_V.fits#rows-0",
+        "stacks/SIMFIELD_V.fits#rows-1", "stacks/SIMFIELD_V.fits",
+    ]  # fmt: skip
+    assert [t.key for t in graph(p, todo, InProcess())] == [q.name for q in todo]
+
+
+def test_in_process_frees_what_no_later_task_needs():
+    seen = []
+
+    def record(*args):
+        seen.append(args)
+        return len(seen)
+
+    tasks = [Task("a", record), Task("b", record, ([Ref("a")],)), Task("c", record, (Ref("b"),))]
+    assert InProcess().run(tasks, want=["c"]) == {"c": 3}
+    assert seen == [(), ([1],), (2,)]
+    with pytest.raises(ValueError, match="needs 'z', which does not come first"):
+        InProcess().run([Task("a", record, (Ref("z"),))])
+
+
+def test_progress_bars_one_per_part(two_filters, tmp_path, capsys):
+    reduce(two_filters, tmp_path / "out", report=False, progress=True)
+    err = capsys.readouterr().err
+    for bar in ("masters:", "calibrate:", "stacks:"):
+        assert bar in err, err
+    assert "0/5 " in err and "0/4 " in err and "0/2 " in err  # one bar per part, its total
+
+
+def test_plan_errors_are_one_line(tmp_path):
+    with pytest.raises(CcdcalError, match="no such folder"):
+        plan(tmp_path / "nothing", tmp_path / "out")
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(CcdcalError, match="must not be inside the raw folder"):
+        plan(tmp_path / "raw", tmp_path / "raw" / "out")
+    with pytest.raises(CcdcalError, match="no light frames found"):
+        plan(tmp_path / "raw", tmp_path / "out")
+
+
+@pytest.mark.realdata
+def test_plan_of_feder(feder_night, tmp_path):
+    p = plan(feder_night, tmp_path)
+    kinds = [q.kind for q in p.products.values()]
+    assert kinds.count("bias") == 1 and kinds.count("dark") == 5 and kinds.count("flat") == 4
+    assert kinds.count("light") == 40 and kinds.count("stack") == 4
+    flats = {q.about["filter"]: q for q in p.of_kind("flat")}
+    # each flat gets the dark of its own exposure: B 120 s, V 30 s, R 15 s, I 5 s
+    assert {f: Path(q.needs[1]).stem for f, q in flats.items()} == {
+        "B": "dark_120s", "V": "dark_30s", "R": "dark_15s", "I": "dark_5s"}  # fmt: skip
+    for light in p.of_kind("light"):
+        t = light.about["exptime"]
+        assert light.needs == ("masters/bias.fits", f"masters/dark_{t:g}s.fits",
+                               f"masters/flat_{light.about['filter']}.fits")  # fmt: skip
+    for stack in p.of_kind("stack"):
+        assert len(stack.needs) == 10
+        assert all(p.products[n].about["filter"] == stack.about["filter"] for n in stack.needs)
+    assert "stay in ADU" in " ".join(p.notices)
+
+
+@pytest.mark.realdata
+def test_plan_of_lowell(lowell_night, tmp_path):
+    p = plan(lowell_night, tmp_path)
+    assert [q.name for q in p.of_kind("bias", "dark", "flat", "stack")] == [
+        "masters/bias.fits", "masters/flat_VR.fits", "stacks/5945_Roachapproach_VR.fits"]  # fmt: skip
+    lights = p.of_kind("light")
+    assert len(lights) == 8
+    assert all(q.needs == ("masters/bias.fits", "masters/flat_VR.fits") for q in lights)
+    assert all(q.name.startswith("calibrated/5945/") for q in lights)  # sub-folder kept
+    assert len(p.products["masters/flat_VR.fits"].inputs) == 7
+    notices = " ".join(p.notices)
+    assert "no dark frames" in notices and "filter 'V': no light in that filter" in notices
