@@ -74,6 +74,7 @@ def test_reduce_on_processes_equals_reduce_here(tmp_path):
             np.testing.assert_array_equal(x, y, err_msg=name)
 
 
+@pytest.mark.xdist_group("cluster")
 def test_reduce_on_a_dask_cluster(tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     raw = _night(tmp_path)
@@ -83,7 +84,7 @@ def test_reduce_on_a_dask_cluster(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative paths here, another working folder on the workers
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None) as cluster,
+                                 dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip
         client.run(os.chdir, str(elsewhere))
@@ -141,7 +142,8 @@ def four_filters(tmp_path_factory):
     """Four filters and darks of two exposures: many independent products."""
     base = tmp_path_factory.mktemp("four")
     ccdcal.simulate.night(base / "night", seed=3, shape=(96, 112), nbias=5, ndark=3, nflat=3,
-                          nlight=3, filters=("B", "V", "R", "I"), dark_exptime=[30.0, 60.0])  # fmt: skip
+                          nlight=3, filters=("B", "V", "R", "I"),
+                          dark_exptime=[30.0, 60.0])  # fmt: skip
     return base / "night" / "raw"
 
 
@@ -150,7 +152,7 @@ def cluster():
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 host="127.0.0.1", dashboard_address=None) as cluster,
+                                 host="127.0.0.1", dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip
         yield client
@@ -161,6 +163,7 @@ def _outputs(result):
     return {p.relative_to(result.out_dir): p for p in paths}
 
 
+@pytest.mark.xdist_group("cluster")
 def test_every_way_to_run_gives_the_same_files(four_filters, tmp_path, cluster):
     here = reduce(four_filters, tmp_path / "here", report=False)
     assert len(here.masters) == 7 and len(here.calibrated) == 12 and len(here.stacks) == 4
@@ -168,11 +171,11 @@ def test_every_way_to_run_gives_the_same_files(four_filters, tmp_path, cluster):
         "2 processes": reduce(four_filters, tmp_path / "p", report=False, workers=2),
         "2 processes, bands": reduce(
             four_filters, tmp_path / "pb", report=False, workers=2, band_rows=25
-        ),  # fmt: skip
+        ),
         "cluster": reduce(four_filters, tmp_path / "c", report=False, scheduler=cluster),
         "cluster, bands": reduce(
             four_filters, tmp_path / "cb", report=False, scheduler=cluster, band_rows=40
-        ),  # fmt: skip
+        ),
     }
     ours = _images(here)
     for how, result in runs.items():
@@ -184,6 +187,7 @@ def test_every_way_to_run_gives_the_same_files(four_filters, tmp_path, cluster):
         assert not [p for p in (result.out_dir / "masters").iterdir() if p.is_dir()], how
 
 
+@pytest.mark.xdist_group("cluster")
 def test_on_a_cluster_the_work_runs_on_the_workers(four_filters, tmp_path, cluster):
     """The calling process plans and waits: under a quarter of the reduction's CPU time."""
     import psutil
