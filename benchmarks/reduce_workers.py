@@ -1,71 +1,177 @@
-"""A night reduced here and on local worker processes: the wall time of each, in one run.
+"""A whole night reduced in one process, on local worker processes, and on a Dask cluster.
 
-Simulates a night (default 16 lights of 1024x1024 and 5 of each calibration), then runs
-``ccdcal.reduce`` with ``workers=1`` and ``workers=N`` into fresh folders, with and without
-single-frame cosmic-ray detection (L.A.Cosmic, the costly per-frame step), and checks that
-the calibrated frames and stacks are identical.
+Simulates nights with many independent products (4 filters, darks at 5 exposure times; by
+default of 1024x1024 and of 2048x2048 frames), then reduces each with ``ccdcal.reduce`` in
+one process, on N local worker processes and on a ``distributed.LocalCluster`` of N worker
+processes started by this script, each run in a fresh Python process (as a user's ``ccdcal
+reduce`` is), in interleaved rounds. It prints, and writes to
+``benchmarks/results/reduce_workers.md``, each configuration's wall time, the CPU time of the
+calling process and of the workers, the speed-up against one process, and whether every
+output equals the one-process run's.
 
 Usage::
 
-    python benchmarks/reduce_workers.py [--lights 16] [--size 1024] [--workers 2]
+    python benchmarks/reduce_workers.py [--size 1024 2048] [--lights 5] [--workers 2]
+        [--rounds 3] [--cosmic lacosmic]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
 import platform
+import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 
-import ccdcal
-from ccdcal.config import Config
-from ccdcal.pipeline import reduce
+RESULTS = Path(__file__).resolve().parent / "results" / "reduce_workers.md"
+FILTERS = ("B", "V", "R", "I")
+DARKS = (5.0, 15.0, 30.0, 60.0, 120.0)
 
 
-def timed(raw: Path, out: Path, config: Config, workers: int):
+def _cpu() -> float:
+    import psutil
+
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def one_run(raw: str, out: str, how: str, workers: int, cosmic: str) -> dict:
+    """One reduction in this (fresh) process; its times as a dict."""
+    from dataclasses import replace
+
+    from ccdcal.config import Config
+    from ccdcal.pipeline import reduce
+
+    cfg = Config()
+    cfg = replace(cfg, cosmic=replace(cfg.cosmic, method=cosmic))
+    client = None
+    options: dict = {"workers": workers if how == "processes" else 1}
+    if how == "cluster":
+        import distributed
+
+        client = distributed.Client(os.environ["CCDCAL_BENCH_SCHEDULER"])
+        options = {"scheduler": client}
+        before = sum(client.run(_cpu).values())
+    own0 = resource.getrusage(resource.RUSAGE_SELF)
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    result = reduce(raw, out, config=config, report=False, progress=False, workers=workers)
-    return time.perf_counter() - t0, result
+    reduce(raw, out, config=cfg, report=False, progress=False, **options)
+    wall = time.perf_counter() - t0
+    own1 = resource.getrusage(resource.RUSAGE_SELF)
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    calling = own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
+    working = kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
+    if client is not None:
+        working = sum(client.run(_cpu).values()) - before
+        client.close()
+    return {"wall": wall, "calling": calling, "workers": working}
 
 
-def same(a, b) -> bool:
-    ours = [*a.calibrated, *a.stacks.values()]
-    theirs = [*b.calibrated, *b.stacks.values()]
-    for p, q in zip(ours, theirs, strict=True):
-        with fits.open(p) as x, fits.open(q) as y:
-            pairs = zip(x, y, strict=True)
-            if not all(np.array_equal(u.data, v.data, equal_nan=True) for u, v in pairs):
-                return False
+def identical(a: Path, b: Path) -> bool:
+    from astropy.io import fits
+
+    files = sorted(p.relative_to(a) for p in a.rglob("*.fits"))
+    if files != sorted(p.relative_to(b) for p in b.rglob("*.fits")):
+        return False
+    for rel in files:
+        with fits.open(a / rel) as x, fits.open(b / rel) as y:
+            for u, v in zip(x, y, strict=True):
+                if not np.array_equal(u.data, v.data, equal_nan=True):
+                    return False
     return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lights", type=int, default=16)
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--size", type=int, nargs="+", default=[1024, 2048])
+    parser.add_argument("--lights", type=int, default=5, help="lights per filter")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cosmic", default="none", choices=("none", "lacosmic"))
+    parser.add_argument("--one", nargs=4, metavar=("RAW", "OUT", "HOW", "WORKERS"),
+                        help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        ccdcal.simulate.night(base / "night", seed=1, shape=(args.size, args.size), nbias=5,
-                              ndark=5, nflat=5, nlight=args.lights)  # fmt: skip
-        raw = base / "night" / "raw"
-        print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"{args.lights} lights of {args.size}x{args.size}")  # fmt: skip
-        print(f"{'cosmic rays':12} {'workers=1 s':>12} {f'workers={args.workers} s':>12} "
-              f"{'speed-up':>9}  identical")  # fmt: skip
-        for method in ("none", "lacosmic"):
-            cfg = Config()
-            cfg = replace(cfg, cosmic=replace(cfg.cosmic, method=method))
-            t1, r1 = timed(raw, base / f"one_{method}", cfg, 1)
-            tn, rn = timed(raw, base / f"many_{method}", cfg, args.workers)
-            print(f"{method:12} {t1:12.2f} {tn:12.2f} {t1 / tn:9.2f}  {same(r1, rn)}")
+    if args.one:
+        raw, out, how, workers = args.one
+        print(json.dumps(one_run(raw, out, how, int(workers), args.cosmic)))
+        return
+
+    import distributed
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    sections = []
+    with (
+        tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp,
+        distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                 host="127.0.0.1", dashboard_address=":0") as cluster,
+    ):  # fmt: skip
+        env = {**os.environ, "CCDCAL_BENCH_SCHEDULER": cluster.scheduler_address}
+        for size in args.size:
+            sections.append(_bench_size(Path(tmp) / str(size), size, args, env, machine))
+    when = dt.date.today().isoformat()
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        f"Measured by `benchmarks/reduce_workers.py` on {when}, {machine}; {args.rounds} "
+        "interleaved rounds, each run a fresh Python process.\n\n" + "\n\n".join(sections) + "\n"
+    )
+    print(f"written: {RESULTS}")
+
+
+def _bench_size(base: Path, size: int, args: argparse.Namespace, env: dict, machine: str) -> str:
+    import ccdcal
+
+    ccdcal.simulate.night(base / "night", seed=1, shape=(size, size), nbias=10, ndark=5,
+                          nflat=5, nlight=args.lights, filters=FILTERS,
+                          dark_exptime=list(DARKS))  # fmt: skip
+    raw = base / "night" / "raw"
+    nframes = len(list(raw.glob("*.fits")))
+    products = 1 + len(DARKS) + len(FILTERS) * (1 + args.lights + 1)
+    night = (
+        f"{nframes} raw frames of {size}x{size} (10 bias, 5 darks at each of {len(DARKS)} "
+        f"exposures, 5 flats and {args.lights} lights in each of {len(FILTERS)} filters): "
+        f"{products} products; cosmic rays: {args.cosmic}"
+    )
+    print(f"{machine}; {night}", flush=True)
+    n = args.workers
+    hows = [("one process", "processes", 1), (f"{n} local processes", "processes", n),
+            (f"LocalCluster, {n} worker processes", "cluster", n)]  # fmt: skip
+    times: dict[str, list[dict]] = {name: [] for name, _, _ in hows}
+    same: dict[str, bool] = {}
+    reference = base / "out_processes_1_0"
+    for r in range(args.rounds):
+        for name, how, workers in hows:
+            out = base / f"out_{how}_{workers}_{r}"
+            cmd = [sys.executable, __file__, "--cosmic", args.cosmic, "--one", str(raw),
+                   str(out), how, str(workers)]  # fmt: skip
+            done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+            times[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            if out != reference:
+                same[name] = same.get(name, True) and identical(reference, out)
+                shutil.rmtree(out)
+            print(f"round {r + 1} {name}: {times[name][-1]['wall']:.2f} s", flush=True)
+    best1 = min(t["wall"] for t in times["one process"])
+    rows = ["| how | wall s (best; all) | CPU s, calling process | CPU s, workers | "
+            "speed-up | outputs identical |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name, _, _ in hows:
+        runs = times[name]
+        best = min(runs, key=lambda t: t["wall"])
+        walls = ", ".join(f"{t['wall']:.1f}" for t in runs)
+        check = "reference" if name == "one process" else ("yes" if same[name] else "NO")
+        workers = f"{best['workers']:.1f}" if best["workers"] > 0 else "-"
+        rows.append(f"| {name} | {best['wall']:.1f} ({walls}) | {best['calling']:.1f} | "
+                    f"{workers} | {best1 / best['wall']:.2f}x | {check} |")  # fmt: skip
+    table = "\n".join(rows)
+    print(table, flush=True)
+    return f"{night}:\n\n{table}"
 
 
 if __name__ == "__main__":

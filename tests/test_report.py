@@ -223,6 +223,12 @@ def test_reduce_writes_report(tmp_path):
     result = ccdcal.reduce(raw, tmp_path / "out")
     assert result.report == tmp_path / "out" / "report" / "index.html"
     check_images(result.report)
+    html = result.report.read_text()
+    n = len(result.plan.products)
+    assert f"{n} products: {n} made by this run, 0 kept" in html  # the plan, walked
+    assert "calibrated/" in html and "made by this run" in html
+    again = ccdcal.reduce(raw, tmp_path / "out")
+    assert f"{n} products: 0 made by this run, {n} kept" in again.report.read_text()
 
 
 def _chromium() -> str | None:

@@ -100,9 +100,6 @@ def _checked(tasks: Sequence[Task], want: Iterable[str] | None) -> tuple[list[Ta
 class Executor:
     """Runs a graph of tasks; :meth:`run` returns the results of the tasks in ``want``."""
 
-    #: tasks that may run at the same time (a plan may split its work into this many parts)
-    slots: int = 1
-
     def start(self) -> None:
         """Get ready to run (start workers); :meth:`run` does it too when needed."""
 
@@ -182,7 +179,7 @@ class LocalProcesses(Executor):
     """
 
     def __init__(self, workers: int, *, warmup: Callable[[], Any] | None = None) -> None:
-        self.slots = workers
+        self.workers = workers
         self.warmup = warmup
         self._pool: Any = None
 
@@ -194,15 +191,15 @@ class LocalProcesses(Executor):
         import os
         from concurrent.futures import ProcessPoolExecutor
 
-        threads = max(1, (os.cpu_count() or 1) // self.slots)
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
         self._pool = ProcessPoolExecutor(
-            self.slots,
+            self.workers,
             # not fork: this process may hold threads (numba's, astropy's) a child cannot
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
             initargs=(threads,),
         )
-        for _ in range(self.slots):
+        for _ in range(self.workers):
             self._pool.submit(self.warmup or _nothing)
 
     def close(self) -> None:
@@ -238,7 +235,7 @@ class LocalProcesses(Executor):
                 *[delayed[k] for k in want],
                 scheduler="processes",
                 pool=self._pool,
-                num_workers=self.slots,
+                num_workers=self.workers,
                 chunksize=1,  # tasks are coarse: sent one at a time, not in batches of six
                 optimize_graph=False,  # every task stays a task: progress counts them all
             )
@@ -250,7 +247,6 @@ class DaskCluster(Executor):
 
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler
-        self.slots = 0  # known once connected
 
     def _client(self) -> tuple[Any, bool]:
         try:

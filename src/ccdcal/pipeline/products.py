@@ -229,7 +229,7 @@ class Plan:
                 text = str(state)
             else:
                 text = f"not selected ({state.why})"
-            rows.append((p.name, _inputs(p), text))
+            rows.append((p.name, describe_inputs(p), text))
         widths = [max(len(r[i]) for r in rows) for i in range(2)]
         lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in [*widths, 5]))
@@ -241,12 +241,21 @@ class Plan:
         return "\n".join(lines)
 
 
-def _inputs(product: Product) -> str:
-    needs = [Path(n).stem for n in product.needs]
+def describe_inputs(product: Product) -> str:
+    """What a product is made from, in a few words.
+
+    Examples
+    --------
+    >>> p = Product("stacks/M51_V.fits", "stack", Path("/o/stacks/M51_V.fits"), print,
+    ...             (Path("a.fits"), Path("b.fits")), (), {}, "0")
+    >>> describe_inputs(p)
+    '2 calibrated lights'
+    """
     if product.kind == "stack":
         return f"{len(product.inputs)} calibrated lights"
-    own = product.inputs[0].name if len(product.inputs) == 1 else f"{len(product.inputs)} raw"
-    return ", ".join([own, *needs])
+    n = len(product.inputs)
+    own = product.inputs[0].name if n == 1 else f"{n} raw {product.kind} frames"
+    return ", ".join([own, *(Path(need).stem for need in product.needs)])
 
 
-__all__ = ["PARTS", "Plan", "Product", "State", "file_state", "product_key"]
+__all__ = ["PARTS", "Plan", "Product", "State", "describe_inputs", "file_state", "product_key"]

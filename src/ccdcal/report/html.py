@@ -156,6 +156,29 @@ def _inputs(page: _Page, result: Any) -> None:
     page.section("What went in", body, "inputs")
 
 
+def _products(page: _Page, result: Any) -> None:
+    """The plan: every product, what it was made from, and whether this run made it."""
+    the_plan = getattr(result, "plan", None)
+    if the_plan is None:
+        return
+    from ..pipeline.products import describe_inputs
+
+    kept = {Path(p) for p in result.reused}
+    rows = [
+        (name, product.kind, describe_inputs(product),
+         "kept (up to date)" if product.path in kept else "made by this run")
+        for name, product in the_plan.products.items()
+    ]  # fmt: skip
+    made = sum(r[3] == "made by this run" for r in rows)
+    table = _table(("product", "kind", "inputs", "this run"), rows)
+    body = (
+        f"<p>{len(rows)} products: {made} made by this run, {len(rows) - made} kept from an "
+        "earlier one (file verified, key unchanged).</p>"
+        f"<details><summary>the plan</summary>{table}</details>"
+    )
+    page.section("How it was made", body, "plan")
+
+
 def _masters(page: _Page, result: Any) -> None:
     figs = []
     for name, path in result.masters.items():
@@ -359,6 +382,7 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
         old.unlink()
     page = _Page(folder)
     _inputs(page, result)
+    _products(page, result)
     _masters(page, result)
     _raw_vs_calibrated(page, result)
     _stacks(page, result)
@@ -372,6 +396,7 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
         f'<a href="#{anchor}">{_esc(title)}</a>'
         for anchor, title in (
             ("inputs", "inputs"),
+            ("plan", "plan"),
             ("masters", "masters"),
             ("light", "raw and calibrated"),
             ("stacks", "stacks"),
