@@ -75,6 +75,16 @@ def _times(text: str) -> float | list[float]:
     return times[0] if len(times) == 1 else times
 
 
+def _range(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX, like 2.5,4; not {text!r}")
+    low, high = (_positive(v) for v in parts)
+    if low > high:
+        raise argparse.ArgumentTypeError(f"MIN must not exceed MAX in {text!r}")
+    return low, high
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate",
@@ -117,6 +127,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frame-to-frame rms of the bias level (default 0)")  # fmt: skip
     p.add_argument("--nstars", type=_count, default=30, metavar="N",
                    help="stars in the field (default 30)")  # fmt: skip
+    p.add_argument("--fwhm", type=_positive, default=3.0, metavar="PIX",
+                   help="seeing: stars' FWHM, pixels (default 3)")  # fmt: skip
+    motion = p.add_argument_group(
+        "a telescope that moves, under seeing and clouds that change (each light's transform, "
+        "seeing and transparency go to truth/pointing.ecsv)"
+    )
+    motion.add_argument("--dither", type=_nonnegative, default=0.0, metavar="PIX",
+                        help="random offsets of each light within +-PIX pixels")  # fmt: skip
+    motion.add_argument("--drift", type=_nonnegative, default=0.0, metavar="PIX",
+                        help="steady drift, PIX pixels per frame, random direction")  # fmt: skip
+    motion.add_argument("--rotate", type=_nonnegative, default=0.0, metavar="DEG",
+                        help="field rotation, first light to last, degrees")  # fmt: skip
+    motion.add_argument("--fwhm-range", type=_range, default=None, metavar="MIN,MAX",
+                        help="seeing drawn per light, FWHM in pixels")  # fmt: skip
+    motion.add_argument("--transparency-range", type=_range, default=None, metavar="MIN,MAX",
+                        help="relative throughput drawn per light, within (0, 1]")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
             dark_exptime=args.dark_exptime, flat_level=args.flat_level, gain=args.gain,
             read_noise=args.read_noise, vignetting=args.vignetting,
             cosmic_rate=DEFAULT_COSMIC_RATE if args.cosmic_rate is None else args.cosmic_rate,
-            bias_drift=args.bias_drift, nstars=args.nstars,
+            bias_drift=args.bias_drift, nstars=args.nstars, fwhm=args.fwhm,
+            dither=args.dither, drift=args.drift, rotate=args.rotate,
+            fwhm_range=args.fwhm_range, transparency_range=args.transparency_range,
         )  # fmt: skip
     except ValueError as err:
         # a bad combination of options (say, vignetting >= 1): one line, exit status 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import warnings
 from collections import Counter
@@ -40,6 +41,7 @@ from ..frame import Frame
 from ..provenance import add_history
 from .cosmics import DEFAULT_COSMIC_RATE
 from .detector import Detector, _filter_key
+from .pointing import Footprint, Pointing, footprint, frame_rate, moves, pointings
 from .scene import Scene
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 
 # spawn keys of the night's streams; the detector uses 1..3 for its own fixed properties
-_SCENE, _BIAS, _DARK, _FLAT, _LIGHT = 100, 101, 102, 103, 104
+_SCENE, _BIAS, _DARK, _FLAT, _LIGHT, _POINTING = 100, 101, 102, 103, 104, 105
 
 _KINDS = ("bias", "dark", "flat", "light")
 _READOUT_S = 15.0  # seconds between the end of one exposure and the start of the next
@@ -75,6 +77,10 @@ class Night:
         The night's settings (as in ``detector.json``).
     kinds
         Kind of each raw file (``bias``, ``dark``, ``flat``, ``light``).
+    pointings
+        Each light's view of the scene, in the order the lights were taken.
+    footprint
+        The scene grid and where an unmoved frame sits on it.
     """
 
     folder: Path
@@ -84,6 +90,8 @@ class Night:
     truth: dict[str, Path] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     kinds: dict[Path, str] = field(default_factory=dict)
+    pointings: list[Pointing] = field(default_factory=list)
+    footprint: Footprint | None = None
 
     @property
     def raw_dir(self) -> Path:
@@ -165,6 +173,11 @@ def night(
     sky: float = 100.0,
     sky_gradient: float = 0.0,
     object_name: str = "SIMFIELD",
+    dither: float = 0.0,
+    drift: float = 0.0,
+    rotate: float = 0.0,
+    fwhm_range: tuple[float, float] | None = None,
+    transparency_range: tuple[float, float] | None = None,
 ) -> Night:
     """Simulate a night into ``out_dir/raw`` (frames) and ``out_dir/truth`` (what is true).
 
@@ -202,6 +215,20 @@ def night(
         ``light_exptime``, and so are the star peaks (2,000 to 20,000).
     object_name
         OBJECT of the lights.
+    dither, drift, rotate
+        The telescope moves between lights: random offsets within ±``dither`` pixels, a
+        steady drift of ``drift`` pixels per frame in a random direction, a field rotation
+        of ``rotate`` degrees from the first light to the last (see
+        :func:`~ccdcal.simulate.pointing.pointings`). The scene then covers every frame's
+        view, so stars enter and leave at the edges; ``nstars`` is the number per frame
+        area.
+    fwhm_range, transparency_range
+        Seeing (FWHM, pixels) and relative throughput drawn per light, uniform within these
+        ranges (default ``fwhm`` and 1 in every light).
+
+    Each light's transform from the scene to the frame, seeing and transparency are written
+    to ``truth/pointing.ecsv``. With none of these five options the lights all look at the
+    same place, as in earlier versions, and every file keeps its bytes.
 
     Returns
     -------
@@ -248,10 +275,26 @@ def night(
         hot_fraction=hot_fraction, vignetting=vignetting, pixel_response=pixel_response,
         full_well=full_well, overscan=overscan,
     )  # fmt: skip
-    scene = Scene.random(
-        det.shape, _rng(seed, _SCENE), nstars=nstars, fwhm=fwhm, sky=sky,
-        exptime_ref=light_exptime, sky_gradient=sky_gradient,
+    motion = {"dither": float(dither), "drift": float(drift), "rotate": float(rotate),
+              "fwhm_range": fwhm_range, "transparency_range": transparency_range}  # fmt: skip
+    moving = moves(**motion)  # type: ignore[arg-type]
+    views = pointings(
+        nlight * len(filters), _rng(seed, _POINTING), fwhm=fwhm, **motion,  # type: ignore[arg-type]
     )  # fmt: skip
+    # a margin for the stars' wings: a star just off every frame still lights its edge
+    wings = 3.0 * max([fwhm, *(v.fwhm or fwhm for v in views)]) if moving else 0.0
+    where = footprint(det.shape, views if moving else [], margin=math.ceil(wings))
+    if moving:
+        area = (where.shape[0] * where.shape[1]) / (det.shape[0] * det.shape[1])
+        scene = Scene.random(
+            where.shape, _rng(seed, _SCENE), nstars=round(nstars * area), fwhm=fwhm, sky=sky,
+            exptime_ref=light_exptime, sky_gradient=sky_gradient, margin=0.0,
+        )  # fmt: skip
+    else:
+        scene = Scene.random(
+            det.shape, _rng(seed, _SCENE), nstars=nstars, fwhm=fwhm, sky=sky,
+            exptime_ref=light_exptime, sky_gradient=sky_gradient,
+        )  # fmt: skip
     params: dict[str, Any] = {
         "seed": int(seed), "nbias": int(nbias), "ndark": int(ndark), "nflat": int(nflat),
         "nlight": int(nlight), "filters": list(filters),
@@ -260,7 +303,9 @@ def night(
         "flat_level": float(flat_level), "cosmic_rate": float(cosmic_rate),
         "calibration_cosmics": bool(calibration_cosmics), "object": object_name,
     }  # fmt: skip
-    result = Night(out, det, scene, params=params)
+    if moving:  # only then: an unmoved night's detector.json keeps its bytes
+        params["motion"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in motion.items()}
+    result = Night(out, det, scene, params=params, pointings=views, footprint=where)
     written: set[Path] = set()
     cal_cr = cosmic_rate if calibration_cosmics else 0.0
 
@@ -299,13 +344,18 @@ def night(
             frame = det.flat(flat_level, filt, rng, exptime=flat_exptime, cosmic_rate=cal_cr)
             write(frame, f"flat_{filt}_{i:03d}.fits", "flat", f"FLAT {filt}", i)
     cosmic: dict[str, np.ndarray] = {}
+    looks = iter(views)
+    stems: list[tuple[str, str]] = []
     for filt in filters:
         for i in range(1, nlight + 1):
             rng = _rng(seed, _LIGHT, _filter_key(filt), i)
-            frame, crs = det.light(scene, light_exptime, filt, rng, cosmic_rate=cosmic_rate)
+            view = next(looks)
+            seen = frame_rate(scene, view, where, sky_gradient=sky_gradient) if moving else scene
+            frame, crs = det.light(seen, light_exptime, filt, rng, cosmic_rate=cosmic_rate)
             stem = f"light_{filt}_{i:03d}"
             write(frame, f"{stem}.fits", "light", object_name, i)
             cosmic[stem] = crs
+            stems.append((stem, filt))
 
     def truth(name: str, data: np.ndarray, what: str, unit: str | None) -> None:
         path = truth_dir / f"{name}.fits"
@@ -334,9 +384,15 @@ def night(
     for stem, crs in cosmic.items():
         truth(f"cosmic_{stem}", crs, f"cosmic-ray hits in {stem}", None)
 
+    pointing_path = truth_dir / "pointing.ecsv"
+    _write_text_atomic(pointing_path, _ecsv(_pointing_table(stems, views, where)))
+    result.truth["pointing"] = pointing_path
+    written.add(pointing_path)
+
     stars = scene.stars
     stars.meta["comment"] = [
-        "x, y: 0-based pixel coordinates of the science (trimmed) area",
+        "x, y: 0-based pixel coordinates of the science (trimmed) area"
+        + (" of the scene; truth/pointing.ecsv takes them to each light" if moving else ""),
         "peak_rate: Gaussian amplitude; flux_rate: total flux; both electron/s",
     ]
     stars_path = truth_dir / "stars.ecsv"
@@ -366,6 +422,40 @@ def night(
     _remove_stale(truth_dir, written)
     log.debug("simulated night: %s", ", ".join(f"{n} {k}" for k, n in result.counts().items()))
     return result
+
+
+#: pointing.ecsv's names of the scene-to-frame matrix elements
+_AFFINE = {"a11": (0, 0), "a12": (0, 1), "a21": (1, 0), "a22": (1, 1), "tx": (0, 2), "ty": (1, 2)}
+
+
+def _pointing_table(stems: list[tuple[str, str]], views: list[Pointing], where: Footprint) -> Any:
+    """One row per light: its transform from the scene to the frame, seeing, transparency."""
+    from astropy.table import Table
+
+    affines = [v.affine(where.centre, where.frame_centre) for v in views]
+    table = Table(
+        {
+            "frame": [s for s, _ in stems],
+            "filter": [f for _, f in stems],
+            "dx": [v.dx for v in views],
+            "dy": [v.dy for v in views],
+            "rotation": [v.rotation for v in views],
+            "scale": [v.scale for v in views],
+            "fwhm": [float(v.fwhm) if v.fwhm is not None else float("nan") for v in views],
+            "transparency": [v.transparency for v in views],
+            **{name: [float(a[i, j]) for a in affines] for name, (i, j) in _AFFINE.items()},
+        },
+        units={"dx": "pix", "dy": "pix", "rotation": "deg", "fwhm": "pix"},
+    )
+    table.meta["scene_shape"] = list(where.shape)
+    table.meta["scene_centre"] = list(where.centre)
+    table.meta["frame_centre"] = list(where.frame_centre)
+    table.meta["comment"] = [
+        "scene (x, y) to frame: x_f = a11 x + a12 y + tx, y_f = a21 x + a22 y + ty",
+        "= scale R(rotation) (p - scene_centre) + frame_centre + (dx, dy); 0-based pixels",
+        "fwhm: seeing of the frame, pixels; transparency: relative throughput",
+    ]
+    return table
 
 
 def _ecsv(table: Any) -> str:
