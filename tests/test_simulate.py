@@ -350,7 +350,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     b = night(tmp_path / "b", seed=5, **SMALL)
     c = night(tmp_path / "c", seed=6, **SMALL)
     names = _files(a.folder)
-    assert names == _files(b.folder) and len(names) == 14 + 10
+    assert names == _files(b.folder) and len(names) == 14 + 11
     for name in names:
         assert filecmp.cmp(a.folder / name, b.folder / name, shallow=False), name
     for pa, pc in zip(a.raw, c.raw, strict=True):
@@ -397,7 +397,8 @@ def test_night_truth_files(tmp_path):
     truth = tmp_path / "truth"
     det = n.detector
     expected = {"scene.fits", "bias.fits", "dark_current.fits", "hot_pixels.fits",
-                "flat_V.fits", "flat_R.fits", "stars.ecsv", "detector.json"}  # fmt: skip
+                "flat_V.fits", "flat_R.fits", "stars.ecsv", "pointing.ecsv",
+                "detector.json"}  # fmt: skip
     expected |= {f"cosmic_{p.stem}.fits" for p in n.of_kind("light")}
     assert {p.name for p in truth.iterdir()} == expected
     assert fits.getval(truth / "scene.fits", "BUNIT") == "electron/s"

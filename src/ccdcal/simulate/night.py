@@ -72,7 +72,7 @@ class Night:
         Raw files in the order they were taken.
     truth
         Truth files by name: ``scene``, ``bias``, ``dark_current``, ``hot_pixels``,
-        ``flat_<filter>``, ``cosmic_<light stem>``, ``stars``, ``detector``.
+        ``flat_<filter>``, ``cosmic_<light stem>``, ``stars``, ``pointing``, ``detector``.
     params
         The night's settings (as in ``detector.json``).
     kinds
