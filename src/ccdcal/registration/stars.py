@@ -1,0 +1,208 @@
+"""Stars of one frame and what they say of it: positions, fluxes, seeing, shape, background.
+
+Detection is sep's (Source Extractor's algorithms as a library): a background map, objects
+5 sigma above it over at least 5 connected pixels, then windowed centroids (``sep.winpos``).
+Measured on simulated frames of 1024x1024 (``benchmarks/register_vs_peers.py``), sep found
+stars faster than photutils' DAOStarFinder and its windowed centroids came 3x closer to the
+truth, so ccdcal uses sep.
+
+The FWHM of a star is twice its half-light radius (exact for a Gaussian), corrected for the
+pixel's own width (an integrated pixel adds 1/12 to a Gaussian's variance on each axis).
+
+Examples
+--------
+>>> import numpy as np
+>>> from ccdcal.simulate.scene import render_stars
+>>> rng = np.random.default_rng(0)
+>>> y, x = np.mgrid[20:200:30, 20:200:30] + rng.uniform(-0.5, 0.5, (2, 6, 6))
+>>> image = render_stars((200, 200), x.ravel(), y.ravel(), np.full(36, 5e4), 4.0) + 100.0
+>>> image = rng.normal(image, 10.0).astype(np.float32)
+>>> stars, quality = find_stars(image)
+>>> quality.nstars, round(quality.fwhm, 1)
+(36, 4.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import flags
+from ..frame import Frame
+
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+_HALF_LIGHT_PER_SIGMA = math.sqrt(2.0 * math.log(2.0))  # a Gaussian's r(50 %) / sigma
+
+
+@dataclass(frozen=True, eq=False)
+class Stars:
+    """Stars of one frame, brightest first (0-based pixel coordinates, centres at integers).
+
+    Attributes
+    ----------
+    x, y
+        Windowed centroids, pixels.
+    flux
+        Flux above the background (the frame's unit), in an aperture of 3 FWHM diameter.
+    fwhm
+        Each star's FWHM, pixels.
+    ellipticity
+        1 - b/a of each star's second moments.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+    fwhm: np.ndarray
+    ellipticity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def xy(self) -> np.ndarray:
+        """(n, 2) array of positions."""
+        return np.column_stack([self.x, self.y])
+
+    def brightest(self, n: int) -> Stars:
+        """The ``n`` brightest."""
+        return Stars(*(a[:n] for a in (self.x, self.y, self.flux, self.fwhm, self.ellipticity)))
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What a frame's stars and sky say of it.
+
+    Attributes
+    ----------
+    nstars
+        Stars found.
+    fwhm
+        Median FWHM of the well-measured stars, pixels (NaN without any).
+    ellipticity
+        Their median ellipticity.
+    background
+        Median sky level (the frame's unit).
+    noise
+        Sky noise, robust rms (the frame's unit).
+    """
+
+    nstars: int
+    fwhm: float
+    ellipticity: float
+    background: float
+    noise: float
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _data_and_mask(image: Frame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(image, Frame):
+        data = image.data
+        bad = ~np.isfinite(data)
+        if image.mask is not None:
+            bad |= (image.mask & flags.EXCLUDE) != 0
+    else:
+        data = np.asarray(image)
+        bad = ~np.isfinite(data)
+    data = np.ascontiguousarray(np.where(bad, 0.0, data), dtype=np.float32)
+    return data, bad
+
+
+def find_stars(
+    image: Frame | np.ndarray,
+    *,
+    threshold: float = 5.0,
+    min_area: int = 5,
+    max_stars: int = 1000,
+) -> tuple[Stars, Quality]:
+    """Detect the stars of a frame and measure its quality.
+
+    Parameters
+    ----------
+    image
+        A calibrated :class:`~ccdcal.frame.Frame` (pixels flagged with excluding mask bits
+        and non-finite values are ignored) or a 2-D array.
+    threshold
+        Detection threshold, in units of the sky noise.
+    min_area
+        Least number of connected pixels above the threshold.
+    max_stars
+        Keep at most this many, the brightest.
+
+    Returns
+    -------
+    stars : Stars
+        Brightest first. Cosmic rays and hot pixels (far sharper than the stars) and
+        objects at the image edge or touching excluded pixels are left out.
+    quality : Quality
+        Star count, median FWHM and ellipticity, sky level and noise.
+    """
+    import sep
+
+    data, bad = _data_and_mask(image)
+    ny, nx = data.shape
+    background = sep.Background(data, mask=bad)
+    sky = background.back()
+    noise = float(background.globalrms)
+    sub = data - sky
+    found = sep.extract(sub, threshold, err=noise, mask=bad, minarea=min_area,
+                        deblend_cont=0.005)  # fmt: skip
+    empty = Stars(*(np.empty(0) for _ in range(5)))
+    level = float(np.median(sky))
+    if len(found) == 0:
+        return empty, Quality(0, math.nan, math.nan, level, noise)
+    # objects at the edges or on excluded pixels: their centroids would be biased
+    x0, x1, y0, y1 = found["xmin"], found["xmax"], found["ymin"], found["ymax"]
+    inside = (x0 > 1) & (y0 > 1) & (x1 < nx - 2) & (y1 < ny - 2)
+    found = found[inside]
+    if len(found) == 0:
+        return empty, Quality(0, math.nan, math.nan, level, noise)
+    a = np.maximum(found["a"], 0.5)
+    radius = np.maximum(4.0 * a, 4.0)
+    half, flag = sep.flux_radius(sub, found["x"], found["y"], 2.0 * radius, 0.5,
+                                    mask=bad, subpix=5)  # fmt: skip
+    sigma_eff = half / _HALF_LIGHT_PER_SIGMA
+    fwhm = FWHM_PER_SIGMA * np.sqrt(np.clip(sigma_eff**2 - 1.0 / 12.0, 1e-6, None))
+    sig_win = np.clip(fwhm / FWHM_PER_SIGMA, 0.3, None)
+    x, y, wflag = sep.winpos(sub, found["x"], found["y"], sig_win, mask=bad)
+    flux, _, fflag = sep.sum_circle(sub, x, y, 1.5 * np.maximum(fwhm, 1.0), mask=bad, subpix=5)
+    b = np.maximum(found["b"], 1e-3)
+    ellipticity = 1.0 - b / np.maximum(found["a"], b)
+    ok = (
+        (wflag == 0)
+        & np.isfinite(x)
+        & np.isfinite(y)
+        & (flux > 0)
+        & np.isfinite(fwhm)
+        & ((flag & sep.APER_HASMASKED) == 0)
+        & ((fflag & sep.APER_HASMASKED) == 0)
+    )
+    x, y, flux, fwhm, ellipticity = (v[ok] for v in (x, y, flux, fwhm, ellipticity))
+    merged = (found["flag"][ok] & sep.OBJ_MERGED) != 0
+    # cosmic rays and hot pixels: far sharper than the frame's stars
+    if len(fwhm) >= 3:
+        typical = (
+            float(np.median(fwhm[~merged])) if (~merged).sum() >= 3 else float(np.median(fwhm))
+        )
+        sharp = fwhm < 0.5 * typical
+        x, y, flux, fwhm, ellipticity, merged = (
+            v[~sharp] for v in (x, y, flux, fwhm, ellipticity, merged)
+        )
+    order = np.argsort(-flux)[:max_stars]
+    stars = Stars(x[order], y[order], flux[order], fwhm[order], ellipticity[order])
+    clean = ~merged[order]
+    seeing = stars.fwhm[clean] if clean.sum() >= 3 else stars.fwhm
+    shape = stars.ellipticity[clean] if clean.sum() >= 3 else stars.ellipticity
+    quality = Quality(
+        nstars=len(stars),
+        fwhm=float(np.median(seeing)) if len(seeing) else math.nan,
+        ellipticity=float(np.median(shape)) if len(shape) else math.nan,
+        background=level,
+        noise=noise,
+    )
+    return stars, quality
+
+
+__all__ = ["Quality", "Stars", "find_stars"]

@@ -1,0 +1,188 @@
+"""Plane transforms between frames, and their robust fit to matched stars.
+
+A :class:`Transform` is a 3x3 matrix taking homogeneous pixel coordinates ``(x, y, 1)`` of
+one frame to another's (0-based, pixel centres at integers). Three kinds are fitted:
+``"shift"`` (2 parameters), ``"similarity"`` (shift, rotation and one scale: 4) and
+``"affine"`` (6). :func:`fit` is a least-squares fit that leaves out, over a few rounds,
+pairs whose residual is far above the others' (a wrong match, a star next to a cosmic ray).
+
+Examples
+--------
+>>> import numpy as np
+>>> src = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [7.0, 3.0]])
+>>> t = Transform.from_parameters(dx=2.0, dy=-1.0, rotation=90.0)
+>>> fitted = fit(src, t.apply(src), "similarity")
+>>> round(fitted.rotation, 6), round(fitted.scale, 6)
+(90.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+KINDS = ("shift", "similarity", "affine")
+
+
+@dataclass(frozen=True, eq=False)
+class Transform:
+    """A plane transform as a 3x3 matrix on homogeneous ``(x, y, 1)`` column vectors.
+
+    Attributes
+    ----------
+    matrix
+        The matrix (its last row is ``0 0 1``).
+    kind
+        ``"shift"``, ``"similarity"`` or ``"affine"``: what was fitted.
+    """
+
+    matrix: np.ndarray
+    kind: str = "affine"
+
+    def __post_init__(self) -> None:
+        m = np.array(self.matrix, dtype=np.float64)
+        if m.shape != (3, 3) or not np.allclose(m[2], [0, 0, 1]) or not np.isfinite(m).all():
+            raise ValueError(f"a transform is a finite 3x3 matrix ending in 0 0 1, not {m!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        m.setflags(write=False)
+        object.__setattr__(self, "matrix", m)
+
+    @classmethod
+    def identity(cls) -> Transform:
+        """No motion."""
+        return cls(np.eye(3), "shift")
+
+    @classmethod
+    def from_parameters(
+        cls, *, dx: float = 0.0, dy: float = 0.0, rotation: float = 0.0, scale: float = 1.0
+    ) -> Transform:
+        """``scale · R(rotation)`` about the origin, then the shift ``(dx, dy)``."""
+        t = math.radians(rotation)
+        c, s = scale * math.cos(t), scale * math.sin(t)
+        kind = "shift" if rotation == 0 and scale == 1 else "similarity"
+        return cls(np.array([[c, -s, dx], [s, c, dy], [0.0, 0.0, 1.0]]), kind)
+
+    def apply(self, xy: np.ndarray) -> np.ndarray:
+        """The (n, 2) positions ``xy`` transformed."""
+        xy = np.atleast_2d(np.asarray(xy, np.float64))
+        return xy @ self.matrix[:2, :2].T + self.matrix[:2, 2]
+
+    def inverse(self) -> Transform:
+        """The transform back."""
+        return Transform(np.linalg.inv(self.matrix), self.kind)
+
+    def then(self, other: Transform) -> Transform:
+        """This transform followed by ``other``."""
+        kinds = {self.kind, other.kind}
+        kind = (
+            "affine" if "affine" in kinds else ("similarity" if "similarity" in kinds else "shift")
+        )
+        return Transform(other.matrix @ self.matrix, kind)
+
+    @property
+    def rotation(self) -> float:
+        """Rotation, degrees (of the linear part's nearest similarity)."""
+        m = self.matrix
+        return math.degrees(math.atan2(m[1, 0] - m[0, 1], m[0, 0] + m[1, 1]))
+
+    @property
+    def scale(self) -> float:
+        """Scale: the square root of the area change."""
+        return math.sqrt(abs(float(np.linalg.det(self.matrix[:2, :2]))))
+
+    def shift_at(self, x: float, y: float) -> tuple[float, float]:
+        """How far the point (x, y) moves."""
+        ((u, v),) = self.apply([[x, y]])
+        return (float(u - x), float(v - y))
+
+    def displacement(self, shape: tuple[int, int]) -> float:
+        """The largest distance a pixel of an image of ``shape`` moves (at its corners)."""
+        ny, nx = shape
+        corners = np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]], np.float64)
+        return float(np.max(np.hypot(*(self.apply(corners) - corners).T)))
+
+    def __repr__(self) -> str:
+        m = self.matrix
+        return (
+            f"Transform({self.kind}: dx={m[0, 2]:.3f}, dy={m[1, 2]:.3f}, "
+            f"rotation={self.rotation:.4f} deg, scale={self.scale:.5f})"
+        )
+
+
+def _lstsq(src: np.ndarray, dst: np.ndarray, kind: str) -> np.ndarray:
+    n = len(src)
+    x, y = src[:, 0], src[:, 1]
+    if kind == "shift":
+        d = (dst - src).mean(axis=0)
+        return np.array([[1.0, 0.0, d[0]], [0.0, 1.0, d[1]], [0.0, 0.0, 1.0]])
+    if kind == "similarity":
+        # u = a x - b y + tx ; v = b x + a y + ty
+        a_mat = np.zeros((2 * n, 4))
+        a_mat[0::2] = np.column_stack([x, -y, np.ones(n), np.zeros(n)])
+        a_mat[1::2] = np.column_stack([y, x, np.zeros(n), np.ones(n)])
+        p = np.linalg.lstsq(a_mat, dst.reshape(-1), rcond=None)[0]
+        a, b, tx, ty = p
+        return np.array([[a, -b, tx], [b, a, ty], [0.0, 0.0, 1.0]])
+    design = np.column_stack([x, y, np.ones(n)])
+    px = np.linalg.lstsq(design, dst[:, 0], rcond=None)[0]
+    py = np.linalg.lstsq(design, dst[:, 1], rcond=None)[0]
+    return np.vstack([px, py, [0.0, 0.0, 1.0]])
+
+
+#: fewest pairs each kind of fit takes
+MIN_PAIRS = {"shift": 1, "similarity": 2, "affine": 3}
+
+
+def fit(
+    src: np.ndarray,
+    dst: np.ndarray,
+    kind: str = "similarity",
+    *,
+    clip: float = 4.0,
+    floor: float = 0.05,
+    rounds: int = 5,
+) -> Transform:
+    """The ``kind`` of transform taking ``src`` (n, 2) to ``dst`` (n, 2), fitted robustly.
+
+    Each round fits by least squares and leaves out pairs whose residual exceeds ``clip``
+    times the residuals' robust sigma per axis (from their median distance; and at least
+    ``floor`` pixels), until the pairs kept no longer change or ``rounds`` rounds are done.
+    :func:`residuals` of the result say how good it is.
+
+    Raises
+    ------
+    ValueError
+        Fewer pairs than the kind needs (1, 2 or 3), or an unknown kind.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"transform must be one of {', '.join(KINDS)}, not {kind!r}")
+    src = np.asarray(src, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst, np.float64).reshape(-1, 2)
+    if len(src) != len(dst):
+        raise ValueError(f"{len(src)} source positions but {len(dst)} targets")
+    if len(src) < MIN_PAIRS[kind]:
+        raise ValueError(f"a {kind} fit needs {MIN_PAIRS[kind]} pairs of stars, not {len(src)}")
+    keep = np.ones(len(src), bool)
+    matrix = _lstsq(src, dst, kind)
+    for _ in range(rounds):
+        r = np.hypot(*(src @ matrix[:2, :2].T + matrix[:2, 2] - dst).T)
+        # per-axis sigma from the median distance (Rayleigh: median = 1.1774 sigma)
+        sigma = float(np.median(r[keep])) / math.sqrt(2.0 * math.log(2.0))
+        limit = max(clip * sigma, floor)
+        new = r <= limit
+        if new.sum() < MIN_PAIRS[kind] or np.array_equal(new, keep):
+            break
+        keep = new
+        matrix = _lstsq(src[keep], dst[keep], kind)
+    return Transform(matrix, kind)
+
+
+def residuals(transform: Transform, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Distance of each transformed source position from its target, pixels."""
+    return np.hypot(*(transform.apply(src) - np.asarray(dst, np.float64)).T)
+
+
+__all__ = ["KINDS", "MIN_PAIRS", "Transform", "fit", "residuals"]
