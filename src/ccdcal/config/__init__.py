@@ -58,6 +58,15 @@ Sections
     "scale" (always the longest dark, scaled).
 ``[flat]``
     ``min_response`` (0.5): master-flat pixels below it are flagged BAD.
+``[register]``
+    How the lights of each stack are aligned (see :class:`RegisterOptions`): ``method``
+    ("auto", "stars", "wcs", "none"), ``reference`` ("best" or a light's file name),
+    ``transform`` ("shift", "similarity", "affine"), ``interpolation`` ("lanczos3",
+    "bicubic", "bilinear"), ``grid`` ("reference", "union", "intersection"), ``threshold``
+    (5.0, star detection in sky sigma).
+``[select]``
+    Lights a stack leaves out, relative to the medians of its lights: ``max_fwhm`` (1.5),
+    ``min_stars`` (0.5), ``min_throughput`` (0.5); ``false`` lifts a limit.
 ``[cosmic]``
     ``method`` ("none" or "lacosmic") and L.A.Cosmic's ``sigclip``, ``sigfrac``, ``objlim``,
     ``niter``, ``clean`` (defaults those of :func:`ccdcal.cosmic.flag_cosmic_rays`).
@@ -95,7 +104,9 @@ from .model import (
     Detector,
     FlatOptions,
     Keywords,
+    RegisterOptions,
     Rule,
+    SelectOptions,
     normalize_type,
 )
 from .parse import (
@@ -124,7 +135,9 @@ __all__ = [
     "Detector",
     "FlatOptions",
     "Keywords",
+    "RegisterOptions",
     "Rule",
+    "SelectOptions",
     "config_from_dict",
     "load_config",
     "loads_config",

@@ -73,6 +73,7 @@ method = "mean"
 scale = "none"
 zero = "median"      # additive offsets to a common sky level
 weights = "frame"    # inverse median variance of each frame
+exposures = "separate"  # lights of other exposure times: separate stacks, or "scale" them
 reject = "auto"      # ccdclip with the noise model where known, else a 4-sigma MAD clip
 low = 3.0
 high = 3.0
@@ -91,4 +92,20 @@ method = "none"     # none or lacosmic (L.A.Cosmic through astroscrappy)
 # objlim = 5.0
 # niter = 4
 # clean = false
+
+[register]
+# Align the lights of each stack before combining them (frames that all move less than
+# 0.05 px are stacked as they are).
+method = "auto"            # auto (stars, else WCS), stars, wcs, none (pixel on pixel)
+reference = "best"         # best (sharpest among those with most stars) or a file name
+transform = "similarity"   # shift, similarity (shift, rotation, scale), affine
+interpolation = "lanczos3" # lanczos3, bicubic, bilinear
+grid = "reference"         # reference, union, intersection
+threshold = 5.0            # star detection, in sky sigma
+
+[select]
+# Leave out lights far from their stack's medians; false: no limit.
+max_fwhm = 1.5        # FWHM above 1.5 x the median
+min_stars = 0.5       # fewer stars than half the median count
+min_throughput = 0.5  # stars fainter than half the median (clouds)
 """

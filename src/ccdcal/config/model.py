@@ -44,6 +44,11 @@ OVERSCAN_METHODS = ("none", "mean", "median", "rows", "poly")
 DARK_MATCHES = ("nearest", "exact", "scale")
 READOUT_AXES = ("auto", "x", "y")
 COSMIC_METHODS = ("none", "lacosmic")
+REGISTER_METHODS = ("auto", "stars", "wcs", "none")
+TRANSFORMS = ("shift", "similarity", "affine")
+INTERPOLATIONS = ("lanczos3", "bicubic", "bilinear")
+GRIDS = ("reference", "union", "intersection")
+EXPOSURES = ("separate", "scale")
 
 
 def normalize_type(value: str) -> str:
@@ -189,6 +194,10 @@ class CombineOptions:
         ``None`` or ``"frame"``: weight each frame by the inverse of its median variance
         (noisier frames count less). Per frame, not per pixel: a variance estimated from a
         pixel's own value would favour pixels that fluctuated low and bias the mean.
+    exposures
+        Lights (of one object and filter) of different exposure times: ``"separate"``
+        stacks (named ``<object>_<filter>_<t>s``), or ``"scale"``: one stack, each frame
+        scaled by its exposure time to the mean one and weighted by t²/variance.
 
     Examples
     --------
@@ -202,6 +211,7 @@ class CombineOptions:
     scale: str | None = None
     zero: str | None = None
     weights: str | None = None
+    exposures: str = "separate"
 
     def rejection(self) -> Any:
         """The rejection algorithm as the dataclass :func:`ccdcal.combine` takes, or None.
@@ -214,6 +224,48 @@ class CombineOptions:
         from .parse import rejection_from_name
 
         return rejection_from_name(self.reject, **self.params)
+
+
+@dataclass(frozen=True)
+class RegisterOptions:
+    """How the lights of a stack are aligned before they are combined.
+
+    Parameters
+    ----------
+    method
+        ``"auto"`` (match stars; through the WCS for a frame whose stars do not match, when
+        it and the reference carry one), ``"stars"``, ``"wcs"``, or ``"none"`` (stack pixel
+        on pixel).
+    reference
+        ``"best"`` (the sharpest frame among those with most stars) or a light's file name.
+    transform
+        ``"shift"``, ``"similarity"`` (shift, rotation, scale) or ``"affine"``.
+    interpolation
+        ``"lanczos3"``, ``"bicubic"`` or ``"bilinear"``.
+    grid
+        The stack's grid: the ``"reference"`` frame's, the ``"union"`` or the
+        ``"intersection"`` of the used frames.
+    threshold
+        Star detection threshold, in sky sigma.
+    """
+
+    method: str = "auto"
+    reference: str = "best"
+    transform: str = "similarity"
+    interpolation: str = "lanczos3"
+    grid: str = "reference"
+    threshold: float = 5.0
+
+
+@dataclass(frozen=True)
+class SelectOptions:
+    """Which registered lights a stack takes, relative to the medians of its lights (None:
+    no limit): ``max_fwhm`` times the median FWHM, ``min_stars`` times the median star
+    count, ``min_throughput`` times the median star flux (clouds)."""
+
+    max_fwhm: float | None = 1.5
+    min_stars: float | None = 0.5
+    min_throughput: float | None = 0.5
 
 
 @dataclass(frozen=True)
@@ -291,6 +343,8 @@ class Config:
     dark: DarkOptions = field(default_factory=DarkOptions)
     flat: FlatOptions = field(default_factory=FlatOptions)
     cosmic: CosmicOptions = field(default_factory=CosmicOptions)
+    register: RegisterOptions = field(default_factory=RegisterOptions)
+    select: SelectOptions = field(default_factory=SelectOptions)
     source: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -27,10 +27,15 @@ from .model import (
     COSMIC_METHODS,
     DARK_MATCHES,
     DEFAULT_COMBINE,
+    EXPOSURES,
+    GRIDS,
+    INTERPOLATIONS,
     KINDS,
     OVERSCAN_METHODS,
     READOUT_AXES,
+    REGISTER_METHODS,
     SCALES,
+    TRANSFORMS,
     TYPE_KINDS,
     WEIGHTS,
     ZEROS,
@@ -41,7 +46,9 @@ from .model import (
     Detector,
     FlatOptions,
     Keywords,
+    RegisterOptions,
     Rule,
+    SelectOptions,
     normalize_type,
 )
 
@@ -328,6 +335,9 @@ def _combine_one(kind: str, data: Any) -> CombineOptions:
     weights = _choice(sec, "weights", table.pop("weights", base.weights or "none"), WEIGHTS)
     if weights != "none" and kind != "light":
         raise _Bad(sec, "weights", "frame weights apply to lights only")
+    exposures = _choice(sec, "exposures", table.pop("exposures", base.exposures), EXPOSURES)
+    if exposures != "separate" and kind != "light":
+        raise _Bad(sec, "exposures", "exposure mixing applies to lights only")
     if "reject" in table:
         reject = _choice(sec, "reject", table.pop("reject"), tuple(REJECT_PARAMS))
         params: dict[str, Any] = {}
@@ -337,7 +347,7 @@ def _combine_one(kind: str, data: Any) -> CombineOptions:
     known = (*checks, "sigma") if "low" in checks else tuple(checks)
     for key in table:
         if key not in known:
-            options = [*known, "method", "reject", "scale", "zero", "weights"]
+            options = [*known, "method", "reject", "scale", "zero", "weights", "exposures"]
             close = difflib.get_close_matches(key, options, n=1)
             hint = f"{reject!r} takes {', '.join(known) or 'no parameters'}"
             if close:
@@ -355,6 +365,7 @@ def _combine_one(kind: str, data: Any) -> CombineOptions:
         None if scale == "none" else scale,
         None if zero == "none" else zero,
         None if weights == "none" else weights,
+        exposures,
     )
 
 
@@ -398,6 +409,36 @@ def _cosmic(data: Any) -> CosmicOptions:
     return CosmicOptions(method, params)
 
 
+def _register(data: Any) -> RegisterOptions:
+    sec = "register"
+    table = _table(sec, None, data)
+    _check_keys(sec, table, tuple(f.name for f in fields(RegisterOptions)))
+    choices = {"method": REGISTER_METHODS, "transform": TRANSFORMS,
+               "interpolation": INTERPOLATIONS, "grid": GRIDS}  # fmt: skip
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in choices:
+            out[key] = _choice(sec, key, value, choices[key])
+        elif key == "threshold":
+            out[key] = _positive(sec, key, value)
+        else:  # reference: "best" or a light's file name
+            text = _string(sec, key, value).strip()
+            if not text:
+                raise _Bad(sec, key, 'give "best" or the file name of a light')
+            out[key] = text
+    return RegisterOptions(**out)
+
+
+def _select(data: Any) -> SelectOptions:
+    sec = "select"
+    table = _table(sec, None, data)
+    _check_keys(sec, table, tuple(f.name for f in fields(SelectOptions)))
+    out: dict[str, float | None] = {}
+    for key, value in table.items():
+        out[key] = None if value is False else _positive(sec, key, value)
+    return SelectOptions(**out)
+
+
 _SECTIONS: dict[str, Callable[[Any], Any]] = {
     "keywords": _keywords,
     "types": _types,
@@ -407,6 +448,8 @@ _SECTIONS: dict[str, Callable[[Any], Any]] = {
     "dark": _dark,
     "flat": _flat,
     "cosmic": _cosmic,
+    "register": _register,
+    "select": _select,
 }
 
 
