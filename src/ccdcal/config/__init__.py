@@ -84,7 +84,7 @@ Examples
 (4.95, MinMaxClip(nlow=1, nhigh=2))
 >>> Config().combine_options("flat")  # doctest: +NORMALIZE_WHITESPACE
 CombineOptions(method='median', reject='none', params={}, scale='median', zero=None,
-               weights=None)
+               weights=None, exposures='separate')
 """
 
 from .example import EXAMPLE_TOML
