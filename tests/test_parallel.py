@@ -205,3 +205,35 @@ def test_on_a_cluster_the_work_runs_on_the_workers(four_filters, tmp_path, clust
     share = calling / (calling + working)
     print(f"calling process {calling:.2f} s, workers {working:.2f} s of CPU: {share:.1%}")
     assert share < 0.25
+
+
+def _tasks_held(dask_scheduler=None) -> int:
+    return len(dask_scheduler.tasks)
+
+
+def _held(client, wait: float = 5.0) -> int:
+    """Tasks the scheduler still holds, once the releases (sent in batches) arrived."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while (n := client.run_on_scheduler(_tasks_held)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return n
+
+
+@pytest.mark.xdist_group("cluster")
+def test_cluster_run_releases_its_results_and_fails_cleanly(four_filters, tmp_path, cluster):
+    result = reduce(four_filters, tmp_path / "out", report=False, scheduler=cluster, band_rows=30)
+    assert len(result.stacks) == 4
+    assert _held(cluster) == 0  # nothing left on the cluster
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for p in four_filters.iterdir():
+        (raw / p.name).write_bytes(p.read_bytes())
+    with fits.open(raw / "flat_B_002.fits") as hdul:  # a flat with no light: refused
+        data, header = np.zeros_like(hdul[0].data), hdul[0].header.copy()
+    fits.PrimaryHDU(data, header).writeto(raw / "flat_B_002.fits", overwrite=True)
+    with pytest.raises(CcdcalError, match=r"flat_B_002.*flat has median"):
+        reduce(raw, tmp_path / "bad", report=False, scheduler=cluster, band_rows=20)
+    assert [p for p in (tmp_path / "bad" / "masters").iterdir() if p.is_dir()] == []
+    assert _held(cluster) == 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
+import re
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +17,6 @@ import ccdcal
 from ccdcal.cli import main
 from ccdcal.config import loads_config
 from ccdcal.errors import CcdcalError
-from ccdcal.frame import Frame
 from ccdcal.parallel import InProcess, Ref, Task
 from ccdcal.pipeline import execute, plan, reduce
 from ccdcal.pipeline.execution import graph
@@ -51,7 +53,9 @@ def test_plan_of_a_simulated_night(two_filters, tmp_path):
     light = products["calibrated/light_V_002.fits"]
     assert light.needs == ("masters/bias.fits", "masters/dark_20s.fits", "masters/flat_V.fits")
     assert light.inputs == ((two_filters / "light_V_002.fits").resolve(),)
-    assert light.options["flat"] == tmp_path.resolve() / "out" / "masters" / "flat_V.fits"
+    flat = light.options["flat"]  # a master as the recipe finds it: its file and its key
+    assert flat.path == tmp_path.resolve() / "out" / "masters" / "flat_V.fits"
+    assert flat.key == products["masters/flat_V.fits"].key
     stack = products["stacks/SIMFIELD_V.fits"]
     assert stack.needs == ("calibrated/light_V_001.fits", "calibrated/light_V_002.fits")
     assert stack.about == {"object": "SIMFIELD", "filter": "V"}
@@ -139,6 +143,21 @@ def test_only_builds_a_part_and_what_it_needs(two_filters, tmp_path):
         reduce(two_filters, out, only="lights")
 
 
+def _same_files(a, b) -> None:
+    """Every HDU's data and header cards equal (but time stamps and checksums)."""
+    from astropy.io import fits
+
+    stamp = re.compile(r"ccdcal \S+ .+ \d{4}-\d\d-\d\dT")
+    skip = {"CHECKSUM", "DATASUM", "DATE"}
+    with fits.open(a) as x, fits.open(b) as y:
+        assert len(x) == len(y), a.name
+        for u, v in zip(x, y, strict=True):
+            np.testing.assert_array_equal(u.data, v.data, err_msg=f"{a.name} {u.name}")
+            cards = [[(k, str(c)) for k, c in h.header.items()
+                      if k not in skip and not stamp.match(str(c))] for h in (u, v)]  # fmt: skip
+            assert cards[0] == cards[1], f"{a.name} {u.name}"
+
+
 @pytest.mark.parametrize("band_rows", [1, 7, 39])
 def test_masters_and_stacks_in_bands_equal_one_task(two_filters, tmp_path, band_rows):
     whole = reduce(two_filters, tmp_path / "whole", report=False)
@@ -147,11 +166,10 @@ def test_masters_and_stacks_in_bands_equal_one_task(two_filters, tmp_path, band_
     pairs += [(whole.stacks[k], banded.stacks[k]) for k in whole.stacks]
     pairs += list(zip(whole.calibrated, banded.calibrated, strict=True))
     for a, b in pairs:
-        x, y = Frame.read(a), Frame.read(b)
-        for plane in ("data", "variance", "mask"):
-            np.testing.assert_array_equal(getattr(x, plane), getattr(y, plane), err_msg=a.name)
+        _same_files(a, b)  # keys too: a key does not depend on the output folder's place
+    assert not banded.reused
     again = reduce(two_filters, tmp_path / "bands", report=False)  # the split is not in keys
-    assert len(again.reused) == len(whole.reused) + 11
+    assert len(again.reused) == 11
     scratch = [p for p in (tmp_path / "bands" / "masters").iterdir() if p.is_dir()]
     assert scratch == []
 
@@ -170,18 +188,34 @@ def test_graph_of_a_split_product(two_filters, tmp_path):
     assert [t.key for t in graph(p, todo, InProcess())] == [q.name for q in todo]
 
 
+class _Big:
+    """A result whose life a weak reference follows."""
+
+
 def test_in_process_frees_what_no_later_task_needs():
-    seen = []
+    made: list[weakref.ref] = []
 
-    def record(*args):
-        seen.append(args)
-        return len(seen)
+    def big():
+        obj = _Big()
+        made.append(weakref.ref(obj))
+        return obj
 
-    tasks = [Task("a", record), Task("b", record, ([Ref("a")],)), Task("c", record, (Ref("b"),))]
-    assert InProcess().run(tasks, want=["c"]) == {"c": 3}
-    assert seen == [(), ([1],), (2,)]
+    def use(items):
+        return len(items)
+
+    def alive():
+        gc.collect()
+        return [r() is not None for r in made]
+
+    tasks = [Task("a", big), Task("b", use, ([Ref("a")],)), Task("c", alive),
+             Task("d", use, ([Ref("b")],))]  # fmt: skip
+    out = InProcess().run(tasks, want=["c", "d"])
+    assert out == {"c": [False], "d": 1}  # "a" was let go once "b" had used it
+    made.clear()
+    kept = InProcess().run(tasks, want=["a", "c"])
+    assert kept["c"] == [True]  # a wanted result stays
     with pytest.raises(ValueError, match="needs 'z', which does not come first"):
-        InProcess().run([Task("a", record, (Ref("z"),))])
+        InProcess().run([Task("a", use, (Ref("z"),))])
 
 
 def test_progress_bars_one_per_part(two_filters, tmp_path, capsys):
@@ -235,3 +269,55 @@ def test_plan_of_lowell(lowell_night, tmp_path):
     assert len(p.products["masters/flat_VR.fits"].inputs) == 7
     notices = " ".join(p.notices)
     assert "no dark frames" in notices and "filter 'V': no light in that filter" in notices
+
+
+def test_bands_keep_the_darks_own_exposure(tmp_path):
+    """A rule sets the darks' exposure (classification) while their headers say another:
+    a master dark in bands takes the prepared frames' time, as one made whole does."""
+    from ccdcal.config import loads_config
+
+    ccdcal.simulate.night(tmp_path / "n", seed=8, shape=(40, 48), nbias=3, ndark=3, nflat=3,
+                          nlight=2)  # fmt: skip
+    raw = tmp_path / "n" / "raw"
+    cfg = loads_config('[[rules]]\nmatch = { path = "dark_*" }\nset = { exptime = 30.0 }\n')
+    whole = reduce(raw, tmp_path / "whole", config=cfg, report=False)
+    banded = reduce(raw, tmp_path / "bands", config=cfg, report=False, band_rows=8)
+    for a, b in zip([*whole.masters.values(), *whole.calibrated],
+                    [*banded.masters.values(), *banded.calibrated], strict=True):  # fmt: skip
+        _same_files(a, b)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failed_run_leaves_no_scratch(tmp_path, workers):
+    ccdcal.simulate.night(tmp_path / "n", seed=9, shape=(40, 48), nbias=3, ndark=3, nflat=4,
+                          nlight=2)  # fmt: skip
+    raw = tmp_path / "n" / "raw"
+    from astropy.io import fits
+
+    with fits.open(raw / "flat_V_002.fits") as hdul:  # a flat with no light: refused
+        data, header = np.zeros_like(hdul[0].data), hdul[0].header.copy()
+    fits.PrimaryHDU(data, header).writeto(raw / "flat_V_002.fits", overwrite=True)
+    with pytest.raises(CcdcalError, match="flat has median"):
+        reduce(raw, tmp_path / "out", report=False, workers=workers, band_rows=5)
+    assert [p.name for p in (tmp_path / "out" / "masters").iterdir() if p.is_dir()] == []
+    from ccdcal.pipeline import recipes
+
+    assert recipes._MASTERS == {}  # the masters this process read are let go
+
+
+def test_bad_band_rows_and_name_clashes_are_one_line(two_filters, tmp_path, capsys):
+    for value in (0, -3, 2.5, True):
+        with pytest.raises(CcdcalError, match="band_rows must be a whole number"):
+            reduce(two_filters, tmp_path / "out", band_rows=value)
+    for extra in ([], ["--dry-run"]):
+        code = main(["reduce", str(two_filters), str(tmp_path / "o"), "--band-rows", "0", *extra])
+        err = capsys.readouterr().err
+        assert code == 1 and "band_rows must be a whole number" in err and "Traceback" not in err
+    # two raw files that calibrate to one name
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for p in two_filters.iterdir():
+        (raw / p.name).write_bytes(p.read_bytes())
+    (raw / "light_V_001.fit").write_bytes((two_filters / "light_V_001.fits").read_bytes())
+    with pytest.raises(CcdcalError, match=r"calibrated/light_V_001\.fits: both light_V_001\.fit"):
+        plan(raw, tmp_path / "out2")

@@ -51,7 +51,7 @@ class Ref:
 @dataclass(frozen=True)
 class Task:
     """``fn(*args)``, where each :class:`Ref` in ``args`` (or in a list among them) is
-    replaced by that task's result; ``group`` names the progress bar that counts it.
+    replaced by that task's result.
 
     Examples
     --------
@@ -62,7 +62,6 @@ class Task:
     key: str
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
-    group: str = ""
 
     def refs(self) -> list[str]:
         """Keys of the tasks whose results this one takes."""
@@ -129,10 +128,13 @@ class Executor:
         want
             Keys whose results to return (default all).
         progress
-            Called with a task's ``group`` as each task finishes.
+            Called with a task's key as each task finishes.
+
+        When a task fails, its exception is raised here, after the tasks then running
+        have finished or been cancelled (so that nothing writes behind the caller's back).
         """
         tasks, wanted = _checked(tasks, want)
-        return self._run(tasks, wanted, progress or (lambda _group: None))
+        return self._run(tasks, wanted, progress or (lambda _key: None))
 
     def _run(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
         raise NotImplementedError
@@ -152,7 +154,7 @@ class InProcess(Executor):
                 users[key] -= 1
                 if users[key] == 0 and key not in keep:
                     del results[key]
-            tick(task.group)
+            tick(task.key)
         return {k: results[k] for k in want}
 
 
@@ -212,23 +214,25 @@ class LocalProcesses(Executor):
         own = self._pool is None
         self.start()
         try:
-            return self._compute(tasks, want, tick)
-        finally:
-            if own:
-                self.close()
+            result = self._compute(tasks, want, tick)
+        except BaseException:
+            self.close()  # waits for the tasks still running, cancels the others
+            raise
+        if own:
+            self.close()
+        return result
 
     def _compute(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
         import dask
         from dask.callbacks import Callback
 
-        group = {t.key: t.group for t in tasks}
         delayed: dict[str, Any] = {}
         for task in tasks:
             args = _resolve(task.args, delayed.__getitem__)
             delayed[task.key] = dask.delayed(task.fn, pure=False)(*args, dask_key_name=task.key)
 
         def done(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-            tick(group.get(key, ""))
+            tick(key)
 
         with Callback(posttask=done):
             values = dask.compute(
@@ -268,23 +272,54 @@ class DaskCluster(Executor):
 
         client, own = self._client()
         run = uuid.uuid4().hex[:8]  # a rerun on the same cluster must not meet old keys
+        futures: dict[str, Any] = {}
         try:
-            futures: dict[str, Any] = {}
-            group = {}
+            names = {}
             for task in tasks:
                 args = _resolve(task.args, futures.__getitem__)
                 key = f"{task.key}-{run}"
                 futures[task.key] = client.submit(task.fn, *args, key=key, pure=False)
-                group[key] = task.group
+                names[key] = task
+            users = Counter(k for t in tasks for k in t.refs())
+            keep = set(want)
             for future in as_completed(list(futures.values())):
                 if future.status == "error":
-                    break
-                tick(group[future.key])
+                    future.result()  # raises the task's exception
+                task = names[future.key]
+                tick(task.key)
+                # a result no later task needs is let go (the scheduler frees it once the
+                # tasks holding it are done): the bands of a stack do not pile up
+                for ref in task.refs():
+                    users[ref] -= 1
+                    if users[ref] == 0 and ref not in keep:
+                        futures.pop(ref, None)
             values = client.gather([futures[k] for k in want])
             return dict(zip(want, values, strict=True))
+        except BaseException:
+            self._stop(client, list(futures.values()))
+            raise
         finally:
+            for future in futures.values():  # the cluster keeps nothing of the run
+                future.release()
             if own:
                 client.close()
+
+    @staticmethod
+    def _stop(client: Any, futures: list[Any], timeout: float = 60.0) -> None:
+        """Cancel a failed run's tasks and wait (a while) for those already running."""
+        import time
+
+        keys = {f.key for f in futures}
+        client.cancel(futures)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                busy = client.processing()
+            except Exception:  # the scheduler is gone: nothing runs any more
+                return
+            if not any(k in keys for tasks in busy.values() for k in tasks):
+                return
+            time.sleep(0.1)
 
 
 def executor(
@@ -350,7 +385,7 @@ def run_tasks(
         run = InProcess()
     tasks = [Task(f"task-{i}", fn, (item,)) for i, item in enumerate(items)]
     tick = progress or (lambda _n: None)
-    results = run.run(tasks, progress=lambda _group: tick(1))
+    results = run.run(tasks, progress=lambda _key: tick(1))
     return [results[t.key] for t in tasks]
 
 

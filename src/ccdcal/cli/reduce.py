@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, cosmic=replace(config.cosmic, method=args.cosmic))
     if args.dry_run:
         from ..pipeline import plan
+        from ..pipeline.execution import check_band_rows
+
+        check_band_rows(args.band_rows)
 
         the_plan = plan(args.raw_dir, args.out_dir, config=config)
         print(the_plan.table(only=args.only))

@@ -13,18 +13,22 @@ writes it. On a cluster this happens by itself when a combine reads more than
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import CcdcalError
 from ..parallel import DaskCluster, Executor, Ref, Task, executor
 from . import recipes
-from .products import PARTS, Plan, Product, State
+from .products import PARTS, Plan, Product, State, describe_inputs
+
+log = logging.getLogger(__name__)
 
 #: a combine that reads more than this is split into row bands on a cluster
 SPLIT_BYTES = 2 * 2**30
@@ -43,12 +47,12 @@ class Outcome:
     reused
         Products of the run's selection that were up to date and kept.
     states
-        Every product's state before the run.
+        The products' states before the run (read from their files when asked for).
     """
 
     built: list[Product]
     reused: list[Product]
-    states: dict[str, State]
+    states: Mapping[str, State]
 
 
 def execute(
@@ -60,7 +64,7 @@ def execute(
     memory_limit: int | None = None,
     band_rows: int | None = None,
     progress: bool = False,
-    states: dict[str, State] | None = None,
+    states: Mapping[str, State] | None = None,
 ) -> Outcome:
     """Build what ``the_plan`` needs built, in dependency order; keep the rest.
 
@@ -92,27 +96,46 @@ def execute(
     Outcome
         The products built and kept.
     """
+    check_band_rows(band_rows)
     run = workers if isinstance(workers, Executor) else executor(workers, scheduler)
-    if band_rows is not None and (isinstance(band_rows, bool) or int(band_rows) < 1):
-        raise ValueError(f"band_rows must be a whole number of at least 1, not {band_rows!r}")
     states = the_plan.states() if states is None else states
     todo = the_plan.to_build(states, only)
     needed = {n for p in todo for n in p.needs}
     reused = [
         p
         for p in the_plan.products.values()
-        if states[p.name].up_to_date and (only in (None, p.part) or p.name in needed)
+        if (only in (None, p.part) or p.name in needed) and states[p.name].up_to_date
     ]
+    if not todo:
+        return Outcome(built=[], reused=reused, states=states)
     tasks = graph(the_plan, todo, run, memory_limit=memory_limit, band_rows=band_rows)
-    split = [p for p in todo if f"{p.name}#setup" in {t.key for t in tasks}]
-    counts = Counter(p.part for p in reused)
+    keys = {t.key for t in tasks}
+    split = [p for p in todo if f"{p.name}#setup" in keys]
+    products = {p.name: p for p in todo}
     try:
-        with _bars(progress, tasks, counts) as tick:
-            run.run(tasks, want=[p.name for p in todo], progress=tick)
+        with _bars(progress, todo, Counter(p.part for p in reused)) as bar:
+
+            def done(key: str) -> None:
+                product = products.get(key)  # the task that writes a product
+                if product is not None:
+                    log.info("%s: made from %s", product.name, describe_inputs(product))
+                    bar(product.part)
+
+            run.run(tasks, want=list(products), progress=done)
     finally:
+        # the executor has stopped every task of the run by now, failed or not
         for p in split:
             shutil.rmtree(recipes.scratch(p), ignore_errors=True)
+        recipes.forget_masters()
     return Outcome(built=todo, reused=reused, states=states)
+
+
+def check_band_rows(band_rows: Any) -> None:
+    """Refuse, in one line, a band height that is not a whole number of at least 1."""
+    if band_rows is None:
+        return
+    if isinstance(band_rows, bool) or not isinstance(band_rows, int) or band_rows < 1:
+        raise CcdcalError(f"band_rows must be a whole number of at least 1, not {band_rows!r}")
 
 
 def graph(
@@ -135,25 +158,25 @@ def graph(
         after = [Ref(n) for n in p.needs if n in building]
         count = _bands(the_plan, p, run, band_rows)
         if count is None:
-            tasks.append(Task(p.name, recipes.build, (p, memory_limit, after), p.part))
+            tasks.append(Task(p.name, recipes.build, (p, memory_limit, after)))
             continue
         if p.kind == "stack":
             inputs: list[Ref] | None = None
         else:
             prepared = [
-                Task(f"{p.name}#prepare-{i}", recipes.prepare, (p, i, after), p.part)
+                Task(f"{p.name}#prepare-{i}", recipes.prepare, (p, i, after))
                 for i in range(len(p.inputs))
             ]
             tasks += prepared
             inputs = [Ref(t.key) for t in prepared]
-        setup = Task(f"{p.name}#setup", recipes.setup, (p, inputs, memory_limit, after), p.part)
+        setup = Task(f"{p.name}#setup", recipes.setup, (p, inputs, memory_limit, after))
         bands = [
-            Task(f"{p.name}#rows-{i}", recipes.rows, (Ref(setup.key), i, count), p.part)
+            Task(f"{p.name}#rows-{i}", recipes.rows, (Ref(setup.key), i, count))
             for i in range(count)
         ]
         tasks += [setup, *bands]
         parts = [Ref(t.key) for t in bands]
-        tasks.append(Task(p.name, recipes.assemble, (p, Ref(setup.key), parts), p.part))
+        tasks.append(Task(p.name, recipes.assemble, (p, Ref(setup.key), parts)))
     return tasks
 
 
@@ -165,19 +188,20 @@ def _bands(the_plan: Plan, product: Product, run: Executor, band_rows: int | Non
     if band_rows is None:
         if not isinstance(run, DaskCluster):
             return None  # one machine's cores already share every combine (numba threads)
-        planes = 10 if product.kind == "stack" else 4  # data, variance, mask; or raw data
-        count = math.ceil(len(product.inputs) * ny * nx * planes / SPLIT_BYTES)
+        # bands read data, variance and mask: 10 bytes a pixel (a master's prepared files too)
+        count = math.ceil(len(product.inputs) * ny * nx * 10 / SPLIT_BYTES)
     else:
         count = math.ceil(ny / int(band_rows))
     return count if count >= 2 else None
 
 
 @contextmanager
-def _bars(enabled: bool, tasks: Sequence[Task], reused: Counter[str]) -> Iterator[Callable]:
-    """One progress bar per part; the returned function counts a finished task's group."""
+def _bars(enabled: bool, todo: Sequence[Product], reused: Counter[str]) -> Iterator[Callable]:
+    """One progress bar per part, counting products; the returned function counts one
+    finished product of a part."""
     from tqdm import tqdm
 
-    counts = Counter(t.group for t in tasks)
+    counts = Counter(p.part for p in todo)
     bars: dict[str, Any] = {}
     shown = [part for part in PARTS if counts[part] or reused[part]]
     for position, part in enumerate(shown):

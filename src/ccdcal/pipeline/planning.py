@@ -240,7 +240,13 @@ class _Planner:
         paths = tuple(i.path.resolve() if isinstance(i, FrameInfo) else i for i in inputs)
         raw = [i.path for i in inputs if isinstance(i, FrameInfo)]
         deps = [p for p in needs if p is not None]
-        key = product_key(kind, raw, [d.key for d in deps], options)
+        old = self.plan.products.get(name)
+        if old is not None:
+            raise CcdcalError(
+                f"{self.plan.out_dir / name}: both {_sources(old)} and {_sources(paths)} would "
+                "make it; rename or move one (or set OBJECT or FILTER with a [[rules]] entry)"
+            )
+        key = product_key(kind, raw, [d.key for d in deps], options, root=self.plan.out_dir)
         product = Product(
             name=name,
             kind=kind,
@@ -258,7 +264,6 @@ class _Planner:
         return {
             "combine": CombineSpec.from_options(self.cfg.combine_options(kind)),
             "preprocess": self.preprocess,
-            "workdir": self.masters,
         }
 
     def run(self) -> None:
@@ -383,8 +388,14 @@ class _Planner:
             )  # fmt: skip
 
 
-def _path(product: Product | None) -> Path | None:
-    return None if product is None else product.path
+def _path(product: Product | None) -> recipes.MasterRef | None:
+    """How a recipe finds a master it needs: its path and the key its file must carry."""
+    return None if product is None else recipes.MasterRef(product.path, product.key)
+
+
+def _sources(what: Product | Sequence[Path]) -> str:
+    paths = what.inputs if isinstance(what, Product) else what
+    return paths[0].name if len(paths) == 1 else f"{len(paths)} files ({paths[0].name}, ...)"
 
 
 def _gain(info: FrameInfo, cfg: Config) -> float | None:

@@ -13,7 +13,8 @@ A :class:`Plan` holds the products in dependency order, with what the scan had t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,17 +79,26 @@ class Product:
 
 
 def product_key(
-    kind: str, raw: Sequence[Path], needs: Iterable[str], options: Mapping[str, Any]
+    kind: str,
+    raw: Sequence[Path],
+    needs: Iterable[str],
+    options: Mapping[str, Any],
+    *,
+    root: Path | None = None,
 ) -> str:
     """A short stable digest of a product's raw files (path, size, time), the keys of the
     products it needs and its options (the ccdcal version included: a new version may
-    calibrate differently).
+    calibrate differently). Paths below ``root`` (the output folder) count relative to
+    it, so that a whole output folder can be moved and still be up to date.
 
     Examples
     --------
     >>> a = product_key("stack", [], ["k1", "k2"], {"method": "mean"})
     >>> a == product_key("stack", [], ["k1", "k2"], {"method": "median"})
     False
+    >>> b = product_key("light", [], [], {"flat": Path("/o/masters/flat.fits")}, root=Path("/o"))
+    >>> b == product_key("light", [], [], {"flat": Path("/p/masters/flat.fits")}, root=Path("/p"))
+    True
     """
     h = hashlib.sha256(f"{__version__}\0{kind}".encode())
     for path in raw:
@@ -97,7 +107,10 @@ def product_key(
     for key in needs:
         h.update(f"\0need {key}".encode())
     for name in sorted(options):
-        h.update(f"\0{name}={options[name]!r}".encode())
+        text = repr(options[name])
+        if root is not None:
+            text = text.replace(f"{root}{os.sep}", f"$OUT{os.sep}")
+        h.update(f"\0{name}={text}".encode())
     return h.hexdigest()[:16]
 
 
@@ -130,6 +143,47 @@ def file_state(product: Product) -> State:
     if fits.getheader(path).get("PIPEKEY") != product.key:
         return State(False, "out of date")
     return State(True)
+
+
+class States(Mapping[str, State]):
+    """The products' states by name, each read from its file when first asked for (so that
+    ``--only masters`` does not read every calibrated light).
+
+    A product whose file is out of date says which product it needs changed first, when
+    one did (``flat_V changed`` for the lights of that flat and their stacks), else that its
+    raw files or options changed.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self._known: dict[str, State] = {}
+        self._stale: set[str] = set()
+
+    def __getitem__(self, name: str) -> State:
+        known = self._known.get(name)
+        if known is not None:
+            return known
+        product = self._plan.products[name]
+        state = file_state(product)
+        if state.why == "out of date":
+            self._stale.add(name)
+            needs = [(n, self[n]) for n in product.needs]
+            changed = [(n, s) for n, s in needs if n in self._stale]
+            if not changed:
+                why = _OWN_CHANGE
+            elif changed[0][1].why == _OWN_CHANGE:
+                why = f"{Path(changed[0][0]).stem} changed"
+            else:
+                why = changed[0][1].why
+            state = State(False, why)
+        self._known[name] = state
+        return state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plan.products)
+
+    def __len__(self) -> int:
+        return len(self._plan.products)
 
 
 @dataclass
@@ -175,26 +229,10 @@ class Plan:
         """The products of these kinds, in plan order."""
         return [p for p in self.products.values() if p.kind in kinds]
 
-    def states(self) -> dict[str, State]:
-        """Each product's state. One whose file is out of date says which product it needs
-        changed first, when one did (``flat_V changed`` for the lights of that flat and
-        their stacks), else that its raw files or options changed."""
-        states: dict[str, State] = {}
-        stale: set[str] = set()
-        for name, product in self.products.items():
-            state = file_state(product)
-            if state.why == "out of date":
-                stale.add(name)
-                changed = [n for n in product.needs if n in stale]
-                if not changed:
-                    why = _OWN_CHANGE
-                elif states[changed[0]].why == _OWN_CHANGE:
-                    why = f"{Path(changed[0]).stem} changed"
-                else:
-                    why = states[changed[0]].why
-                state = State(False, why)
-            states[name] = state
-        return states
+    def states(self) -> States:
+        """Each product's state, read from its file when first asked for (see
+        :class:`States`)."""
+        return States(self)
 
     def to_build(self, states: Mapping[str, State], only: str | None = None) -> list[Product]:
         """The products a run builds: those of part ``only`` (default every part) that are
@@ -258,4 +296,13 @@ def describe_inputs(product: Product) -> str:
     return ", ".join([own, *(Path(need).stem for need in product.needs)])
 
 
-__all__ = ["PARTS", "Plan", "Product", "State", "describe_inputs", "file_state", "product_key"]
+__all__ = [
+    "PARTS",
+    "Plan",
+    "Product",
+    "State",
+    "States",
+    "describe_inputs",
+    "file_state",
+    "product_key",
+]

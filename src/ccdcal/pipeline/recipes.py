@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ..calibrate import exposure_time
 from ..combine import CCDClip, Combination, Rows, Setup, SigmaClip
 from ..config import CombineOptions
+from ..errors import CcdcalError
 from ..frame import Frame
 from ..masters import (
     CombineSpec,
@@ -50,27 +52,46 @@ STEPS = {"bias": "master bias", "dark": "master dark", "flat": "master flat",
 
 
 # ---------------------------------------------------------------------------- masters in memory
-#: master frames read by this process, by (path, modification time, size): a long-lived
-#: cluster worker must not serve an old master that a later run rewrote in place
-_MASTERS: dict[tuple[Path, int, int], Frame] = {}
+@dataclass(frozen=True)
+class MasterRef:
+    """A master a recipe needs: its file and the key (``PIPEKEY``) the file must carry."""
+
+    path: Path
+    key: str
 
 
-def _master_key(path: Path) -> tuple[Path, int, int]:
-    st = path.stat()
-    return (path, st.st_mtime_ns, st.st_size)
+#: master frames read by this process, by path and key: the key names the content, so a
+#: long-lived cluster worker never serves a master that a later run rebuilt differently
+_MASTERS: dict[MasterRef, Frame] = {}
 
 
-def master(path: Path | None) -> Frame | None:
-    """The master frame at ``path`` (None for None), read once by each process."""
-    if path is None:
+def master(ref: MasterRef | None) -> Frame | None:
+    """The master frame ``ref`` names (None for None), read once by each process.
+
+    Raises
+    ------
+    CcdcalError
+        The file does not carry the key the plan expects (rewritten by another run).
+    """
+    if ref is None:
         return None
-    key = _master_key(path)
-    frame = _MASTERS.get(key)  # one lookup: another thread may clear the cache meanwhile
+    frame = _MASTERS.get(ref)  # one lookup: another thread may clear the cache meanwhile
     if frame is None:
+        frame = Frame.read(ref.path)
+        if frame.header.get("PIPEKEY") != ref.key:
+            raise CcdcalError(
+                f"{ref.path}: this master changed while the run used it (another run in the "
+                "same output folder?); run again"
+            )
         if len(_MASTERS) >= 16:
             _MASTERS.clear()
-        frame = _MASTERS[key] = Frame.read(path)
+        _MASTERS[ref] = frame
     return frame
+
+
+def forget_masters() -> None:
+    """Let go of the masters this process holds (after a run)."""
+    _MASTERS.clear()
 
 
 def _limited(spec: CombineSpec, memory_limit: int | None) -> CombineSpec:
@@ -112,7 +133,7 @@ def dark_recipe(
     workdir: Path,
     combine: CombineSpec,
     preprocess: dict[str, Any],
-    bias: Path | None,
+    bias: MasterRef | None,
     exptime: float,
     exptimes: list[float | None],
 ) -> tuple[Frame, History]:
@@ -135,8 +156,8 @@ def flat_recipe(
     workdir: Path,
     combine: CombineSpec,
     preprocess: dict[str, Any],
-    bias: Path | None,
-    dark: Path | None,
+    bias: MasterRef | None,
+    dark: MasterRef | None,
     exptimes: list[float | None],
     min_response: float,
     filter: str,
@@ -159,9 +180,10 @@ def light_recipe(
     inputs: Sequence[Path],
     *,
     memory_limit: int | None,
-    bias: Path | None,
-    dark: Path | None,
-    flat: Path | None,
+    workdir: Path,
+    bias: MasterRef | None,
+    dark: MasterRef | None,
+    flat: MasterRef | None,
     calibrate: dict[str, Any],
     header: dict[str, tuple[str, str]],
     cosmic: dict[str, Any] | None,
@@ -191,7 +213,7 @@ def light_recipe(
 
 
 def stack_recipe(
-    inputs: Sequence[Path], *, memory_limit: int | None, combine: CombineOptions
+    inputs: Sequence[Path], *, memory_limit: int | None, workdir: Path, combine: CombineOptions
 ) -> tuple[Frame, History]:
     """The stack of calibrated lights, its rejection and weights chosen from their headers
     (see :func:`stack_combination`)."""
@@ -270,7 +292,10 @@ def build(product: Product, memory_limit: int | None = None, after: Any = None) 
     ``after`` is ignored: it carries the results of the tasks that must finish first.
     """
     frame, history = product.recipe(
-        list(product.inputs), memory_limit=memory_limit, **product.options
+        list(product.inputs),
+        memory_limit=memory_limit,
+        workdir=product.path.parent,  # scratch beside the outputs, not in (memory-backed) /tmp
+        **product.options,
     )
     return write(frame, product, history)
 
@@ -291,6 +316,7 @@ class Prepared:
     combination: Combination
     setup: Setup
     history: History
+    exptime: float | None = None
 
 
 def scratch(product: Product) -> Path:
@@ -298,9 +324,10 @@ def scratch(product: Product) -> Path:
     return product.path.parent / f".ccdcal-prepared-{product.label}"
 
 
-def prepare(product: Product, index: int, after: Any = None) -> Path:
+def prepare(product: Product, index: int, after: Any = None) -> tuple[Path, float | None]:
     """Raw input ``index`` of a master, prepared as the master's recipe prepares it (overscan,
-    trim, bias, dark) and written to the product's scratch folder."""
+    trim, bias, dark) and written to the product's scratch folder; its path and exposure
+    time."""
     options = product.options
     exptimes = options.get("exptimes")
     frame = with_exptime(
@@ -319,19 +346,27 @@ def prepare(product: Product, index: int, after: Any = None) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     out.to_hdulist().writeto(tmp, overwrite=True)  # a scratch copy: no checksums, no fsync
     tmp.replace(path)
-    return path
+    return path, exposure_time(out)
 
 
 def setup(
     product: Product,
-    inputs: list[Path] | None = None,
+    inputs: list[tuple[Path, float | None]] | None = None,
     memory_limit: int | None = None,
     after: Any = None,
 ) -> Prepared:
     """What every band of a combine product shares: its inputs (the prepared files of a
-    master, default the product's own inputs), its combine and their setup. ``after`` is
-    ignored (see :func:`build`)."""
-    files = list(product.inputs) if inputs is None else list(inputs)
+    master and their exposure times, default the product's own inputs), its combine and
+    their setup. ``after`` is ignored (see :func:`build`)."""
+    files = list(product.inputs) if inputs is None else [path for path, _ in inputs]
+    exptime = None
+    if inputs is not None and product.kind == "dark":
+        times = {t for _, t in inputs}
+        if len(times) > 1:  # as master_dark refuses them
+            raise CcdcalError(
+                f"darks of different exposure times combined together: {sorted(map(str, times))}"
+            )
+        exptime = times.pop()
     options = product.options
     if product.kind == "stack":
         combination, history = stack_combination(files, options["combine"], memory_limit)
@@ -340,7 +375,7 @@ def setup(
         spec = flat_spec(spec) if product.kind == "flat" else spec
         combination = _limited(spec, memory_limit).combination()
         history = _master_history(product)
-    return Prepared(files, combination, combination.setup(files), history)
+    return Prepared(files, combination, combination.setup(files), history, exptime)
 
 
 def _master_history(product: Product) -> History:
@@ -371,7 +406,7 @@ def assemble(product: Product, prepared: Prepared, parts: list[Rows | None]) -> 
     if product.kind == "bias":
         frame = finish_bias(combined, count)
     elif product.kind == "dark":
-        frame = finish_dark(combined, count, exptime=o["exptime"])
+        frame = finish_dark(combined, count, exptime=prepared.exptime)
     elif product.kind == "flat":
         frame = finish_flat(combined, count, min_response=o["min_response"])
     else:
@@ -403,3 +438,22 @@ __all__ = [
     "stack_recipe",
     "write",
 ]
+
+
+def _register_sizes() -> None:
+    """Tell Dask how large the results that travel between tasks are (its memory accounting
+    would take a band of a stack for a few bytes)."""
+    from dask.sizeof import sizeof
+
+    @sizeof.register(Rows)
+    def _rows(rows: Rows) -> int:
+        planes = (rows.data, rows.variance, rows.mask, rows.ncombine, rows.nrejlo, rows.nrejhi)
+        extra = 0 if rows.rejected is None else rows.rejected.nbytes
+        return sum(p.nbytes for p in planes) + extra
+
+    @sizeof.register(Prepared)
+    def _prepared(prepared: Prepared) -> int:
+        return 4096 + 64 * len(prepared.inputs)
+
+
+_register_sizes()

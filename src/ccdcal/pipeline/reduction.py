@@ -34,7 +34,7 @@ from ..errors import CcdcalError
 from ..frame import Frame
 from ..parallel import executor
 from . import recipes
-from .execution import Outcome, execute
+from .execution import Outcome, check_band_rows, execute
 from .planning import plan
 from .products import PARTS, Plan
 
@@ -186,21 +186,20 @@ def reduce(
     ReduceResult
         Paths of everything written, notices and failures.
     """
-    # refused before hours of masters, not after
-    run = executor(workers, scheduler, warmup=recipes.warm)
+    run = executor(workers, scheduler, warmup=recipes.warm)  # refused before any work
+    check_band_rows(band_rows)
     if only is not None and only not in PARTS:
         raise CcdcalError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
     limit = _memory_limit(memory_limit)
-    with run:  # local workers start while this process plans
-        the_plan = plan(raw_dir, out_dir, config=config)
-        out = Path(out_dir)
-        for stale in (out / "masters").glob(".ccdcal-prepared-*"):  # a killed run's scratch
-            shutil.rmtree(stale, ignore_errors=True)
-        show = sys.stderr.isatty() if progress is None else progress
-        outcome = execute(
-            the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
-            progress=show,
-        )  # fmt: skip
+    the_plan = plan(raw_dir, out_dir, config=config)
+    out = the_plan.out_dir
+    for stale in (out / "masters").glob(".ccdcal-prepared-*"):  # a killed run's scratch
+        shutil.rmtree(stale, ignore_errors=True)
+    show = sys.stderr.isatty() if progress is None else progress
+    outcome = execute(
+        the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
+        progress=show,
+    )  # fmt: skip
     result = ReduceResult.from_run(the_plan, outcome, out)
     for notice in result.notices:
         log.warning("%s", notice)
