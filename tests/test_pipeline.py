@@ -123,7 +123,7 @@ def test_calibrated_light_equals_ccdproc_chain(reduced_night):
 def test_rerun_reuses_and_resumes(reduced_night, tmp_path):
     base, result = reduced_night
     again = reduce(base / "night" / "raw", base / "out", report=False)
-    assert len(again.reused) == len(result.masters) + len(result.calibrated) + len(result.stacks)
+    assert len(again.reused) == len(result.plan.products)  # masters, lights, stars, stacks
     # a crashed run: a calibrated frame missing and a stack cut short
     victim = result.calibrated[3]
     victim.unlink()
@@ -235,7 +235,7 @@ def test_same_file_names_in_subfolders_do_not_collide(tmp_path):
     assert len(result.calibrated) == len(set(result.calibrated)) == 4
     assert (tmp_path / "o" / "calibrated" / "a" / "light_V_001.fits").exists()
     again = reduce(raw, tmp_path / "o", report=False)
-    assert len(again.reused) == len(result.masters) + 4 + 1
+    assert len(again.reused) == len(result.plan.products) == len(result.masters) + 4 + 4 + 1 + 1
 
 
 def test_without_bias_darks_are_not_scaled(tmp_path):

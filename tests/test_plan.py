@@ -33,7 +33,9 @@ def two_filters(tmp_path_factory) -> Path:
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
-    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*.fits")}
+    return {
+        str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.suffix in (".fits", ".ecsv")
+    }
 
 
 def test_plan_of_a_simulated_night(two_filters, tmp_path):
@@ -43,7 +45,10 @@ def test_plan_of_a_simulated_night(two_filters, tmp_path):
         "masters/flat_B.fits", "masters/flat_V.fits",
         "calibrated/light_B_001.fits", "calibrated/light_B_002.fits",
         "calibrated/light_V_001.fits", "calibrated/light_V_002.fits",
-        "stacks/SIMFIELD_B.fits", "stacks/SIMFIELD_V.fits",
+        "stars/light_B_001.ecsv", "stars/light_B_002.ecsv", "registration/SIMFIELD_B.ecsv",
+        "stacks/SIMFIELD_B.fits",
+        "stars/light_V_001.ecsv", "stars/light_V_002.ecsv", "registration/SIMFIELD_V.ecsv",
+        "stacks/SIMFIELD_V.fits",
     ]  # fmt: skip
     products = p.products
     assert products["masters/bias.fits"].needs == ()
@@ -57,11 +62,14 @@ def test_plan_of_a_simulated_night(two_filters, tmp_path):
     assert flat.path == tmp_path.resolve() / "out" / "masters" / "flat_V.fits"
     assert flat.key == products["masters/flat_V.fits"].key
     stack = products["stacks/SIMFIELD_V.fits"]
-    assert stack.needs == ("calibrated/light_V_001.fits", "calibrated/light_V_002.fits")
+    assert stack.needs == ("calibrated/light_V_001.fits", "calibrated/light_V_002.fits",
+                           "registration/SIMFIELD_V.ecsv")  # fmt: skip
     assert stack.about == {"object": "SIMFIELD", "filter": "V"}
-    assert [q.part for q in products.values()] == ["masters"] * 5 + ["calibrated"] * 4 + [
-        "stacks"
-    ] * 2
+    registration = products["registration/SIMFIELD_V.ecsv"]
+    assert registration.needs == ("stars/light_V_001.ecsv", "stars/light_V_002.ecsv")
+    assert products["stars/light_V_001.ecsv"].needs == ("calibrated/light_V_001.fits",)
+    parts = [q.part for q in products.values()]
+    assert parts == ["masters"] * 5 + ["calibrated"] * 4 + (["registered"] * 3 + ["stacks"]) * 2
     assert len({q.key for q in products.values()}) == len(products)
     # products are data: they pickle (to reach a worker), and a new plan has the same keys
     again = pickle.loads(pickle.dumps(plan(two_filters, tmp_path / "out").products))
@@ -86,14 +94,14 @@ def test_dry_run_states_and_what_a_touched_flat_rebuilds(two_filters, tmp_path, 
     out = tmp_path / "out"
     assert main(["reduce", str(two_filters), str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "11 products: 11 to build, 0 up to date" in text
+    assert "17 products: 17 to build, 0 up to date" in text
     assert "to build: no output yet" in text
     assert not out.exists()  # a dry run writes nothing
 
     reduce(two_filters, out, report=False)
     assert main(["reduce", str(two_filters), str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "11 products: 0 to build, 11 up to date" in text
+    assert "17 products: 0 to build, 17 up to date" in text
 
     flat = two_filters / "flat_V_002.fits"
     st = flat.stat()
@@ -105,18 +113,19 @@ def test_dry_run_states_and_what_a_touched_flat_rebuilds(two_filters, tmp_path, 
         rebuilt = {name for name, line in lines.items() if "to build" in line}
         assert rebuilt == {
             "masters/flat_V.fits", "calibrated/light_V_001.fits", "calibrated/light_V_002.fits",
+            "stars/light_V_001.ecsv", "stars/light_V_002.ecsv", "registration/SIMFIELD_V.ecsv",
             "stacks/SIMFIELD_V.fits",
         }  # fmt: skip
         assert "raw files or options changed" in lines["masters/flat_V.fits"]
         assert "flat_V changed" in lines["calibrated/light_V_001.fits"]
         assert "flat_V changed" in lines["stacks/SIMFIELD_V.fits"]
         assert _mtimes(out) == before  # built nothing
-        # a real run builds exactly those four
+        # a real run builds exactly those
         result = reduce(two_filters, out, report=False)
         after = _mtimes(out)
         changed = {str(Path(k).relative_to(out)) for k in after if after[k] != before[k]}
         assert changed == rebuilt
-        assert len(result.reused) == 7
+        assert len(result.reused) == 10
     finally:
         os.utime(flat, ns=(st.st_atime_ns, st.st_mtime_ns))
 
@@ -130,6 +139,7 @@ def test_only_builds_a_part_and_what_it_needs(two_filters, tmp_path):
     kept = _mtimes(out / "masters")
     stacks = reduce(two_filters, out, only="stacks", report=False)
     assert len(stacks.stacks) == 2 and len(stacks.calibrated) == 4
+    assert len(stacks.registrations) == 2
     assert _mtimes(out / "masters") == kept  # up to date: reused, not rebuilt
     assert sorted(stacks.masters) == ["bias", "dark_20s", "flat_B", "flat_V"]  # what it used
     assert len(stacks.reused) == 4
@@ -139,7 +149,7 @@ def test_only_builds_a_part_and_what_it_needs(two_filters, tmp_path):
         path.unlink()
     again = execute(plan(two_filters, out), only="stacks")
     assert [p.name for p in again.built] == ["stacks/SIMFIELD_B.fits"]
-    with pytest.raises(CcdcalError, match="only must be one of masters, calibrated, stacks"):
+    with pytest.raises(CcdcalError, match="only must be one of masters, calibrated, registered"):
         reduce(two_filters, out, only="lights")
 
 
@@ -169,7 +179,7 @@ def test_masters_and_stacks_in_bands_equal_one_task(two_filters, tmp_path, band_
         _same_files(a, b)  # keys too: a key does not depend on the output folder's place
     assert not banded.reused
     again = reduce(two_filters, tmp_path / "bands", report=False)  # the split is not in keys
-    assert len(again.reused) == 11
+    assert len(again.reused) == 17
     scratch = [p for p in (tmp_path / "bands" / "masters").iterdir() if p.is_dir()]
     assert scratch == []
 
@@ -182,6 +192,8 @@ def test_graph_of_a_split_product(two_filters, tmp_path):
         "masters/bias.fits#prepare-0", "masters/bias.fits#prepare-1", "masters/bias.fits#prepare-2",
         "masters/bias.fits#setup", "masters/bias.fits#rows-0", "masters/bias.fits#rows-1",
         "masters/bias.fits",
+        # a registered stack prepares (resamples) its lights first
+        "stacks/SIMFIELD_V.fits#prepare-0", "stacks/SIMFIELD_V.fits#prepare-1",
         "stacks/SIMFIELD_V.fits#setup", "stacks/SIMFIELD_V.fits#rows-0",
         "stacks/SIMFIELD_V.fits#rows-1", "stacks/SIMFIELD_V.fits",
     ]  # fmt: skip
@@ -251,8 +263,9 @@ def test_plan_of_feder(feder_night, tmp_path):
         assert light.needs == ("masters/bias.fits", f"masters/dark_{t:g}s.fits",
                                f"masters/flat_{light.about['filter']}.fits")  # fmt: skip
     for stack in p.of_kind("stack"):
-        assert len(stack.needs) == 10
-        assert all(p.products[n].about["filter"] == stack.about["filter"] for n in stack.needs)
+        *lights, registration = stack.needs
+        assert len(lights) == 10 and registration.startswith("registration/")
+        assert all(p.products[n].about["filter"] == stack.about["filter"] for n in lights)
     assert "stay in ADU" in " ".join(p.notices)
 
 

@@ -101,7 +101,7 @@ class CombineSpec:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class PreparedInputs:
     """Master inputs ready to combine: frames in memory, or the files they were spilled to."""
 
     inputs: list[Frame] | list[Path]
@@ -109,7 +109,7 @@ class _Prepared:
 
 
 @contextmanager
-def _prepare(
+def prepared_inputs(
     items: Sequence[FrameLike],
     step: Callable[[Frame], Frame],
     progress: Progress | None,
@@ -117,10 +117,10 @@ def _prepare(
     *,
     spec: CombineSpec | None = None,
     workdir: PathLike | None = None,
-) -> Iterator[_Prepared]:
+) -> Iterator[PreparedInputs]:
     """Run ``step`` on every input; keep the results in memory when all fit within the
     combine's memory limit, else write each to a temporary folder in ``workdir`` (removed on
-    exit)."""
+    exit). Masters prepare raw frames so; stacks resample registered lights so."""
     if not items:
         raise CcdcalError("no frames given to build a master from")
     from .combine.stream import default_memory_limit, parse_bytes
@@ -154,7 +154,7 @@ def _prepare(
                 inputs.append(path)
             if progress:
                 progress(1)
-        yield _Prepared(inputs, times)
+        yield PreparedInputs(inputs, times)
     finally:
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
@@ -244,7 +244,7 @@ def master_bias(
         The master bias in ADU with its variance.
     """
     spec = combine or CombineSpec.default("bias")
-    with _prepare(
+    with prepared_inputs(
         frames,
         lambda f: preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan),
         progress,
@@ -282,7 +282,7 @@ def master_dark(
     :func:`master_bias`.
     """
     spec = combine or CombineSpec.default("dark")
-    with _prepare(
+    with prepared_inputs(
         frames,
         lambda f: prepare_dark(f, bias=bias, biassec=biassec, trimsec=trimsec, overscan=overscan),
         progress,
@@ -377,7 +377,7 @@ def master_flat(
         )
 
     spec = flat_spec(combine or CombineSpec.default("flat"))
-    with _prepare(frames, step, progress, exptimes, spec=spec, workdir=workdir) as prepared:
+    with prepared_inputs(frames, step, progress, exptimes, spec=spec, workdir=workdir) as prepared:
         combined = spec.run(prepared.inputs)
         count = len(prepared.inputs)
     return finish_flat(combined, count, min_response=min_response)
@@ -442,6 +442,7 @@ __all__ = [
     "master_flat",
     "prepare_dark",
     "prepare_flat",
+    "prepared_inputs",
     "preprocess",
     "with_exptime",
 ]

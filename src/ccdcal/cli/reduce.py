@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--only",
-        choices=("masters", "calibrated", "stacks"),
+        choices=("masters", "calibrated", "registered", "stacks"),
         help="build just this part of the reduction (and what it needs that is not up to "
         "date); no report",
     )

@@ -33,7 +33,12 @@ log = logging.getLogger(__name__)
 #: a combine that reads more than this is split into row bands on a cluster
 SPLIT_BYTES = 2 * 2**30
 
-_BAR = {"masters": "masters", "calibrated": "calibrate", "stacks": "stacks"}
+_BAR = {
+    "masters": "masters",
+    "calibrated": "calibrate",
+    "registered": "register",
+    "stacks": "stacks",
+}
 
 
 @dataclass
@@ -160,8 +165,8 @@ def graph(
         if count is None:
             tasks.append(Task(p.name, recipes.build, (p, memory_limit, after)))
             continue
-        if p.kind == "stack":
-            inputs: list[Ref] | None = None
+        if p.kind == "stack" and p.options.get("registration") is None:
+            inputs: list[Ref] | None = None  # the calibrated lights themselves
         else:
             prepared = [
                 Task(f"{p.name}#prepare-{i}", recipes.prepare, (p, i, after))

@@ -13,9 +13,13 @@ Examples
 >>> p = plan(tmp + "/night/raw", tmp + "/out")
 >>> list(p.products)  # doctest: +NORMALIZE_WHITESPACE
 ['masters/bias.fits', 'masters/dark_60s.fits', 'masters/flat_V.fits',
- 'calibrated/light_V_001.fits', 'calibrated/light_V_002.fits', 'stacks/SIMFIELD_V.fits']
+ 'calibrated/light_V_001.fits', 'calibrated/light_V_002.fits',
+ 'stars/light_V_001.ecsv', 'stars/light_V_002.ecsv', 'registration/SIMFIELD_V.ecsv',
+ 'stacks/SIMFIELD_V.fits']
 >>> p.products["calibrated/light_V_001.fits"].needs
 ('masters/bias.fits', 'masters/dark_60s.fits', 'masters/flat_V.fits')
+>>> p.products["stacks/SIMFIELD_V.fits"].needs[-1]
+'registration/SIMFIELD_V.ecsv'
 """
 
 from __future__ import annotations
@@ -380,12 +384,68 @@ class _Planner:
         }
 
     def add_stacks(self, lights: dict[tuple[str, str], list[Product]]) -> None:
-        options = {"combine": self.cfg.combine_options("light")}
-        for (obj, filt), products in lights.items():
-            self.add(
-                f"stacks/{safe_name(obj)}_{safe_name(filt)}.fits", "stack", recipes.stack_recipe,
-                [p.path for p in products], products, options, {"object": obj, "filter": filt},
-            )  # fmt: skip
+        combine = self.cfg.combine_options("light")
+        for (obj, filt), group in lights.items():
+            times = sorted({p.about["exptime"] for p in group}, key=lambda t: (t is None, t or 0))
+            if len(times) > 1 and combine.exposures == "separate":
+                self.plan.notices.append(
+                    f"lights of {obj} in {filt} have {len(times)} exposure times "
+                    f"({', '.join(_seconds(t) for t in times)}): one stack each "
+                    '([combine.light] exposures = "scale" stacks them together)'
+                )
+                parts = [(t, [p for p in group if p.about["exptime"] == t]) for t in times]
+            else:
+                parts = [(None, group)]
+            for t, products in parts:
+                label = f"{safe_name(obj)}_{safe_name(filt)}"
+                about = {"object": obj, "filter": filt}
+                if t is not None or (len(parts) > 1):
+                    label += f"_{_exptime_label(t) if t is not None else 'unknown'}s"
+                    about["filter"] = f"{filt} {_seconds(t)}"
+                options: dict[str, Any] = {"combine": combine, "registration": None}
+                if len(times) > 1 and combine.exposures == "scale":
+                    options["exposures"] = [p.about["exptime"] for p in products]
+                needs: list[Product] = list(products)
+                registration = self.add_registration(label, products)
+                if registration is not None:
+                    options["registration"] = registration.path
+                    options["interpolation"] = self.cfg.register.interpolation
+                    needs.append(registration)
+                self.add(
+                    f"stacks/{label}.fits", "stack", recipes.stack_recipe,
+                    [p.path for p in products], needs, options, about,
+                )  # fmt: skip
+
+    def add_registration(self, label: str, lights: list[Product]) -> Product | None:
+        """The products that align the lights of one stack: each light's stars, and the
+        registration of them all (None when registration is off, or for a single light)."""
+        reg = self.cfg.register
+        if reg.method == "none" or len(lights) < 2:
+            return None
+        stars = []
+        for light in lights:
+            name = "stars/" + light.name.removeprefix("calibrated/").removesuffix(".fits")
+            stars.append(self.add(
+                f"{name}.ecsv", "stars", recipes.stars_recipe, [light.path], [light],
+                {"threshold": reg.threshold}, dict(light.about),
+            ))  # fmt: skip
+        select = self.cfg.select
+        options = {
+            "stars": [s.path for s in stars],
+            "method": reg.method,
+            "reference": reg.reference,
+            "transform": reg.transform,
+            "grid": reg.grid,
+            "select": (select.max_fwhm, select.min_stars, select.min_throughput),
+        }
+        return self.add(
+            f"registration/{label}.ecsv", "registration", recipes.registration_recipe,
+            [light.path for light in lights], stars, options, {"stack": label},
+        )  # fmt: skip
+
+
+def _seconds(t: float | None) -> str:
+    return "unknown" if t is None else f"{t:g} s"
 
 
 def _path(product: Product | None) -> recipes.MasterRef | None:

@@ -24,9 +24,9 @@ from ..collection import Collection
 from ..config import Config
 
 #: the parts of a reduction, in the order they are made; ``--only`` takes one of these
-PARTS = ("masters", "calibrated", "stacks")
+PARTS = ("masters", "calibrated", "registered", "stacks")
 _PART = {"bias": "masters", "dark": "masters", "flat": "masters", "light": "calibrated",
-         "stack": "stacks"}  # fmt: skip
+         "stars": "registered", "registration": "registered", "stack": "stacks"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,9 @@ class Product:
     name
         Its path below the output folder, such as ``masters/flat_V.fits``.
     kind
-        ``"bias"``, ``"dark"``, ``"flat"``, ``"light"`` (a calibrated light) or ``"stack"``.
+        ``"bias"``, ``"dark"``, ``"flat"``, ``"light"`` (a calibrated light), ``"stars"``
+        (a light's stars and quality), ``"registration"`` (the alignment of a stack's
+        lights) or ``"stack"``.
     path
         The output file (absolute).
     recipe
@@ -69,7 +71,7 @@ class Product:
 
     @property
     def part(self) -> str:
-        """``"masters"``, ``"calibrated"`` or ``"stacks"``."""
+        """``"masters"``, ``"calibrated"``, ``"registered"`` or ``"stacks"``."""
         return _PART[self.kind]
 
     @property
@@ -138,11 +140,27 @@ def file_state(product: Product) -> State:
     path = product.path
     if not path.exists():
         return State(False, "no output yet")
-    if not verify_checksums(path):
-        return State(False, "output damaged (checksums fail)")
-    if fits.getheader(path).get("PIPEKEY") != product.key:
+    if path.suffix == ".ecsv":  # a table: no checksum, but a cut file does not parse
+        key = read_table_key(path)
+        if key is None:
+            return State(False, "output damaged (unreadable table)")
+    else:
+        if not verify_checksums(path):
+            return State(False, "output damaged (checksums fail)")
+        key = fits.getheader(path).get("PIPEKEY")
+    if key != product.key:
         return State(False, "out of date")
     return State(True)
+
+
+def read_table_key(path: Path) -> str | None:
+    """The ``PIPEKEY`` of an ECSV product, or None when the file does not parse."""
+    from astropy.table import Table
+
+    try:
+        return Table.read(path, format="ascii.ecsv").meta.get("PIPEKEY")
+    except Exception:  # any parse error of a cut or garbled file means: build it again
+        return None
 
 
 class States(Mapping[str, State]):
@@ -289,8 +307,10 @@ def describe_inputs(product: Product) -> str:
     >>> describe_inputs(p)
     '2 calibrated lights'
     """
-    if product.kind == "stack":
+    if product.kind in ("stack", "registration"):
         return f"{len(product.inputs)} calibrated lights"
+    if product.kind == "stars":
+        return product.inputs[0].name
     n = len(product.inputs)
     own = product.inputs[0].name if n == 1 else f"{n} raw {product.kind} frames"
     return ", ".join([own, *(Path(need).stem for need in product.needs)])

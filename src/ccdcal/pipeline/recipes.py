@@ -39,16 +39,19 @@ from ..masters import (
     master_flat,
     prepare_dark,
     prepare_flat,
+    prepared_inputs,
     preprocess,
     with_exptime,
 )
+from ..registration.resample import resample
 from .products import Product
 
 History = dict[str, Any]
 
 #: the HISTORY step of each kind of product
 STEPS = {"bias": "master bias", "dark": "master dark", "flat": "master flat",
-         "light": "calibrate", "stack": "stack"}  # fmt: skip
+         "light": "calibrate", "stars": "find stars", "registration": "register",
+         "stack": "stack"}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- masters in memory
@@ -212,17 +215,167 @@ def light_recipe(
     return frame, history
 
 
+def stars_recipe(
+    inputs: Sequence[Path], *, memory_limit: int | None, workdir: Path, threshold: float
+) -> tuple[Any, History]:
+    """A calibrated light's stars and quality (see :func:`ccdcal.registration.find_stars`),
+    as a table."""
+    from ..registration.stars import find_stars, stars_table
+
+    (light,) = inputs
+    stars, quality = find_stars(Frame.read(light), threshold=threshold)
+    return stars_table(stars, quality), {"threshold": threshold}
+
+
+def registration_recipe(
+    inputs: Sequence[Path],
+    *,
+    memory_limit: int | None,
+    workdir: Path,
+    stars: list[Path],
+    method: str,
+    reference: str,
+    transform: str,
+    grid: str,
+    select: tuple[float | None, float | None, float | None],
+) -> tuple[Any, History]:
+    """The registration of a stack's lights (see :func:`ccdcal.registration.register`), as
+    a table whose meta holds its notices.
+
+    A reference named in the configuration but not among these lights gives way to the
+    best one; when no light but the reference can be matched, the stack is made without
+    alignment, and the notice says why.
+    """
+    from astropy.table import Table
+
+    from ..registration import Registration, Selection, register
+    from ..registration.stars import stars_from_table
+
+    measured = [stars_from_table(Table.read(p, format="ascii.ecsv")) for p in stars]
+    notices = []
+    names = [p.name for p in inputs]
+    if reference != "best" and reference not in names and reference not in [p.stem for p in inputs]:
+        notices.append(f"reference {reference!r} is not among these lights; the best one is used")
+        reference = "best"
+    reg = register(
+        list(inputs), reference=reference, method=method, transform=transform, grid=grid,
+        select=Selection(*select), stars=measured,
+    )  # fmt: skip
+    notices += reg.notices
+    matched = [f for f in reg.frames if f.method in ("stars", "wcs")]
+    if not matched:
+        ref = reg.frames[reg.reference]
+        why = "; ".join(sorted({f.why for f in reg.frames if f.why}))
+        notices = [f"no light could be aligned to {ref.name} ({why}): stacked without alignment"]
+        frames = [replace(f, used=True, why="", method=f.method or "none") for f in reg.frames]
+        reg = Registration(frames, reg.reference, reg.frame_shape, (0, 0), False, notices,
+                           reg.frame_shape)  # fmt: skip
+    table = reg.table()
+    table.meta["notices"] = notices
+    return table, {"reference": reg.frames[reg.reference].name, "method": method}
+
+
+@dataclass(frozen=True)
+class StackInputs:
+    """What a stack combines: the calibrated lights it uses, their exposure times, and each
+    one's transform onto the stack's grid (None: taken as it is)."""
+
+    paths: list[Path]
+    exptimes: list[float | None]
+    transforms: list[Any]
+    shape: tuple[int, int] | None = None
+    origin: tuple[int, int] = (0, 0)
+
+
+def stack_inputs(
+    inputs: Sequence[Path], registration: Path | None, exposures: list[float | None] | None
+) -> StackInputs:
+    """The lights a stack uses (all, or those its registration keeps) and how."""
+    times = list(exposures) if exposures is not None else [None] * len(inputs)
+    if registration is None:
+        return StackInputs(list(inputs), times, [None] * len(inputs))
+    from ..registration import Registration
+
+    reg = Registration.read(registration)
+    used = [i for i, f in enumerate(reg.frames) if f.used]
+    own_grid = reg.origin == (0, 0) and reg.shape == reg.frame_shape
+    transforms = [
+        reg.frames[i].transform if reg.resample and not (own_grid and i == reg.reference) else None
+        for i in used
+    ]  # the reference on its own grid stays as it is; on another grid it moves too
+    return StackInputs(
+        [inputs[i] for i in used], [times[i] for i in used], transforms, reg.shape, reg.origin
+    )
+
+
 def stack_recipe(
-    inputs: Sequence[Path], *, memory_limit: int | None, workdir: Path, combine: CombineOptions
+    inputs: Sequence[Path],
+    *,
+    memory_limit: int | None,
+    workdir: Path,
+    combine: CombineOptions,
+    registration: Path | None = None,
+    interpolation: str = "lanczos3",
+    exposures: list[float | None] | None = None,
 ) -> tuple[Frame, History]:
-    """The stack of calibrated lights, its rejection and weights chosen from their headers
-    (see :func:`stack_combination`)."""
-    combination, history = stack_combination(inputs, combine, memory_limit)
-    return finish_stack(combination(list(inputs))), history
+    """The stack of calibrated lights: those its registration keeps, resampled onto the
+    reference's grid when they moved; the rejection and weights chosen from their headers
+    (see :func:`stack_combination`); lights of other exposure times (``exposures``)
+    scaled to their mean."""
+    chosen, combination, history = _stack(
+        inputs, memory_limit, combine, registration, interpolation, exposures
+    )
+    if not any(t is not None for t in chosen.transforms):
+        return finish_stack(combination(chosen.paths), chosen.exptimes), history
+    moves = {p.resolve(): t for p, t in zip(chosen.paths, chosen.transforms, strict=True)}
+    assert chosen.shape is not None
+
+    def aligned(frame: Frame) -> Frame:
+        move = moves[Path(frame.path).resolve()]
+        if move is None:
+            return frame
+        return resample(frame, move, chosen.shape, origin=chosen.origin, kernel=interpolation)
+
+    spec = CombineSpec(options={"memory_limit": combination.memory_limit})
+    with prepared_inputs(chosen.paths, aligned, None, spec=spec, workdir=workdir) as ready:
+        stack = combination(ready.inputs)
+    return finish_stack(stack, chosen.exptimes), history
+
+
+def _stack(
+    inputs: Sequence[Path],
+    memory_limit: int | None,
+    combine: CombineOptions,
+    registration: Path | None,
+    interpolation: str,
+    exposures: list[float | None] | None,
+) -> tuple[StackInputs, Combination, History]:
+    """A stack's lights, its combine and its HISTORY parameters."""
+    from astropy.io import fits
+
+    chosen = stack_inputs(inputs, registration, exposures)
+    headers = [fits.getheader(p) for p in chosen.paths]  # read once: rejection and weights
+    scaled = chosen.exptimes if exposures is not None else None
+    combination, history = stack_combination(headers, combine, memory_limit, exposures=scaled)
+    if registration is not None:
+        history["aligned"] = any(t is not None for t in chosen.transforms)
+        history["interpolation"] = interpolation
+        history["frames"] = f"{len(chosen.paths)} of {len(inputs)}"
+    return chosen, combination, history
+
+
+def _stack_options(product: Product) -> tuple[Any, ...]:
+    o = product.options
+    return (o["combine"], o.get("registration"), o.get("interpolation", "lanczos3"),
+            o.get("exposures"))  # fmt: skip
 
 
 def stack_combination(
-    inputs: Sequence[Path], options: CombineOptions, memory_limit: int | None
+    headers: Sequence[Any],
+    options: CombineOptions,
+    memory_limit: int | None,
+    *,
+    exposures: list[float | None] | None = None,
 ) -> tuple[Combination, History]:
     """How calibrated lights are stacked: the configuration's combine, with ``reject =
     "auto"`` resolved and the frames' weights (1 / median variance) read from their headers.
@@ -230,21 +383,31 @@ def stack_combination(
     "auto" is IRAF's ccdclip, whose sigma comes from the noise model (read noise and
     Poisson), where the calibrated frames are in electrons with a known read noise; else a
     4-sigma clip with the MAD spread (over ten values the MAD scatters, and 3 sigma would
-    reject several per cent of good values).
+    reject several per cent of good values). Frames of different ``exposures`` are scaled
+    by their exposure times to the mean one and weighted by t² / variance (the inverse
+    variance of the scaled frame).
     """
-    from astropy.io import fits
-
-    headers = [fits.getheader(p) for p in inputs]  # read once for the rejection and weights
     spec = _light_spec(options, headers)
     use_weights = options.weights and options.method != "median"  # a median has no weights
     weights = _frame_weights(headers) if use_weights else None
-    combination = _limited(spec, memory_limit).combination(weights=weights)
+    more: dict[str, Any] = {}
+    if exposures:
+        if any(t is None or not t > 0 for t in exposures):
+            raise CcdcalError("lights without an exposure time cannot be scaled by exposure")
+        more["scale"] = [float(t) for t in exposures]  # type: ignore[arg-type]
+        if weights is not None:
+            weights = [w * float(t) ** 2 for w, t in zip(weights, exposures, strict=True)]  # type: ignore[operator]
+    combination = _limited(spec, memory_limit).combination(weights=weights, **more)
     return combination, {"method": spec.method, "reject": repr(spec.reject)}
 
 
-def finish_stack(stack: Frame) -> Frame:
-    """A combine of calibrated lights labelled as a stack."""
+def finish_stack(stack: Frame, exptimes: Sequence[float | None] | None = None) -> Frame:
+    """A combine of calibrated lights labelled as a stack; when its lights had different
+    exposure times, EXPTIME is the mean one they were scaled to."""
     stack.header["IMAGETYP"] = ("STACK", "ccdcal stack of calibrated lights")
+    times = [t for t in (exptimes or []) if t is not None]
+    if len(set(times)) > 1:
+        stack.header["EXPTIME"] = (float(np.mean(times)), "[s] lights scaled to this exposure")
     return stack
 
 
@@ -300,11 +463,31 @@ def build(product: Product, memory_limit: int | None = None, after: Any = None) 
     return write(frame, product, history)
 
 
-def write(frame: Frame, product: Product, history: History) -> Path:
-    """Write ``frame`` as ``product``'s file, with its key (``PIPEKEY``) and provenance."""
-    frame.header["PIPEKEY"] = (product.key, "ccdcal: digest of inputs and options")
-    frame.write(product.path, step=STEPS[product.kind], inputs=product.inputs, params=history)
+def write(result: Any, product: Product, history: History) -> Path:
+    """Write a recipe's result as ``product``'s file, with its key (``PIPEKEY``) and
+    provenance: a Frame as FITS, a table as ECSV (both written to a temporary name and
+    renamed)."""
+    if not isinstance(result, Frame):  # a table
+        from .._version import __version__
+
+        result.meta["PIPEKEY"] = product.key
+        result.meta["history"] = {
+            "step": STEPS[product.kind], "ccdcal": __version__,
+            "inputs": [p.name for p in product.inputs], "params": _plain(history),
+        }  # fmt: skip
+        product.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = product.path.with_name(f".{product.path.name}.tmp")
+        result.write(tmp, format="ascii.ecsv", overwrite=True)
+        tmp.replace(product.path)
+        return product.path
+    result.header["PIPEKEY"] = (product.key, "ccdcal: digest of inputs and options")
+    result.write(product.path, step=STEPS[product.kind], inputs=product.inputs, params=history)
     return product.path
+
+
+def _plain(values: History) -> dict[str, Any]:
+    return {k: v if isinstance(v, bool | int | float | str) or v is None else str(v)
+            for k, v in values.items()}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- in parts
@@ -317,18 +500,44 @@ class Prepared:
     setup: Setup
     history: History
     exptime: float | None = None
+    exptimes: list[float | None] | None = None
 
 
 def scratch(product: Product) -> Path:
-    """The folder where a master made in parts keeps its prepared inputs."""
+    """The folder where a product made in parts keeps its prepared inputs."""
     return product.path.parent / f".ccdcal-prepared-{product.label}"
 
 
-def prepare(product: Product, index: int, after: Any = None) -> tuple[Path, float | None]:
-    """Raw input ``index`` of a master, prepared as the master's recipe prepares it (overscan,
-    trim, bias, dark) and written to the product's scratch folder; its path and exposure
-    time."""
+def _scratch_file(product: Product, index: int, frame: Frame) -> Path:
+    folder = scratch(product)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{index:05d}.fits"
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_hdulist().writeto(tmp, overwrite=True)  # a scratch copy: no checksums, no fsync
+    tmp.replace(path)
+    return path
+
+
+def prepare(product: Product, index: int, after: Any = None) -> tuple[Path, float | None] | None:
+    """Input ``index`` of a product made in parts, prepared as its recipe prepares it: for a
+    master, the raw frame's overscan, trim, bias and dark, written to the product's scratch
+    folder; for a stack, the light resampled onto the stack's grid (or the light's own
+    file when it does not move; None when the registration leaves it out). The file and
+    its exposure time."""
     options = product.options
+    if product.kind == "stack":
+        _, registration, interpolation, exposures = _stack_options(product)
+        chosen = stack_inputs(product.inputs, registration, exposures)
+        light = product.inputs[index]
+        if light not in chosen.paths:
+            return None
+        move = chosen.transforms[chosen.paths.index(light)]
+        if move is None:
+            return light, None
+        assert chosen.shape is not None
+        frame = resample(Frame.read(light), move, chosen.shape, origin=chosen.origin,
+                         kernel=interpolation)  # fmt: skip
+        return _scratch_file(product, index, frame), None
     exptimes = options.get("exptimes")
     frame = with_exptime(
         Frame.read(product.inputs[index]), None if exptimes is None else exptimes[index]
@@ -340,24 +549,19 @@ def prepare(product: Product, index: int, after: Any = None) -> tuple[Path, floa
         out = prepare_dark(frame, bias=master(options["bias"]), **pre)
     else:
         out = prepare_flat(frame, bias=master(options["bias"]), dark=master(options["dark"]), **pre)
-    folder = scratch(product)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{index:05d}.fits"
-    tmp = path.with_name(f".{path.name}.tmp")
-    out.to_hdulist().writeto(tmp, overwrite=True)  # a scratch copy: no checksums, no fsync
-    tmp.replace(path)
-    return path, exposure_time(out)
+    return _scratch_file(product, index, out), exposure_time(out)
 
 
 def setup(
     product: Product,
-    inputs: list[tuple[Path, float | None]] | None = None,
+    inputs: list[tuple[Path, float | None] | None] | None = None,
     memory_limit: int | None = None,
     after: Any = None,
 ) -> Prepared:
-    """What every band of a combine product shares: its inputs (the prepared files of a
-    master and their exposure times, default the product's own inputs), its combine and
-    their setup. ``after`` is ignored (see :func:`build`)."""
+    """What every band of a combine product shares: its inputs (the prepared files and
+    their exposure times, from :func:`prepare`; default the product's own inputs), its
+    combine and their setup. ``after`` is ignored (see :func:`build`)."""
+    inputs = None if inputs is None else [i for i in inputs if i is not None]
     files = list(product.inputs) if inputs is None else [path for path, _ in inputs]
     exptime = None
     if inputs is not None and product.kind == "dark":
@@ -368,14 +572,19 @@ def setup(
             )
         exptime = times.pop()
     options = product.options
+    exptimes = None
     if product.kind == "stack":
-        combination, history = stack_combination(files, options["combine"], memory_limit)
+        chosen, combination, history = _stack(
+            product.inputs, memory_limit, *_stack_options(product)
+        )
+        files = chosen.paths if inputs is None else files
+        exptimes = chosen.exptimes
     else:
         spec = options["combine"]
         spec = flat_spec(spec) if product.kind == "flat" else spec
         combination = _limited(spec, memory_limit).combination()
         history = _master_history(product)
-    return Prepared(files, combination, combination.setup(files), history, exptime)
+    return Prepared(files, combination, combination.setup(files), history, exptime, exptimes)
 
 
 def _master_history(product: Product) -> History:
@@ -410,7 +619,7 @@ def assemble(product: Product, prepared: Prepared, parts: list[Rows | None]) -> 
     elif product.kind == "flat":
         frame = finish_flat(combined, count, min_response=o["min_response"])
     else:
-        frame = finish_stack(combined)
+        frame = finish_stack(combined, prepared.exptimes)
     path = write(frame, product, prepared.history)
     shutil.rmtree(scratch(product), ignore_errors=True)
     return path

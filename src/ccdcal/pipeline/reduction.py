@@ -67,6 +67,9 @@ class ReduceResult:
         The scanned raw folder.
     plan
         The plan that was executed (its products, inputs and keys).
+    registrations
+        Each registered stack's registration table (``registration/<stack>.ecsv``), by the
+        stack's name.
     """
 
     out_dir: Path
@@ -80,6 +83,7 @@ class ReduceResult:
     collection: Collection | None = None
     config: Config | None = None
     plan: Plan | None = None
+    registrations: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
     def from_run(cls, the_plan: Plan, outcome: Outcome, out_dir: Path) -> ReduceResult:
@@ -101,7 +105,10 @@ class ReduceResult:
                 result.masters[p.label] = p.path
             elif p.kind == "light":
                 result.calibrated.append(p.path)
-            else:
+            elif p.kind == "registration":
+                result.registrations[p.about["stack"]] = p.path
+                result.notices += _table_notices(p.path)
+            elif p.kind == "stack":
                 result.stacks[(p.about["object"], p.about["filter"])] = p.path
         return result
 
@@ -120,6 +127,14 @@ class ReduceResult:
             f"{len(self.reused)} outputs reused, {len(self.failures)} failures"
         )
         return "\n".join(lines)
+
+
+def _table_notices(path: Path) -> list[str]:
+    """The notices a registration wrote into its table, each naming its stack."""
+    from astropy.table import Table
+
+    notices = Table.read(path, format="ascii.ecsv").meta.get("notices", [])
+    return [f"{path.stem}: {n}" for n in notices]
 
 
 def _stats_row(label: str, path: Path, note: str) -> tuple[str, str, str, str, str]:

@@ -116,6 +116,8 @@ class Registration:
         resampling.
     notices
         What the user should know (frames left out and why).
+    frame_shape
+        (ny, nx) of the frames.
     """
 
     frames: list[FrameRegistration]
@@ -124,6 +126,11 @@ class Registration:
     origin: tuple[int, int] = (0, 0)
     resample: bool = True
     notices: list[str] = field(default_factory=list)
+    frame_shape: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.frame_shape is None:
+            self.frame_shape = self.shape
 
     @property
     def used(self) -> list[int]:
@@ -161,6 +168,7 @@ class Registration:
         table.meta["reference"] = self.frames[self.reference].name
         table.meta["shape"] = list(self.shape)
         table.meta["origin"] = list(self.origin)
+        table.meta["frame_shape"] = list(self.frame_shape or self.shape)
         table.meta["resample"] = bool(self.resample)
         table.meta["comment"] = [
             "frame (x, y) to reference: x_r = a11 x + a12 y + tx, y_r = a21 x + a22 y + ty",
@@ -201,9 +209,11 @@ class Registration:
                 why="" if why == "-" else why,
             ))  # fmt: skip
         reference = int(np.nonzero(np.asarray(table["reference"], bool))[0][0])
+        meta = table.meta
         return cls(
-            frames, reference, tuple(table.meta["shape"]), tuple(table.meta["origin"]),
-            bool(table.meta.get("resample", True)),
+            frames, reference, tuple(meta["shape"]), tuple(meta["origin"]),
+            bool(meta.get("resample", True)), list(meta.get("notices", [])),
+            tuple(meta.get("frame_shape", meta["shape"])),
         )  # fmt: skip
 
 
@@ -358,7 +368,8 @@ def register(
         f.transform is not None and f.transform.displacement(shape) >= STILL for f in out if f.used
     )
     origin, grid_shape = _grid(grid, [f.transform for f in out if f.used], shape)
-    return Registration(out, ref, grid_shape, origin, moving or origin != (0, 0), notices)
+    moves = moving or origin != (0, 0) or grid_shape != shape
+    return Registration(out, ref, grid_shape, origin, moves, notices, shape)
 
 
 def _reference_index(reference: str | int, names: list[str], qualities: list[Quality]) -> int:

@@ -117,6 +117,11 @@ def match(
     transform = Transform(np.asarray(guess.params, np.float64), "similarity")
     seeing = float(np.nanmedian(reference.fwhm)) if len(reference) else 2.0
     limit = tolerance if tolerance is not None else max(2.0, seeing)
+    # the fit takes the stars whose positions can be trusted (single, isolated, typical)
+    own, ref = stars.trusted(), reference.trusted()
+    if len(own) < need or len(ref) < need:
+        own, ref = stars, reference
+    stars, reference = own, ref
     src_all, ref_all = stars.xy(), reference.xy()
     chosen: tuple[np.ndarray, np.ndarray] | None = None
     for _ in range(5):

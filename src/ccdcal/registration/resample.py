@@ -72,8 +72,12 @@ def _resample(
             x0 = math.floor(sx) - half + 1
             y0 = math.floor(sy) - half + 1
             for k in range(nt):
-                wx[k] = _weight(kind, sx - (x0 + k))
-                wy[k] = _weight(kind, sy - (y0 + k))
+                # a weight of rounding size (a whole-pixel shift) is none: it must neither
+                # touch the value nor carry a neighbour's flags
+                w = _weight(kind, sx - (x0 + k))
+                wx[k] = w if abs(w) > 1e-9 else 0.0
+                w = _weight(kind, sy - (y0 + k))
+                wy[k] = w if abs(w) > 1e-9 else 0.0
             acc = 0.0
             acc_v = 0.0
             wsum = 0.0

@@ -51,6 +51,11 @@ class Stars:
         Each star's FWHM, pixels.
     ellipticity
         1 - b/a of each star's second moments.
+    good
+        Stars whose position and shape can be trusted: single (not deblended from a blend),
+        isolated (no other detection within 3 FWHM), of the frame's typical FWHM (0.7 to
+        1.5 times the median: not a blend, not a star whose core the full well clipped) and
+        round (ellipticity below 0.5). Transforms are fitted to these.
     """
 
     x: np.ndarray
@@ -58,6 +63,11 @@ class Stars:
     flux: np.ndarray
     fwhm: np.ndarray
     ellipticity: np.ndarray
+    good: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.good is None:
+            object.__setattr__(self, "good", np.ones(len(self.x), bool))
 
     def __len__(self) -> int:
         return len(self.x)
@@ -66,9 +76,17 @@ class Stars:
         """(n, 2) array of positions."""
         return np.column_stack([self.x, self.y])
 
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        assert self.good is not None
+        return (self.x, self.y, self.flux, self.fwhm, self.ellipticity, self.good)
+
     def brightest(self, n: int) -> Stars:
         """The ``n`` brightest."""
-        return Stars(*(a[:n] for a in (self.x, self.y, self.flux, self.fwhm, self.ellipticity)))
+        return Stars(*(a[:n] for a in self._columns()))
+
+    def trusted(self) -> Stars:
+        """The :attr:`good` stars only."""
+        return Stars(*(a[self.good] for a in self._columns()))
 
 
 @dataclass(frozen=True)
@@ -190,9 +208,11 @@ def find_stars(
         x, y, flux, fwhm, ellipticity, merged = (
             v[~sharp] for v in (x, y, flux, fwhm, ellipticity, merged)
         )
+    good = _trustworthy(x, y, fwhm, ellipticity, merged)
     order = np.argsort(-flux)[:max_stars]
-    stars = Stars(x[order], y[order], flux[order], fwhm[order], ellipticity[order])
-    clean = ~merged[order]
+    stars = Stars(x[order], y[order], flux[order], fwhm[order], ellipticity[order], good[order])
+    clean = stars.good
+    assert clean is not None
     seeing = stars.fwhm[clean] if clean.sum() >= 3 else stars.fwhm
     shape = stars.ellipticity[clean] if clean.sum() >= 3 else stars.ellipticity
     quality = Quality(
@@ -205,4 +225,61 @@ def find_stars(
     return stars, quality
 
 
-__all__ = ["Quality", "Stars", "find_stars"]
+def _trustworthy(
+    x: np.ndarray, y: np.ndarray, fwhm: np.ndarray, ellipticity: np.ndarray, merged: np.ndarray
+) -> np.ndarray:
+    """Which stars are single, isolated, of typical width and round (see :class:`Stars`)."""
+    good = ~merged & (ellipticity < 0.5)
+    if len(x) == 0:
+        return good
+    if len(x) > 1:
+        from scipy.spatial import cKDTree
+
+        dist, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
+        good &= dist[:, 1] > 3.0 * np.maximum(fwhm, 1.0)
+    base = fwhm[good] if good.sum() >= 3 else fwhm
+    typical = float(np.median(base))
+    return good & (fwhm > 0.7 * typical) & (fwhm < 1.5 * typical)
+
+
+def stars_table(stars: Stars, quality: Quality) -> Any:
+    """Stars and quality as an astropy Table (the quality in its meta), to write as ECSV.
+
+    Examples
+    --------
+    >>> q = Quality(1, 3.0, 0.1, 100.0, 5.0)
+    >>> s = Stars(*(np.array([v]) for v in (1.0, 2.0, 50.0, 3.0, 0.1)))
+    >>> back = stars_from_table(stars_table(s, q))
+    >>> back[1] == q, float(back[0].flux[0])
+    (True, 50.0)
+    """
+    from astropy.table import Table
+
+    table = Table(
+        {"x": stars.x, "y": stars.y, "flux": stars.flux, "fwhm": stars.fwhm,
+         "ellipticity": stars.ellipticity, "good": stars.good},
+        units={"x": "pix", "y": "pix", "fwhm": "pix"},
+    )  # fmt: skip
+    table.meta.update(
+        nstars=quality.nstars, fwhm=quality.fwhm, ellipticity=quality.ellipticity,
+        background=quality.background, noise=quality.noise,
+    )  # fmt: skip
+    table.meta["comment"] = [
+        "stars of one frame, brightest first: windowed centroids (0-based pixels), flux "
+        "above the sky, FWHM and ellipticity; the frame's quality in the header"
+    ]
+    return table
+
+
+def stars_from_table(table: Any) -> tuple[Stars, Quality]:
+    """The inverse of :func:`stars_table`."""
+    m = table.meta
+    columns = ("x", "y", "flux", "fwhm", "ellipticity")
+    good = np.asarray(table["good"], bool) if "good" in table.colnames else None
+    stars = Stars(*(np.asarray(table[c], np.float64) for c in columns), good)
+    quality = Quality(int(m["nstars"]), float(m["fwhm"]), float(m["ellipticity"]),
+                      float(m["background"]), float(m["noise"]))  # fmt: skip
+    return stars, quality
+
+
+__all__ = ["Quality", "Stars", "find_stars", "stars_from_table", "stars_table"]

@@ -135,6 +135,41 @@ def _lstsq(src: np.ndarray, dst: np.ndarray, kind: str) -> np.ndarray:
 #: fewest pairs each kind of fit takes
 MIN_PAIRS = {"shift": 1, "similarity": 2, "affine": 3}
 
+#: candidate transforms a least-median start tries at most
+_CANDIDATES = 500
+
+
+def _least_median(src: np.ndarray, dst: np.ndarray, kind: str) -> np.ndarray:
+    """The transform through a minimal set of pairs with the least median residual over
+    all pairs (Rousseeuw's least median of squares): a start that a third of wrong pairs
+    (a star hit by a cosmic ray, a blend) cannot pull, as a least-squares start can."""
+    n = len(src)
+    k = MIN_PAIRS[kind]
+    if n <= k + 1:
+        return _lstsq(src, dst, kind)
+    if kind == "shift":
+        d = np.median(dst - src, axis=0)
+        return np.array([[1.0, 0.0, d[0]], [0.0, 1.0, d[1]], [0.0, 0.0, 1.0]])
+    import itertools
+
+    subsets = list(itertools.combinations(range(n), k))
+    if len(subsets) > _CANDIDATES:  # a fixed draw: the same pairs give the same result
+        pick = np.random.default_rng(0).choice(len(subsets), _CANDIDATES, replace=False)
+        subsets = [subsets[i] for i in sorted(pick)]
+    best, best_score = None, math.inf
+    for subset in subsets:
+        idx = list(subset)
+        if kind == "similarity" and np.allclose(src[idx[0]], src[idx[1]]):
+            continue
+        with np.errstate(all="ignore"):
+            m = _lstsq(src[idx], dst[idx], kind)
+        if not np.isfinite(m).all():
+            continue
+        score = float(np.median(np.sum((src @ m[:2, :2].T + m[:2, 2] - dst) ** 2, axis=1)))
+        if score < best_score:
+            best, best_score = m, score
+    return best if best is not None else _lstsq(src, dst, kind)
+
 
 def fit(
     src: np.ndarray,
@@ -147,9 +182,11 @@ def fit(
 ) -> Transform:
     """The ``kind`` of transform taking ``src`` (n, 2) to ``dst`` (n, 2), fitted robustly.
 
-    Each round fits by least squares and leaves out pairs whose residual exceeds ``clip``
-    times the residuals' robust sigma per axis (from their median distance; and at least
-    ``floor`` pixels), until the pairs kept no longer change or ``rounds`` rounds are done.
+    The fit starts from the least-median-of-squares transform (through a minimal set of
+    pairs); each round then fits the pairs kept by least squares and leaves out pairs whose
+    residual exceeds ``clip`` times the residuals' robust sigma per axis (from their median
+    distance; and at least ``floor`` pixels), until the pairs kept no longer change or
+    ``rounds`` rounds are done. ``clip=inf`` is a plain least-squares fit.
     :func:`residuals` of the result say how good it is.
 
     Raises
@@ -165,8 +202,13 @@ def fit(
         raise ValueError(f"{len(src)} source positions but {len(dst)} targets")
     if len(src) < MIN_PAIRS[kind]:
         raise ValueError(f"a {kind} fit needs {MIN_PAIRS[kind]} pairs of stars, not {len(src)}")
-    keep = np.ones(len(src), bool)
-    matrix = _lstsq(src, dst, kind)
+    matrix = _least_median(src, dst, kind) if math.isfinite(clip) else _lstsq(src, dst, kind)
+    r = np.hypot(*(src @ matrix[:2, :2].T + matrix[:2, 2] - dst).T)
+    sigma = float(np.median(r)) / math.sqrt(2.0 * math.log(2.0))
+    keep = r <= max(clip * sigma, floor)
+    if keep.sum() < MIN_PAIRS[kind]:
+        keep = np.ones(len(src), bool)
+    matrix = _lstsq(src[keep], dst[keep], kind)
     for _ in range(rounds):
         r = np.hypot(*(src @ matrix[:2, :2].T + matrix[:2, 2] - dst).T)
         # per-axis sigma from the median distance (Rayleigh: median = 1.1774 sigma)
