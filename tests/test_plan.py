@@ -194,6 +194,9 @@ def test_graph_of_a_split_product(two_filters, tmp_path):
         "masters/bias.fits",
         # a registered stack prepares (resamples) its lights first
         "stacks/SIMFIELD_V.fits#prepare-0", "stacks/SIMFIELD_V.fits#prepare-1",
+        # and flags cosmic rays against their median (where the seeing differs)
+        "stacks/SIMFIELD_V.fits#median", "stacks/SIMFIELD_V.fits#check-0",
+        "stacks/SIMFIELD_V.fits#check-1",
         "stacks/SIMFIELD_V.fits#setup", "stacks/SIMFIELD_V.fits#rows-0",
         "stacks/SIMFIELD_V.fits#rows-1", "stacks/SIMFIELD_V.fits",
     ]  # fmt: skip

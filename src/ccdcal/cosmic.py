@@ -1,8 +1,14 @@
-"""Single-frame cosmic-ray detection: L.A.Cosmic (van Dokkum 2001) through astroscrappy.
+"""Cosmic rays found and flagged COSMIC_RAY in the mask, so that ``combine`` and photometry
+skip them (the data are left as they are).
 
-For lights too few to stack with rejection. Detected pixels are flagged COSMIC_RAY in the
-mask (the data are left as they are unless ``clean=True``), so that ``combine`` and
-photometry skip them.
+- :func:`flag_cosmic_rays`: in one frame, with L.A.Cosmic (van Dokkum 2001) through
+  astroscrappy; for lights too few to stack with rejection.
+- :func:`flag_against_model`: in each frame of a stack, against the median of the stack's
+  aligned frames brought back onto the frame's own pixels (AstroDrizzle's "blot"),
+  allowing for the frames' different seeing and for small misalignments. The stack's own
+  rejection cannot do this when the seeing changes: a sharp frame's star peak stands as
+  far above the others as a cosmic ray does. Flagged in the frame's own pixels, a hit's
+  flag then reaches every resampled pixel it touches.
 
 Examples
 --------
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -93,4 +100,62 @@ def flag_cosmic_rays(
     return out
 
 
-__all__ = ["flag_cosmic_rays"]
+def median_model(frames: list[Any]) -> Frame:
+    """The median of aligned frames (Frames or paths, streamed), a cosmic-ray-free model of
+    each of them for :func:`flag_against_model`."""
+    from .combine import combine
+
+    return combine(frames, method="median")
+
+
+def flag_against_model(
+    frame: Frame,
+    model: Frame,
+    *,
+    seeing: float = 0.0,
+    snr: tuple[float, float] = (5.0, 3.0),
+    scale: tuple[float, float] = (1.2, 0.7),
+) -> Frame:
+    """Flag COSMIC_RAY where a frame stands above a model of it (the median of the night's
+    aligned frames, brought onto this frame's pixels) by more than the noise, the model's
+    local slope and the frame's seeing allow.
+
+    A pixel is a cosmic ray when ``x - m > snr * noise + scale * slope + |laplacian(m)| *
+    seeing / 2``, with ``noise`` the root sum of the frame's and the model's variances,
+    ``slope`` the largest difference between ``m`` and its four neighbours (for small
+    misalignments; AstroDrizzle's ``driz_cr`` has this term), and ``seeing`` the
+    difference ``|s² - s_m²|`` of the frame's and the model's Gaussian variance (a Gaussian
+    star changes with its width as ∂I/∂(s²) = ∇²I / 2). The first of each pair flags the
+    cores, the second the neighbours of a core.
+
+    Returns
+    -------
+    Frame
+        The frame with COSMIC_RAY added to its mask; NCRSTACK in its header.
+    """
+    from scipy import ndimage
+
+    m = np.nan_to_num(model.data.astype(np.float64))
+    var_m = np.nan_to_num(model.variance.astype(np.float64)) if model.variance is not None else 0
+    pad = np.pad(m, 1, mode="edge")
+    ny, nx = m.shape
+    slope = np.zeros_like(m)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        slope = np.maximum(slope, np.abs(pad[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx] - m))
+    allowance = np.abs(ndimage.laplace(m)) * (seeing / 2.0)
+    x = frame.data.astype(np.float64)
+    var = frame.variance if frame.variance is not None else np.zeros_like(x)
+    noise = np.sqrt(np.clip(var + var_m, 0.0, None))
+    excess = x - m
+    core = excess > snr[0] * noise + scale[0] * slope + allowance
+    near = ndimage.binary_dilation(core, np.ones((3, 3), bool))
+    hit = core | (near & (excess > snr[1] * noise + scale[1] * slope + allowance))
+    hit &= np.isfinite(x) & frame.good & np.isfinite(model.data) & model.good
+    mask = frame.mask_or_zeros().copy()
+    mask[hit] |= flags.COSMIC_RAY
+    header = frame.header.copy()
+    header["NCRSTACK"] = (int(hit.sum()), "cosmic-ray pixels flagged against the median")
+    return replace(frame, mask=mask, header=header)
+
+
+__all__ = ["flag_against_model", "flag_cosmic_rays", "median_model"]

@@ -154,8 +154,9 @@ def graph(
     """The tasks that build ``todo`` (products in plan order), each after what it needs.
 
     A product is one task named as the product, or, split into bands, the tasks
-    ``NAME#prepare-i`` (a master's inputs), ``NAME#setup``, ``NAME#rows-i`` and ``NAME``
-    (the assembly, which writes the file).
+    ``NAME#prepare-i`` (a master's or a registered stack's inputs), for a registered stack
+    ``NAME#median`` and ``NAME#check-i`` (cosmic rays against the median), ``NAME#setup``,
+    ``NAME#rows-i`` and ``NAME`` (the assembly, which writes the file).
     """
     building = {p.name for p in todo}
     tasks: list[Task] = []
@@ -174,6 +175,14 @@ def graph(
             ]
             tasks += prepared
             inputs = [Ref(t.key) for t in prepared]
+            if p.kind == "stack":  # cosmic rays against the median, where seeing differs
+                median = Task(f"{p.name}#median", recipes.model, (p, inputs))
+                checked = [
+                    Task(f"{p.name}#check-{i}", recipes.check, (p, i, Ref(median.key), ref))
+                    for i, ref in enumerate(inputs)
+                ]
+                tasks += [median, *checked]
+                inputs = [Ref(t.key) for t in checked]
         setup = Task(f"{p.name}#setup", recipes.setup, (p, inputs, memory_limit, after))
         bands = [
             Task(f"{p.name}#rows-{i}", recipes.rows, (Ref(setup.key), i, count))

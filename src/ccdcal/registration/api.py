@@ -86,6 +86,8 @@ class FrameRegistration:
         Its stars' flux relative to the reference's.
     used
         Whether it goes into the stack; ``why`` says why not.
+    error
+        Standard error of the transform over the frame (pixels).
     """
 
     name: str
@@ -97,6 +99,7 @@ class FrameRegistration:
     throughput: float = math.nan
     used: bool = True
     why: str = ""
+    error: float = 0.0
 
 
 @dataclass
@@ -154,8 +157,10 @@ class Registration:
                 "dx": dx, "dy": dy,
                 "rotation": t.rotation if t is not None else math.nan,
                 "scale": t.scale if t is not None else math.nan,
-                "matched": f.matched, "rms": f.rms, "throughput": f.throughput,
+                "matched": f.matched, "rms": f.rms, "error": f.error,
+                "throughput": f.throughput,
                 "nstars": f.quality.nstars, "fwhm": f.quality.fwhm,
+                "fwhm_err": f.quality.fwhm_err,
                 "ellipticity": f.quality.ellipticity, "background": f.quality.background,
                 "noise": f.quality.noise, "used": f.used, "why": f.why or "-",
                 "a11": m[0, 0], "a12": m[0, 1], "a21": m[1, 0], "a22": m[1, 1],
@@ -163,7 +168,7 @@ class Registration:
             })  # fmt: skip
         table = Table(rows=rows)
         for name, unit in (("dx", "pix"), ("dy", "pix"), ("rotation", "deg"), ("rms", "pix"),
-                           ("fwhm", "pix")):  # fmt: skip
+                           ("error", "pix"), ("fwhm", "pix")):  # fmt: skip
             table[name].unit = unit
         table.meta["reference"] = self.frames[self.reference].name
         table.meta["shape"] = list(self.shape)
@@ -198,7 +203,8 @@ class Registration:
             m = np.array([[row["a11"], row["a12"], row["tx"]], [row["a21"], row["a22"], row["ty"]],
                           [0.0, 0.0, 1.0]])  # fmt: skip
             quality = Quality(int(row["nstars"]), float(row["fwhm"]), float(row["ellipticity"]),
-                              float(row["background"]), float(row["noise"]))  # fmt: skip
+                              float(row["background"]), float(row["noise"]),
+                              float(row.get("fwhm_err", math.nan)))  # fmt: skip
             why = str(row["why"])
             frames.append(FrameRegistration(
                 name=str(row["frame"]), quality=quality,
@@ -207,6 +213,7 @@ class Registration:
                 matched=int(row["matched"]), rms=float(row["rms"]),
                 throughput=float(row["throughput"]), used=bool(row["used"]),
                 why="" if why == "-" else why,
+                error=float(row["error"]) if "error" in row.colnames else 0.0,
             ))  # fmt: skip
         reference = int(np.nonzero(np.asarray(table["reference"], bool))[0][0])
         meta = table.meta
@@ -348,7 +355,7 @@ def register(
             try:
                 m = match(own, ref_stars, kind=transform, name=names[i])
                 result = FrameRegistration(names[i], quality, m.transform, "stars", m.matched,
-                                           m.rms, m.throughput)  # fmt: skip
+                                           m.rms, m.throughput, error=m.error)  # fmt: skip
             except MatchError as err:
                 problem = str(err)
         if result is None and method in ("auto", "wcs"):
@@ -364,8 +371,12 @@ def register(
         out.append(result)
     if select is not None:
         out = _select(out, select, notices)
+    # a frame moves when its displacement is both above STILL and beyond what the fit's
+    # own error could make of a frame that did not move
     moving = any(
-        f.transform is not None and f.transform.displacement(shape) >= STILL for f in out if f.used
+        f.transform is not None and f.transform.displacement(shape) >= max(STILL, 3 * f.error)
+        for f in out
+        if f.used
     )
     origin, grid_shape = _grid(grid, [f.transform for f in out if f.used], shape)
     moves = moving or origin != (0, 0) or grid_shape != shape

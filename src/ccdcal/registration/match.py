@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import CcdcalError
 from .stars import Stars
-from .transform import MIN_PAIRS, Transform, fit, residuals
+from .transform import MIN_PAIRS, Transform, fit, position_error, residuals
 
 #: stars astroalign's triangles are made of (the brightest of each frame)
 CONTROL_POINTS = 50
@@ -46,12 +46,16 @@ class Match:
         Root mean square distance of the kept pairs after the transform, pixels.
     throughput
         Median flux ratio of the frame's stars to the reference's (clouds, airmass).
+    error
+        Standard error of the transform where it maps the matched stars' region (the
+        largest over its corners, per axis, pixels).
     """
 
     transform: Transform
     matched: int
     rms: float
     throughput: float
+    error: float = 0.0
 
 
 def _pairs(pred: np.ndarray, ref: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -103,20 +107,25 @@ def match(
             f"{name}: {len(stars)} stars found (reference: {len(reference)}); at least "
             f"{need} are needed to match it"
         )
+    seeing = float(np.nanmedian(reference.fwhm)) if len(reference) else 2.0
+    limit = tolerance if tolerance is not None else max(2.0, seeing)
     try:
         guess, _ = astroalign.find_transform(
             stars.brightest(CONTROL_POINTS).xy(),
             reference.brightest(CONTROL_POINTS).xy(),
             max_control_points=CONTROL_POINTS,
         )
+        transform = Transform(np.asarray(guess.params, np.float64), "similarity")
     except (astroalign.MaxIterError, ValueError, TypeError) as err:
-        raise MatchError(
-            f"{name}: its {len(stars)} stars match no pattern of the reference's "
-            f"{len(reference)} ({err})"
-        ) from None
-    transform = Transform(np.asarray(guess.params, np.float64), "similarity")
-    seeing = float(np.nanmedian(reference.fwhm)) if len(reference) else 2.0
-    limit = tolerance if tolerance is not None else max(2.0, seeing)
+        # too few stars for a pattern (a small or sparse field): a frame that hardly moved
+        # still pairs its stars with the reference's where they are
+        transform = Transform.identity()
+        i, _ = _pairs(stars.xy(), reference.xy(), limit)
+        if len(i) < max(need, 0.5 * min(len(stars), len(reference))):
+            raise MatchError(
+                f"{name}: its {len(stars)} stars match no pattern of the reference's "
+                f"{len(reference)} ({err})"
+            ) from None
     # the fit takes the stars whose positions can be trusted (single, isolated, typical)
     own, ref = stars.trusted(), reference.trusted()
     if len(own) < need or len(ref) < need:
@@ -144,11 +153,19 @@ def match(
     r = residuals(transform, src_all[i], ref_all[j])
     kept = r <= max(0.5, 4.0 * float(np.median(r)) / math.sqrt(2.0 * math.log(2.0)))
     ratio = stars.flux[i][kept] / reference.flux[j][kept]
+    used = src_all[i][kept]
+    rms = float(np.sqrt(np.mean(r[kept] ** 2)))
+    p = {"shift": 2, "similarity": 4, "affine": 6}[kind]
+    dof = max(2 * len(used) - p, 1)
+    sigma = float(np.sqrt(np.sum(r[kept] ** 2) / dof))  # per axis
+    lo, hi = used.min(axis=0), used.max(axis=0)
+    corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]]])
     return Match(
         transform=transform,
         matched=int(kept.sum()),
-        rms=float(np.sqrt(np.mean(r[kept] ** 2))),
+        rms=rms,
         throughput=float(np.median(ratio)) if ratio.size else math.nan,
+        error=position_error(used, kind, max(sigma, 1e-3), corners),
     )
 
 

@@ -192,4 +192,29 @@ def resample(
     )
 
 
-__all__ = ["KERNELS", "resample"]
+def blot(
+    model: Frame,
+    transform: Transform,
+    shape: tuple[int, int],
+    *,
+    origin: tuple[int, int] = (0, 0),
+    kernel: str = "lanczos3",
+) -> Frame:
+    """A model on a stack's grid (the median of its aligned frames) brought back onto one
+    frame's own pixels: the inverse of :func:`resample` with the same ``transform`` (frame
+    to target) and ``origin`` (target coordinates of the grid's pixel 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grid = Frame(np.arange(25, dtype=np.float32).reshape(5, 5))
+    >>> back = blot(grid, Transform.from_parameters(dx=1.0), (5, 5), kernel="bilinear")
+    >>> back.data[2, :4].tolist()
+    [11.0, 12.0, 13.0, 14.0]
+    """
+    shift = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]], [0.0, 0.0, 1.0]])
+    back = Transform(shift @ transform.matrix, "affine").inverse()  # grid pixel -> frame pixel
+    return resample(model, back, shape, kernel=kernel)
+
+
+__all__ = ["KERNELS", "blot", "resample"]

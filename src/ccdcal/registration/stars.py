@@ -25,7 +25,7 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -105,6 +105,8 @@ class Quality:
         Median sky level (the frame's unit).
     noise
         Sky noise, robust rms (the frame's unit).
+    fwhm_err
+        Standard error of ``fwhm`` (from the scatter of the stars' FWHM).
     """
 
     nstars: int
@@ -112,7 +114,7 @@ class Quality:
     ellipticity: float
     background: float
     noise: float
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    fwhm_err: float = math.nan
 
 
 def _data_and_mask(image: Frame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,12 +179,23 @@ def find_stars(
     found = found[inside]
     if len(found) == 0:
         return empty, Quality(0, math.nan, math.nan, level, noise)
-    a = np.maximum(found["a"], 0.5)
-    radius = np.maximum(4.0 * a, 4.0)
-    half, flag = sep.flux_radius(sub, found["x"], found["y"], 2.0 * radius, 0.5,
-                                    mask=bad, subpix=5)  # fmt: skip
-    sigma_eff = half / _HALF_LIGHT_PER_SIGMA
-    fwhm = FWHM_PER_SIGMA * np.sqrt(np.clip(sigma_eff**2 - 1.0 / 12.0, 1e-6, None))
+    # the half-light radius within one aperture for all, three times the frame's typical
+    # FWHM (first from the objects' second moments, then from a first pass): an aperture
+    # grown with each star's own size would take in its neighbours' light
+    single = (found["flag"] & sep.OBJ_MERGED) == 0
+
+    def typical_of(width: np.ndarray) -> float:
+        # the lower third: blends and stars in a neighbour's light only ever look wider
+        return float(np.percentile(width[single] if single.sum() >= 3 else width, 33))
+
+    typical = typical_of(FWHM_PER_SIGMA * np.sqrt((found["a"] ** 2 + found["b"] ** 2) / 2.0))
+    for _ in range(2):
+        rmax = np.full(len(found), max(3.0 * typical, 4.0))
+        half, flag = sep.flux_radius(sub, found["x"], found["y"], rmax, 0.5, mask=bad,
+                                     subpix=5)  # fmt: skip
+        sigma_eff = half / _HALF_LIGHT_PER_SIGMA
+        fwhm = FWHM_PER_SIGMA * np.sqrt(np.clip(sigma_eff**2 - 1.0 / 12.0, 1e-6, None))
+        typical = typical_of(fwhm)
     sig_win = np.clip(fwhm / FWHM_PER_SIGMA, 0.3, None)
     x, y, wflag = sep.winpos(sub, found["x"], found["y"], sig_win, mask=bad)
     flux, _, fflag = sep.sum_circle(sub, x, y, 1.5 * np.maximum(fwhm, 1.0), mask=bad, subpix=5)
@@ -208,25 +221,33 @@ def find_stars(
         x, y, flux, fwhm, ellipticity, merged = (
             v[~sharp] for v in (x, y, flux, fwhm, ellipticity, merged)
         )
-    good = _trustworthy(x, y, fwhm, ellipticity, merged)
+    good = _trustworthy(x, y, fwhm, ellipticity, merged, typical)
     order = np.argsort(-flux)[:max_stars]
     stars = Stars(x[order], y[order], flux[order], fwhm[order], ellipticity[order], good[order])
     clean = stars.good
     assert clean is not None
     seeing = stars.fwhm[clean] if clean.sum() >= 3 else stars.fwhm
     shape = stars.ellipticity[clean] if clean.sum() >= 3 else stars.ellipticity
+    spread = 1.4826 * float(np.median(np.abs(seeing - np.median(seeing)))) if len(seeing) else 0
     quality = Quality(
         nstars=len(stars),
         fwhm=float(np.median(seeing)) if len(seeing) else math.nan,
         ellipticity=float(np.median(shape)) if len(shape) else math.nan,
         background=level,
         noise=noise,
+        # the standard error of a median: 1.2533 sigma / sqrt(n)
+        fwhm_err=1.2533 * spread / math.sqrt(len(seeing)) if len(seeing) >= 3 else math.nan,
     )
     return stars, quality
 
 
 def _trustworthy(
-    x: np.ndarray, y: np.ndarray, fwhm: np.ndarray, ellipticity: np.ndarray, merged: np.ndarray
+    x: np.ndarray,
+    y: np.ndarray,
+    fwhm: np.ndarray,
+    ellipticity: np.ndarray,
+    merged: np.ndarray,
+    typical: float,
 ) -> np.ndarray:
     """Which stars are single, isolated, of typical width and round (see :class:`Stars`)."""
     good = ~merged & (ellipticity < 0.5)
@@ -236,7 +257,7 @@ def _trustworthy(
         from scipy.spatial import cKDTree
 
         dist, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
-        good &= dist[:, 1] > 3.0 * np.maximum(fwhm, 1.0)
+        good &= dist[:, 1] > 3.0 * max(typical, 1.0)
     base = fwhm[good] if good.sum() >= 3 else fwhm
     typical = float(np.median(base))
     return good & (fwhm > 0.7 * typical) & (fwhm < 1.5 * typical)
@@ -262,7 +283,7 @@ def stars_table(stars: Stars, quality: Quality) -> Any:
     )  # fmt: skip
     table.meta.update(
         nstars=quality.nstars, fwhm=quality.fwhm, ellipticity=quality.ellipticity,
-        background=quality.background, noise=quality.noise,
+        background=quality.background, noise=quality.noise, fwhm_err=quality.fwhm_err,
     )  # fmt: skip
     table.meta["comment"] = [
         "stars of one frame, brightest first: windowed centroids (0-based pixels), flux "
@@ -278,7 +299,8 @@ def stars_from_table(table: Any) -> tuple[Stars, Quality]:
     good = np.asarray(table["good"], bool) if "good" in table.colnames else None
     stars = Stars(*(np.asarray(table[c], np.float64) for c in columns), good)
     quality = Quality(int(m["nstars"]), float(m["fwhm"]), float(m["ellipticity"]),
-                      float(m["background"]), float(m["noise"]))  # fmt: skip
+                      float(m["background"]), float(m["noise"]),
+                      float(m.get("fwhm_err", math.nan)))  # fmt: skip
     return stars, quality
 
 

@@ -222,9 +222,45 @@ def fit(
     return Transform(matrix, kind)
 
 
+def _design(src: np.ndarray, kind: str) -> np.ndarray:
+    """Rows (2 per point: x, then y) of the linear model of each kind's parameters."""
+    n = len(src)
+    x, y = src[:, 0], src[:, 1]
+    one, zero = np.ones(n), np.zeros(n)
+    if kind == "shift":
+        cols = [(one, zero), (zero, one)]
+    elif kind == "similarity":
+        cols = [(x, y), (-y, x), (one, zero), (zero, one)]
+    else:
+        cols = [(x, zero), (y, zero), (one, zero), (zero, x), (zero, y), (zero, one)]
+    design = np.zeros((2 * n, len(cols)))
+    for k, (cx, cy) in enumerate(cols):
+        design[0::2, k] = cx
+        design[1::2, k] = cy
+    return design
+
+
+def position_error(src: np.ndarray, kind: str, sigma: float, points: np.ndarray) -> float:
+    """The largest standard error of a fitted transform's mapping of ``points`` (per axis,
+    pixels), from the least-squares covariance of a fit to ``src`` whose residuals have a
+    per-axis sigma of ``sigma``.
+
+    Examples
+    --------
+    >>> src = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    >>> round(position_error(src, "shift", 0.1, src), 4)  # 0.1 / sqrt(4)
+    0.05
+    """
+    design = _design(np.asarray(src, np.float64), kind)
+    cov = sigma**2 * np.linalg.pinv(design.T @ design)
+    at = _design(np.asarray(points, np.float64), kind)
+    var = np.einsum("ij,jk,ik->i", at, cov, at)
+    return float(np.sqrt(np.max(np.clip(var, 0.0, None))))
+
+
 def residuals(transform: Transform, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Distance of each transformed source position from its target, pixels."""
     return np.hypot(*(transform.apply(src) - np.asarray(dst, np.float64)).T)
 
 
-__all__ = ["KINDS", "MIN_PAIRS", "Transform", "fit", "residuals"]
+__all__ = ["KINDS", "MIN_PAIRS", "Transform", "fit", "position_error", "residuals"]

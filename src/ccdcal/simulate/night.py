@@ -28,7 +28,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,8 @@ from ..frame import Frame
 from ..provenance import add_history
 from .cosmics import DEFAULT_COSMIC_RATE
 from .detector import Detector, _filter_key
-from .pointing import Footprint, Pointing, footprint, frame_rate, moves, pointings
+from .pointing import Footprint, Pointing, footprint, frame_rate, moves
+from .pointing import pointings as draw_pointings
 from .scene import Scene
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def night(
     rotate: float = 0.0,
     fwhm_range: tuple[float, float] | None = None,
     transparency_range: tuple[float, float] | None = None,
+    pointings: Sequence[Pointing] | None = None,
 ) -> Night:
     """Simulate a night into ``out_dir/raw`` (frames) and ``out_dir/truth`` (what is true).
 
@@ -225,6 +227,10 @@ def night(
     fwhm_range, transparency_range
         Seeing (FWHM, pixels) and relative throughput drawn per light, uniform within these
         ranges (default ``fwhm`` and 1 in every light).
+    pointings
+        Each light's :class:`~ccdcal.simulate.pointing.Pointing`, in the order the lights
+        are taken (filter after filter), instead of drawing them: a night to order, such as
+        one frame under thick cloud.
 
     Each light's transform from the scene to the frame, seeing and transparency are written
     to ``truth/pointing.ecsv``. With none of these five options the lights all look at the
@@ -277,10 +283,19 @@ def night(
     )  # fmt: skip
     motion = {"dither": float(dither), "drift": float(drift), "rotate": float(rotate),
               "fwhm_range": fwhm_range, "transparency_range": transparency_range}  # fmt: skip
-    moving = moves(**motion)  # type: ignore[arg-type]
-    views = pointings(
-        nlight * len(filters), _rng(seed, _POINTING), fwhm=fwhm, **motion,  # type: ignore[arg-type]
-    )  # fmt: skip
+    if pointings is not None:
+        if len(pointings) != nlight * len(filters):
+            raise ValueError(
+                f"pointings: {len(pointings)} given for {nlight * len(filters)} lights"
+            )
+        views = [p if p.fwhm is not None else replace(p, fwhm=fwhm) for p in pointings]
+        moving = any(v != Pointing(fwhm=fwhm) for v in views)
+        motion["given"] = True  # type: ignore[assignment]
+    else:
+        moving = moves(**motion)  # type: ignore[arg-type]
+        views = draw_pointings(
+            nlight * len(filters), _rng(seed, _POINTING), fwhm=fwhm, **motion,  # type: ignore[arg-type]
+        )  # fmt: skip
     # a margin for the stars' wings: a star just off every frame still lights its edge
     wings = 3.0 * max([fwhm, *(v.fwhm or fwhm for v in views)]) if moving else 0.0
     where = footprint(det.shape, views if moving else [], margin=math.ceil(wings))
