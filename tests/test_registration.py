@@ -279,3 +279,27 @@ def test_the_aligned_stack_in_bands_equals_one_task(moved, tmp_path):
     for plane in ("data", "variance", "mask"):
         np.testing.assert_array_equal(getattr(a, plane), getattr(b, plane), err_msg=plane)
     assert not [p for p in (tmp_path / "bands" / "stacks").iterdir() if p.is_dir()]
+
+
+def test_cli_register(moved, tmp_path, capsys):
+    from ccdcal.cli import main
+
+    _, result = moved
+    out = tmp_path / "aligned"
+    code = main(["-q", "register", *map(str, result.calibrated), "-o", str(out),
+                 "--transform", "affine", "--grid", "union"])  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "8 of 8 frames written" in text and "reference" in text
+    reg = Registration.read(out / "registration.ecsv")
+    written = sorted(p.name for p in out.glob("*.fits"))
+    assert written == sorted(p.name for p in result.calibrated)
+    aligned = Frame.read(out / written[0])
+    assert aligned.shape == reg.shape and reg.shape[0] > SHAPE[0]  # the union is larger
+    assert aligned.header["REGKERN"] == "lanczos3"
+    with pytest.raises(SystemExit) as bad:
+        main(["register", str(result.calibrated[0]), "-o", str(out), "--max-fwhm", "0"])
+    assert bad.value.code == 2 and "expected a number > 0 or none" in capsys.readouterr().err
+    code = main(["register", str(result.calibrated[0]), "-o", str(out), "--method", "stars",
+                 "--reference", "nothing.fits"])  # fmt: skip
+    assert code == 1 and "reference 'nothing.fits' is not among" in capsys.readouterr().err

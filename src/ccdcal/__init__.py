@@ -28,6 +28,7 @@ _LAZY = {
     "ESDClip": ("ccdcal.combine", "ESDClip"),
     "reduce": ("ccdcal.pipeline", "reduce"),
     "plan": ("ccdcal.pipeline", "plan"),
+    "register": ("ccdcal.registration", "register"),
     "simulate": ("ccdcal.simulate", None),
     "flags": ("ccdcal.flags", None),
 }

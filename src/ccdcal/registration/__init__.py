@@ -15,7 +15,14 @@
 
 from __future__ import annotations
 
-from .api import FrameRegistration, Registration, Selection, choose_reference, register
+from .api import (
+    FrameRegistration,
+    Registration,
+    Selection,
+    choose_reference,
+    register,
+    write_aligned,
+)
 from .match import Match, MatchError, match, wcs_transform
 from .resample import KERNELS, resample
 from .stars import Quality, Stars, find_stars
@@ -38,4 +45,5 @@ __all__ = [
     "register",
     "resample",
     "wcs_transform",
+    "write_aligned",
 ]

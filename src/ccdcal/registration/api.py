@@ -467,6 +467,48 @@ def _grid(
     return (left, bottom), (top - bottom, right - left)
 
 
+def write_aligned(
+    frames: Sequence[Frame | PathLike],
+    registration: Registration,
+    folder: PathLike,
+    *,
+    kernel: str = "lanczos3",
+) -> list[Path]:
+    """Write each frame the registration uses onto its grid (``folder/<name>.fits``).
+
+    Frames are read and resampled one at a time (the reference on its own grid, and every
+    frame when nothing moves, is copied as it is); each file is written atomically with
+    its provenance and the transform in its header (REGA11 ... REGTY).
+
+    Returns
+    -------
+    list of Path
+        The files written, in the frames' order (left-out frames are not written).
+    """
+    from .resample import resample
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    own_grid = registration.origin == (0, 0) and registration.shape == registration.frame_shape
+    written = []
+    for i, (item, f) in enumerate(zip(frames, registration.frames, strict=True)):
+        if not f.used:
+            continue
+        frame = _frame(item)
+        moves = registration.resample and not (own_grid and i == registration.reference)
+        if moves:
+            assert f.transform is not None
+            frame = resample(frame, f.transform, registration.shape,
+                             origin=registration.origin, kernel=kernel)  # fmt: skip
+        target = out / f"{Path(f.name).stem}.fits"
+        source = [Path(item)] if not isinstance(item, Frame) else []
+        reference = registration.frames[registration.reference].name
+        params = {"method": f.method, "kernel": kernel if moves else "none", "reference": reference}
+        frame.write(target, step="register", inputs=source, params=params)
+        written.append(target)
+    return written
+
+
 __all__ = [
     "GRIDS",
     "METHODS",
@@ -476,4 +518,5 @@ __all__ = [
     "Selection",
     "choose_reference",
     "register",
+    "write_aligned",
 ]
