@@ -303,3 +303,16 @@ def test_cli_register(moved, tmp_path, capsys):
     code = main(["register", str(result.calibrated[0]), "-o", str(out), "--method", "stars",
                  "--reference", "nothing.fits"])  # fmt: skip
     assert code == 1 and "reference 'nothing.fits' is not among" in capsys.readouterr().err
+
+
+def test_report_shows_the_registration(moved):
+    from ccdcal.report import write_report
+
+    _, result = moved
+    index = write_report(result)
+    html = index.read_text()
+    assert 'id="registration"' in html and "reference light_V_" in html
+    assert "8 of 8 lights used; resampled onto the reference grid" in html
+    for png in ("registration_SIMFIELD_V.png", "aligned_SIMFIELD_V.png"):
+        assert (index.parent / png).stat().st_size > 10_000
+        assert png in html

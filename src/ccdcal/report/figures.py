@@ -446,6 +446,57 @@ def save_noise_vs_n_png(
     return save_figure(fig, path)
 
 
+def save_registration_png(table: Any, path: PathLike, *, title: str | None = None) -> Path:
+    """Write a PNG of a registration against frame number: the shift of the grid's centre
+    (dx, dy), the rotation, and each frame's FWHM; frames left out are crossed.
+
+    Parameters
+    ----------
+    table
+        :meth:`ccdcal.registration.Registration.table`.
+    path
+        The PNG to write.
+    title
+        Figure title.
+    """
+    n = np.arange(1, len(table) + 1)
+    used = np.asarray(table["used"], bool)
+    fig = new_figure((6.4, 6.4))
+    axes = fig.subplots(3, 1, sharex=True)
+    series = (
+        (axes[0], ("dx", "dy"), "shift [pix]"),
+        (axes[1], ("rotation",), "rotation [deg]"),
+        (axes[2], ("fwhm",), "FWHM [pix]"),
+    )
+    for ax, names, label in series:
+        for name in names:
+            values = np.asarray(table[name], float)
+            line = ax.plot(n, values, "o-", ms=3, lw=0.8, label=name)[0]
+            if (~used).any():
+                ax.plot(n[~used], values[~used], "x", color=line.get_color(), ms=8)
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8, loc="best")
+    axes[2].set_xlabel("frame (in the order taken; x: left out)")
+    axes[0].set_title(title or "registration", fontsize=10)
+    return save_figure(fig, path)
+
+
+def save_pair_png(
+    left: Frame | np.ndarray,
+    right: Frame | np.ndarray,
+    path: PathLike,
+    *,
+    titles: tuple[str, str] = ("", ""),
+) -> Path:
+    """Write two images side by side, each with its own zscale and colour bar."""
+    fig = new_figure((11.0, 4.6))
+    for ax, item, title in zip(fig.subplots(1, 2), (left, right), titles, strict=True):
+        data, unit = _frame_parts(item)
+        show_image(ax, data, title=title, unit=unit)
+    return save_figure(fig, path)
+
+
 __all__ = [
     "image_limits",
     "log_axes",
@@ -456,6 +507,8 @@ __all__ = [
     "save_figure",
     "save_frame_png",
     "save_noise_vs_n_png",
+    "save_pair_png",
+    "save_registration_png",
     "save_residual_png",
     "show_image",
 ]

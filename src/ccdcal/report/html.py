@@ -269,6 +269,51 @@ def _stacks(page: _Page, result: Any) -> None:
     page.section("Stacks and rejection maps", body, "stacks")
 
 
+def _registration(page: _Page, result: Any) -> None:
+    """Per registered stack: its frames' table, shifts, rotation and seeing against frame
+    number, and the aligned stack beside one calibrated light."""
+    registrations = getattr(result, "registrations", {}) or {}
+    if not registrations:
+        return
+    from ..registration import Registration
+    from .figures import save_pair_png, save_registration_png
+
+    parts = []
+    stacks = {Path(p).stem: p for p in result.stacks.values()}
+    for label, path in registrations.items():
+        reg = Registration.read(path)
+        table = reg.table()
+        png = page.name(f"registration_{label}")
+        save_registration_png(table, png, title=f"registration of {label}")
+        figs = [page.figure(png, f"{label}: shift, rotation and seeing of each light")]
+        moved = next((f for f in reg.frames if f.used and f.method == "stars"), None)
+        if label in stacks and moved is not None:
+            light = next(p for p in result.calibrated if Path(p).name == moved.name)
+            pair = page.name(f"aligned_{label}")
+            titles = (f"calibrated {moved.name}", f"aligned stack {label}")
+            save_pair_png(Frame.read(light), Frame.read(stacks[label]), pair, titles=titles)
+            caption = f"one light as taken, and the stack of {len(reg.used)} aligned lights"
+            figs.append(page.figure(pair, caption))
+        rows = [
+            (r["frame"], r["method"], f"{r['dx']:.3f}", f"{r['dy']:.3f}",
+             f"{r['rotation']:.4f}", r["matched"], f"{r['rms']:.3f}", f"{r['fwhm']:.2f}",
+             f"{r['ellipticity']:.3f}", r["nstars"], f"{r['throughput']:.3f}",
+             "yes" if r["used"] else f"no: {r['why']}")
+            for r in table
+        ]  # fmt: skip
+        head = ("light", "method", "dx [pix]", "dy [pix]", "rotation [deg]", "stars matched",
+                "rms [pix]", "FWHM [pix]", "ellipticity", "stars", "throughput",
+                "used")  # fmt: skip
+        reference = reg.frames[reg.reference].name
+        how = "resampled onto the reference grid" if reg.resample else "not resampled (still)"
+        parts.append(
+            f"<h3>{_esc(label)}</h3><p>reference {_esc(reference)}; "
+            f"{len(reg.used)} of {len(reg.frames)} lights used; {how}.</p>"
+            f"{_grid(figs)}{_table(head, rows)}"
+        )
+    page.section("Registration", "".join(parts), "registration")
+
+
 def _numbers(page: _Page, result: Any) -> None:
     parts = []
     try:
@@ -386,6 +431,7 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
     _masters(page, result)
     _raw_vs_calibrated(page, result)
     _stacks(page, result)
+    _registration(page, result)
     _numbers(page, result)
     if truth is not None:
         _truth(page, truth)
@@ -400,6 +446,7 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
             ("masters", "masters"),
             ("light", "raw and calibrated"),
             ("stacks", "stacks"),
+            ("registration", "registration"),
             ("numbers", "numbers"),
             ("truth", "truth"),
             ("photometry", "photometry"),
