@@ -135,22 +135,26 @@ def flag_against_model(
     """
     from scipy import ndimage
 
-    m = np.nan_to_num(model.data.astype(np.float64))
-    var_m = np.nan_to_num(model.variance.astype(np.float64)) if model.variance is not None else 0
-    pad = np.pad(m, 1, mode="edge")
+    # float32 and few whole-frame temporaries: this runs once per light of a stack
+    m = np.nan_to_num(model.data, copy=True).astype(np.float32, copy=False)
     ny, nx = m.shape
+    pad = np.pad(m, 1, mode="edge")
     slope = np.zeros_like(m)
     for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
-        slope = np.maximum(slope, np.abs(pad[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx] - m))
-    allowance = np.abs(ndimage.laplace(m)) * (seeing / 2.0)
-    x = frame.data.astype(np.float64)
-    var = frame.variance if frame.variance is not None else np.zeros_like(x)
-    noise = np.sqrt(np.clip(var + var_m, 0.0, None))
-    excess = x - m
+        np.maximum(slope, np.abs(pad[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx] - m), out=slope)
+    del pad
+    allowance = np.abs(ndimage.laplace(m)) * np.float32(seeing / 2.0)
+    noise = np.zeros_like(m) if frame.variance is None else frame.variance.astype(np.float32)
+    if model.variance is not None:
+        noise += np.nan_to_num(model.variance)
+    np.sqrt(np.clip(noise, 0.0, None, out=noise), out=noise)
+    excess = frame.data - m
+    del m
     core = excess > snr[0] * noise + scale[0] * slope + allowance
     near = ndimage.binary_dilation(core, np.ones((3, 3), bool))
     hit = core | (near & (excess > snr[1] * noise + scale[1] * slope + allowance))
-    hit &= np.isfinite(x) & frame.good & np.isfinite(model.data) & model.good
+    del noise, slope, allowance, excess, near
+    hit &= frame.good & np.isfinite(model.data) & model.good
     mask = frame.mask_or_zeros().copy()
     mask[hit] |= flags.COSMIC_RAY
     header = frame.header.copy()

@@ -335,8 +335,13 @@ def stack_recipe(
     flag = _flags_against_median(chosen)
     if not any(t is not None for t in chosen.transforms) and not flag:
         return finish_stack(combination(chosen.paths), chosen.exptimes), history
-    # copies (in memory or in a scratch folder): the calibrated lights are never written to
-    spec = CombineSpec(options={"memory_limit": combination.memory_limit})
+    # copies (in memory or in a scratch folder): the calibrated lights are never written to;
+    # the copies kept in memory and the combine share the memory limit, half each
+    from ..combine.stream import default_memory_limit, parse_bytes
+
+    limit = parse_bytes(combination.memory_limit) or default_memory_limit()
+    combination = replace(combination, memory_limit=limit // 2)
+    spec = CombineSpec(options={"memory_limit": limit // 2})
     model = None
     if flag:  # a first pass: the median of the aligned frames, a model free of cosmic rays
         first = partial(_aligned, chosen, interpolation)
@@ -545,6 +550,7 @@ def build(product: Product, memory_limit: int | None = None, after: Any = None) 
 
     ``after`` is ignored: it carries the results of the tasks that must finish first.
     """
+    product.path.parent.mkdir(parents=True, exist_ok=True)  # scratch may go there first
     frame, history = product.recipe(
         list(product.inputs),
         memory_limit=memory_limit,

@@ -208,8 +208,9 @@ def reduce(
     limit = _memory_limit(memory_limit)
     the_plan = plan(raw_dir, out_dir, config=config)
     out = the_plan.out_dir
-    for stale in (out / "masters").glob(".ccdcal-prepared-*"):  # a killed run's scratch
-        shutil.rmtree(stale, ignore_errors=True)
+    for part in ("masters", "stacks"):  # a killed run's scratch
+        for stale in (out / part).glob(".ccdcal-prepared-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     show = sys.stderr.isatty() if progress is None else progress
     outcome = execute(
         the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,

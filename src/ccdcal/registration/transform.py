@@ -152,23 +152,37 @@ def _least_median(src: np.ndarray, dst: np.ndarray, kind: str) -> np.ndarray:
         return np.array([[1.0, 0.0, d[0]], [0.0, 1.0, d[1]], [0.0, 0.0, 1.0]])
     import itertools
 
-    subsets = list(itertools.combinations(range(n), k))
+    subsets = np.array(list(itertools.combinations(range(n), k)))
     if len(subsets) > _CANDIDATES:  # a fixed draw: the same pairs give the same result
         pick = np.random.default_rng(0).choice(len(subsets), _CANDIDATES, replace=False)
-        subsets = [subsets[i] for i in sorted(pick)]
-    best, best_score = None, math.inf
-    for subset in subsets:
-        idx = list(subset)
-        if kind == "similarity" and np.allclose(src[idx[0]], src[idx[1]]):
-            continue
-        with np.errstate(all="ignore"):
-            m = _lstsq(src[idx], dst[idx], kind)
-        if not np.isfinite(m).all():
-            continue
-        score = float(np.median(np.sum((src @ m[:2, :2].T + m[:2, 2] - dst) ** 2, axis=1)))
-        if score < best_score:
-            best, best_score = m, score
-    return best if best is not None else _lstsq(src, dst, kind)
+        subsets = subsets[np.sort(pick)]
+    with np.errstate(all="ignore"):
+        if kind == "similarity":  # through two pairs, in complex numbers: w = a z + t
+            z = src[:, 0] + 1j * src[:, 1]
+            w = dst[:, 0] + 1j * dst[:, 1]
+            i, j = subsets[:, 0], subsets[:, 1]
+            a = (w[j] - w[i]) / (z[j] - z[i])
+            t = w[i] - a * z[i]
+            mats = np.zeros((len(subsets), 3, 3))
+            mats[:, 0, 0], mats[:, 0, 1], mats[:, 0, 2] = a.real, -a.imag, t.real
+            mats[:, 1, 0], mats[:, 1, 1], mats[:, 1, 2] = a.imag, a.real, t.imag
+        else:  # affine through three pairs
+            ones = np.ones((*subsets.shape, 1))
+            design = np.concatenate([src[subsets], ones], axis=2)  # (m, 3, 3)
+            solvable = np.abs(np.linalg.det(design)) > 1e-9
+            design, subsets = design[solvable], subsets[solvable]
+            if not len(subsets):
+                return _lstsq(src, dst, kind)
+            rows = np.linalg.solve(design, dst[subsets])  # (m, 3, 2)
+            mats = np.zeros((len(subsets), 3, 3))
+            mats[:, :2, :] = np.transpose(rows, (0, 2, 1))
+        mats[:, 2, 2] = 1.0
+        moved = np.einsum("mij,nj->mni", mats[:, :2, :2], src) + mats[:, None, :2, 2]
+        score = np.median(np.sum((moved - dst) ** 2, axis=2), axis=1)
+    score = np.where(np.isfinite(score), score, np.inf)
+    if not np.isfinite(score).any():
+        return _lstsq(src, dst, kind)
+    return mats[int(np.argmin(score))]
 
 
 def fit(
