@@ -316,3 +316,17 @@ def test_report_shows_the_registration(moved):
     for png in ("registration_SIMFIELD_V.png", "aligned_SIMFIELD_V.png"):
         assert (index.parent / png).stat().st_size > 10_000
         assert png in html
+
+
+def test_aligned_lights_beyond_the_memory_limit_are_spilled(moved, tmp_path, caplog):
+    """Resampled lights that do not fit half the memory limit go to a scratch folder beside
+    the stack, and the stack comes out the same, bit for bit."""
+    night, result = moved
+    with caplog.at_level("INFO", logger="ccdcal.masters"):
+        small = reduce(night.raw_dir, tmp_path / "small", report=False, memory_limit="8MB")
+    assert any("prepared frames exceed" in r.message for r in caplog.records)
+    a = Frame.read(result.stacks[("SIMFIELD", "V")])
+    b = Frame.read(small.stacks[("SIMFIELD", "V")])
+    for plane in ("data", "variance", "mask"):
+        np.testing.assert_array_equal(getattr(a, plane), getattr(b, plane), err_msg=plane)
+    assert not [p for p in (tmp_path / "small" / "stacks").iterdir() if p.is_dir()]
