@@ -11,7 +11,8 @@ from ccdcal.frame import Frame
 from ccdcal.masters import CombineSpec, master_bias, preprocess
 from ccdcal.pipeline import reduce
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+# one worker reduces each real night once (the fixtures are per module and per worker)
+pytestmark = [pytest.mark.realdata, pytest.mark.slow, pytest.mark.xdist_group("realdata")]
 
 
 @pytest.fixture(scope="module")
