@@ -187,7 +187,7 @@ def memory(folder: Path, nframes: int, size: int, limit: str) -> list[str]:
 
     night = ccdcal.simulate.night(folder / "big", seed=2, shape=(size, size), nbias=5, ndark=3,
                                   nflat=5, nlight=nframes, nstars=150, **MOTION)  # fmt: skip
-    cmd = [sys.executable, __file__, "--reduce-only", str(night.raw_dir), str(folder / "out"),
+    cmd = [sys.executable, __file__, "--reduce-only", str(night.raw_dir), str(folder / "big-out"),
            limit]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     stats = json.loads(done.stdout.strip().splitlines()[-1])

@@ -100,12 +100,12 @@ def flag_cosmic_rays(
     return out
 
 
-def median_model(frames: list[Any]) -> Frame:
-    """The median of aligned frames (Frames or paths, streamed), a cosmic-ray-free model of
-    each of them for :func:`flag_against_model`."""
+def median_model(frames: list[Any], *, memory_limit: int | str | None = None) -> Frame:
+    """The median of aligned frames (Frames or paths, streamed within ``memory_limit``), a
+    cosmic-ray-free model of each of them for :func:`flag_against_model`."""
     from .combine import combine
 
-    return combine(frames, method="median")
+    return combine(frames, method="median", memory_limit=memory_limit)
 
 
 def flag_against_model(

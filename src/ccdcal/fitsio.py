@@ -304,9 +304,10 @@ class ImageReader:
             return native.view(unsigned) ^ unsigned.type(offset)
         return stored
 
-    def raw_layout(self) -> RawLayout | None:
-        """Where the image's pixels lie in the file, for reading them directly; None when
-        they cannot be (a compressed file or image).
+    def raw_layout(self, plane: str = "image") -> RawLayout | None:
+        """Where the pixels of the image (or of its ``"mask"`` or ``"variance"`` plane) lie
+        in the file, for reading them directly; None when they cannot be (a compressed file
+        or image, no such plane, an uncertainty stored other than as a variance).
 
         Examples
         --------
@@ -318,8 +319,16 @@ class ImageReader:
         >>> layout.offset, layout.dtype.str, layout.bzero
         (2880, '>i2', 32768.0)
         """
-        hdu = self._hdul[self._index]
+        index = {"image": self._index, "mask": self._mask_index,
+                 "variance": self._uncert_index}[plane]  # fmt: skip
+        if index is None:
+            return None
+        hdu = self._hdul[index]
         header = hdu.header
+        if plane == "variance" and "Variance" not in str(header.get("UTYPE", "Variance")):
+            return None
+        if plane == "variance" and str(header.get("UTYPE", "")).startswith("Inverse"):
+            return None
         dtype = _BITPIX_DTYPES.get(int(header.get("BITPIX", 0)))
         if dtype is None or isinstance(hdu, fits.CompImageHDU) or "ZIMAGE" in header:
             return None
@@ -328,7 +337,7 @@ class ImageReader:
                 return None
         blank = header.get("BLANK")
         return RawLayout(
-            offset=int(self._hdul.fileinfo(self._index)["datLoc"]),
+            offset=int(self._hdul.fileinfo(index)["datLoc"]),
             dtype=np.dtype(dtype),
             bscale=float(header.get("BSCALE", 1.0)),
             bzero=float(header.get("BZERO", 0.0)),

@@ -31,6 +31,12 @@ OUTPUT_BYTES_PER_PIXEL = 4 + 4 + 2 + 3 * 2
 #: memory an open FITS file holds (parsed headers, buffers): about 30 KiB measured
 OPEN_FILE_BYTES = 48 * 2**10
 
+#: a page fault maps more than its page: the pages around it (Linux's fault-around) and,
+#: for a file just written or read, the whole large folio of the page cache it lies in (up
+#: to 2 MiB, measured here). Pages are given back from this far before the bytes read to
+#: this far after them, or those mapped pages would stay, a few MiB of every file
+FAULT_AROUND = 4 * 2**20
+
 
 class Source:
     """One input of a combine: shape, header, and rows on demand."""
@@ -93,24 +99,37 @@ class FileSource(Source):
         self._pending = -1  # start of the mapped bytes read and not yet given back
         #: bytes of mapped pages to read before giving them back (set by the caller)
         self.release_bytes = 4 * 2**20
+        #: also give back the pages mapped ahead of the bytes read (see FAULT_AROUND); the
+        #: caller turns it off where the files' pages mapped ahead fit its memory limit
+        self.drop_ahead = True
         reader: ImageReader | None = ImageReader(path, memmap=False)
         assert reader is not None
         self.shape = reader.shape
         self.header = reader.header
         self.has_mask = reader.has_mask
         self.has_variance = reader.has_variance
+        self._planes_at: dict[str, RawLayout] = {}
+        self._pending_at: dict[str, int] = {}
         try:
             layout = reader.raw_layout()
             self._layout = layout if layout is not None and _direct(layout) else None
             if self._layout is not None:
                 self._map = _map_pixels(self.path, self._layout, reader.shape)
-                # the mapping holds the only file handle a plain image needs (a combine
-                # of a thousand files must stay within the open-file limit); MASK and
-                # UNCERT planes are read through astropy's own mapping
+                # the mapping holds the only file handle an image needs (a combine of a
+                # thousand files must stay within the open-file limit), and its MASK and
+                # UNCERT planes are read from it too, their pages given back as the
+                # image's are (through astropy's mapping they would stay, a plane of every
+                # frame, until the file closes)
+                for plane in ("mask", "variance") if self.has_mask or self.has_variance else ():
+                    at = reader.raw_layout(plane)
+                    if at is not None and _direct_plane(plane, at):
+                        _check_size(self.path, self._map, at, reader.shape)
+                        self._planes_at[plane] = at
+                need_astropy = (self.has_mask and "mask" not in self._planes_at) or (
+                    self.has_variance and "variance" not in self._planes_at
+                )
                 reader.close()
-                reader = None
-                if self.has_mask or self.has_variance:
-                    reader = ImageReader(path, memmap=True)
+                reader = ImageReader(path, memmap=True) if need_astropy else None
         except BaseException:
             if reader is not None:
                 reader.close()
@@ -120,13 +139,18 @@ class FileSource(Source):
         self._reader = reader
         self._open = True
 
+    @property
+    def mapped_planes(self) -> int:
+        """Planes read from the file's mapping (each holds up to ``release_bytes`` of it)."""
+        return 1 + len(self._planes_at) if self._map is not None else 1
+
     def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         assert self._open, "read after close"
         r = self._reader
         if self._map is not None:  # a sample (for scaling): its pages go back at once
             data = np.empty((y1 - y0, self.shape[1]), np.float32)
             self._drop_pages(*self._decode(y0, y1, data))
-            return data, *self._planes(y0, y1)
+            return data, *self._planes(y0, y1, at_once=True)
         assert r is not None
         return (
             r.rows(y0, y1),
@@ -167,11 +191,47 @@ class FileSource(Source):
             )  # fmt: skip
         return start, start + (y1 - y0) * nx * size
 
-    def _planes(self, y0: int, y1: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _planes(
+        self, y0: int, y1: int, *, at_once: bool = False
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         r = self._reader
-        mask = r.mask_rows(y0, y1) if r is not None and self.has_mask else None
-        var = r.variance_rows(y0, y1) if r is not None and self.has_variance else None
-        return mask, var
+        out: list[np.ndarray | None] = []
+        for plane, wanted in (("mask", self.has_mask), ("variance", self.has_variance)):
+            if not wanted:
+                out.append(None)
+            elif plane in self._planes_at:
+                out.append(self._plane_rows(plane, y0, y1, at_once=at_once))
+            else:
+                assert r is not None
+                out.append(r.mask_rows(y0, y1) if plane == "mask" else r.variance_rows(y0, y1))
+        return out[0], out[1]
+
+    def _plane_rows(self, plane: str, y0: int, y1: int, *, at_once: bool = False) -> np.ndarray:
+        """Rows of the MASK (uint16) or UNCERT (float32 variance) plane from the mapping;
+        their pages go back in batches as the bands go (``at_once`` for a sample)."""
+        at = self._planes_at[plane]
+        assert self._map is not None
+        nx = self.shape[1]
+        size = at.dtype.itemsize
+        start = at.offset + y0 * nx * size
+        raw = np.frombuffer(self._map, at.dtype, (y1 - y0) * nx, start).reshape(y1 - y0, nx)
+        if plane == "mask":
+            # stored int16 with BZERO 32768: adding 2**15 modulo 2**16 flips the top bit
+            rows = (raw.view(">u2") ^ np.uint16(0x8000)) if size == 2 else raw
+            rows = rows.astype(np.uint16)
+        else:
+            rows = raw.astype(np.float32)
+        end = start + (y1 - y0) * nx * size
+        if at_once:
+            self._drop_pages(start, end)
+            return rows
+        pending = self._pending_at.setdefault(plane, start)
+        if end - pending >= self.release_bytes or y1 >= self.shape[0]:
+            stop = at.offset + self.shape[0] * nx * size
+            ahead = FAULT_AROUND if self.drop_ahead else 0
+            self._drop_pages(max(at.offset, pending - FAULT_AROUND), min(stop, end + ahead))
+            self._pending_at[plane] = end
+        return rows
 
     def _release(self, start: int, end: int, *, final: bool) -> None:
         """Give back the mapped pages read so far (the page cache keeps them), in batches of
@@ -180,7 +240,11 @@ class FileSource(Source):
             self._pending = start
         if not final and end - self._pending < self.release_bytes:
             return
-        self._drop_pages(self._pending, end)
+        layout = self._layout
+        assert layout is not None
+        stop = layout.offset + self.shape[0] * self.shape[1] * layout.dtype.itemsize
+        ahead = FAULT_AROUND if self.drop_ahead else 0
+        self._drop_pages(max(layout.offset, self._pending - FAULT_AROUND), min(stop, end + ahead))
         self._pending = end
 
     def _drop_pages(self, start: int, end: int) -> None:
@@ -208,6 +272,22 @@ def _direct(layout: RawLayout) -> bool:
     if layout.dtype.str == ">f4":
         return layout.bscale == 1.0 and layout.bzero == 0.0
     return layout.dtype.str == ">i2"
+
+
+def _direct_plane(plane: str, layout: RawLayout) -> bool:
+    """Whether a MASK plane (uint16 stored as int16 + BZERO 32768, or bytes) or an UNCERT
+    plane (unscaled float32) is read straight from the mapping."""
+    if plane == "mask":
+        if layout.dtype.str == ">i2":
+            return layout.bzero == 32768.0 and layout.bscale == 1.0
+        return layout.dtype.str == "|u1" and layout.bzero == 0.0 and layout.bscale == 1.0
+    return layout.dtype.str == ">f4" and layout.bscale == 1.0 and layout.bzero == 0.0
+
+
+def _check_size(path: Path, mapping: mmap.mmap, layout: RawLayout, shape: tuple[int, int]) -> None:
+    need = layout.offset + shape[0] * shape[1] * layout.dtype.itemsize
+    if len(mapping) < need:
+        raise FrameError(path, f"truncated image data ({len(mapping)} bytes, a plane needs {need})")
 
 
 def _map_pixels(path: Path, layout: RawLayout, shape: tuple[int, int]) -> mmap.mmap:

@@ -176,7 +176,7 @@ def graph(
             tasks += prepared
             inputs = [Ref(t.key) for t in prepared]
             if p.kind == "stack":  # cosmic rays against the median, where seeing differs
-                median = Task(f"{p.name}#median", recipes.model, (p, inputs))
+                median = Task(f"{p.name}#median", recipes.model, (p, inputs, memory_limit))
                 checked = [
                     Task(f"{p.name}#check-{i}", recipes.check, (p, i, Ref(median.key), ref))
                     for i, ref in enumerate(inputs)

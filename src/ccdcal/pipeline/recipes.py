@@ -346,7 +346,7 @@ def stack_recipe(
     if flag:  # a first pass: the median of the aligned frames, a model free of cosmic rays
         first = partial(_aligned, chosen, interpolation)
         with prepared_inputs(chosen.paths, first, None, spec=spec, workdir=workdir) as ready:
-            model = median_model(list(ready.inputs))
+            model = median_model(list(ready.inputs), memory_limit=limit // 2)
     step = partial(_checked_and_aligned, chosen, interpolation, model)
     with prepared_inputs(chosen.paths, step, None, spec=spec, workdir=workdir) as ready:
         stack = combination(ready.inputs)
@@ -646,7 +646,11 @@ def prepare(product: Product, index: int, after: Any = None) -> tuple[Path, floa
     return _scratch_file(product, index, out), exposure_time(out)
 
 
-def model(product: Product, prepared: list[tuple[Path, float | None] | None]) -> Path | None:
+def model(
+    product: Product,
+    prepared: list[tuple[Path, float | None] | None],
+    memory_limit: int | None = None,
+) -> Path | None:
     """For a stack whose lights' seeing differs, the median of its aligned lights (written
     to its scratch folder), against which :func:`check` flags each light's cosmic rays;
     None for any other stack."""
@@ -654,7 +658,8 @@ def model(product: Product, prepared: list[tuple[Path, float | None] | None]) ->
     chosen = stack_inputs(product.inputs, registration, exposures)
     if not _flags_against_median(chosen):
         return None
-    median = median_model([p for p, _ in (i for i in prepared if i is not None)])
+    inputs = [p for p, _ in (i for i in prepared if i is not None)]
+    median = median_model(inputs, memory_limit=memory_limit)
     folder = scratch(product)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "median.fits"

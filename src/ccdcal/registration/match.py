@@ -126,11 +126,27 @@ def match(
                 f"{name}: its {len(stars)} stars match no pattern of the reference's "
                 f"{len(reference)} ({err})"
             ) from None
-    # the fit takes the stars whose positions can be trusted (single, isolated, typical)
+    # the fit takes the stars whose positions can be trusted (single, isolated, typical);
+    # all of them where too few of those land on each other
     own, ref = stars.trusted(), reference.trusted()
-    if len(own) < need or len(ref) < need:
-        own, ref = stars, reference
-    stars, reference = own, ref
+    if len(own) >= need and len(ref) >= need:
+        try:
+            return _refine(own, ref, transform, kind, limit, need, name)
+        except MatchError:
+            pass
+    return _refine(stars, reference, transform, kind, limit, need, name)
+
+
+def _refine(
+    stars: Stars,
+    reference: Stars,
+    transform: Transform,
+    kind: str,
+    limit: float,
+    need: int,
+    name: str,
+) -> Match:
+    """The fit refined from a first guess: pair, fit, repeat until the pairs settle."""
     src_all, ref_all = stars.xy(), reference.xy()
     chosen: tuple[np.ndarray, np.ndarray] | None = None
     for _ in range(5):

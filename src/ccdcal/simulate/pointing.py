@@ -88,8 +88,7 @@ class Pointing:
         frame_centre: tuple[float, float],
     ) -> np.ndarray:
         """Scene coordinates to frame coordinates: a (2, n) array of (x, y)."""
-        a = self.affine(scene_centre, frame_centre)
-        return a[:2, :2] @ np.vstack([x, y]) + a[:2, 2:3]
+        return _apply(self.affine(scene_centre, frame_centre), x, y)
 
     def to_scene(
         self,
@@ -99,8 +98,12 @@ class Pointing:
         frame_centre: tuple[float, float],
     ) -> np.ndarray:
         """Frame coordinates to scene coordinates: a (2, n) array of (x, y)."""
-        a = np.linalg.inv(self.affine(scene_centre, frame_centre))
-        return a[:2, :2] @ np.vstack([x, y]) + a[:2, 2:3]
+        return _apply(np.linalg.inv(self.affine(scene_centre, frame_centre)), x, y)
+
+
+def _apply(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The homogeneous matrix ``a`` applied to points (x, y): a (2, n) array."""
+    return a[:2, :2] @ np.vstack([x, y]) + a[:2, 2:3]
 
 
 def moves(
