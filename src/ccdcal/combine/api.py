@@ -327,22 +327,6 @@ class Combination:
             in_place=direct is not None,
             open_files=len(files),
         )
-        # memory-mapped files give their pages back every few MB, within the spare memory
-        if files:
-            used = stream.used_bytes(
-                n, (nrows, nx), rows, any_mask, use_var, keep_rejected, len(files)
-            )
-            spare_per_file = (limit - used) // len(files)
-            for source in files:
-                # each mapped plane (image, mask, variance) holds up to this many bytes
-                share = spare_per_file // source.mapped_planes
-                source.release_bytes = int(min(max(share, 0), 4 * 2**20))
-            # the pages a read maps ahead (a folio of up to a few MB per plane) are given
-            # back too when all files' would take more than a tenth of the limit: bounded
-            # memory for thousands of files, no re-reads for a few dozen
-            ahead = sum(s.mapped_planes for s in files) * stream.FAULT_AROUND
-            for source in files:
-                source.drop_ahead = ahead > limit // 10
         log.debug("combine: %d frames, rows %d:%d in bands of %d rows", n, y0, y1, rows)
         if direct is None:
             bands = stream.iter_bands(
