@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -128,17 +129,20 @@ def main() -> None:
 
 def _bench_size(base: Path, size: int, args: argparse.Namespace, env: dict, machine: str) -> str:
     import ccdcal
+    from ccdcal.pipeline import plan
 
     ccdcal.simulate.night(base / "night", seed=1, shape=(size, size), nbias=10, ndark=5,
                           nflat=5, nlight=args.lights, filters=FILTERS,
                           dark_exptime=list(DARKS))  # fmt: skip
     raw = base / "night" / "raw"
     nframes = len(list(raw.glob("*.fits")))
-    products = 1 + len(DARKS) + len(FILTERS) * (1 + args.lights + 1)
+    parts = Counter(product.part for product in plan(raw, base / "planned").products.values())
+    products = f"{sum(parts.values())} products (" + ", ".join(
+        f"{n} {part}" for part, n in parts.items()) + ")"  # fmt: skip
     night = (
         f"{nframes} raw frames of {size}x{size} (10 bias, 5 darks at each of {len(DARKS)} "
         f"exposures, 5 flats and {args.lights} lights in each of {len(FILTERS)} filters): "
-        f"{products} products; cosmic rays: {args.cosmic}"
+        f"{products}; cosmic rays: {args.cosmic}"
     )
     print(f"{machine}; {night}", flush=True)
     n = args.workers

@@ -132,6 +132,13 @@ REFERENCES = {
             "high": s, "nkeep": k,
         },
     ),
+    "ccdclip-sky": (
+        lambda s: CCDClip(gain=1.0, read_noise=2.0, snoise=0.3, sky=40.0, low=s, high=s),
+        lambda s, k: {
+            "fn": ref.ccdclip_keep, "gain": 1.0, "read_noise": 2.0, "snoise": 0.3, "sky": 40.0,
+            "low": s, "high": s, "nkeep": k,
+        },
+    ),
     "ccdclip-mean": (
         lambda s: CCDClip(gain=0.8, read_noise=1.1, low=s, high=s, maxiters=2, center="mean"),
         lambda s, k: {

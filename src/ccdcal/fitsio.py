@@ -332,6 +332,11 @@ class ImageReader:
         dtype = _BITPIX_DTYPES.get(int(header.get("BITPIX", 0)))
         if dtype is None or isinstance(hdu, fits.CompImageHDU) or "ZIMAGE" in header:
             return None
+        if plane != "image" and (header.get("NAXIS1"), header.get("NAXIS2")) != (
+            self.shape[1],
+            self.shape[0],
+        ):  # astropy's reader says what is wrong with a plane of another shape
+            return None
         with open(self.path, "rb") as fh:
             if fh.read(6) != b"SIMPLE":  # gzip, bzip2, zip: a stream, not a layout
                 return None

@@ -131,7 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seeing: stars' FWHM, pixels (default 3)")  # fmt: skip
     motion = p.add_argument_group(
         "a telescope that moves, under seeing and clouds that change (each light's transform, "
-        "seeing and transparency go to truth/pointing.ecsv)"
+        "seeing, transparency and sky go to truth/pointing.ecsv)"
     )
     motion.add_argument("--dither", type=_nonnegative, default=0.0, metavar="PIX",
                         help="random offsets of each light within +-PIX pixels")  # fmt: skip
@@ -143,6 +143,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="seeing drawn per light, FWHM in pixels")  # fmt: skip
     motion.add_argument("--transparency-range", type=_range, default=None, metavar="MIN,MAX",
                         help="relative throughput drawn per light, within (0, 1]")  # fmt: skip
+    motion.add_argument("--sky-range", type=_range, default=None, metavar="MIN,MAX",
+                        help="relative sky brightness per light (moon, twilight)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             bias_drift=args.bias_drift, nstars=args.nstars, fwhm=args.fwhm,
             dither=args.dither, drift=args.drift, rotate=args.rotate,
             fwhm_range=args.fwhm_range, transparency_range=args.transparency_range,
+            sky_range=args.sky_range,
         )  # fmt: skip
     except ValueError as err:
         # a bad combination of options (say, vignetting >= 1): one line, exit status 1

@@ -91,8 +91,10 @@ def ccdclip_keep(
     maxiters: int | None = 5,
     center: str = "median",
     nkeep: int = 1,
+    sky: float = 0.0,
 ) -> np.ndarray:
-    """IRAF ccdclip: σ = sqrt((rn/g)² + |c|/g + (s·c)²) about the median (or mean) c."""
+    """IRAF ccdclip: σ = sqrt((rn/g)² + max(0, c)/g + (s·(c - sky))²) about the median (or
+    mean) c."""
     valid = np.isfinite(values)
     keep = valid.copy()
     if valid.sum() <= nkeep:
@@ -101,7 +103,7 @@ def ccdclip_keep(
     while keep.any():
         x = values[keep]
         c = float(np.median(x) if center == "median" else np.mean(x))
-        sigma = np.sqrt((read_noise / gain) ** 2 + abs(c) / gain + (snoise * c) ** 2)
+        sigma = np.sqrt((read_noise / gain) ** 2 + max(c, 0.0) / gain + (snoise * (c - sky)) ** 2)
         new = keep & (values >= c - low * sigma) & (values <= c + high * sigma)
         if new.sum() < nkeep:
             return _restore(values, new, keep, c, nkeep)

@@ -211,13 +211,15 @@ class WinsorizedSigmaClip(Rejection):
 class CCDClip(Rejection):
     """IRAF ``ccdclip``: sigma clipping with σ from the CCD noise model, not the scatter.
 
-    σ = sqrt((read_noise/gain)² + |c|/gain + (snoise·c)²) in data units, with *c* the median
-    (or mean) of the values kept so far; ``gain`` in e-/ADU, ``read_noise`` in e-, ``snoise``
-    a fraction. Values below ``c - low·σ`` or above ``c + high·σ`` are removed; iterate until
-    nothing changes or ``maxiters``. The data must be in ADU above the bias (the level that
-    makes the photon noise). Zero offsets (``zero=``) here keep the mean level, so the model
-    is evaluated at *c* directly — IRAF, whose offsets move the level, adds them back. The
-    per-frame correction for scale factors that IRAF makes is left out (factors near 1).
+    σ = sqrt((read_noise/gain)² + max(0, c)/gain + (snoise·(c - sky))²) in data units, with *c* the
+    median (or mean) of the values kept so far; ``gain`` in e-/ADU, ``read_noise`` in e-, ``snoise``
+    a fraction. IRAF's rule has ``sky = 0``: its ``snoise`` (a flat's or a misalignment's error)
+    scales the whole value. A stack of lights of other seeing wants it to scale the stars only,
+    above the ``sky`` level. Values below ``c - low·σ`` or above ``c + high·σ`` are removed; iterate
+    until nothing changes or ``maxiters``. The data must be in ADU above the bias (the level that
+    makes the photon noise). Zero offsets (``zero=``) here keep the mean level, so the model is
+    evaluated at *c* directly — IRAF, whose offsets move the level, adds them back. The per-frame
+    correction for scale factors that IRAF makes is left out (factors near 1).
     """
 
     gain: float = 1.0
@@ -227,6 +229,7 @@ class CCDClip(Rejection):
     high: float = 3.0
     maxiters: int | None = 5
     center: str = "median"
+    sky: float = 0.0
 
     code: ClassVar[int] = CCDCLIP
 
@@ -240,10 +243,12 @@ class CCDClip(Rejection):
         _maxiters(self.maxiters)
         if self.center not in ("median", "mean"):
             raise ValueError(f"CCDClip center must be 'median' or 'mean', not {self.center!r}")
+        if not math.isfinite(self.sky):
+            raise ValueError(f"CCDClip sky must be finite, not {self.sky!r}")
 
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         p = np.zeros(NPARAM)
-        p[:7] = (
+        p[:8] = (
             (self.read_noise / self.gain) ** 2,
             1.0 / self.gain,
             self.snoise**2,
@@ -251,6 +256,7 @@ class CCDClip(Rejection):
             self.high,
             _maxiters(self.maxiters),
             self.center == "median",
+            self.sky,
         )
         return self.code, p, np.zeros((1, 1))
 

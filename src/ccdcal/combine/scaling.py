@@ -174,7 +174,7 @@ def factors(
             if values.size == 0:
                 raise ValueError(f"{source.name}: no valid pixel in the scaling region")
             medians[i] = np.median(values)
-            if scale == "mode":
+            if isinstance(scale, str) and scale == "mode":
                 modes[i] = _mode(values)
     if scale is not None:
         if isinstance(scale, str):

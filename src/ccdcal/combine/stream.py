@@ -71,6 +71,21 @@ class Source:
         return None
 
 
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Read into ``view`` from byte ``offset`` of ``fd``: one system call where the system
+    has ``preadv`` (Linux, macOS, BSD), else a seek and a read."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.readv(fd, [view]) if hasattr(os, "readv") else _read_into(fd, view)
+
+
+def _read_into(fd: int, view: memoryview) -> int:
+    chunk = os.read(fd, len(view))
+    view[: len(chunk)] = chunk
+    return len(chunk)
+
+
 class FileSource(Source):
     """A FITS file, open for the whole combine.
 
@@ -157,9 +172,10 @@ class FileSource(Source):
         offset = layout.offset + y0 * nx * size
         done = 0
         while done < len(view):
-            n = os.preadv(self._fd, [view[done:]], offset + done)
+            n = _pread_into(self._fd, view[done:], offset + done)
             if n <= 0:
-                raise FrameError(self.path, f"truncated image data (nothing at byte {offset})")
+                at = offset + done
+                raise FrameError(self.path, f"truncated image data (nothing at byte {at})")
             done += n
         return buf
 

@@ -108,13 +108,13 @@ def _inside(w, p, lo, hi, blo, bhi):
 def _nested_clip(w, p, nv, algo, prm, need, tmp):
     """Siril sigma clipping, winsorized sigma clipping and ccdclip: values leave for good."""
     if algo == CCDCLIP:
-        rn2, invg, s2, sl, su, maxiters, use_median = (
-            prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6] != 0.0
+        rn2, invg, s2, sl, su, maxiters, use_median, sky = (
+            prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6] != 0.0, prm[7]
         )  # fmt: skip
         floor = need
     else:
         sl, su, maxiters = prm[0], prm[1], prm[2]
-        rn2 = invg = s2 = 0.0
+        rn2 = invg = s2 = sky = 0.0
         use_median = True
         floor = max(need, 4)
     if nv <= floor:
@@ -128,7 +128,8 @@ def _nested_clip(w, p, nv, algo, prm, need, tmp):
             break
         if algo == CCDCLIP:
             cen = _median(w, p, lo, hi) if use_median else _mean(w, p, lo, hi)
-            sigma = np.sqrt(rn2 + abs(cen) * invg + s2 * cen * cen)
+            above = cen - sky
+            sigma = np.sqrt(rn2 + max(cen, 0.0) * invg + s2 * above * above)
         else:
             cen = _median(w, p, lo, hi)
             mean = _mean(w, p, lo, hi)

@@ -45,6 +45,8 @@ GRIDS = ("reference", "union", "intersection")
 
 #: frames that all move less than this (pixels, anywhere on the frame) are not resampled
 STILL = 0.05
+#: a frame that moves more than this (pixels) has moved, however uncertain its fit
+MOVED = 0.5
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,8 @@ class Registration:
             m = t.matrix if t is not None else np.full((3, 3), np.nan)
             dx, dy = (math.nan, math.nan)
             if t is not None:
-                ny, nx = self.shape
-                dx, dy = t.shift_at((nx - 1) / 2 + self.origin[0], (ny - 1) / 2 + self.origin[1])
+                ny, nx = self.frame_shape or self.shape
+                dx, dy = t.shift_at((nx - 1) / 2, (ny - 1) / 2)
             rows.append({
                 "frame": f.name, "reference": i == self.reference, "method": f.method or "-",
                 "dx": dx, "dy": dy,
@@ -177,8 +179,10 @@ class Registration:
         table.meta["resample"] = bool(self.resample)
         table.meta["comment"] = [
             "frame (x, y) to reference: x_r = a11 x + a12 y + tx, y_r = a21 x + a22 y + ty",
-            "dx, dy: how far the output grid's centre moves; 0-based pixels",
+            "dx, dy: where the frame's centre lands on the reference, less where it was; "
+            "0-based pixels",
         ]
+        table.meta["notices"] = list(self.notices)
         return table
 
     def write(self, path: PathLike, **meta: Any) -> Path:
@@ -333,18 +337,20 @@ def register(
             header, frame_shape = _header(item)
             measured.append(stars[i])
         headers.append(header)
-        shapes.append(frame_shape)
-        if frame_shape != shapes[0]:
-            raise CcdcalError(
-                f"{names[i]}: shape {frame_shape} differs from {names[0]}'s {shapes[0]}"
-            )
-    shape = shapes[0]
+        shapes.append(tuple(frame_shape))
+    # the shape most frames have (the first frame's among equals); the others are left out
+    shape = max(dict.fromkeys(shapes), key=shapes.count)
     qualities = [q for _, q in measured]
-    ref = _reference_index(reference, names, qualities)
+    ref = _reference_index(reference, names, qualities, [s == shape for s in shapes])
     ref_stars = measured[ref][0]
     out: list[FrameRegistration] = []
     notices: list[str] = []
     for i, (own, quality) in enumerate(measured):
+        if shapes[i] != shape:
+            why = f"shape {shapes[i]} differs from the others' {shape}"
+            out.append(FrameRegistration(names[i], quality, used=False, why=why))
+            notices.append(f"{names[i]}: {why}; left out of the stack")
+            continue
         if i == ref:
             out.append(FrameRegistration(names[i], quality, Transform.identity(), "reference",
                                          len(own), 0.0, 1.0))  # fmt: skip
@@ -372,9 +378,10 @@ def register(
     if select is not None:
         out = _select(out, select, notices)
     # a frame moves when its displacement is both above STILL and beyond what the fit's
-    # own error could make of a frame that did not move
+    # own error could make of a frame that did not move (or above MOVED whatever the error)
     moving = any(
-        f.transform is not None and f.transform.displacement(shape) >= max(STILL, 3 * f.error)
+        f.transform is not None
+        and f.transform.displacement(shape) >= min(max(STILL, 3 * f.error), MOVED)
         for f in out
         if f.used
     )
@@ -383,18 +390,28 @@ def register(
     return Registration(out, ref, grid_shape, origin, moves, notices, shape)
 
 
-def _reference_index(reference: str | int, names: list[str], qualities: list[Quality]) -> int:
+def _reference_index(
+    reference: str | int, names: list[str], qualities: list[Quality], usable: list[bool]
+) -> int:
     if reference == "best":
-        return choose_reference(qualities)
+        indices = [i for i, ok in enumerate(usable) if ok]
+        return indices[choose_reference([qualities[i] for i in indices])]
+    index = None
     if isinstance(reference, int) and not isinstance(reference, bool):
-        if 0 <= reference < len(names):
-            return reference
-        raise CcdcalError(f"register: reference {reference} is not among the {len(names)} frames")
+        if not 0 <= reference < len(names):
+            raise CcdcalError(
+                f"register: reference {reference} is not among the {len(names)} frames"
+            )
+        index = reference
     stems = [Path(n).stem for n in names]
     for candidates in (names, stems):
-        if reference in candidates:
-            return candidates.index(reference)
-    raise CcdcalError(f"register: reference {reference!r} is not among the frames")
+        if index is None and reference in candidates:
+            index = candidates.index(reference)
+    if index is None:
+        raise CcdcalError(f"register: reference {reference!r} is not among the frames")
+    if not usable[index]:
+        raise CcdcalError(f"register: reference {names[index]} has another shape than most frames")
+    return index
 
 
 def _select(
@@ -488,25 +505,80 @@ def write_aligned(
     from .resample import resample
 
     out = Path(folder)
+    targets = _aligned_names(frames, registration, out)
     out.mkdir(parents=True, exist_ok=True)
     own_grid = registration.origin == (0, 0) and registration.shape == registration.frame_shape
+    grid = _header(frames[registration.reference])[0]
     written = []
     for i, (item, f) in enumerate(zip(frames, registration.frames, strict=True)):
+        target = targets[i]
         if not f.used:
+            _remove_stale(target)
             continue
         frame = _frame(item)
         moves = registration.resample and not (own_grid and i == registration.reference)
         if moves:
             assert f.transform is not None
             frame = resample(frame, f.transform, registration.shape,
-                             origin=registration.origin, kernel=kernel)  # fmt: skip
-        target = out / f"{Path(f.name).stem}.fits"
+                             origin=registration.origin, kernel=kernel, wcs=grid)  # fmt: skip
         source = [Path(item)] if not isinstance(item, Frame) else []
         reference = registration.frames[registration.reference].name
         params = {"method": f.method, "kernel": kernel if moves else "none", "reference": reference}
         frame.write(target, step="register", inputs=source, params=params)
         written.append(target)
     return written
+
+
+#: file-name endings that are not part of a frame's name
+_SUFFIXES = (".gz", ".bz2", ".fz", ".fits", ".fit", ".fts")
+
+
+def _bare_name(name: str) -> str:
+    """``light_001`` from ``light_001.fits.gz``."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name, stripped = name[: -len(suffix)], True
+    return name
+
+
+def _aligned_names(
+    frames: Sequence[Frame | PathLike], registration: Registration, out: Path
+) -> list[Path]:
+    """Where :func:`write_aligned` writes each frame; refused when two frames would go to
+    one file or a frame would overwrite an input."""
+    from ..errors import CcdcalError
+
+    targets = [out / f"{_bare_name(Path(f.name).name)}.fits" for f in registration.frames]
+    seen: dict[Path, str] = {}
+    for target, f in zip(targets, registration.frames, strict=True):
+        if target in seen:
+            raise CcdcalError(f"{f.name} and {seen[target]} would both be written to {target}: "
+                              "give frames distinct names")  # fmt: skip
+        seen[target] = f.name
+    inputs = {Path(item).resolve() for item in frames if not isinstance(item, Frame)}
+    for target, f in zip(targets, registration.frames, strict=True):
+        if target.resolve() in inputs:
+            raise CcdcalError(f"{target}: writing {f.name} aligned would overwrite an input; "
+                              "choose another output folder")  # fmt: skip
+    return targets
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove an aligned frame an earlier run wrote where this run leaves the frame out."""
+    if not target.is_file():
+        return
+    from astropy.io import fits
+
+    try:
+        history = [str(line) for line in fits.getheader(target).get("HISTORY", [])]
+    except OSError:
+        return
+    if any(line.split()[:1] == ["ccdcal"] and line.split()[2:3] == ["register"]
+           for line in history):  # fmt: skip
+        target.unlink()  # written by write_aligned (its provenance), never a user's file
 
 
 __all__ = [

@@ -15,7 +15,7 @@ the sky instead (astropy.wcs).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,8 @@ from .transform import MIN_PAIRS, Transform, fit, position_error, residuals
 
 #: stars astroalign's triangles are made of (the brightest of each frame)
 CONTROL_POINTS = 50
+#: the least share of the fewer stars (the frame's or the reference's) a match must pair
+MIN_SHARE = 0.2
 
 
 class MatchError(CcdcalError):
@@ -109,32 +111,88 @@ def match(
         )
     seeing = float(np.nanmedian(reference.fwhm)) if len(reference) else 2.0
     limit = tolerance if tolerance is not None else max(2.0, seeing)
+    problem = ""
     try:
-        guess, _ = astroalign.find_transform(
-            stars.brightest(CONTROL_POINTS).xy(),
-            reference.brightest(CONTROL_POINTS).xy(),
-            max_control_points=CONTROL_POINTS,
-        )
-        transform = Transform(np.asarray(guess.params, np.float64), "similarity")
+        transform: Transform | None = _guess(stars, reference)
     except (astroalign.MaxIterError, ValueError, TypeError) as err:
         # too few stars for a pattern (a small or sparse field): a frame that hardly moved
         # still pairs its stars with the reference's where they are
         transform = Transform.identity()
         i, _ = _pairs(stars.xy(), reference.xy(), limit)
+        problem = str(err)
         if len(i) < max(need, 0.5 * min(len(stars), len(reference))):
-            raise MatchError(
-                f"{name}: its {len(stars)} stars match no pattern of the reference's "
-                f"{len(reference)} ({err})"
-            ) from None
-    # the fit takes the stars whose positions can be trusted (single, isolated, typical);
-    # all of them where too few of those land on each other
+            transform = None
+    found = None if transform is None else _refined(stars, reference, transform, kind, limit,
+                                                    need, name)  # fmt: skip
+    if found is None and kind == "affine":
+        mirrored = _mirrored_guess(stars, reference)
+        if mirrored is not None:
+            found = _refined(stars, reference, mirrored, kind, limit, need, name)
+    if found is not None:
+        return found
+    hint = "" if kind == "affine" else "; a mirrored frame needs transform='affine'"
+    raise MatchError(
+        f"{name}: its {len(stars)} stars match no pattern of the reference's "
+        f"{len(reference)} (none pairs {MIN_SHARE:.0%} of them{'; ' if problem else ''}"
+        f"{problem}{hint})"
+    )
+
+
+def _refined(
+    stars: Stars,
+    reference: Stars,
+    transform: Transform,
+    kind: str,
+    limit: float,
+    need: int,
+    name: str,
+) -> Match | None:
+    """The guess refined (see :func:`_refine`) on the stars whose positions can be trusted
+    (single, isolated, typical), or on all of them where too few of those land on each
+    other; None where neither pairs :data:`MIN_SHARE` of the stars it used (three pairs
+    that a wrong transform lands by chance on a field of fifty stars are no match)."""
     own, ref = stars.trusted(), reference.trusted()
     if len(own) >= need and len(ref) >= need:
         try:
-            return _refine(own, ref, transform, kind, limit, need, name)
+            found = _refine(own, ref, transform, kind, limit, need, name)
+            if found.matched >= MIN_SHARE * min(len(own), len(ref)):
+                return found
         except MatchError:
             pass
-    return _refine(stars, reference, transform, kind, limit, need, name)
+    try:
+        found = _refine(stars, reference, transform, kind, limit, need, name)
+    except MatchError:
+        return None
+    return found if found.matched >= MIN_SHARE * min(len(stars), len(reference)) else None
+
+
+def _guess(stars: Stars, reference: Stars) -> Transform:
+    """astroalign's similarity from the brightest stars' triangles (raises its errors)."""
+    import astroalign
+
+    guess, _ = astroalign.find_transform(
+        stars.brightest(CONTROL_POINTS).xy(),
+        reference.brightest(CONTROL_POINTS).xy(),
+        max_control_points=CONTROL_POINTS,
+    )
+    return Transform(np.asarray(guess.params, np.float64), "similarity")
+
+
+#: x -> -x: a frame mirrored by the camera or a flip mirror (triangles' shapes do not tell)
+_MIRROR = np.diag([-1.0, 1.0, 1.0])
+
+
+def _mirrored_guess(stars: Stars, reference: Stars) -> Transform | None:
+    """The guess for a mirrored frame: astroalign on its stars with x negated, then the
+    mirror; None where that matches no better."""
+    import astroalign
+
+    flipped = replace(stars, x=-stars.x)
+    try:
+        guess = _guess(flipped, reference)
+    except (astroalign.MaxIterError, ValueError, TypeError):
+        return None
+    return Transform(guess.matrix @ _MIRROR, "affine")
 
 
 def _refine(

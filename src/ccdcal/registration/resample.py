@@ -7,8 +7,8 @@ pixels used, and the value is multiplied by the area of an output pixel in input
 so that flux is conserved when the transform changes scale. The variance goes through the
 squared weights, ``sum(w^2 v) / sum(w)^2`` times the squared area. Pixels with an
 excluding mask flag (BAD, SATURATED, COSMIC_RAY, NO_DATA) and non-finite values are left
-out of the sums, and every flag of every input pixel the kernel touches (nonzero weight)
-is carried to the output pixel: a cosmic ray's neighbours in the resampled frame say it.
+out of the sums, and the flags of every input pixel that weighs at least :data:`CARRY` in an
+output pixel are carried to it: a cosmic ray's neighbours in the resampled frame say it.
 Output pixels whose centre falls outside the frame, or for which less than half of the
 kernel's weight is on usable pixels, are NaN and flagged NO_DATA.
 
@@ -18,9 +18,12 @@ The kernel is compiled (numba) and runs over output rows in parallel.
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 import numba
 import numpy as np
+from astropy.io import fits
 from numba import prange
 
 from .. import flags
@@ -29,6 +32,11 @@ from .transform import Transform
 
 KERNELS = {"lanczos3": 0, "bicubic": 1, "bilinear": 2}
 _HALF = {0: 3, 1: 2, 2: 1}  # taps either side of the centre
+
+#: an input pixel's flags go to an output pixel where its weight there is at least this: a
+#: cosmic ray marks the dozen pixels it would have moved (not all 36 a Lanczos-3 kernel
+#: reaches; each value is computed without it in any case)
+CARRY = 0.05
 
 #: kernel samples per pixel of offset: the kernel is read from a table (two sines per tap
 #: cost most of the time; linear interpolation between samples is good to 1e-7)
@@ -122,7 +130,8 @@ def _resample(
                         continue
                     wall += w
                     f = mask[yy, xx] if has_mask else 0
-                    bits |= f
+                    if abs(w) >= CARRY:
+                        bits |= f
                     x = data[yy, xx]
                     if (f & exclude) != 0 or not math.isfinite(x):
                         continue
@@ -147,6 +156,7 @@ def resample(
     *,
     origin: tuple[int, int] = (0, 0),
     kernel: str = "lanczos3",
+    wcs: Any = None,
 ) -> Frame:
     """``frame`` resampled onto a grid of ``shape`` in the target's pixel coordinates.
 
@@ -163,6 +173,10 @@ def resample(
         larger than the target: the union of several frames).
     kernel
         ``"lanczos3"``, ``"bicubic"`` or ``"bilinear"``.
+    wcs
+        The target's header: its celestial WCS, moved by ``origin``, becomes the output's
+        (see :func:`grid_header`). Without it the frame's own WCS, which no longer
+        describes the pixels, is removed.
 
     Returns
     -------
@@ -202,7 +216,7 @@ def resample(
         data, mask, has_mask, var, has_var, back, kernel_table(kind), _HALF[kind], area,
         int(flags.EXCLUDE), int(flags.NO_DATA), out_data, out_var, out_mask,
     )  # fmt: skip
-    header = frame.header.copy()
+    header = grid_header(frame.header, wcs, origin)
     header["REGKERN"] = (kernel, "ccdcal: resampling kernel")
     for name, (i, j) in (("A11", (0, 0)), ("A12", (0, 1)), ("A21", (1, 0)), ("A22", (1, 1)),
                          ("TX", (0, 2)), ("TY", (1, 2))):  # fmt: skip
@@ -216,6 +230,70 @@ def resample(
         header=header,
         path=None,
     )
+
+
+#: the keywords of a FITS world coordinate system (any alternate letter) and of SIP
+_WCS_KEY = re.compile(
+    r"^(WCSAXES|CRPIX\d|CRVAL\d|CDELT\d|CTYPE\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|"
+    r"PS\d_\d+|CRDER\d|CSYER\d|LONPOLE|LATPOLE|RADESYS|EQUINOX|WCSNAME|"
+    r"(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+))[A-Z]?$"
+)
+#: what a resampled frame's header and a stack's keep of the frame's registration
+REG_KEYS = ("REGA11", "REGA12", "REGA21", "REGA22", "REGTX", "REGTY", "REGX0", "REGY0")
+
+
+def strip_wcs(header: fits.Header) -> fits.Header:
+    """``header`` without its world coordinate systems (a copy).
+
+    Examples
+    --------
+    >>> h = fits.Header({"CRPIX1": 1.0, "CD1_1": 1e-4, "CTYPE1A": "RA---TAN", "OBJECT": "M1"})
+    >>> list(strip_wcs(h))
+    ['OBJECT']
+    """
+    out = header.copy()
+    for key in [k for k in out if _WCS_KEY.match(k)]:
+        del out[key]
+    return out
+
+
+def grid_header(header: fits.Header, target: fits.Header | None, origin=(0, 0)) -> fits.Header:
+    """A resampled frame's header: ``header`` with its WCS replaced by ``target``'s, moved
+    so that its pixel (0, 0) is the target's pixel ``origin`` (x0, y0); without a target
+    (or one without a celestial WCS), with no WCS at all.
+
+    Examples
+    --------
+    >>> ref = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 50.0,
+    ...                    "CRPIX2": 60.0, "CRVAL1": 10.0, "CRVAL2": 20.0,
+    ...                    "CD1_1": -1e-4, "CD2_2": 1e-4})
+    >>> h = grid_header(fits.Header({"OBJECT": "M1", "CRPIX1": 7.0}), ref, origin=(-5, 3))
+    >>> h["OBJECT"], h["CRPIX1"], h["CRPIX2"]
+    ('M1', 55.0, 57.0)
+    """
+    out = strip_wcs(header)
+    if target is None:
+        return out
+    import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning, Sip
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            w = WCS(target)
+        except (ValueError, KeyError, MemoryError):
+            return out
+    if not w.has_celestial:
+        return out
+    w.wcs.crpix = w.wcs.crpix - np.array([origin[0], origin[1]], np.float64)
+    if w.sip is not None:
+        w.sip = Sip(w.sip.a, w.sip.b, w.sip.ap, w.sip.bp, w.wcs.crpix)
+    # only the coordinate system: to_header also writes the target's DATE-OBS and MJD-OBS
+    for card in w.to_header(relax=True).cards:
+        if _WCS_KEY.match(card.keyword):
+            out[card.keyword] = (card.value, card.comment)
+    return out
 
 
 def blot(
@@ -243,4 +321,4 @@ def blot(
     return resample(model, back, shape, kernel=kernel)
 
 
-__all__ = ["KERNELS", "blot", "resample"]
+__all__ = ["KERNELS", "REG_KEYS", "blot", "grid_header", "resample", "strip_wcs"]

@@ -130,6 +130,21 @@ def _data_and_mask(image: Frame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return data, bad
 
 
+#: the largest fraction of its 3x3 pixels' light a star's brightest pixel holds when the
+#: star is sampled by 1.5 pixels per FWHM or more; hits of cosmic rays hold more
+SHARP = 0.45
+
+
+def _sharpness_cut(sharpness: np.ndarray) -> float:
+    """:data:`SHARP`, or for a frame whose objects are mostly that sharp (undersampled
+    stars), four robust sigma above their median (at most 0.9: a one-pixel hit)."""
+    if sharpness.size < 5 or float(np.median(sharpness)) < SHARP - 0.05:
+        return SHARP
+    med = float(np.median(sharpness))
+    spread = 1.4826 * float(np.median(np.abs(sharpness - med)))
+    return float(min(max(SHARP, med + 4.0 * max(spread, 0.02)), 0.9))
+
+
 def find_stars(
     image: Frame | np.ndarray,
     *,
@@ -179,8 +194,10 @@ def find_stars(
     found = found[inside]
     # cosmic rays and hot pixels: sharper than any star can be. A star's brightest pixel
     # holds at most a third of the light of the 3x3 pixels around it (a third at a FWHM of
-    # 1.5 px, a fifth at 2 px); a hit on one or two pixels holds half or more
-    found = found[_sharpness(sub, found) < 0.45]
+    # 1.5 px, a fifth at 2 px); a hit on one or two pixels holds half or more. Undersampled
+    # stars (FWHM near 1 px) are as sharp: where most objects are, the cut moves above them
+    sharpness = _sharpness(sub, found)
+    found = found[sharpness < _sharpness_cut(sharpness)]
     if len(found) == 0:
         return empty, Quality(0, math.nan, math.nan, level, noise)
     # the half-light radius within one aperture for all, three times the frame's typical

@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -139,6 +140,23 @@ MIN_PAIRS = {"shift": 1, "similarity": 2, "affine": 3}
 _CANDIDATES = 500
 
 
+def _subsets(n: int, k: int) -> np.ndarray:
+    """At most :data:`_CANDIDATES` distinct sets of ``k`` of ``n`` pairs: all of them when
+    there are no more, else a fixed random draw (the same pairs give the same result),
+    never the whole list (n³/6 triples of a thousand pairs would not fit in memory)."""
+    if math.comb(n, k) <= _CANDIDATES:
+        return np.array(list(itertools.combinations(range(n), k)), np.int64).reshape(-1, k)
+    rng = np.random.default_rng(0)
+    found: np.ndarray = np.empty((0, k), np.int64)
+    while len(found) < _CANDIDATES:
+        draw = np.sort(rng.integers(0, n, (2 * _CANDIDATES, k)), axis=1)
+        distinct = np.all(np.diff(draw, axis=1) > 0, axis=1)
+        merged = np.concatenate([found, draw[distinct]])
+        _, first = np.unique(merged, axis=0, return_index=True)
+        found = merged[np.sort(first)]
+    return found[:_CANDIDATES]
+
+
 def _least_median(src: np.ndarray, dst: np.ndarray, kind: str) -> np.ndarray:
     """The transform through a minimal set of pairs with the least median residual over
     all pairs (Rousseeuw's least median of squares): a start that a third of wrong pairs
@@ -150,12 +168,7 @@ def _least_median(src: np.ndarray, dst: np.ndarray, kind: str) -> np.ndarray:
     if kind == "shift":
         d = np.median(dst - src, axis=0)
         return np.array([[1.0, 0.0, d[0]], [0.0, 1.0, d[1]], [0.0, 0.0, 1.0]])
-    import itertools
-
-    subsets = np.array(list(itertools.combinations(range(n), k)))
-    if len(subsets) > _CANDIDATES:  # a fixed draw: the same pairs give the same result
-        pick = np.random.default_rng(0).choice(len(subsets), _CANDIDATES, replace=False)
-        subsets = subsets[np.sort(pick)]
+    subsets = _subsets(n, k)
     with np.errstate(all="ignore"):
         if kind == "similarity":  # through two pairs, in complex numbers: w = a z + t
             z = src[:, 0] + 1j * src[:, 1]

@@ -179,6 +179,7 @@ def night(
     rotate: float = 0.0,
     fwhm_range: tuple[float, float] | None = None,
     transparency_range: tuple[float, float] | None = None,
+    sky_range: tuple[float, float] | None = None,
     pointings: Sequence[Pointing] | None = None,
 ) -> Night:
     """Simulate a night into ``out_dir/raw`` (frames) and ``out_dir/truth`` (what is true).
@@ -224,16 +225,16 @@ def night(
         :func:`~ccdcal.simulate.pointing.pointings`). The scene then covers every frame's
         view, so stars enter and leave at the edges; ``nstars`` is the number per frame
         area.
-    fwhm_range, transparency_range
-        Seeing (FWHM, pixels) and relative throughput drawn per light, uniform within these
-        ranges (default ``fwhm`` and 1 in every light).
+    fwhm_range, transparency_range, sky_range
+        Seeing (FWHM, pixels), relative throughput and relative sky brightness drawn per
+        light, uniform within these ranges (default ``fwhm``, 1 and 1 in every light).
     pointings
         Each light's :class:`~ccdcal.simulate.pointing.Pointing`, in the order the lights
         are taken (filter after filter), instead of drawing them: a night to order, such as
         one frame under thick cloud.
 
-    Each light's transform from the scene to the frame, seeing and transparency are written
-    to ``truth/pointing.ecsv``. With none of these five options the lights all look at the
+    Each light's transform from the scene to the frame, seeing, transparency and sky are
+    written to ``truth/pointing.ecsv``. With none of these six options the lights all look at the
     same place, as in earlier versions, and every file keeps its bytes.
 
     Returns
@@ -282,7 +283,8 @@ def night(
         full_well=full_well, overscan=overscan,
     )  # fmt: skip
     motion = {"dither": float(dither), "drift": float(drift), "rotate": float(rotate),
-              "fwhm_range": fwhm_range, "transparency_range": transparency_range}  # fmt: skip
+              "fwhm_range": fwhm_range, "transparency_range": transparency_range,
+              "sky_range": sky_range}  # fmt: skip
     if pointings is not None:
         if len(pointings) != nlight * len(filters):
             raise ValueError(
@@ -458,6 +460,7 @@ def _pointing_table(stems: list[tuple[str, str]], views: list[Pointing], where: 
             "scale": [v.scale for v in views],
             "fwhm": [float(v.fwhm) if v.fwhm is not None else float("nan") for v in views],
             "transparency": [v.transparency for v in views],
+            "sky": [v.sky for v in views],
             **{name: [float(a[i, j]) for a in affines] for name, (i, j) in _AFFINE.items()},
         },
         units={"dx": "pix", "dy": "pix", "rotation": "deg", "fwhm": "pix"},
@@ -468,7 +471,8 @@ def _pointing_table(stems: list[tuple[str, str]], views: list[Pointing], where: 
     table.meta["comment"] = [
         "scene (x, y) to frame: x_f = a11 x + a12 y + tx, y_f = a21 x + a22 y + ty",
         "= scale R(rotation) (p - scene_centre) + frame_centre + (dx, dy); 0-based pixels",
-        "fwhm: seeing of the frame, pixels; transparency: relative throughput",
+        "fwhm: seeing of the frame, pixels; transparency: relative throughput; sky: relative "
+        "sky brightness",
     ]
     return table
 

@@ -53,6 +53,9 @@ class Pointing:
         scene's own).
     transparency
         Fraction of the sky's light (stars and sky background) that reaches the detector.
+    sky
+        Brightness of the sky background relative to the scene's (moonlight, twilight,
+        light pollution that changes): it scales the background, not the stars.
     """
 
     dx: float = 0.0
@@ -61,6 +64,7 @@ class Pointing:
     scale: float = 1.0
     fwhm: float | None = None
     transparency: float = 1.0
+    sky: float = 1.0
 
     def matrix(self) -> np.ndarray:
         """The 2x2 linear part, scale · R(rotation), acting on (x, y) column vectors."""
@@ -113,6 +117,7 @@ def moves(
     rotate: float = 0.0,
     fwhm_range: tuple[float, float] | None = None,
     transparency_range: tuple[float, float] | None = None,
+    sky_range: tuple[float, float] | None = None,
 ) -> bool:
     """Whether these options make the lights differ from one another (else a night is the
     unmoved one of earlier versions, byte for byte).
@@ -122,7 +127,7 @@ def moves(
     >>> moves(), moves(drift=0.5)
     (False, True)
     """
-    return bool(dither or drift or rotate or fwhm_range or transparency_range)
+    return bool(dither or drift or rotate or fwhm_range or transparency_range or sky_range)
 
 
 def _range(value: tuple[float, float] | None, name: str, low: float) -> tuple[float, float]:
@@ -142,6 +147,7 @@ def pointings(
     fwhm: float = 3.0,
     fwhm_range: tuple[float, float] | None = None,
     transparency_range: tuple[float, float] | None = None,
+    sky_range: tuple[float, float] | None = None,
 ) -> list[Pointing]:
     """The pointings of ``n`` lights, in the order they are taken.
 
@@ -161,6 +167,8 @@ def pointings(
         Seeing: ``fwhm`` pixels in every frame, or uniform within ``fwhm_range``.
     transparency_range
         Relative throughput uniform within this range (default 1 in every frame).
+    sky_range
+        Relative sky brightness uniform within this range (default 1 in every frame).
 
     Examples
     --------
@@ -177,12 +185,14 @@ def pointings(
     clouds = _range(transparency_range, "transparency_range", 0.0) if transparency_range else None
     if clouds is not None and clouds[1] > 1.0:
         raise ValueError(f"transparency_range must lie within (0, 1], not {transparency_range!r}")
+    skies = _range(sky_range, "sky_range", 0.0) if sky_range else None
     angle = rng.uniform(0.0, 2 * math.pi)
     out = []
     for i in range(n):
         jx, jy = rng.uniform(-dither, dither, 2) if dither else (0.0, 0.0)
         seen = float(rng.uniform(*seeing)) if fwhm_range else float(fwhm)
         through = float(rng.uniform(*clouds)) if clouds else 1.0
+        bright = float(rng.uniform(*skies)) if skies else 1.0
         out.append(
             Pointing(
                 dx=float(i * drift * math.cos(angle) + jx),
@@ -190,6 +200,7 @@ def pointings(
                 rotation=float(rotate * i / (n - 1)) if n > 1 else 0.0,
                 fwhm=seen,
                 transparency=through,
+                sky=bright,
             )
         )
     return out
@@ -264,7 +275,8 @@ def frame_rate(
     The sky is the scene's smooth sky (its level, and ``sky_gradient`` corner to corner as
     :func:`~ccdcal.simulate.scene.sky_plane` draws it) at each frame pixel's place on the
     sky; each star of the scene's table is integrated over the frame's pixels at its
-    transformed place, with the frame's seeing; both are scaled by the frame's transparency.
+    transformed place, with the frame's seeing; the sky is scaled by the frame's sky
+    brightness, and both by its transparency.
     (Rotation and scale move the stars; a star's total flux is kept.)
     """
     ny, nx = where.frame_shape
@@ -281,7 +293,7 @@ def frame_rate(
     sny, snx = scene.shape
     u = sx / max(snx - 1, 1) - 0.5
     v = sy / max(sny - 1, 1) - 0.5
-    sky = scene.sky_rate * (1.0 + 0.5 * sky_gradient * (u + v))
+    sky = scene.sky_rate * view.sky * (1.0 + 0.5 * sky_gradient * (u + v))
     rate += sky.reshape(ny, nx)
     return rate * view.transparency
 
