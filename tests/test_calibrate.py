@@ -121,9 +121,9 @@ def test_calibrate_chain_noise_model(rng):
 def test_calibrate_flags_saturation():
     data = np.full((4, 4), 1000.0)
     data[0, 0] = 65535
-    out = calibrate(Frame(data, header={"GAIN": 1.0}))
+    out = calibrate(Frame(data, header={"GAIN": 1.0}), bias_level=0.0)
     assert out.mask[0, 0] & flags.SATURATED and not out.mask[1, 1]
-    out = calibrate(Frame(data, header={"GAIN": 1.0, "SATURATE": 900}))
+    out = calibrate(Frame(data, header={"GAIN": 1.0, "SATURATE": 900}), bias_level=0.0)
     assert (out.mask & flags.SATURATED).all()
 
 
@@ -131,8 +131,53 @@ def test_calibrate_without_gain_warns_and_stays_adu():
     from ccdcal.errors import CcdcalWarning
 
     with pytest.warns(CcdcalWarning, match="no GAIN"):
-        out = calibrate(Frame(np.ones((2, 2))))
+        out = calibrate(Frame(np.ones((2, 2))), bias_level=0.0)
     assert out.header["BUNIT"] == "adu"
+
+
+def test_photons_are_counted_above_the_bias_whatever_removes_it():
+    """600 ADU raw on a 500 ADU bias, gain 1, read noise 5 e-: 100 photo-electrons, so the
+    variance is 100 + 25 = 125 e², however the bias level is known (a master bias, a dark
+    that holds it, an overscan, the configured level) and never 600 + 25 (the bias counted
+    as photons); with no level known, the read noise alone and a warning."""
+    from ccdcal.errors import CcdcalWarning
+
+    header = {"GAIN": 1.0, "RDNOISE": 5.0, "EXPTIME": 10.0}
+    raw = Frame(np.full((4, 6), 600.0), header=header)
+    by_bias = calibrate(raw, bias=Frame(np.full((4, 6), 500.0)))
+    dark = Frame(np.full((4, 6), 500.0), header={"EXPTIME": 10.0, "BIASSUB": False})
+    by_dark = calibrate(raw, dark=dark)
+    by_level = calibrate(raw, bias_level=500.0)
+    scan = np.full((4, 8), 600.0)
+    scan[:, 6:] = 500.0
+    by_overscan = calibrate(
+        Frame(scan, header={**header, "BIASSEC": "[7:8,1:4]", "TRIMSEC": "[1:6,1:4]"})
+    )
+    for out in (by_bias, by_dark, by_level, by_overscan):
+        np.testing.assert_allclose(out.data, 100.0)
+        np.testing.assert_allclose(out.variance, 125.0)
+    with pytest.warns(CcdcalWarning, match="counts no photon noise"):
+        alone = calibrate(raw)
+    np.testing.assert_allclose(alone.variance, 25.0)
+    with pytest.raises(CcdcalError, match="holds the bias"):
+        calibrate(Frame(np.full((4, 6), 600.0), header={**header, "EXPTIME": 20.0}), dark=dark)
+
+
+def test_the_masters_noise_is_kept_apart_as_the_common_variance():
+    """VARCOMMON holds what the masters bring (bias and scaled dark variance, flat noise
+    times the signal²), through flat and gain; the rest of the variance is the light's own."""
+    header = {"GAIN": 2.0, "RDNOISE": 4.0, "EXPTIME": 30.0}
+    raw = Frame(np.full((3, 3), 1100.0), header=header)
+    bias = Frame(np.full((3, 3), 100.0), variance=np.full((3, 3), 2.0))
+    dark = Frame(np.full((3, 3), 10.0), variance=np.full((3, 3), 0.5), header={"EXPTIME": 60.0})
+    flat = Frame(np.full((3, 3), 0.8), variance=np.full((3, 3), 1e-4))
+    out = calibrate(raw, bias=bias, dark=dark, flat=flat)
+    signal = (1100.0 - 100.0 - 5.0) / 0.8  # ADU above bias and dark, flattened
+    common = ((2.0 + 0.25 * 0.5) / 0.64 + signal**2 * 1e-4 / 0.64) * 4.0
+    own = ((1000.0 / 2.0 + 4.0) / 0.64) * 4.0  # photons above the bias, read noise (ADU²)
+    np.testing.assert_allclose(out.extras["VARCOMMON"], common, rtol=1e-5)
+    np.testing.assert_allclose(out.variance, own + common, rtol=1e-5)
+    assert "VARCOMMON" not in calibrate(raw, bias=Frame(np.full((3, 3), 100.0))).extras
 
 
 def test_shape_mismatch_names_both():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ccdcal import flags
 from ccdcal.errors import CcdcalError
 from ccdcal.frame import Frame
 from ccdcal.masters import CombineSpec, master_bias, master_dark, master_flat
@@ -103,3 +104,38 @@ def test_reduce_under_a_small_memory_limit(tmp_path, caplog):
     assert not stale.exists() and len(again.reused) == len(small.plan.products)
     with pytest.raises(CcdcalError, match="memory_limit"):
         reduce(raw, tmp_path / "bad", report=False, memory_limit="lots")
+
+
+@pytest.mark.parametrize("counts", [(1, 1, 1), (5, 3, 5), (25, 15, 15)])
+def test_master_variances_are_their_errors(tmp_path, counts):
+    """Each master against the simulator's truth: (master - truth) / sqrt(variance) has a
+    spread of 1 (within 7 %), with few frames, many, and one of each (whose variance the
+    noise model gives, never NaN); a dark's error holds its master bias's."""
+    import ccdcal
+    from ccdcal.pipeline import reduce
+
+    nbias, ndark, nflat = counts
+    night = ccdcal.simulate.night(tmp_path / "n", seed=12, shape=(160, 160), nbias=nbias,
+                                  ndark=ndark, nflat=nflat, nlight=1, nstars=5)  # fmt: skip
+    result = reduce(night.raw_dir, tmp_path / "out", report=False, only="masters")
+    det = night.detector
+    bias = Frame.read(result.masters["bias"])
+    dark = Frame.read(result.masters["dark_60s"])
+    flat = Frame.read(result.masters["flat_V"])
+    truth_bias = Frame.read(night.truth["bias"]).data
+    truth_dark = Frame.read(night.truth["dark_current"]).data * 60.0 / det.gain
+    truth_flat = Frame.read(night.truth["flat_V"]).data
+    spreads = {}
+    for name, master, truth in (("bias", bias, truth_bias), ("dark", dark, truth_dark),
+                                ("flat", flat, truth_flat)):  # fmt: skip
+        assert master.variance is not None and np.isfinite(master.variance).all(), name
+        good = master.good & ((master.mask & flags.HOT) == 0)
+        resid = master.data - truth
+        if name == "flat":  # both normalized, each to its own median
+            resid = master.data - truth * np.median(master.data[good] / truth[good])
+        z = resid[good] / np.sqrt(master.variance[good])
+        z = z - np.median(z)
+        spreads[name] = 1.4826 * float(np.median(np.abs(z)))
+    print(counts, {k: round(v, 3) for k, v in spreads.items()})
+    for name, spread in spreads.items():
+        assert spread == pytest.approx(1.0, abs=0.07), name

@@ -493,6 +493,7 @@ def calibrate(
     exptime: float | None = None,
     flat_min: float = 0.1,
     warn_no_gain: bool = True,
+    bias_level: float | None = None,
 ) -> Frame:
     """Calibrate a raw frame: overscan, trim, bias, dark (scaled), flat, gain; with variance.
 
@@ -502,8 +503,10 @@ def calibrate(
         Raw frame in ADU (as read from the camera's file).
     bias, dark, flat
         Master frames, already trimmed like the result will be. ``dark`` is bias-subtracted
-        and scaled by the ratio of EXPTIMEs; ``flat`` is normalized to about 1. Any may be
-        None to skip that step.
+        and scaled by the ratio of EXPTIMEs (unless its header says ``BIASSUB = F``: a dark
+        made without a master bias holds the bias, and is subtracted as it is from a frame
+        of its own exposure); ``flat`` is normalized to about 1. Any may be None to skip
+        that step.
     gain
         e-/ADU; default the header's GAIN. Without one the result stays in ADU (with a
         :class:`~ccdcal.errors.CcdcalWarning`).
@@ -522,13 +525,23 @@ def calibrate(
     flat_min
         Flat values below this are not divided by and are flagged BAD.
     warn_no_gain
-        Warn when the gain is unknown; a caller that reports it once for many frames (as
-        :func:`ccdcal.reduce` does) turns this off.
+        Warn when the gain is unknown, or when no bias level is known for the photon noise;
+        a caller that reports it once for many frames (as :func:`ccdcal.reduce` does) turns
+        this off.
+    bias_level
+        The raw level (ADU) no photon made, subtracted as a constant bias where nothing
+        else gives it. The photons are those above the master bias; without one, above a
+        dark that holds the bias (so the dark current's own photon noise is not counted),
+        above zero after an overscan subtraction, else above ``bias_level``; with none of
+        these the variance holds the read noise and the masters' noise only.
 
     Returns
     -------
     Frame
-        In electrons (BUNIT 'electron') when the gain is known, with variance and mask.
+        In electrons (BUNIT 'electron') when the gain is known, with variance and mask; the
+        part of the variance that the masters bring (the same in every frame calibrated
+        with them, which a stack must not average down) in ``extras["VARCOMMON"]`` where
+        a master has a variance.
 
     Examples
     --------
@@ -555,13 +568,46 @@ def calibrate(
     for master, what in ((bias, "master bias"), (dark, "master dark"), (flat, "master flat")):
         if master is not None:
             _check_shape(work, master, what)
-    from .calibration_kernel import calibrate_pixels  # here: numba loads in 0.2 s
+    from .calibration_kernel import (
+        ABOVE_BIAS,
+        ABOVE_DARK,
+        ABOVE_ZERO,
+        NO_PHOTONS,
+        calibrate_pixels,  # here: numba loads in 0.2 s
+    )
 
+    holds_bias = bias is None and dark is not None and dark.header.get("BIASSUB") is False
     k = _dark_scale(work, dark, t) if dark is not None else 0.0
+    if holds_bias and abs(k - 1.0) > 1e-6:
+        raise CcdcalError(
+            f"{frame.name}: the master dark {dark.name} holds the bias (made without a master "
+            f"bias), so it cannot be scaled by {k:.4g} to this exposure"
+        )
     bad, safe = _flat_divisor(flat, flat_min) if flat is not None else (None, None)
     data = np.empty(work.shape, np.float32)
     variance = np.empty(work.shape, np.float32)
+    common = np.empty(work.shape, np.float32)
     none = np.zeros((1, 1), np.float32)
+    if bias is not None:
+        base = ABOVE_BIAS
+    elif holds_bias:
+        base = ABOVE_DARK
+    elif "OVERSCAN" in work.header:
+        base = ABOVE_ZERO
+    elif bias_level is not None:
+        # a constant bias: subtracted, and the photons counted above it
+        base = ABOVE_ZERO
+        work = replace(work, data=work.data - np.float32(bias_level))
+        work.header["BIASLEVL"] = (float(bias_level), "[adu] constant bias subtracted")
+    else:
+        base = NO_PHOTONS
+        if warn_no_gain:
+            warnings.warn(
+                f"{frame.name}: no bias level known (no master bias, no dark holding the bias, "
+                "no overscan, no bias_level): the variance counts no photon noise",
+                CcdcalWarning,
+                stacklevel=2,
+            )
 
     def plane(frame: Frame | None, what: str) -> np.ndarray:
         array = None if frame is None else getattr(frame, what)
@@ -577,13 +623,15 @@ def calibrate(
         np.zeros((1, 1), bool) if bad is None else bad,
         flat is not None and flat.variance is not None, plane(flat, "variance"),
         bool(g), np.float32(g or 1.0), np.float32(gain_for_noise), np.float32(rn_adu * rn_adu),
-        data, variance,
+        base, data, variance, common,
     )  # fmt: skip
     mask = _or_masks(work.mask, *(m.mask for m in (bias, dark) if m is not None))
     if flat is not None:
         assert bad is not None
         mask = _flag_unflattened(mask, flat, bad)
-    work = replace(work, data=data, variance=variance, mask=mask)
+    with_noise = [m for m in (bias, dark, flat) if m is not None and m.variance is not None]
+    extras = {"VARCOMMON": common} if with_noise else {}
+    work = replace(work, data=data, variance=variance, mask=mask, extras=extras)
     if dark is not None:
         _dark_header(work, k)
     if g:
@@ -607,8 +655,8 @@ def calibrate(
         mask=None if work.mask is None else work.mask[::3, ::3],
         extras={},
     )
-    good = sample.good
-    if work.variance is not None and good.any():
+    good = sample.good & np.isfinite(work.variance[::3, ::3])
+    if good.any():
         work.header["MEDVAR"] = (
             float(np.median(work.variance[::3, ::3][good])),
             "median variance of good pixels (1 in 9 sampled)",

@@ -15,19 +15,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+#: where the photon noise is counted from (``base`` of :func:`calibrate_pixels`)
+NO_PHOTONS, ABOVE_BIAS, ABOVE_DARK, ABOVE_ZERO = range(4)
+
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def calibrate_pixels(
     data, has_bias, bias, has_bvar, bias_var, has_dark, k, k2, dark, has_dvar, dark_var,
-    has_flat, flat_safe, flat_bad, has_fvar, flat_var, has_gain, g, gfn, rn2,
-    out_data, out_var,
+    has_flat, flat_safe, flat_bad, has_fvar, flat_var, has_gain, g, gfn, rn2, base,
+    out_data, out_var, out_common,
 ):  # fmt: skip
     """Bias, scaled dark, flat and gain on ``data``, with the variance, into the outputs.
 
     ``k`` (float32) scales the dark and ``k2`` (float32 of k², computed in float64) its
     variance; ``flat_safe`` is the flat with 1 where ``flat_bad``; ``gfn`` (float32) is the
-    gain used for the Poisson term and ``rn2`` (float32) the read noise² in ADU². Arrays a
-    flag says are absent may be any small array.
+    gain used for the Poisson term and ``rn2`` (float32) the read noise² in ADU². The
+    photons are counted above the master bias (``base`` ABOVE_BIAS), above the scaled dark
+    where the dark holds the bias (ABOVE_DARK), above zero (ABOVE_ZERO: after the overscan
+    or a constant bias level was subtracted), or not at all (NO_PHOTONS: no level
+    is known, and counting the bias as photons would overstate the noise). ``out_common``
+    receives the part of the variance the masters bring, the same in every light
+    calibrated with them. Arrays a flag says are absent may be any small array.
     """
     ny, nx = data.shape
     zero = np.float32(0.0)
@@ -35,30 +43,44 @@ def calibrate_pixels(
     for y in prange(ny):
         for x in range(nx):
             d = data[y, x]
-            ab = d - bias[y, x] if has_bias else d
+            if base == ABOVE_BIAS:
+                ab = d - bias[y, x]
+            elif base == ABOVE_DARK:
+                ab = d - k * dark[y, x]
+            elif base == ABOVE_ZERO:
+                ab = d
+            else:
+                ab = zero
             # np.clip(ab, 0, None): NaN stays NaN
             p = (ab if (ab >= zero or ab != ab) else zero) / gfn
             v = p + rn2
+            c = zero
             if has_bias:
                 d = d - bias[y, x]
                 if has_bvar:
                     v = v + bias_var[y, x]
+                    c = bias_var[y, x]
             if has_dark:
                 d = d - k * dark[y, x]
                 if has_dvar:
                     v = v + k2 * dark_var[y, x]
+                    c = c + k2 * dark_var[y, x]
             if has_flat:
                 s = flat_safe[y, x]
                 d = d / s
                 v = v / (s * s)
+                c = c / (s * s)
                 if has_fvar:
                     fv = zero if flat_bad[y, x] else flat_var[y, x]
                     v = v + (d * d) * fv / (s * s)
+                    c = c + (d * d) * fv / (s * s)
             if has_gain:
                 d = d * g
                 v = v * gg
+                c = c * gg
             out_data[y, x] = d
             out_var[y, x] = v
+            out_common[y, x] = c
 
 
-__all__ = ["calibrate_pixels"]
+__all__ = ["ABOVE_BIAS", "ABOVE_DARK", "ABOVE_ZERO", "NO_PHOTONS", "calibrate_pixels"]

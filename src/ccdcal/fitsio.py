@@ -48,6 +48,9 @@ STRUCTURAL = frozenset(
 #: extension names ccdcal writes beside the image (CCDData's own names for the first two)
 MASK_EXT = "MASK"
 UNCERT_EXT = "UNCERT"
+#: the part of the variance that the master frames bring (the same in every frame
+#: calibrated with them: a stack counts it once, it does not average down)
+COMMON_EXT = "VARCOMMON"
 
 
 def clean_header(header: fits.Header) -> fits.Header:
@@ -226,6 +229,7 @@ class ImageReader:
             names = {h.name.upper(): i for i, h in enumerate(self._hdul) if i != self._index}
             self._mask_index = names.get(MASK_EXT)
             self._uncert_index = names.get(UNCERT_EXT)
+            self._common_index = names.get(COMMON_EXT)
         except BaseException:
             self._stack.close()
             raise
@@ -249,6 +253,11 @@ class ImageReader:
     def has_variance(self) -> bool:
         """True when the file carries an UNCERT extension."""
         return self._uncert_index is not None
+
+    @property
+    def has_common(self) -> bool:
+        """True when the file carries a VARCOMMON extension (and a variance it is part of)."""
+        return self._common_index is not None and self._uncert_index is not None
 
     def _read(self, index: int, y0: int, y1: int) -> np.ndarray:
         hdu = self._hdul[index]
@@ -320,7 +329,7 @@ class ImageReader:
         (2880, '>i2', 32768.0)
         """
         index = {"image": self._index, "mask": self._mask_index,
-                 "variance": self._uncert_index}[plane]  # fmt: skip
+                 "variance": self._uncert_index, "common": self._common_index}[plane]  # fmt: skip
         if index is None:
             return None
         hdu = self._hdul[index]
@@ -362,6 +371,13 @@ class ImageReader:
         if self._mask_index is None:
             return None
         return self._integer(self._mask_index, y0, y1).astype(np.uint16)
+
+    def common_rows(self, y0: int = 0, y1: int | None = None) -> np.ndarray | None:
+        """Rows of the VARCOMMON extension (the masters' part of the variance), or None."""
+        if not self.has_common:
+            return None
+        assert self._common_index is not None
+        return self._scaled(self._common_index, y0, y1)
 
     def variance_rows(self, y0: int = 0, y1: int | None = None) -> np.ndarray | None:
         """Rows of the UNCERT extension as a variance (float32), or None when there is none."""

@@ -21,7 +21,7 @@ from astropy.io import fits
 
 from . import flags
 from .errors import FrameError
-from .fitsio import MASK_EXT, UNCERT_EXT, ImageReader, clean_header, write_hdul
+from .fitsio import COMMON_EXT, MASK_EXT, UNCERT_EXT, ImageReader, clean_header, write_hdul
 from .provenance import add_history
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ PathLike = str | os.PathLike[str]
 
 #: extensions of a combined frame: frames used, and rejected low/high, per pixel
 COUNT_EXTS = ("NCOMBINE", "NREJLO", "NREJHI")
+#: the extensions :meth:`Frame.read` keeps in ``extras``
+EXTRA_EXTS = (*COUNT_EXTS, COMMON_EXT)
 
 
 @dataclass(eq=False)
@@ -51,7 +53,8 @@ class Frame:
         FITS header (observation keywords; storage keywords are dropped).
     extras
         Further per-pixel images written as named extensions (for a stack: NCOMBINE,
-        NREJLO, NREJHI).
+        NREJLO, NREJHI; for calibrated frames and stacks: VARCOMMON, the part of the
+        variance the master frames bring).
     path
         The file the frame was read from, if any.
 
@@ -159,7 +162,7 @@ class Frame:
                 extras={
                     name: reader.extension(name)  # type: ignore[misc]
                     for name in reader.extension_names()
-                    if name in COUNT_EXTS
+                    if name in EXTRA_EXTS
                 },
                 path=Path(path),
             )
@@ -299,4 +302,4 @@ def as_frame(item: Frame | PathLike | np.ndarray) -> Frame:
     raise TypeError(f"expected a Frame, a path or a 2-D array, not {type(item).__name__}")
 
 
-__all__ = ["COUNT_EXTS", "Frame", "FrameError", "as_frame"]
+__all__ = ["COMMON_EXT", "COUNT_EXTS", "EXTRA_EXTS", "Frame", "FrameError", "as_frame"]

@@ -220,6 +220,7 @@ def master_bias(
     overscan: Overscan | str = "median",
     progress: Progress | None = None,
     workdir: PathLike | None = None,
+    noise: Noise | None = None,
 ) -> Frame:
     """Combine bias frames (overscan-subtracted and trimmed when the headers say how).
 
@@ -237,11 +238,14 @@ def master_bias(
     workdir
         Where prepared frames go when they do not fit in memory (default the system's
         temporary folder).
+    noise
+        Gain and read noise, for the variance of a master made of one frame (default the
+        frame's header; see :func:`single_frame_variance`).
 
     Returns
     -------
     Frame
-        The master bias in ADU with its variance.
+        The master bias in ADU with its variance (of the mean, from the frames' scatter).
     """
     spec = combine or CombineSpec.default("bias")
     with prepared_inputs(
@@ -251,12 +255,134 @@ def master_bias(
         spec=spec,
         workdir=workdir,
     ) as prepared:
-        return finish_bias(spec.run(prepared.inputs), len(prepared.inputs))
+        return finish_bias(spec.run(prepared.inputs), len(prepared.inputs), noise=noise)
 
 
-def finish_bias(combined: Frame, count: int) -> Frame:
-    """The master bias from the combine of ``count`` prepared bias frames."""
+def finish_bias(combined: Frame, count: int, *, noise: Noise | None = None) -> Frame:
+    """The master bias from the combine of ``count`` prepared bias frames (one frame: its
+    variance from the read noise, see :func:`single_frame_variance`)."""
+    if count == 1:
+        combined = replace(combined, variance=single_frame_variance(combined, noise, False))
+    else:
+        combined = replace(combined, variance=fitted_variance(combined))
     return _finish(combined, "bias", count)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """A camera's gain (e-/ADU) and read noise (e-), where known.
+
+    Examples
+    --------
+    >>> Noise(2.0, 6.0).read_variance_adu
+    9.0
+    """
+
+    gain: float | None = None
+    read_noise: float | None = None
+
+    @property
+    def read_variance_adu(self) -> float | None:
+        """(read noise / gain)², ADU²; None where the read noise is unknown."""
+        if self.read_noise is None:
+            return None
+        return (self.read_noise / (self.gain or 1.0)) ** 2
+
+
+def single_frame_variance(frame: Frame, noise: Noise | None, photons: bool) -> np.ndarray | None:
+    """The variance of a master made of one prepared frame, which no scatter can give: the
+    read noise, and with ``photons`` the Poisson noise of the signal above the bias, in ADU²;
+    ``noise`` (default the frame's GAIN and RDNOISE) says how much. None where neither the
+    read noise nor the gain is known: unknown, never NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = Frame(np.array([[400.0, -3.0]]), header={"GAIN": 2.0, "RDNOISE": 8.0})
+    >>> single_frame_variance(f, None, photons=True).tolist()
+    [[216.0, 16.0]]
+    """
+    if noise is None:
+        gain, rn = frame.header.get("GAIN"), frame.header.get("RDNOISE")
+        noise = Noise(None if gain is None else float(gain), None if rn is None else float(rn))
+    read = noise.read_variance_adu
+    if read is None and not (photons and noise.gain):
+        return None
+    variance = np.full(frame.shape, read or 0.0, np.float32)
+    if photons and noise.gain:
+        variance += np.clip(np.nan_to_num(frame.data), 0.0, None) / np.float32(noise.gain)
+    return variance
+
+
+#: level bins of the fit in :func:`fitted_variance`
+FIT_BINS = 48
+
+
+def fitted_variance(combined: Frame) -> np.ndarray | None:
+    """A master's variance from its frames' noise model, fitted to their own scatter.
+
+    The combine's variance from the scatter of the few values at each pixel is a poor
+    estimate (a χ² of n - 1 degrees of freedom: from three darks its error bars scatter by
+    100 % from pixel to pixel). The frames' noise follows their level: read noise and
+    photons, ``a + b * level`` per frame. So the per-frame variance at each pixel
+    (combine variance × frames combined there) is averaged in bins of level (48 bins of
+    equal count, values beyond 10 robust sigma of their bin left out), ``a`` and ``b``
+    fitted to the bins (weighted least squares, ``b >= 0``), and the master's variance is
+    ``(a + b * level) / frames combined`` at each pixel. None when the combine has no
+    variance to fit (a single frame, see :func:`single_frame_variance`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> level = np.linspace(100.0, 5000.0, 200 * 200).reshape(200, 200)
+    >>> frames = [Frame(level + rng.normal(0, np.sqrt(25.0 + level / 2.0))) for _ in range(5)]
+    >>> from ccdcal.combine import combine
+    >>> v = fitted_variance(combine(frames))
+    >>> [round(float(v[0, 0]) * 5 / 75.0, 1), round(float(v[-1, -1]) * 5 / 2525.0, 1)]
+    [1.0, 1.0]
+    """
+    variance, counts = combined.variance, combined.extras.get("NCOMBINE")
+    if variance is None or counts is None:
+        return None
+    n = counts.astype(np.float64)
+    per_frame = variance.astype(np.float64) * n
+    level = combined.data.astype(np.float64)
+    ok = (n >= 2) & np.isfinite(per_frame) & np.isfinite(level)
+    if ok.sum() < 10 * FIT_BINS:
+        return None
+    x, v = level[ok], per_frame[ok]
+    order = np.argsort(x, kind="stable")
+    xs, ys, ws = [], [], []
+    for part in np.array_split(order, FIT_BINS):
+        bx, bv = x[part], v[part]
+        med = float(np.median(bv))
+        spread = 1.4826 * float(np.median(np.abs(bv - med))) or float(np.std(bv)) or 1.0
+        keep = np.abs(bv - med) <= 10.0 * spread
+        bv = bv[keep]
+        if bv.size < 3:
+            continue
+        xs.append(float(np.mean(bx[keep])))
+        ys.append(float(np.mean(bv)))
+        ws.append(bv.size / max(float(np.var(bv)), 1e-30))
+    if len(xs) < 2:
+        return None
+    xa, ya, wa = np.array(xs), np.array(ys), np.array(ws)
+    design = np.column_stack([np.ones_like(xa), xa]) * np.sqrt(wa)[:, None]
+    (a, b), *_ = np.linalg.lstsq(design, ya * np.sqrt(wa), rcond=None)
+    if not b >= 0:  # no photons to see (a bias): the mean noise
+        a, b = float(np.sum(wa * ya) / np.sum(wa)), 0.0
+    model = (a + b * np.clip(np.nan_to_num(level), 0.0, None)) / np.maximum(n, 1.0)
+    out = np.where(n >= 1, model, np.nan).astype(np.float32)
+    return np.where(np.isfinite(variance) | (n == 1), out, np.nan).astype(np.float32)
+
+
+def _plus(variance: np.ndarray | None, master: Frame | None, k: float = 1.0) -> np.ndarray | None:
+    """``variance`` with a subtracted master's (× k²): the same in every frame it was taken
+    from, so no scatter between them shows it."""
+    if variance is None or master is None or master.variance is None:
+        return variance
+    return variance + np.float32(k * k) * np.nan_to_num(master.variance)
 
 
 def master_dark(
@@ -271,6 +397,7 @@ def master_dark(
     exptimes: Sequence[float | None] | None = None,
     progress: Progress | None = None,
     workdir: PathLike | None = None,
+    noise: Noise | None = None,
 ) -> Frame:
     """Combine darks of one exposure time after subtracting the master bias.
 
@@ -278,8 +405,9 @@ def master_dark(
     :func:`ccdcal.calibrate.subtract_dark`. Pixels whose dark signal stands more than
     ``hot_sigma`` robust standard deviations above the median are flagged HOT. ``exptimes``
     supplies exposure times for files whose header has no EXPTIME (found under another
-    keyword); ``combine`` defaults to the configuration's recipe; ``workdir`` as for
-    :func:`master_bias`.
+    keyword); ``combine`` defaults to the configuration's recipe; ``workdir`` and ``noise``
+    as for :func:`master_bias`. The variance is the mean's (from the darks' scatter) plus
+    the master bias's, which every dark had subtracted.
     """
     spec = combine or CombineSpec.default("dark")
     with prepared_inputs(
@@ -296,7 +424,8 @@ def master_dark(
                 f"darks of different exposure times combined together: {sorted(map(str, times))}"
             )
         combined = spec.run(prepared.inputs)
-    return finish_dark(combined, len(prepared.inputs), exptime=times.pop(), hot_sigma=hot_sigma)
+    return finish_dark(combined, len(prepared.inputs), exptime=times.pop(), hot_sigma=hot_sigma,
+                       bias=bias, noise=noise)  # fmt: skip
 
 
 def prepare_dark(
@@ -313,11 +442,23 @@ def prepare_dark(
 
 
 def finish_dark(
-    combined: Frame, count: int, *, exptime: float | None, hot_sigma: float = 5.0
+    combined: Frame,
+    count: int,
+    *,
+    exptime: float | None,
+    hot_sigma: float = 5.0,
+    bias: Frame | None = None,
+    noise: Noise | None = None,
 ) -> Frame:
     """The master dark from the combine of ``count`` prepared darks of ``exptime`` seconds:
-    EXPTIME kept, hot pixels flagged HOT."""
-    master = _finish(combined, "dark", count)
+    EXPTIME kept, hot pixels flagged HOT, the variance of the master ``bias`` they had
+    subtracted added (a dark without one holds the bias, whose level is no photons)."""
+    if count == 1:
+        variance = single_frame_variance(combined, noise, photons=bias is not None)
+    else:
+        variance = fitted_variance(combined)
+    master = _finish(replace(combined, variance=_plus(variance, bias)), "dark", count)
+    master.header["BIASSUB"] = (bias is not None, "master bias subtracted from the darks")
     if exptime is not None:
         master.header["EXPTIME"] = (exptime, "[s] exposure time of the darks")
     hot = find_hot_pixels(master.data, sigma=hot_sigma)
@@ -362,13 +503,15 @@ def master_flat(
     exptimes: Sequence[float | None] | None = None,
     progress: Progress | None = None,
     workdir: PathLike | None = None,
+    noise: Noise | None = None,
 ) -> Frame:
     """Combine flats of one filter into a flat normalized to median 1.
 
     Each flat has the bias and the exposure-scaled dark subtracted, is scaled to the common
     level by its own median (``scale="median"``) and combined; the result is divided by its
     median. Pixels with response below ``min_response`` (dead, dusty) are flagged BAD.
-    ``workdir`` as for :func:`master_bias`.
+    ``workdir`` and ``noise`` as for :func:`master_bias`. The variance is the combine's
+    (from the flats' scatter) plus the subtracted bias's and scaled dark's.
     """
 
     def step(f: Frame) -> Frame:
@@ -380,7 +523,9 @@ def master_flat(
     with prepared_inputs(frames, step, progress, exptimes, spec=spec, workdir=workdir) as prepared:
         combined = spec.run(prepared.inputs)
         count = len(prepared.inputs)
-    return finish_flat(combined, count, min_response=min_response)
+        times = prepared.exptimes
+    return finish_flat(combined, count, min_response=min_response, bias=bias, dark=dark,
+                       exptimes=times, noise=noise)  # fmt: skip
 
 
 def prepare_flat(
@@ -413,12 +558,33 @@ def flat_spec(spec: CombineSpec) -> CombineSpec:
     return replace(spec, options={"scale": "median", **spec.options})
 
 
-def finish_flat(combined: Frame, count: int, *, min_response: float = 0.5) -> Frame:
-    """The master flat from the combine of ``count`` prepared flats: normalized to median 1,
-    pixels of response below ``min_response`` flagged BAD and COLD."""
+def finish_flat(
+    combined: Frame,
+    count: int,
+    *,
+    min_response: float = 0.5,
+    bias: Frame | None = None,
+    dark: Frame | None = None,
+    exptimes: Sequence[float | None] = (),
+    noise: Noise | None = None,
+) -> Frame:
+    """The master flat from the combine of ``count`` prepared flats: the variance of the
+    subtracted ``bias`` and ``dark`` (scaled to the flats' mean exposure, ``exptimes``)
+    added, normalized to median 1, pixels of response below ``min_response`` flagged BAD
+    and COLD."""
+    if count == 1:
+        variance = single_frame_variance(combined, noise, photons=True)
+    else:
+        variance = fitted_variance(combined)
+    variance = _plus(variance, bias)
+    if dark is not None:
+        times = [t for t in exptimes if t is not None]
+        dark_time = exposure_time(dark)
+        if times and dark_time:
+            variance = _plus(variance, dark, float(np.mean(times)) / dark_time)
     norm = float(np.nanmedian(combined.data[np.isfinite(combined.data)]))
     data = combined.data / np.float32(norm)
-    variance = None if combined.variance is None else combined.variance / np.float32(norm * norm)
+    variance = None if variance is None else variance / np.float32(norm * norm)
     mask = combined.mask_or_zeros().copy()
     low = ~np.isfinite(data) | (data < min_response)
     mask[low] |= flags.BAD | flags.COLD
@@ -432,6 +598,7 @@ def finish_flat(combined: Frame, count: int, *, min_response: float = 0.5) -> Fr
 
 __all__ = [
     "CombineSpec",
+    "Noise",
     "find_hot_pixels",
     "finish_bias",
     "finish_dark",
@@ -444,5 +611,6 @@ __all__ = [
     "prepare_flat",
     "prepared_inputs",
     "preprocess",
+    "single_frame_variance",
     "with_exptime",
 ]

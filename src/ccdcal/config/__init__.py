@@ -30,7 +30,10 @@ Sections
     ``rdnoise``, ``saturation``.
 ``[detector]``
     ``gain`` (e-/ADU), ``rdnoise`` (e-), ``saturation`` (ADU): override the headers; default
-    from the headers. ``biassec``, ``trimsec``: FITS sections overriding the headers'.
+    from the headers. ``bias_level`` (ADU): the raw level no photon made, for the photon
+    noise of lights with no master bias, no dark that holds the bias and no overscan
+    (default none: their variance then holds the read noise alone). ``biassec``,
+    ``trimsec``: FITS sections overriding the headers'.
     ``overscan`` ("none", "mean", "median", "rows", "poly"; default "median"),
     ``overscan_order`` (1, for "poly"), ``overscan_sigma`` (3.0, clipping),
     ``readout_axis`` ("auto": along the overscan strip's long side; "x"; "y").

@@ -38,6 +38,8 @@ time = ["TIME-OBS", "UTC-OBS", "UTCSTART", "UT"]  # joined to a date that has no
 # gain = 4.95          # e-/ADU; default from the header (see [keywords] gain)
 # rdnoise = 6.5        # e-; default from the header
 # saturation = 60000   # ADU; default from the header
+# bias_level = 1000    # ADU of the raw frames: the level no photon made, for the photon
+#                      # noise where no master bias, bias-holding dark or overscan says it
 # biassec = "[1388:1432,1:1370]"  # FITS section (1-based, inclusive, x first); default BIASSEC
 # trimsec = "[18:1382,1:1370]"    # default TRIMSEC
 overscan = "median"    # none, mean, median, rows (one value per line), poly

@@ -164,6 +164,7 @@ class Detector:
     gain: float | None = None
     rdnoise: float | None = None
     saturation: float | None = None
+    bias_level: float | None = None
     biassec: str | None = None
     trimsec: str | None = None
     overscan: str = "median"

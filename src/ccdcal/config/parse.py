@@ -304,7 +304,7 @@ def _detector(data: Any) -> Detector:
     for key, value in table.items():
         if key in ("gain", "saturation"):
             out[key] = _positive(sec, key, value)
-        elif key == "rdnoise":
+        elif key in ("rdnoise", "bias_level"):
             out[key] = _nonneg(sec, key, value)
         elif key in ("biassec", "trimsec"):
             text = _string(sec, key, value)

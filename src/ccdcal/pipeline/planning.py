@@ -36,7 +36,7 @@ from ..classify import FrameInfo
 from ..collection import Collection, scan
 from ..config import Config, load_config
 from ..errors import CcdcalError
-from ..masters import CombineSpec
+from ..masters import CombineSpec, Noise
 from . import recipes
 from .products import Plan, Product, product_key
 
@@ -264,10 +264,14 @@ class _Planner:
         )
         return self.plan.add(product)
 
-    def master_options(self, kind: str) -> dict[str, Any]:
+    def master_options(self, kind: str, infos: Sequence[FrameInfo]) -> dict[str, Any]:
+        first = infos[0]
+        rn = self.cfg.detector.rdnoise if self.cfg.detector.rdnoise is not None else first.rdnoise
         return {
             "combine": CombineSpec.from_options(self.cfg.combine_options(kind)),
             "preprocess": self.preprocess,
+            # for a master of one frame, whose variance no scatter gives
+            "noise": Noise(_gain(first, self.cfg), rn),
         }
 
     def run(self) -> None:
@@ -289,7 +293,7 @@ class _Planner:
         if g.bias:
             self.bias = self.add(
                 "masters/bias.fits", "bias", recipes.bias_recipe, g.bias, [],
-                self.master_options("bias"),
+                self.master_options("bias", g.bias),
             )  # fmt: skip
         else:
             notices.append(
@@ -299,7 +303,7 @@ class _Planner:
             self.darks[t] = self.add(
                 f"masters/dark_{_exptime_label(t)}s.fits", "dark", recipes.dark_recipe, infos,
                 [self.bias],
-                {**self.master_options("dark"), "bias": _path(self.bias), "exptime": t,
+                {**self.master_options("dark", infos), "bias": _path(self.bias), "exptime": t,
                  "exptimes": [f.exptime for f in infos]},
                 {"exptime": t},
             )  # fmt: skip
@@ -310,8 +314,8 @@ class _Planner:
             self.flats[filt] = self.add(
                 f"masters/flat_{safe_name(filt)}.fits", "flat", recipes.flat_recipe, infos,
                 [self.bias, dark],
-                {**self.master_options("flat"), "bias": _path(self.bias), "dark": _path(dark),
-                 "exptimes": [f.exptime for f in infos],
+                {**self.master_options("flat", infos), "bias": _path(self.bias),
+                 "dark": _path(dark), "exptimes": [f.exptime for f in infos],
                  "min_response": self.cfg.flat.min_response, "filter": filt},
                 {"filter": filt},
             )  # fmt: skip
@@ -325,6 +329,17 @@ class _Planner:
             self.undarked.add(info.exptime)
         return None if chosen is None else self.darks[chosen]
 
+    def _leveled(self, info: FrameInfo) -> bool:
+        """Whether the level no photon made is known for a light (see
+        :func:`ccdcal.calibrate.calibrate`): a master bias, a configured bias level, an
+        overscan, or a dark of its exposure that holds the bias."""
+        det = self.cfg.detector
+        if self.bias is not None or det.bias_level is not None:
+            return True
+        if det.overscan != "none" and (det.biassec or info.biassec):
+            return True
+        return choose_dark(info.exptime, list(self.darks), match="exact") is not None
+
     def add_lights(self) -> dict[tuple[str, str], list[Product]]:
         cfg, notices = self.cfg, self.plan.notices
         lights = self.groups.lights
@@ -333,6 +348,13 @@ class _Planner:
             notices.append(
                 f"no gain for {len(no_gain)} lights (no GAIN-like keyword, no [detector] gain "
                 "in the config): they and their stacks stay in ADU"
+            )
+        unleveled = [i for infos in lights.values() for i in infos if not self._leveled(i)]
+        if unleveled:
+            notices.append(
+                f"no bias level known for {len(unleveled)} lights (no bias frames, no dark of "
+                "their exposure, no overscan): their variance counts no photon noise; set "
+                "[detector] bias_level"
             )
         by_group: dict[tuple[str, str], list[Product]] = {}
         for (obj, filt), infos in lights.items():
@@ -372,6 +394,7 @@ class _Planner:
                 saturation=det.saturation if det.saturation is not None else info.saturation,
                 exptime=info.exptime,
                 flat_min=cfg.flat.min_response,
+                bias_level=det.bias_level,
                 **self.preprocess,
             ),
             "header": header,

@@ -32,6 +32,7 @@ from ..errors import CcdcalError
 from ..frame import Frame
 from ..masters import (
     CombineSpec,
+    Noise,
     finish_bias,
     finish_dark,
     finish_flat,
@@ -121,12 +122,14 @@ def bias_recipe(
     workdir: Path,
     combine: CombineSpec,
     preprocess: dict[str, Any],
+    noise: Noise | None = None,
 ) -> tuple[Frame, History]:
     """The master bias from raw bias frames (see :func:`ccdcal.masters.master_bias`)."""
     frame = master_bias(
         list(inputs),
         combine=_limited(combine, memory_limit),
         workdir=_workdir(workdir),
+        noise=noise,
         **preprocess,
     )
     return frame, {"method": combine.method}
@@ -142,6 +145,7 @@ def dark_recipe(
     bias: MasterRef | None,
     exptime: float,
     exptimes: list[float | None],
+    noise: Noise | None = None,
 ) -> tuple[Frame, History]:
     """A master dark from raw darks of one exposure (see :func:`ccdcal.masters.master_dark`)."""
     frame = master_dark(
@@ -150,6 +154,7 @@ def dark_recipe(
         combine=_limited(combine, memory_limit),
         exptimes=exptimes,
         workdir=_workdir(workdir),
+        noise=noise,
         **preprocess,
     )
     return frame, {"exptime": exptime}
@@ -167,6 +172,7 @@ def flat_recipe(
     exptimes: list[float | None],
     min_response: float,
     filter: str,
+    noise: Noise | None = None,
 ) -> tuple[Frame, History]:
     """A master flat from raw flats of one filter (see :func:`ccdcal.masters.master_flat`)."""
     frame = master_flat(
@@ -177,6 +183,7 @@ def flat_recipe(
         exptimes=exptimes,
         min_response=min_response,
         workdir=_workdir(workdir),
+        noise=noise,
         **preprocess,
     )
     return frame, {"filter": filter}
@@ -790,6 +797,8 @@ def setup(
         files = chosen.paths if inputs is None else files
         exptimes = chosen.exptimes
     else:
+        if inputs is not None and product.kind == "flat":
+            exptimes = [t for _, t in inputs]  # the dark was scaled to each
         spec = options["combine"]
         spec = flat_spec(spec) if product.kind == "flat" else spec
         combination = _limited(spec, memory_limit).combination()
@@ -822,12 +831,16 @@ def assemble(product: Product, prepared: Prepared, parts: list[Rows | None]) -> 
     combined = prepared.combination.assemble(prepared.setup, [p for p in parts if p])
     count = len(prepared.inputs)
     o = product.options
+    noise = o.get("noise")
     if product.kind == "bias":
-        frame = finish_bias(combined, count)
+        frame = finish_bias(combined, count, noise=noise)
     elif product.kind == "dark":
-        frame = finish_dark(combined, count, exptime=prepared.exptime)
+        frame = finish_dark(combined, count, exptime=prepared.exptime,
+                            bias=master(o["bias"]), noise=noise)  # fmt: skip
     elif product.kind == "flat":
-        frame = finish_flat(combined, count, min_response=o["min_response"])
+        frame = finish_flat(combined, count, min_response=o["min_response"],
+                            bias=master(o["bias"]), dark=master(o["dark"]),
+                            exptimes=prepared.exptimes or [], noise=noise)  # fmt: skip
     else:
         frame = finish_stack(combined, prepared.exptimes)
     path = write(frame, product, prepared.history)
