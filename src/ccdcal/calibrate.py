@@ -306,6 +306,7 @@ def subtract_dark(
     *,
     exptime: float | None = None,
     dark_exptime: float | None = None,
+    bias: Frame | None = None,
 ) -> Frame:
     """Subtract a bias-subtracted master dark scaled by the ratio of exposure times.
 
@@ -317,6 +318,10 @@ def subtract_dark(
         Bias-subtracted master dark (ADU) taken with ``dark_exptime`` seconds.
     exptime, dark_exptime
         Exposure times; default from each frame's EXPTIME (or EXPOSURE).
+    bias
+        The master bias subtracted from ``frame`` and from the darks: a master dark's
+        variance (``DARKBVAR``) holds that bias's, and frame - B - k (D - B) holds it
+        (1 - k)² times, so 2k times it comes off the k² times the dark's.
 
     Examples
     --------
@@ -329,11 +334,26 @@ def subtract_dark(
     _check_shape(frame, dark, "master dark")
     k = _dark_scale(frame, dark, exptime, dark_exptime)
     variance = _add(frame.variance, dark.variance, k)
+    if variance is not None and _dark_holds_bias_variance(dark, bias):
+        assert bias is not None and bias.variance is not None
+        variance = variance - np.float32(2.0 * k) * bias.variance
     out = _new(
         frame, frame.data - np.float32(k) * dark.data, variance, _or_masks(frame.mask, dark.mask)
     )
     _dark_header(out, k)
     return out
+
+
+def _dark_holds_bias_variance(dark: Frame | None, bias: Frame | None) -> bool:
+    """Whether a master dark's variance holds the master bias's (a ccdcal master dark's
+    does: DARKBVAR), with that bias and both variances at hand."""
+    return (
+        dark is not None
+        and bias is not None
+        and dark.variance is not None
+        and bias.variance is not None
+        and dark.header.get("DARKBVAR") is True
+    )
 
 
 def _dark_header(frame: Frame, k: float) -> None:
@@ -588,10 +608,16 @@ def calibrate(
     variance = np.empty(work.shape, np.float32)
     common = np.empty(work.shape, np.float32)
     none = np.zeros((1, 1), np.float32)
+    dark_frame = None  # one dark's own noise, where the photons are counted above the dark
     if bias is not None:
         base = ABOVE_BIAS
     elif holds_bias:
         base = ABOVE_DARK
+        counts = dark.extras.get("NCOMBINE") if dark is not None else None
+        if dark is not None and dark.variance is not None and counts is not None:
+            dark_frame = np.ascontiguousarray(
+                np.nan_to_num(dark.variance) * counts.astype(np.float32), np.float32
+            )
     elif "OVERSCAN" in work.header:
         base = ABOVE_ZERO
     elif bias_level is not None:
@@ -623,7 +649,9 @@ def calibrate(
         np.zeros((1, 1), bool) if bad is None else bad,
         flat is not None and flat.variance is not None, plane(flat, "variance"),
         bool(g), np.float32(g or 1.0), np.float32(gain_for_noise), np.float32(rn_adu * rn_adu),
-        base, data, variance, common,
+        base, _dark_holds_bias_variance(dark, bias), np.float32(2.0 * k),
+        dark_frame is not None, none if dark_frame is None else dark_frame, data, variance,
+        common,
     )  # fmt: skip
     mask = _or_masks(work.mask, *(m.mask for m in (bias, dark) if m is not None))
     if flat is not None:

@@ -23,7 +23,7 @@ NO_PHOTONS, ABOVE_BIAS, ABOVE_DARK, ABOVE_ZERO = range(4)
 def calibrate_pixels(
     data, has_bias, bias, has_bvar, bias_var, has_dark, k, k2, dark, has_dvar, dark_var,
     has_flat, flat_safe, flat_bad, has_fvar, flat_var, has_gain, g, gfn, rn2, base,
-    out_data, out_var, out_common,
+    dark_holds_bvar, k2x, has_dfv, dark_frame_var, out_data, out_var, out_common,
 ):  # fmt: skip
     """Bias, scaled dark, flat and gain on ``data``, with the variance, into the outputs.
 
@@ -35,7 +35,12 @@ def calibrate_pixels(
     or a constant bias level was subtracted), or not at all (NO_PHOTONS: no level
     is known, and counting the bias as photons would overstate the noise). ``out_common``
     receives the part of the variance the masters bring, the same in every light
-    calibrated with them. Arrays a flag says are absent may be any small array.
+    calibrated with them. With ``dark_holds_bvar`` the dark's variance holds the master
+    bias's (as a master dark's does), which then enters as (1 - k)²: ``k2x`` (float32 of 2k)
+    times it comes off again. With ``has_dfv``, ``dark_frame_var`` (one dark's own noise:
+    read noise and dark current) takes the place of the read noise: where the dark holds the
+    bias, the photons above it leave out the dark current's, which this counts. Arrays a
+    flag says are absent may be any small array.
     """
     ny, nx = data.shape
     zero = np.float32(0.0)
@@ -53,7 +58,7 @@ def calibrate_pixels(
                 ab = zero
             # np.clip(ab, 0, None): NaN stays NaN
             p = (ab if (ab >= zero or ab != ab) else zero) / gfn
-            v = p + rn2
+            v = p + (dark_frame_var[y, x] if has_dfv else rn2)
             c = zero
             if has_bias:
                 d = d - bias[y, x]
@@ -65,6 +70,9 @@ def calibrate_pixels(
                 if has_dvar:
                     v = v + k2 * dark_var[y, x]
                     c = c + k2 * dark_var[y, x]
+                    if dark_holds_bvar:
+                        v = v - k2x * bias_var[y, x]
+                        c = c - k2x * bias_var[y, x]
             if has_flat:
                 s = flat_safe[y, x]
                 d = d / s

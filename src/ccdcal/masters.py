@@ -459,6 +459,8 @@ def finish_dark(
         variance = fitted_variance(combined)
     master = _finish(replace(combined, variance=_plus(variance, bias)), "dark", count)
     master.header["BIASSUB"] = (bias is not None, "master bias subtracted from the darks")
+    if bias is not None and bias.variance is not None and master.variance is not None:
+        master.header["DARKBVAR"] = (True, "variance holds the master bias's")
     if exptime is not None:
         master.header["EXPTIME"] = (exptime, "[s] exposure time of the darks")
     hot = find_hot_pixels(master.data, sigma=hot_sigma)

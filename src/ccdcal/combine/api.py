@@ -27,7 +27,7 @@ from astropy.io import fits
 
 from .. import flags
 from ..errors import CcdcalError
-from ..fitsio import clean_header
+from ..fitsio import COMMON_EXT, clean_header
 from ..frame import Frame
 from ..provenance import add_history
 from . import stream
@@ -81,6 +81,9 @@ class Setup:
         A short name of each input, for the provenance.
     any_mask, all_mask, all_var
         Whether some or every input has a mask plane, and whether every one has variance.
+    any_common
+        Whether some input carries the masters' part of its variance (VARCOMMON; with a
+        variance in every input).
     """
 
     shape: tuple[int, int]
@@ -92,6 +95,7 @@ class Setup:
     any_mask: bool
     all_mask: bool
     all_var: bool
+    any_common: bool = False
 
     @property
     def n(self) -> int:
@@ -112,6 +116,7 @@ class Rows:
     nrejlo: np.ndarray
     nrejhi: np.ndarray
     rejected: np.ndarray | None = None
+    common: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ class Combination:
     memory_limit: int | str | None = None
     keep_rejected: bool = False
     scale_region: tuple[slice, slice] | None = field(default=None)
+    groups: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
@@ -157,6 +163,11 @@ class Combination:
             raise ValueError(f"nkeep must be an integer >= 0, not {nkeep!r}")
         object.__setattr__(self, "nkeep", int(nkeep))
         object.__setattr__(self, "exclude", int(self.exclude))
+        if self.groups is not None:
+            groups = tuple(int(g) for g in self.groups)
+            if any(g < 0 for g in groups):
+                raise ValueError(f"groups must be integers >= 0, not {list(self.groups)}")
+            object.__setattr__(self, "groups", groups)
         stream.parse_bytes(self.memory_limit)  # a bad size is refused before any reading
 
     # ------------------------------------------------------------------ phases
@@ -235,6 +246,8 @@ class Combination:
             params["nkeep"] = self.nkeep
         add_history(header, "combine", inputs=setup.labels, params=params)
         extras = {"NCOMBINE": out_n, "NREJLO": join("nrejlo"), "NREJHI": join("nrejhi")}
+        if setup.any_common:
+            extras[COMMON_EXT] = join("common")
         if self.keep_rejected:
             extras["REJECTED"] = join("rejected", axis=1)
         return Frame(
@@ -250,6 +263,8 @@ class Combination:
         n = len(sources)
         ny, nx = sources[0].shape
         all_var = all(s.has_variance for s in sources)
+        if self.groups is not None and len(self.groups) != n:
+            raise ValueError(f"groups: expected one per input ({n}), got {len(self.groups)}")
         _weights_mode(self.weights, n, self.method, all_var)  # refused before any reading
         # the scaling sample is read (and freed) before the band buffers exist
         if needs_sample(self.scale, self.zero):
@@ -279,6 +294,7 @@ class Combination:
             any_mask=any(s.has_mask for s in sources),
             all_mask=all(s.has_mask for s in sources),
             all_var=all_var,
+            any_common=all_var and any(s.has_common for s in sources),
         )
 
     def _rows(
@@ -314,6 +330,10 @@ class Combination:
         out_hi = np.empty((nrows, nx), np.int16)
         out_mask = np.full((nrows, nx), 0xFFFF if all_mask else 0, np.uint16)
         out_rej = np.empty((n, nrows, nx) if keep_rejected else (n, 1, 1), np.uint8)
+        has_com = setup.any_common
+        out_com = np.zeros((nrows, nx) if has_com else (1, 1), np.float32)
+        # frames of one group share their masters' noise (default: all of them)
+        group = np.zeros(n, np.int64) if self.groups is None else np.asarray(self.groups, np.int64)
 
         use_var = all_var and (var_mode == 0 or wmode == 2)
         files = [s for s in sources if isinstance(s, stream.FileSource)]
@@ -326,6 +346,7 @@ class Combination:
             keep_rejected=keep_rejected,
             in_place=direct is not None,
             open_files=len(files),
+            has_common=has_com,
         )
         log.debug("combine: %d frames, rows %d:%d in bands of %d rows", n, y0, y1, rows)
         if direct is None:
@@ -338,25 +359,28 @@ class Combination:
                 out_mask=out_mask,
                 start=y0,
                 stop=y1,
+                use_common=has_com,
             )
         else:
             none_mask = np.zeros((n, 1, 1), np.uint16)
             none_var = np.empty((n, 1, 1), np.float32)
             bands = (
-                (y, min(rows, y1 - y), direct, none_mask, none_var) for y in range(y0, y1, rows)
+                (y, min(rows, y1 - y), direct, none_mask, none_var, none_var)
+                for y in range(y0, y1, rows)
             )
         with contextlib.closing(bands):
-            for y, r, buf, mbuf, vbuf in bands:
+            for y, r, buf, mbuf, vbuf, cbuf in bands:
                 y_in0 = 0 if direct is None else y
                 kernels.combine_band(
-                    buf, y_in0, mbuf, any_mask, self.exclude, vbuf, use_var, setup.fscale,
-                    setup.fzero, wframe, wmode, algo, prm, lam, ci, cj, _METHODS[self.method],
-                    self.nkeep, var_mode, y - y0, r, out_data, out_var, out_n, out_lo, out_hi,
-                    out_rej, keep_rejected, numba.get_num_threads(),
+                    buf, y_in0, mbuf, any_mask, self.exclude, vbuf, use_var, cbuf, has_com,
+                    group, setup.fscale, setup.fzero, wframe, wmode, algo, prm, lam, ci, cj,
+                    _METHODS[self.method], self.nkeep, var_mode, y - y0, r, out_data, out_var,
+                    out_com, out_n, out_lo, out_hi, out_rej, keep_rejected,
+                    numba.get_num_threads(),
                 )  # fmt: skip
         return Rows(
             y0, y1, out_data, out_var, out_mask, out_n, out_lo, out_hi,
-            out_rej if keep_rejected else None,
+            out_rej if keep_rejected else None, out_com if has_com else None,
         )  # fmt: skip
 
 
@@ -373,6 +397,7 @@ def combine(
     memory_limit: int | str | None = None,
     keep_rejected: bool = False,
     scale_region: tuple[slice, slice] | None = None,
+    groups: Sequence[int] | None = None,
 ) -> Frame:
     """Stack frames pixel by pixel, with outlier rejection, streaming from files.
 
@@ -409,15 +434,22 @@ def combine(
     keep_rejected
         Also return the ``REJECTED`` cube (n, ny, nx) uint8: 1 where a value was excluded
         or rejected.
+    groups
+        For inputs that carry the masters' part of their variance (``VARCOMMON``, as
+        calibrated frames do): one integer per input, equal for inputs whose master noise
+        is the same at each pixel (calibrated with the same masters and not moved against
+        each other). That part is counted once per group, fully correlated within it,
+        independent between groups; the rest averages down. Default: all in one group.
 
     Returns
     -------
     Frame
         float32 ``data``; ``variance`` (propagated as Σw²v/(Σw)² when every input has one,
         else from the scatter of the kept values s²/n; × π/2 for the median, × n² for the
-        sum); ``mask`` with ``NO_DATA`` where no value was left plus the flags set in every
-        input; ``extras`` NCOMBINE, NREJLO, NREJHI (int16) per pixel; the first input's
-        header with NCOMBINE and HISTORY.
+        sum; the masters' part counted once per group, see ``groups``, and kept as the
+        ``VARCOMMON`` extra); ``mask`` with ``NO_DATA`` where no value was left plus the
+        flags set in every input; ``extras`` NCOMBINE, NREJLO, NREJHI (int16) per pixel;
+        the first input's header with NCOMBINE and HISTORY.
 
     See Also
     --------
@@ -442,6 +474,7 @@ def combine(
         memory_limit=memory_limit,
         keep_rejected=keep_rejected,
         scale_region=scale_region,
+        groups=groups,
     )(inputs)
 
 

@@ -91,10 +91,10 @@ def sorting_network(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _block(
-    data, y_in, mask, has_mask, exclude, var, has_var, fscale, fzero, wframe, wmode,
-    algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
-    out_data, out_var, out_n, out_lo, out_hi, out_rej, want_rej,
-    orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc, fb,
+    data, y_in, mask, has_mask, exclude, var, has_var, com, has_com, group, fscale, fzero,
+    wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
+    out_data, out_var, out_com, out_n, out_lo, out_hi, out_rej, want_rej,
+    orig, w, vblk, cblk, gacc, kb, tmp, slo, shi, iv, fv, acc, fb,
 ):  # fmt: skip
     # Performance: the hot loops run over the block's pixels with one or two outputs each
     # and selects instead of branches, so that LLVM vectorises them (a loop touching many
@@ -103,7 +103,7 @@ def _block(
     n = data.shape[0]
     need_sort = algo != NONE or method == MEDIAN
     need_v = var_mode == 0 or wmode == 2
-    need_kb = want_rej or wmode != 0 or var_mode == 0
+    need_kb = want_rej or wmode != 0 or var_mode == 0 or has_com
     # without rejection the load sums the values, and astropy-rule sigma clipping leaves
     # the sums of the kept values itself: then no frame-order pass is needed, nor the
     # values in frame order
@@ -144,6 +144,11 @@ def _block(
                 ff = f * f
                 for p in range(bw):
                     vrow[p] = vsrc[p] * ff
+                if has_com:
+                    csrc = com[i, y_in, x0 : x0 + bw]
+                    crow = cblk[i]
+                    for p in range(bw):
+                        crow[p] = csrc[p] * ff
             else:
                 for p in range(bw):
                     vrow[p] = nan32
@@ -255,6 +260,8 @@ def _block(
                 swx[p] += wt * row[p] if krow[p] else 0.0
                 sww[p] += wt * wt
                 swwv[p] += wt * wt * vrow[p] if krow[p] else 0.0
+        if has_com:
+            _common_sums(kb, vblk, cblk, group, gacc, wframe, wmode, fb, bw, n)
     elif var_mode == 0:
         for p in range(bw):
             swwv[p] = 0.0
@@ -263,6 +270,8 @@ def _block(
             vrow = vblk[i]
             for p in range(bw):
                 swwv[p] += np.float64(vrow[p]) if krow[p] else 0.0
+        if has_com:
+            _common_sums(kb, vblk, cblk, group, gacc, wframe, wmode, fb, bw, n)
     # 5. results
     on = out_n[y_out, x0 : x0 + bw]
     od = out_data[y_out, x0 : x0 + bw]
@@ -285,6 +294,17 @@ def _block(
         if var_mode == 0:
             for p in range(bw):
                 vm_a[p] = swwv[p] / (sw[p] * sw[p]) if cnt[p] > 0.0 else np.nan
+    if has_com:
+        # the masters' part, counted once per group of frames that share it (fb[2]: Σ_g
+        # (Σ_i∈g w √c)²), the rest of fb[3] (Σ w² c) off the propagated variance
+        norm_a = fb[4]
+        for p in range(bw):
+            c = cnt[p]
+            norm_a[p] = (c * c if wmode == 0 else sw[p] * sw[p]) if c > 0.0 else np.nan
+        for p in range(bw):
+            vm_a[p] = vm_a[p] - fb[3][p] / norm_a[p]
+        for p in range(bw):
+            fb[2][p] = fb[2][p] / norm_a[p]
     if var_mode != 0:  # from the scatter of the kept values
         for p in range(bw):
             c = cnt[p]
@@ -310,6 +330,50 @@ def _block(
             od[p] = mean_a[p]
         for p in range(bw):
             ov[p] = vm_a[p]
+    if has_com:  # the common part is the same for the median as for the mean
+        oc = out_com[y_out, x0 : x0 + bw]
+        for p in range(bw):
+            cv = fb[2][p] * (np.float64(nv_a[p]) ** 2 if method == SUM else 1.0)
+            ov[p] = ov[p] + cv
+            oc[p] = cv
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _common_sums(kb, vblk, cblk, group, gacc, wframe, wmode, fb, bw, n):
+    """The masters' part of the variance of the kept values: ``fb[3]`` = Σ w² c (to come
+    off the propagated variance) and ``fb[2]`` = Σ_g (Σ_{i in g} w √c)² (counted once per
+    group of frames whose master noise is the same, fully correlated within a group)."""
+    ng = gacc.shape[0]
+    for g in range(ng):
+        row = gacc[g]
+        for p in range(bw):
+            row[p] = 0.0
+    for p in range(bw):
+        fb[3][p] = 0.0
+    for i in range(n):
+        krow = kb[i]
+        vrow = vblk[i]
+        crow = cblk[i]
+        grow = gacc[group[i]]
+        wfi = wframe[i]
+        for p in range(bw):
+            c = np.float64(crow[p])
+            c = c if c > 0.0 else 0.0
+            if wmode == 0:
+                wt = 1.0
+            elif wmode == 1:
+                wt = wfi
+            else:
+                wt = 1.0 / np.float64(vrow[p])
+            wt = wt if krow[p] else 0.0
+            fb[3][p] += wt * wt * c
+            grow[p] += wt * np.sqrt(c)
+    for p in range(bw):
+        fb[2][p] = 0.0
+    for g in range(ng):
+        row = gacc[g]
+        for p in range(bw):
+            fb[2][p] += row[p] * row[p]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -404,9 +468,9 @@ def _frame_order_sums(
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def combine_band(
-    data, y_in0, mask, has_mask, exclude, var, has_var, fscale, fzero, wframe, wmode,
-    algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out0, nrows,
-    out_data, out_var, out_n, out_lo, out_hi, out_rej, want_rej, nthreads,
+    data, y_in0, mask, has_mask, exclude, var, has_var, com, has_com, group, fscale, fzero,
+    wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out0, nrows,
+    out_data, out_var, out_com, out_n, out_lo, out_hi, out_rej, want_rej, nthreads,
 ):  # fmt: skip
     """Combine rows ``y_in0 .. y_in0+nrows`` of ``data`` into output rows from ``y_out0``.
 
@@ -414,7 +478,9 @@ def combine_band(
     ----------
     data : float32 (n, rows, nx)
         The band (or the whole stack); ``mask`` uint16 and ``var`` float32 of the same
-        shape when ``has_mask`` / ``has_var``, else any small array.
+        shape when ``has_mask`` / ``has_var``, else any small array; ``com`` (the masters'
+        part of each variance) likewise when ``has_com`` (which needs ``has_var``), and
+        ``group`` (int64, n) numbers the frames whose master noise is one and the same.
     fscale, fzero : float32 (n,)
         Each frame's value becomes ``x * fscale + fzero`` (variance × fscale²).
     wframe, wmode
@@ -425,7 +491,8 @@ def combine_band(
         MEAN/MEDIAN/SUM; least values kept; 0 propagate input variances, 1 from scatter.
     out_*
         Whole output planes, written at rows ``y_out0 ..``; ``out_rej`` (n, ny, nx) only
-        when ``want_rej``.
+        when ``want_rej``; ``out_com`` (the common part of ``out_var``) only with
+        ``has_com``.
     nthreads
         ``numba.get_num_threads()`` (passed in: calling it here would stop caching).
     """
@@ -434,10 +501,13 @@ def combine_band(
     nxb = (nx + BLOCK - 1) // BLOCK
     ntask = nrows * nxb
     nchunk = max(1, min(ntask, nthreads * 8))
+    ngroups = (np.max(group) + 1) if has_com else 1
     for c in prange(nchunk):
         orig = np.empty((n, BLOCK), np.float32)
         w = np.empty((n, BLOCK), np.float32)
         vblk = np.empty((n, BLOCK), np.float32)
+        cblk = np.empty((n if has_com else 1, BLOCK), np.float32)
+        gacc = np.empty((ngroups, BLOCK), np.float64)
         kb = np.empty((n, BLOCK), np.bool_)
         tmp = np.empty(n + 1, np.float64)
         slo = np.zeros(n + 1, np.int64)
@@ -451,10 +521,11 @@ def combine_band(
             x0 = (t % nxb) * BLOCK
             bw = min(BLOCK, nx - x0)
             _block(
-                data, y_in0 + r, mask, has_mask, exclude, var, has_var, fscale, fzero,
-                wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode,
-                y_out0 + r, x0, bw, out_data, out_var, out_n, out_lo, out_hi, out_rej,
-                want_rej, orig, w, vblk, kb, tmp, slo, shi, iv, fv, acc, fb,
+                data, y_in0 + r, mask, has_mask, exclude, var, has_var, com, has_com, group,
+                fscale, fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep,
+                var_mode, y_out0 + r, x0, bw, out_data, out_var, out_com, out_n, out_lo,
+                out_hi, out_rej, want_rej, orig, w, vblk, cblk, gacc, kb, tmp, slo, shi, iv,
+                fv, acc, fb,
             )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import CcdcalError, FrameError
-from ..fitsio import ImageReader, RawLayout
+from ..fitsio import COMMON_EXT, ImageReader, RawLayout
 from ..frame import Frame
 
 #: a band of about this many bytes of stack is fast (fits the caches, few reads per file)
@@ -39,6 +39,12 @@ class Source:
     header: fits.Header
     has_mask: bool
     has_variance: bool
+    #: whether the input carries the masters' part of its variance (VARCOMMON)
+    has_common: bool = False
+
+    def common(self, y0: int, y1: int) -> np.ndarray | None:
+        """Rows ``y0:y1`` of the masters' part of the variance, or None."""
+        return None
 
     def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Rows ``y0:y1`` of (data, mask or None, variance or None)."""
@@ -111,6 +117,7 @@ class FileSource(Source):
         self.header = reader.header
         self.has_mask = reader.has_mask
         self.has_variance = reader.has_variance
+        self.has_common = reader.has_common
         try:
             layout = reader.raw_layout()
             self._layout = layout if layout is not None and _direct(layout) else None
@@ -119,13 +126,15 @@ class FileSource(Source):
                 # limit; its MASK and UNCERT planes are read through it too
                 self._fd = os.open(self.path, os.O_RDONLY)
                 _check_size(self.path, self._fd, self._layout, reader.shape)
-                for plane in ("mask", "variance") if self.has_mask or self.has_variance else ():
+                wanted = {"mask": self.has_mask, "variance": self.has_variance,
+                          "common": self.has_common}  # fmt: skip
+                for plane in [name for name, there in wanted.items() if there]:
                     at = reader.raw_layout(plane)
                     if at is not None and _direct_plane(plane, at):
                         _check_size(self.path, self._fd, at, reader.shape)
                         self._planes_at[plane] = at
-                need_astropy = (self.has_mask and "mask" not in self._planes_at) or (
-                    self.has_variance and "variance" not in self._planes_at
+                need_astropy = any(
+                    there and name not in self._planes_at for name, there in wanted.items()
                 )
                 reader.close()
                 reader = ImageReader(path, memmap=True) if need_astropy else None
@@ -209,8 +218,17 @@ class FileSource(Source):
                 out.append(r.mask_rows(y0, y1) if plane == "mask" else r.variance_rows(y0, y1))
         return out[0], out[1]
 
+    def common(self, y0: int, y1: int) -> np.ndarray | None:
+        if not self.has_common:
+            return None
+        assert self._open, "read after close"
+        if "common" in self._planes_at:
+            return self._plane_rows("common", y0, y1)
+        assert self._reader is not None
+        return self._reader.common_rows(y0, y1)
+
     def _plane_rows(self, plane: str, y0: int, y1: int) -> np.ndarray:
-        """Rows of the MASK (uint16) or UNCERT (float32 variance) plane."""
+        """Rows of the MASK (uint16), UNCERT (float32 variance) or VARCOMMON plane."""
         at = self._planes_at[plane]
         raw = self._pread(at, y0, y1, at.dtype)
         if plane == "mask":
@@ -267,6 +285,10 @@ class FrameSource(Source):
         self.header = frame.header
         self.has_mask = frame.mask is not None
         self.has_variance = frame.variance is not None
+        self.has_common = self.has_variance and COMMON_EXT in frame.extras
+
+    def common(self, y0: int, y1: int) -> np.ndarray | None:
+        return self.frame.extras[COMMON_EXT][y0:y1] if self.has_common else None
 
     def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         f = self.frame
@@ -395,6 +417,7 @@ def plan_rows(
     keep_rejected: bool,
     in_place: bool = False,
     open_files: int = 0,
+    has_common: bool = False,
 ) -> int:
     """Rows per band so that outputs plus band buffers stay within ``memory_limit`` bytes.
 
@@ -409,7 +432,9 @@ def plan_rows(
     118
     """
     ny, nx = shape
-    fixed, per_row = _costs(n, shape, has_mask, has_variance, keep_rejected, in_place, open_files)
+    fixed, per_row = _costs(
+        n, shape, has_mask, has_variance, keep_rejected, in_place, open_files, has_common
+    )
     budget = memory_limit - fixed
     if budget < per_row or budget <= 0:
         raise CcdcalError(
@@ -432,19 +457,22 @@ def _costs(
     keep_rejected: bool,
     in_place: bool,
     open_files: int,
+    has_common: bool = False,
 ) -> tuple[int, int]:
     """(bytes whatever the band height, bytes per band row)."""
     ny, nx = shape
-    fixed = ny * nx * OUTPUT_BYTES_PER_PIXEL + (n * ny * nx if keep_rejected else 0)
-    fixed += open_files * OPEN_FILE_BYTES
+    fixed = ny * nx * (OUTPUT_BYTES_PER_PIXEL + (4 if has_common else 0))
+    fixed += (n * ny * nx if keep_rejected else 0) + open_files * OPEN_FILE_BYTES
     if in_place:
         return fixed, 0
-    per_row = n * nx * (4 + (2 if has_mask else 0) + (4 if has_variance else 0))
+    planes = 4 + (2 if has_mask else 0) + (4 if has_variance else 0) + (4 if has_common else 0)
+    per_row = n * nx * planes
     per_row += 2 * nx * (8 + 4 + (2 if has_mask else 0) + (8 if has_variance else 0))
+    per_row += 2 * nx * (8 if has_common else 0)
     return fixed, per_row
 
 
-Band = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]
+Band = tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def iter_bands(
@@ -457,8 +485,11 @@ def iter_bands(
     out_mask: np.ndarray,
     start: int = 0,
     stop: int | None = None,
+    use_common: bool = False,
 ) -> Iterator[Band]:
-    """Row bands of every source, as (y0, rows, data, mask, variance) buffers (n, rows, nx).
+    """Row bands of every source, as (y0, rows, data, mask, variance, common) buffers
+    (n, rows, nx); ``common`` (the masters' part of the variance) zero where a source has
+    none, and read only with ``use_common``.
 
     Rows ``start:stop`` (default all) are read. One set of buffers is filled band after band
     (valid until the next band is asked for). Masks become zeros for sources without one;
@@ -471,6 +502,7 @@ def iter_bands(
     buf = np.empty((n, rows, nx), np.float32)
     mbuf = np.zeros((n, rows, nx) if any_mask else (n, 1, 1), np.uint16)
     vbuf = np.empty((n, rows, nx) if use_var else (n, 1, 1), np.float32)
+    cbuf = np.zeros((n, rows, nx) if use_common else (n, 1, 1), np.float32)
     last: tuple[Any, ...] = ()
     for y0 in range(start, stop, rows):
         y1 = min(stop, y0 + rows)
@@ -490,9 +522,12 @@ def iter_bands(
                         out_mask[y0 - start : y1 - start] &= mask
             if use_var:
                 vbuf[i, :r] = var
+            if use_common:
+                common = source.common(y0, y1)
+                cbuf[i, :r] = 0.0 if common is None else common
             if y1 == stop:
                 source.close()
-        yield y0, r, buf, mbuf, vbuf
+        yield y0, r, buf, mbuf, vbuf, cbuf
     del last
 
 

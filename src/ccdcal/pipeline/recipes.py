@@ -438,6 +438,7 @@ def _stack(
     combination, history = stack_combination(
         headers, combine, memory_limit, exposures=scaled, fwhm=chosen.fwhm,
         fwhm_err=chosen.fwhm_err, background=chosen.background, throughput=chosen.throughput,
+        groups=master_noise_groups(chosen),
     )  # fmt: skip
     if registration is not None:
         history["aligned"] = any(t is not None for t in chosen.transforms)
@@ -462,6 +463,7 @@ def stack_combination(
     fwhm_err: Sequence[float] = (),
     background: Sequence[float] = (),
     throughput: Sequence[float] = (),
+    groups: Sequence[int] | None = None,
 ) -> tuple[Combination, History]:
     """How calibrated lights are stacked: the configuration's combine, with ``reject =
     "auto"`` resolved and the frames' weights (1 / median variance) read from their headers.
@@ -497,8 +499,39 @@ def stack_combination(
         history["scale"] = " ".join(f"{v:.4g}" for v in levels)
         if weights is not None:
             weights = [w * float(v) ** 2 for w, v in zip(weights, levels, strict=True)]
+    if groups is not None and len(set(groups)) > 1:
+        more["groups"] = list(groups)
+        history["noise_groups"] = len(set(groups))
     combination = _limited(spec, memory_limit).combination(weights=weights, **more)
     return combination, history
+
+
+def master_noise_groups(chosen: StackInputs) -> list[int]:
+    """Which lights of a stack share their masters' noise at each pixel: those that see the
+    sky through the same detector pixels (their offsets onto the stack's grid, at its
+    centre, round to the same whole pixels; one group when nothing moves). Within a group
+    that noise is one and the same, between groups independent (a dither spreads it).
+
+    Examples
+    --------
+    >>> from ccdcal.registration import Transform
+    >>> moves = [None, Transform.from_parameters(dx=0.2), Transform.from_parameters(dx=7.9)]
+    >>> master_noise_groups(StackInputs([Path("a"), Path("b"), Path("c")], [None] * 3, moves,
+    ...                                 (100, 100)))
+    [0, 0, 1]
+    """
+    ny, nx = chosen.shape or (1, 1)
+    centre = ((nx - 1) / 2 + chosen.origin[0], (ny - 1) / 2 + chosen.origin[1])
+    offsets = []
+    for move in chosen.transforms:
+        if move is None:
+            offsets.append((0, 0))
+            continue
+        back = move.inverse()  # where the grid's centre falls on the light's detector
+        ((u, v),) = back.apply([centre])
+        offsets.append((round(u - centre[0]), round(v - centre[1])))
+    numbers: dict[tuple[int, int], int] = {}
+    return [numbers.setdefault(o, len(numbers)) for o in offsets]
 
 
 #: lights whose stars' throughput spreads by more than this (the largest departure from the

@@ -27,6 +27,7 @@ from astropy.io import fits
 from numba import prange
 
 from .. import flags
+from ..fitsio import COMMON_EXT
 from ..frame import Frame
 from .transform import Transform
 
@@ -86,8 +87,8 @@ def _look(table: np.ndarray, t: float) -> float:
 
 @numba.njit(parallel=True, cache=True)
 def _resample(
-    data, mask, has_mask, var, has_var, m, table, half, area, exclude, no_data,
-    out_data, out_var, out_mask,
+    data, mask, has_mask, var, has_var, com, has_com, m, table, half, area, exclude, no_data,
+    out_data, out_var, out_com, out_mask,
 ):  # fmt: skip
     ny, nx = data.shape
     oy, ox = out_data.shape
@@ -102,6 +103,8 @@ def _resample(
                 out_data[j, i] = np.nan
                 out_var[j, i] = np.nan
                 out_mask[j, i] = no_data
+                if has_com:
+                    out_com[j, i] = np.nan
                 continue
             x0 = math.floor(sx) - half + 1
             y0 = math.floor(sy) - half + 1
@@ -114,6 +117,7 @@ def _resample(
                 wy[k] = w if abs(w) > 1e-9 else 0.0
             acc = 0.0
             acc_v = 0.0
+            acc_c = 0.0
             wsum = 0.0
             wall = 0.0
             bits = 0
@@ -139,13 +143,19 @@ def _resample(
                     wsum += w
                     if has_var:
                         acc_v += w * w * var[yy, xx]
+                    if has_com:
+                        acc_c += w * w * com[yy, xx]
             if wall <= 0.0 or wsum < 0.5 * wall:
                 out_data[j, i] = np.nan
                 out_var[j, i] = np.nan
                 out_mask[j, i] = bits | no_data
+                if has_com:
+                    out_com[j, i] = np.nan
                 continue
             out_data[j, i] = acc / wsum * area
             out_var[j, i] = acc_v / (wsum * wsum) * area * area if has_var else 0.0
+            if has_com:
+                out_com[j, i] = acc_c / (wsum * wsum) * area * area
             out_mask[j, i] = bits
 
 
@@ -181,8 +191,9 @@ def resample(
     Returns
     -------
     Frame
-        float32 data, variance when the frame has one, and the mask (NO_DATA outside the
-        frame); the header gains REGKERN and the transform (REGA11 ... REGTY).
+        float32 data, variance when the frame has one (and its masters' part, VARCOMMON,
+        likewise), and the mask (NO_DATA outside the frame); the header gains REGKERN and
+        the transform (REGA11 ... REGTY).
 
     Examples
     --------
@@ -208,13 +219,21 @@ def resample(
         if has_var
         else np.zeros((1, 1), np.float32)
     )
+    has_com = has_var and COMMON_EXT in frame.extras
+    com = (
+        np.ascontiguousarray(frame.extras[COMMON_EXT], np.float32)
+        if has_com
+        else np.zeros((1, 1), np.float32)
+    )
     ny, nx = shape
     out_data = np.empty((ny, nx), np.float32)
     out_var = np.empty((ny, nx), np.float32)
+    out_com = np.empty((ny, nx) if has_com else (1, 1), np.float32)
     out_mask = np.empty((ny, nx), np.uint16)
     _resample(
-        data, mask, has_mask, var, has_var, back, kernel_table(kind), _HALF[kind], area,
-        int(flags.EXCLUDE), int(flags.NO_DATA), out_data, out_var, out_mask,
+        data, mask, has_mask, var, has_var, com, has_com, back, kernel_table(kind),
+        _HALF[kind], area, int(flags.EXCLUDE), int(flags.NO_DATA), out_data, out_var, out_com,
+        out_mask,
     )  # fmt: skip
     header = grid_header(frame.header, wcs, origin)
     header["REGKERN"] = (kernel, "ccdcal: resampling kernel")
@@ -228,6 +247,7 @@ def resample(
         variance=out_var if has_var else None,
         mask=out_mask,
         header=header,
+        extras={COMMON_EXT: out_com} if has_com else {},
         path=None,
     )
 
