@@ -24,6 +24,7 @@ _LAZY = {
     "MinMaxClip": ("ccdcal.combine", "MinMaxClip"),
     "PercentileClip": ("ccdcal.combine", "PercentileClip"),
     "WinsorizedSigmaClip": ("ccdcal.combine", "WinsorizedSigmaClip"),
+    "VarianceClip": ("ccdcal.combine", "VarianceClip"),
     "CCDClip": ("ccdcal.combine", "CCDClip"),
     "ESDClip": ("ccdcal.combine", "ESDClip"),
     "reduce": ("ccdcal.pipeline", "reduce"),

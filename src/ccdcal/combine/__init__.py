@@ -26,6 +26,7 @@ from .rejection import (
     PercentileClip,
     Rejection,
     SigmaClip,
+    VarianceClip,
     WinsorizedSigmaClip,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "Rows",
     "Setup",
     "SigmaClip",
+    "VarianceClip",
     "WinsorizedSigmaClip",
     "combine",
 ]

@@ -31,7 +31,7 @@ from ..fitsio import COMMON_EXT, clean_header
 from ..frame import Frame
 from ..provenance import add_history
 from . import stream
-from .rejection import NONE, NPARAM, Rejection
+from .rejection import NONE, NPARAM, VARCLIP, Rejection
 from .scaling import factors, needs_sample, sample_bytes
 
 log = logging.getLogger(__name__)
@@ -263,6 +263,9 @@ class Combination:
         n = len(sources)
         ny, nx = sources[0].shape
         all_var = all(s.has_variance for s in sources)
+        if self.reject is not None and self.reject.code == VARCLIP and not all_var:
+            missing = next(s.name for s in sources if not s.has_variance)
+            raise ValueError(f"{missing}: VarianceClip needs a variance plane in every input")
         if self.groups is not None and len(self.groups) != n:
             raise ValueError(f"groups: expected one per input ({n}), got {len(self.groups)}")
         _weights_mode(self.weights, n, self.method, all_var)  # refused before any reading

@@ -37,7 +37,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from .rejection import CCDCLIP, ESD, MINMAX, NONE, PCLIP, SIGCLIP, WINSOR
+from .rejection import CCDCLIP, ESD, MINMAX, NONE, PCLIP, SIGCLIP, VARCLIP, WINSOR
 from .windows import (
     _SIRIL,
     _esd,
@@ -46,6 +46,7 @@ from .windows import (
     _nested_clip,
     _pclip,
     _sigclip_astropy_block,
+    _varclip,
 )
 
 #: pixels per block (one row segment); the sorting network's inner loop runs over them
@@ -94,7 +95,7 @@ def _block(
     data, y_in, mask, has_mask, exclude, var, has_var, com, has_com, group, fscale, fzero,
     wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
     out_data, out_var, out_com, out_n, out_lo, out_hi, out_rej, want_rej,
-    orig, w, vblk, cblk, gacc, kb, tmp, slo, shi, iv, fv, acc, fb,
+    orig, w, vblk, cblk, gacc, kb, ix, tmp, slo, shi, iv, fv, acc, fb,
 ):  # fmt: skip
     # Performance: the hot loops run over the block's pixels with one or two outputs each
     # and selects instead of branches, so that LLVM vectorises them (a loop touching many
@@ -102,8 +103,9 @@ def _block(
     # checking beyond a few pairs).
     n = data.shape[0]
     need_sort = algo != NONE or method == MEDIAN
-    need_v = var_mode == 0 or wmode == 2
-    need_kb = want_rej or wmode != 0 or var_mode == 0 or has_com
+    by_value = algo == VARCLIP  # kept values need not be a contiguous run of the sorted ones
+    need_v = var_mode == 0 or wmode == 2 or by_value
+    need_kb = want_rej or wmode != 0 or var_mode == 0 or has_com or by_value
     # without rejection the load sums the values, and astropy-rule sigma clipping leaves
     # the sums of the kept values itself: then no frame-order pass is needed, nor the
     # values in frame order
@@ -167,6 +169,11 @@ def _block(
             for p in range(bw):
                 vv = vrow[p]
                 wr[p] = wr[p] if (vv > zero32) & (vv < inf32) else inf32
+        elif by_value:  # a value is tested by its variance: it needs one
+            vrow = vblk[i]
+            for p in range(bw):
+                vv = vrow[p]
+                wr[p] = wr[p] if (vv >= zero32) & (vv < inf32) else inf32
         if not sums_done:
             for p in range(bw):
                 v = wr[p]
@@ -188,8 +195,29 @@ def _block(
     if sums_in_load:
         for p in range(bw):
             cnt[p] = nv_a[p]
-    # 2. sort each pixel's values with the network (vectorised over the block)
-    if need_sort:
+    # 2. sort each pixel's values with the network (vectorised over the block); by value,
+    #    each value's frame goes along
+    if by_value:
+        for i in range(n):
+            xrow = ix[i]
+            for p in range(bw):
+                xrow[p] = i
+        for k in range(ci.shape[0]):
+            a = w[ci[k]]
+            b = w[cj[k]]
+            xa = ix[ci[k]]
+            xb = ix[cj[k]]
+            for p in range(bw):
+                u = a[p]
+                t = b[p]
+                swap = t < u
+                ia = xa[p]
+                ib = xb[p]
+                a[p] = t if swap else u
+                b[p] = u if swap else t
+                xa[p] = ib if swap else ia
+                xb[p] = ia if swap else ib
+    elif need_sort:
         for k in range(ci.shape[0]):
             a = w[ci[k]]
             b = w[cj[k]]
@@ -204,6 +232,37 @@ def _block(
             w, bw, nv_a, prm[0], prm[1], prm[2], prm[3] != 0.0, prm[4] != 0.0, nkeep,
             klo_a, khi_a, fb, acc,
         )  # fmt: skip
+    elif by_value:
+        for i in range(n):
+            krow = kb[i]
+            for p in range(bw):
+                krow[p] = False
+        vmed = fv[0]
+        tmp2 = np.empty(n + 1)
+        for p in range(bw):
+            nv = nv_a[p]
+            lo, hi, med = _varclip(
+                w,
+                ix,
+                vblk,
+                cblk,
+                has_com,
+                fscale,
+                fzero,
+                p,
+                nv,
+                prm,
+                lam,
+                min(nkeep, nv),
+                slo,
+                tmp,
+                tmp2,
+            )
+            for j in range(nv):
+                kb[ix[j, p], p] = slo[j] == 1
+            klo_a[p] = lo
+            khi_a[p] = nv - hi
+            vmed[p] = med
     else:
         for p in range(bw):
             nv = nv_a[p]
@@ -229,7 +288,9 @@ def _block(
         olo[p] = klo_a[p]
     for p in range(bw):
         ohi[p] = nv_a[p] - khi_a[p]
-    if not sums_done:
+    if by_value:
+        _kept_sums(orig, kb, acc, bw)
+    elif not sums_done:
         _frame_order_sums(
             orig, w, kb, need_sort, need_kb, nv_a, klo_a, khi_a, qlo_a, qhi_a, vlo_a, vhi_a,
             acc, bw,
@@ -312,7 +373,12 @@ def _block(
             ratio = 1.0 / c if wmode == 0 else sww[p] / (sw[p] * sw[p])
             scatter = max((s2[p] - a * a / c) / (c - 1.0), 0.0)
             vm_a[p] = scatter * ratio if c > 1.0 else np.nan
-    if method == MEDIAN:
+    if method == MEDIAN and by_value:
+        for p in range(bw):
+            od[p] = fv[0][p] if cnt[p] > 0.0 else np.nan
+        for p in range(bw):
+            ov[p] = vm_a[p] * HALF_PI
+    elif method == MEDIAN:
         for p in range(bw):
             c = cnt[p]
             od[p] = _median(w, p, klo_a[p], khi_a[p]) if c > 0.0 else np.nan
@@ -336,6 +402,33 @@ def _block(
             cv = fb[2][p] * (np.float64(nv_a[p]) ** 2 if method == SUM else 1.0)
             ov[p] = ov[p] + cv
             oc[p] = cv
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _kept_sums(orig, kb, acc, bw):
+    """The count, Σd and Σd² (d = value − the first kept value) of the values ``kb`` keeps,
+    in frame order, into ``acc`` rows 0, 1, 2 and 7."""
+    n = orig.shape[0]
+    cnt = acc[0]
+    s1 = acc[1]
+    s2 = acc[2]
+    shift = acc[7]
+    for p in range(bw):
+        cnt[p] = 0.0
+        s1[p] = 0.0
+        s2[p] = 0.0
+        shift[p] = 0.0
+    for i in range(n):
+        row = orig[i]
+        krow = kb[i]
+        for p in range(bw):
+            keep = krow[p]
+            first = keep and cnt[p] == 0.0
+            shift[p] = np.float64(row[p]) if first else shift[p]
+            d = np.float64(row[p]) - shift[p] if keep else 0.0
+            cnt[p] += 1.0 if keep else 0.0
+            s1[p] += d
+            s2[p] += d * d
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -509,6 +602,7 @@ def combine_band(
         cblk = np.empty((n if has_com else 1, BLOCK), np.float32)
         gacc = np.empty((ngroups, BLOCK), np.float64)
         kb = np.empty((n, BLOCK), np.bool_)
+        ix = np.empty((n if algo == VARCLIP else 1, BLOCK), np.int32)
         tmp = np.empty(n + 1, np.float64)
         slo = np.zeros(n + 1, np.int64)
         shi = np.zeros(n + 1, np.int64)
@@ -524,8 +618,8 @@ def combine_band(
                 data, y_in0 + r, mask, has_mask, exclude, var, has_var, com, has_com, group,
                 fscale, fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep,
                 var_mode, y_out0 + r, x0, bw, out_data, out_var, out_com, out_n, out_lo,
-                out_hi, out_rej, want_rej, orig, w, vblk, cblk, gacc, kb, tmp, slo, shi, iv,
-                fv, acc, fb,
+                out_hi, out_rej, want_rej, orig, w, vblk, cblk, gacc, kb, ix, tmp, slo, shi,
+                iv, fv, acc, fb,
             )  # fmt: skip
 
 

@@ -117,6 +117,94 @@ def ccdclip_keep(
     return keep
 
 
+def varclip_keep(
+    values: np.ndarray,
+    *,
+    variances: np.ndarray,
+    slopes: np.ndarray,
+    zeros: np.ndarray | None = None,
+    low: float = 3.0,
+    high: float = 3.0,
+    maxiters: int | None = 10,
+    snoise: float = 0.0,
+    sky: float = 0.0,
+    nkeep: int = 1,
+) -> np.ndarray:
+    """VarianceClip: each value tested by its own variance at the centre (see its docstring).
+
+    ``variances`` are the random parts, ``slopes`` d variance / d value and ``zeros`` the
+    values' offsets (the photons are counted from them), all per value.
+    """
+    zeros = np.zeros_like(values) if zeros is None else zeros
+    valid = np.isfinite(values) & np.isfinite(variances) & (variances >= 0)
+    idx = np.flatnonzero(valid)
+    x, v0, a, z = values[idx], variances[idx], slopes[idx], zeros[idx]
+    keep = np.ones(idx.size, bool)
+    out = np.zeros(values.shape, bool)
+    if idx.size <= nkeep:
+        out[idx] = True
+        return out
+    c = float(np.median(x))
+    it = 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while True:
+            v = np.maximum(v0 - a * (x - c), 0.01 * v0) + (snoise * max(c - sky, 0.0)) ** 2
+            pos = v > 0
+            k3x = a * a * np.maximum(c - z, 0.0)
+            if it == 0:
+                h = np.sum(1.0 / np.sqrt(v[pos]))
+            else:
+                wsum = np.sum(1.0 / v[keep & pos])
+                s3 = np.sum(((1.0 / (v * wsum)) ** 3 * k3x)[keep & pos])
+            blo = np.zeros(x.size)
+            bhi = np.zeros(x.size)
+            d = np.zeros(x.size)
+            single = np.zeros(x.size, bool)
+            for j in range(x.size):
+                u, lift, k3o = 0.0, 0.0, 0.0
+                if it == 0:
+                    so2 = np.pi / 2 * (x.size - 1) / h**2 if h > 0 else 0.0
+                    lift = np.sqrt(np.pi / 2) / h if h > 0 else 0.0
+                elif keep[j] and pos[j]:
+                    u = 1.0 / (v[j] * wsum)
+                    wo = wsum - 1.0 / v[j]
+                    so2 = 1.0 / wo if wo > 0 else 0.0
+                    k3o = (s3 - u**3 * k3x[j]) * (wsum / wo) ** 3 if wo > 0 else 0.0
+                else:
+                    so2 = 1.0 / wsum if wsum > 0 else 0.0
+                    k3o = s3
+                single[j] = u >= 1.0
+                d[j] = (1.0 - u) * np.sqrt(v[j] + so2)
+                grow = a[j] * d[j] / (2.0 * v[j]) if v[j] > 0 else 0.0
+                for t, sgn in ((high, 1.0), (low, -1.0)):
+                    gt = 1.0 + sgn * t * grow
+                    al, be = 1.0 - u * gt, (1.0 - u) * gt
+                    spread = np.sqrt(al * al * v[j] + be * be * so2)
+                    k3 = sgn * (al**3 * k3x[j] - be**3 * k3o)
+                    g = min(max(k3 / spread**3, -1.0), 1.0) if spread > 0 else 0.0
+                    bound = max(spread * (t + g * (t * t - 1.0) / 6.0) - lift, 0.0)
+                    if sgn > 0:
+                        bhi[j] = bound
+                    else:
+                        blo[j] = bound
+            new = ((x >= c - blo) & (x <= c + bhi)) | single
+            dist = np.where(d > 0, np.abs(x - c) / d, np.where(x == c, 0.0, np.inf))
+            changed = bool(np.any(new != keep))
+            keep = new
+            for j in sorted(np.flatnonzero(~keep), key=lambda j: (dist[j], x[j])):
+                if keep.sum() >= nkeep:
+                    break
+                keep[j] = True
+            it += 1
+            if (it > 1 and not changed) or it >= (100 if maxiters is None else maxiters) + 1:
+                break
+            wk = keep & (v > 0)
+            if wk.any():
+                c = float(np.sum(x[wk] / v[wk]) / np.sum(1.0 / v[wk]))
+    out[idx] = keep
+    return out
+
+
 def minmax_keep(values: np.ndarray, *, nlow: float, nhigh: float, nkeep: int = 1) -> np.ndarray:
     """IRAF minmax: drop the nlow lowest and nhigh highest valid values (fractions if < 1)."""
     valid = np.flatnonzero(np.isfinite(values))
@@ -228,4 +316,5 @@ __all__ = [
     "minmax_keep",
     "percentile_keep",
     "sigclip_siril_keep",
+    "varclip_keep",
 ]

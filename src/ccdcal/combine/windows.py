@@ -15,6 +15,7 @@ from numba import njit
 from .rejection import CCDCLIP, WINSOR
 
 MAD_TO_STD = 1.482602218505602
+HALF_PI_W = math.pi / 2.0
 #: internal code: SigmaClip with the Siril rule (shares the nested-clipping loop)
 _SIRIL = 100
 
@@ -418,3 +419,166 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
             b += d * d
         s1[p] = a
         s2[p] = b
+
+
+@njit(cache=True, error_model="numpy")
+def _kept_median(w, p, nv, ks):
+    """Median of the values flagged 1 in ``ks`` among the nv sorted values (NaN if none)."""
+    kept = 0
+    for j in range(nv):
+        kept += 1 if ks[j] == 1 else 0
+    if kept == 0:
+        return np.nan
+    k1 = (kept - 1) // 2
+    k2 = kept // 2
+    a = 0.0
+    b = 0.0
+    rank = 0
+    for j in range(nv):
+        if ks[j] != 1:
+            continue
+        if rank == k1:
+            a = np.float64(w[j, p])
+        if rank == k2:
+            b = np.float64(w[j, p])
+            break
+        rank += 1
+    return 0.5 * (a + b)
+
+
+@njit(cache=True, error_model="numpy")
+def _varclip(w, ix, vblk, cblk, has_com, fscale, fzero, p, nv, prm, lam, need, ks, sv, dv):
+    """VarianceClip for pixel ``p``: ``w[:nv, p]`` its sorted values, ``ix[:, p]`` the frame
+    of each. Leaves the keep flags (1 kept) in ``ks`` in sorted order and returns (rejected
+    below the centre, rejected above, median of the kept)."""
+    sl, su, maxiters = prm[0], prm[1], prm[2]
+    snoise2, sky = prm[4], prm[5]
+    for j in range(nv):
+        ks[j] = 1
+    if nv > need:
+        m0 = (nv - 1) // 2
+        cen = 0.5 * (np.float64(w[m0, p]) + np.float64(w[nv // 2, p]))
+        hsum = 0.0  # the median's density: Σ 1/σ of K normal values
+        it = 0
+        while True:
+            above = cen - sky if cen > sky else 0.0
+            extra = snoise2 * above * above
+            wsum = 0.0
+            for j in range(nv):
+                i = ix[j, p]
+                vr = np.float64(vblk[i, p])
+                if has_com:
+                    vr -= np.float64(cblk[i, p])
+                # the variance at the centre, not at the value: a value's own photons would
+                # widen its bounds above the centre and narrow them below
+                v = vr - lam[0, i] * fscale[i] * (np.float64(w[j, p]) - cen)
+                v = max(v, 0.01 * vr) + extra
+                sv[j] = v
+                if ks[j] == 1 and v > 0.0:
+                    wsum += 1.0 / v
+                    if it == 0:
+                        hsum += 1.0 / np.sqrt(v)
+            # the third cumulant of the photon noise, a² x for a variance a·x, the
+            # centre's share of it included: Σ u³ κ3 over the kept (u = weight / W)
+            s3 = 0.0
+            if it > 0:
+                for j in range(nv):
+                    if ks[j] == 1 and sv[j] > 0.0:
+                        i = ix[j, p]
+                        a = lam[0, i] * fscale[i]
+                        u = 1.0 / (sv[j] * wsum)
+                        s3 += u * u * u * a * a * max(cen - fzero[i], 0.0)
+            changed = False
+            now = 0
+            for j in range(nv):
+                i = ix[j, p]
+                v = sv[j]
+                a = lam[0, i] * fscale[i]
+                k3x = a * a * max(cen - fzero[i], 0.0)
+                # the centre's noise (so2), its third cumulant and its pull on the value.
+                # The first centre is the median of K values: a value out at a bound lifts
+                # it by √(π/2)/H and the others scatter it by (π/2)(K - 1)/H² (H = Σ 1/σ).
+                # After it, the inverse-variance mean of the kept, which holds a kept value
+                # with weight u
+                u = 0.0
+                lift = 0.0
+                k3o = 0.0
+                if it == 0:
+                    so2 = HALF_PI_W * (nv - 1.0) / (hsum * hsum) if hsum > 0.0 else 0.0
+                    lift = np.sqrt(HALF_PI_W) / hsum if hsum > 0.0 else 0.0
+                elif ks[j] == 1 and v > 0.0:
+                    u = 1.0 / (v * wsum)
+                    wo = wsum - 1.0 / v
+                    so2 = 1.0 / wo if wo > 0.0 else 0.0
+                    k3o = (s3 - u * u * u * k3x) * (wsum / wo) ** 3 if wo > 0.0 else 0.0
+                else:
+                    so2 = 1.0 / wsum if wsum > 0.0 else 0.0
+                    k3o = s3
+                # the bound is t·S(c), and S grows with c (the photons at c): a centre
+                # low by chance narrows the bounds about it, rejecting more high values
+                # than a high one rejects low. To first order the test is of
+                # α(x - μ) - β(c_others - μ), with α and β from u and S's growth, whose
+                # spread S and skewness (Cornish-Fisher: photon noise is skewed, κ3 = a² x)
+                # make both tails the normal distribution's
+                s0 = (1.0 - u) * np.sqrt(v + so2)
+                grow = a * s0 / (2.0 * v) if v > 0.0 else 0.0
+                bhi = 0.0
+                blo = 0.0
+                for side in range(2):
+                    t = su if side == 0 else sl
+                    sgn = 1.0 if side == 0 else -1.0
+                    gt = 1.0 + sgn * t * grow
+                    al = 1.0 - u * gt
+                    be = (1.0 - u) * gt
+                    spread = np.sqrt(al * al * v + be * be * so2)
+                    k3 = sgn * (al * al * al * k3x - be * be * be * k3o)
+                    g = k3 / (spread * spread * spread) if spread > 0.0 else 0.0
+                    g = min(max(g, -1.0), 1.0)
+                    bound = spread * (t + g * (t * t - 1.0) / 6.0) - lift
+                    if side == 0:
+                        bhi = bound
+                    else:
+                        blo = bound
+                d = s0
+                x = np.float64(w[j, p])
+                keep = 1 if (x >= cen - max(blo, 0.0)) and (x <= cen + max(bhi, 0.0)) else 0
+                if u >= 1.0:  # the only value kept is the centre: nothing to test it by
+                    keep = 1
+                dv[j] = abs(x - cen) / d if d > 0.0 else (0.0 if x == cen else np.inf)
+                changed = changed or keep != ks[j]
+                ks[j] = keep
+                now += keep
+            while now < need:  # the rejected values nearest the centre come back
+                best = -1
+                dist = np.inf
+                for j in range(nv):
+                    if ks[j] == 0 and dv[j] < dist:
+                        dist = dv[j]
+                        best = j
+                if best < 0:
+                    break
+                ks[best] = 1
+                now += 1
+            it += 1
+            # the median only starts: the final bounds are the mean's, whatever the median kept
+            # the kept set may cycle between two states (each test is against a centre the
+            # last set made): at most 100 passes where no maxiters is given
+            if (it > 1 and not changed) or it >= (maxiters if maxiters >= 0 else 100) + 1:
+                break
+            sx = 0.0
+            wsum = 0.0
+            for j in range(nv):
+                if ks[j] == 1 and sv[j] > 0.0:
+                    sx += np.float64(w[j, p]) / sv[j]
+                    wsum += 1.0 / sv[j]
+            cen = sx / wsum if wsum > 0.0 else cen
+    med = _kept_median(w, p, nv, ks)
+    lo = 0
+    hi = 0
+    for j in range(nv):
+        if ks[j] == 0:
+            if np.float64(w[j, p]) < med:
+                lo += 1
+            else:
+                hi += 1
+    return lo, hi, med

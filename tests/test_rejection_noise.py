@@ -1,0 +1,159 @@
+"""VarianceClip: rejection by each frame's own noise, against its reference and statistics.
+
+The reference (:func:`ccdcal.combine.reference.varclip_keep`) is checked on
+hypothesis-generated stacks with variance planes; the statistics on large stacks of known
+noise: the fraction of good values rejected must be the normal distribution's for the
+threshold, as often high as low, and outliers must go.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.stats import norm
+
+from ccdcal import Frame, flags
+from ccdcal.combine import CCDClip, VarianceClip, combine
+from ccdcal.combine import reference as ref
+
+SIGMAS = [1.3137, 2.0417, 2.5519, 3.1416]
+
+
+@st.composite
+def noisy_stacks(draw):
+    """(data, variance, mask, slopes): each frame its own noise level and photon slope."""
+    n = draw(st.integers(1, 25))
+    ny, nx = draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    slopes = rng.choice([0.0, 0.5, 1.0], n)
+    base = rng.uniform(1.0, 30.0, n)
+    level = 50.0
+    data = np.empty((n, ny, nx), np.float32)
+    var = np.empty((n, ny, nx), np.float32)
+    for i in range(n):
+        truth = rng.normal(0.0, np.sqrt(base[i] + slopes[i] * level), (ny, nx)) + level
+        data[i] = truth
+        var[i] = base[i] + slopes[i] * np.maximum(data[i], 0.0)
+    out = rng.random(data.shape) < draw(st.sampled_from([0.0, 0.1, 0.3]))
+    data[out] += np.float32(rng.choice([-300.0, 300.0, 3000.0]))
+    data[rng.random(data.shape) < 0.1] = np.nan
+    var[rng.random(data.shape) < 0.05] = np.nan
+    mask = np.where(rng.random(data.shape) < 0.1, flags.COSMIC_RAY, 0).astype(np.uint16)
+    return data, var, mask, slopes
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    noisy_stacks(),
+    st.sampled_from(SIGMAS),
+    st.integers(0, 4),
+    st.sampled_from([1, 3, None]),
+    st.sampled_from([(0.0, 0.0), (0.1, 40.0)]),
+)
+def test_varclip_equals_reference(stk, sigma, nkeep, maxiters, snoise_sky):
+    data, var, mask, slopes = stk
+    snoise, sky = snoise_sky
+    frames = [Frame(d, variance=v, mask=m) for d, v, m in zip(data, var, mask, strict=True)]
+    rej = VarianceClip(
+        low=sigma, high=sigma * 1.1, maxiters=maxiters, slope=tuple(slopes), snoise=snoise,
+        sky=sky,
+    )  # fmt: skip
+    out = combine(frames, reject=rej, nkeep=nkeep, keep_rejected=True)
+    stack = np.where((mask & flags.EXCLUDE) != 0, np.nan, data).astype(np.float64)
+    n = data.shape[0]
+    keep = np.zeros(data.shape, bool)
+    for y, x in np.ndindex(data.shape[1:]):
+        keep[:, y, x] = ref.varclip_keep(
+            stack[:, y, x], variances=var[:, y, x].astype(np.float64),
+            slopes=np.asarray(slopes), zeros=np.zeros(n), low=sigma, high=sigma * 1.1,
+            maxiters=maxiters, snoise=snoise, sky=sky, nkeep=nkeep,
+        )  # fmt: skip
+    np.testing.assert_array_equal(out.extras["NCOMBINE"], keep.sum(0))
+    np.testing.assert_array_equal(out.extras["REJECTED"] == 0, keep)
+    expect = ref.combine_kept(stack, keep, "mean")
+    np.testing.assert_allclose(out.data, expect, rtol=2e-6, atol=1e-3, equal_nan=True)
+
+
+def _stack(rng, n, shape, sigmas, slope=0.0, level=100.0, read=5.0):
+    frames = []
+    for s in sigmas[:n]:
+        if slope:  # photons in electrons plus read noise; the variance from the value
+            d = rng.poisson(level, shape) + rng.normal(0.0, read, shape)
+            v = np.maximum(d, 0.0) + read**2
+        else:
+            d = rng.normal(level, s, shape)
+            v = np.full(shape, s * s)
+        frames.append(Frame(d.astype(np.float32), variance=v.astype(np.float32)))
+    return frames
+
+
+@pytest.mark.parametrize(
+    "n, kind",
+    [(5, "equal"), (10, "equal"), (30, "equal"), (10, "unequal"), (30, "unequal"),
+     (10, "photons"), (30, "photons")],
+)  # fmt: skip
+def test_good_values_rejected_at_the_normal_rate(n, kind):
+    """3σ rejects 0.27 % of Gaussian values, as many high as low; photon noise too."""
+    rng = np.random.default_rng(n)
+    shape = (256, 256)
+    sigmas = [10.0] * n if kind == "equal" else [5.0 + 3.0 * i for i in range(n)]
+    frames = _stack(rng, n, shape, sigmas, slope=1.0 if kind == "photons" else 0.0)
+    slope = 1.0 if kind == "photons" else 0.0
+    out = combine(frames, reject=VarianceClip(slope=slope))
+    values = n * shape[0] * shape[1]
+    lo = int(out.extras["NREJLO"].sum())
+    hi = int(out.extras["NREJHI"].sum())
+    expected = 2 * norm.sf(3.0) * values
+    assert abs(lo + hi - expected) < 0.1 * expected + 4 * np.sqrt(expected), (lo, hi, expected)
+    # as often high as low: within 4 binomial σ plus 10 %
+    assert abs(hi - lo) < 0.1 * (hi + lo) + 4 * np.sqrt(hi + lo), (lo, hi)
+
+
+def test_ccdclip_is_skewed_where_varianceclip_is_not():
+    """ccdclip's σ from the value's own photons rejects more high than low."""
+    rng = np.random.default_rng(7)
+    frames = _stack(rng, 10, (256, 256), [0.0] * 10, slope=1.0, level=30.0, read=5.0)
+    ccd = combine(frames, reject=CCDClip(gain=1.0, read_noise=5.0, center="median"))
+    var = combine(frames, reject=VarianceClip(slope=1.0))
+    lo_c, hi_c = ccd.extras["NREJLO"].sum(), ccd.extras["NREJHI"].sum()
+    lo_v, hi_v = var.extras["NREJLO"].sum(), var.extras["NREJHI"].sum()
+    assert hi_c > 1.3 * lo_c
+    assert abs(hi_v - lo_v) < 0.15 * (hi_v + lo_v)
+
+
+def test_outliers_go_and_a_noisy_frame_is_not_an_outlier():
+    rng = np.random.default_rng(3)
+    shape = (128, 128)
+    n = 10
+    sigmas = [3.0] * (n - 1) + [30.0]  # one frame ten times noisier (another exposure)
+    frames = _stack(rng, n, shape, sigmas)
+    hits = rng.random((n, *shape)) < 0.02
+    for f, h in zip(frames, hits, strict=True):
+        f.data[h] += rng.uniform(200.0, 5000.0, h.sum()).astype(np.float32)
+    out = combine(frames, reject=VarianceClip(), keep_rejected=True)
+    rej = out.extras["REJECTED"] != 0
+    assert rej[hits].mean() > 0.999
+    # the noisy frame's good values are rejected at the normal rate, not as outliers
+    good_noisy = ~hits[-1]
+    assert rej[-1][good_noisy].mean() < 2 * 2 * norm.sf(3.0)
+    resid = out.data - 100.0
+    expect = 1.0 / np.sqrt(np.sum(1.0 / np.square(sigmas)))
+    assert np.std(resid) < 1.5 * np.sqrt(np.mean(np.square(sigmas)) / n)
+    assert np.std(resid) > expect  # the mean is a plain one, the noisy frame weighs in
+
+
+def test_needs_variance_in_every_input(tmp_path):
+    frames = [Frame(np.ones((2, 2), np.float32), variance=np.ones((2, 2), np.float32))] * 2
+    Frame(np.ones((2, 2), np.float32)).write(tmp_path / "plain.fits")
+    with pytest.raises(ValueError, match=r"plain\.fits: VarianceClip needs a variance plane"):
+        combine([*frames, tmp_path / "plain.fits"], reject=VarianceClip())
+
+
+def test_nkeep_brings_back_the_nearest():
+    values = np.array([[100.0], [100.5], [99.5], [200.0], [260.0]], np.float32)[:, :, None]
+    frames = [Frame(v, variance=np.ones((1, 1), np.float32)) for v in values]
+    out = combine(frames, reject=VarianceClip(), nkeep=4)
+    assert int(out.extras["NCOMBINE"][0, 0]) == 4
+    assert out.data[0, 0] == pytest.approx((100.0 + 100.5 + 99.5 + 200.0) / 4)
