@@ -150,6 +150,10 @@ REFERENCES = {
         lambda s: MinMaxClip(nlow=1, nhigh=2),
         lambda s, k: {"fn": ref.minmax_keep, "nlow": 1, "nhigh": 2, "nkeep": k},
     ),
+    "minmax-iraf": (
+        lambda s: MinMaxClip(nlow=2, nhigh=3, rule="iraf"),
+        lambda s, k: {"fn": ref.minmax_keep, "nlow": 2, "nhigh": 3, "nkeep": k, "rule": "iraf"},
+    ),
     "minmax-fraction": (
         lambda s: MinMaxClip(nlow=0.1, nhigh=0.25),
         lambda s, k: {"fn": ref.minmax_keep, "nlow": 0.1, "nhigh": 0.25, "nkeep": k},

@@ -157,3 +157,25 @@ def test_nkeep_brings_back_the_nearest():
     out = combine(frames, reject=VarianceClip(), nkeep=4)
     assert int(out.extras["NCOMBINE"][0, 0]) == 4
     assert out.data[0, 0] == pytest.approx((100.0 + 100.5 + 99.5 + 200.0) / 4)
+
+
+def test_cli_and_config_varclip_take_each_frames_slope(tmp_path):
+    from ccdcal.cli import main
+    from ccdcal.config import rejection_from_name
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for i, slope in enumerate([1.0, 0.5, 1.0, 0.8]):
+        d = (100.0 + rng.normal(0, 10, (8, 8))).astype(np.float32)
+        f = Frame(d, variance=np.full((8, 8), 100.0, np.float32), header={"VARSLOPE": slope})
+        paths.append(tmp_path / f"c{i}.fits")
+        f.write(paths[-1])
+    out = tmp_path / "s.fits"
+    assert main(["-q", "combine", *map(str, paths), "-o", str(out), "--reject", "varclip"]) == 0
+    expect = combine(paths, reject=VarianceClip(slope=(1.0, 0.5, 1.0, 0.8)))
+    np.testing.assert_array_equal(Frame.read(out).data, expect.data)
+    history = " ".join(str(h) for h in Frame.read(out).header["HISTORY"])
+    assert "slope=(1.0, 0.5, 1.0, 0.8)" in history
+    assert rejection_from_name("varclip", sigma=2.5) == VarianceClip(low=2.5, high=2.5)
+    bad = ["--reject", "varclip", "--rule", "iraf"]
+    assert main(["-q", "combine", *map(str, paths), "-o", str(out), *bad]) == 1

@@ -689,6 +689,7 @@ def calibrate(
             float(np.median(work.variance[::3, ::3][good])),
             "median variance of good pixels (1 in 9 sampled)",
         )
+    work.header["VARSLOPE"] = (_variance_slope(base, flat, safe), "d variance / d value (photons)")
     steps = [
         name
         for name, done in (
@@ -704,6 +705,21 @@ def calibrate(
     work.header["CALSTEPS"] = (" ".join(steps), "calibration steps applied")
     log.debug("%s: calibrated (%s)", frame.name, ", ".join(steps))
     return work
+
+
+def _variance_slope(base: int, flat: Frame | None, divisor: np.ndarray | None) -> float:
+    """How a calibrated light's variance grows with its value: the photons' 1/F (median over
+    the frame; 0 where no photons are counted). Rejection by each frame's variance
+    (:class:`~ccdcal.combine.VarianceClip`) takes it at the stack's centre with it."""
+    from .calibration_kernel import NO_PHOTONS
+
+    if base == NO_PHOTONS:
+        return 0.0
+    if flat is None or divisor is None:
+        return 1.0
+    sample = divisor[::3, ::3]
+    good = np.isfinite(sample) & (sample > 0)
+    return round(float(np.median(1.0 / sample[good])), 6) if good.any() else 1.0
 
 
 __all__ = [

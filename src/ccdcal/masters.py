@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import tempfile
@@ -318,17 +319,36 @@ def single_frame_variance(frame: Frame, noise: Noise | None, photons: bool) -> n
 FIT_BINS = 48
 
 
-def fitted_variance(combined: Frame) -> np.ndarray | None:
+def _above_bias_pattern(dark: np.ndarray) -> np.ndarray:
+    """A dark that holds the bias: its level less the local median (5×5) plus the median.
+
+    Its ordinary pixels' levels follow the bias pattern, which makes no noise; against
+    them a noise line ``a + b * level`` comes out flat, and hot pixels, whose dark current
+    does make noise, would get the ordinary pixels' variance. Above the local median only
+    the dark current beyond the typical one is left (the bias patterns of CCDs vary
+    smoothly, by rows and columns)."""
+    from scipy.ndimage import median_filter
+
+    finite = np.isfinite(dark)
+    typical = float(np.median(dark[finite])) if finite.any() else 0.0
+    filled = np.where(finite, dark, typical).astype(np.float64)
+    local = median_filter(filled, size=5, mode="nearest")
+    return np.where(finite, filled - local + typical, np.nan)
+
+
+def fitted_variance(combined: Frame, level: np.ndarray | None = None) -> np.ndarray | None:
     """A master's variance from its frames' noise model, fitted to their own scatter.
 
     The combine's variance from the scatter of the few values at each pixel is a poor
     estimate (a χ² of n - 1 degrees of freedom: from three darks its error bars scatter by
     100 % from pixel to pixel). The frames' noise follows their level: read noise and
     photons, ``a + b * level`` per frame. So the per-frame variance at each pixel
-    (combine variance × frames combined there) is averaged in bins of level (48 bins of
-    equal count, values beyond 10 robust sigma of their bin left out), ``a`` and ``b``
+    (combine variance × frames combined there) is averaged in bins of level (48 of equal
+    width between the 0.1 and 99.99 percentiles, each of 10 pixels or more; values beyond
+    10 robust sigma of their bin left out), ``a`` and ``b``
     fitted to the bins (weighted least squares, ``b >= 0``), and the master's variance is
-    ``(a + b * level) / frames combined`` at each pixel. None when the combine has no
+    ``(a + b * level) / frames combined`` at each pixel; ``level`` replaces the master's
+    own where its level is not the signal (a dark that holds the bias). None when the combine has no
     variance to fit (a single frame, see :func:`single_frame_variance`).
 
     Examples
@@ -347,14 +367,25 @@ def fitted_variance(combined: Frame) -> np.ndarray | None:
         return None
     n = counts.astype(np.float64)
     per_frame = variance.astype(np.float64) * n
-    level = combined.data.astype(np.float64)
+    level = (combined.data if level is None else level).astype(np.float64)
     ok = (n >= 2) & np.isfinite(per_frame) & np.isfinite(level)
     if ok.sum() < 10 * FIT_BINS:
         return None
     x, v = level[ok], per_frame[ok]
-    order = np.argsort(x, kind="stable")
+    # bins of equal width in level, between its 0.1 and 99.99 percentiles, not of equal
+    # count: where the levels differ by their noise alone (a dark's ordinary pixels) bins of
+    # equal count would sort pixels by their noise, and a line through them would come out
+    # too flat (regression dilution); and a dark's hot pixels, over a wide range of levels,
+    # would share the top bin with as many ordinary ones and be cut from it as outliers
+    lo, hi = np.percentile(x, [0.1, 99.99])
+    edges = np.linspace(lo, hi, FIT_BINS + 1) if hi > lo else np.array([lo, lo + 1.0])
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
+    order = np.argsort(which, kind="stable")
+    cuts = np.searchsorted(which[order], np.arange(edges.size))
     xs, ys, ws = [], [], []
-    for part in np.array_split(order, FIT_BINS):
+    for part in (order[a:b] for a, b in itertools.pairwise(cuts)):
+        if part.size < 10:
+            continue
         bx, bv = x[part], v[part]
         med = float(np.median(bv))
         spread = 1.4826 * float(np.median(np.abs(bv - med))) or float(np.std(bv)) or 1.0
@@ -364,7 +395,7 @@ def fitted_variance(combined: Frame) -> np.ndarray | None:
             continue
         xs.append(float(np.mean(bx[keep])))
         ys.append(float(np.mean(bv)))
-        ws.append(bv.size / max(float(np.var(bv)), 1e-30))
+        ws.append(bv.size / max(float(np.mean(bv)), 1e-30))
     if len(xs) < 2:
         return None
     xa, ya, wa = np.array(xs), np.array(ys), np.array(ws)
@@ -455,6 +486,8 @@ def finish_dark(
     subtracted added (a dark without one holds the bias, whose level is no photons)."""
     if count == 1:
         variance = single_frame_variance(combined, noise, photons=bias is not None)
+    elif bias is None:
+        variance = fitted_variance(combined, level=_above_bias_pattern(combined.data))
     else:
         variance = fitted_variance(combined)
     master = _finish(replace(combined, variance=_plus(variance, bias)), "dark", count)

@@ -344,6 +344,20 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
                 note=f"{n} frames; sigma-clipping costs a few %",
             )
         )
+        if stack.variance is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = resid / np.sqrt(stack.variance)
+            fine = clean & np.isfinite(z)
+            out.checks.append(
+                TruthCheck(
+                    f"stack {obj} {filt_s} - truth: std / its UNCERT",
+                    float(np.std(z[fine])),
+                    1.0,
+                    "",
+                    0.05,
+                    note="the stack's own error bars: masters' noise counted once",
+                )
+            )
         injected = int(cr_any.sum())
         left = int((ok & cr_any & (np.abs(resid) > 5 * sigma)).sum())
         out.checks.append(

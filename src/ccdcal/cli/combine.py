@@ -18,6 +18,8 @@ ALGORITHMS = {
     "ccdclip": "sigma clipping with sigma from the CCD noise model: --gain --rdnoise --snoise "
     "(IRAF ccdclip)",
     "esd": "generalized extreme Studentized deviate test, Rosner 1983 (--max-outliers, --alpha)",
+    "varclip": "sigma clipping with each frame's own variance plane at each pixel (calibrated "
+    "frames; photon slope from their VARSLOPE; --snoise)",
 }
 
 
@@ -43,7 +45,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--maxiters", type=int, default=5, help="most clipping iterations (0: no limit)")
     p.add_argument("--center", choices=("median", "mean"), default="median")
     p.add_argument("--spread", choices=("std", "mad_std"), default="std")
-    p.add_argument("--rule", choices=("astropy", "siril"), default="astropy", help="sigclip rule")
+    p.add_argument(
+        "--rule", choices=("astropy", "siril", "count", "iraf"),
+        help="sigclip: astropy (default) or siril; minmax: count (default) or iraf",
+    )  # fmt: skip
     p.add_argument("--nlow", type=float, default=1, help="minmax: lowest values to drop")
     p.add_argument("--nhigh", type=float, default=1, help="minmax: highest values to drop")
     p.add_argument("--gain", type=float, help="ccdclip: gain in e-/ADU")
@@ -72,8 +77,9 @@ def _reject(args: argparse.Namespace) -> Any:
         raise ValueError("--reject ccdclip needs --gain (e-/ADU) and --rdnoise (e-)")
     params: dict[str, dict[str, Any]] = {
         "sigclip": {"low": low, "high": high, "maxiters": maxiters, "center": args.center,
-                    "spread": args.spread, "rule": args.rule},
-        "minmax": {"nlow": _count(args.nlow), "nhigh": _count(args.nhigh)},
+                    "spread": args.spread, "rule": args.rule or "astropy"},
+        "minmax": {"nlow": _count(args.nlow), "nhigh": _count(args.nhigh),
+                   "rule": args.rule or "count"},
         "pclip": {"low": 10.0 if args.low is None else args.low,
                   "high": 90.0 if args.high is None else args.high},
         "winsorized": {"low": low, "high": high, "maxiters": maxiters},
@@ -81,7 +87,24 @@ def _reject(args: argparse.Namespace) -> Any:
                     "low": low, "high": high, "maxiters": maxiters, "center": args.center},
         "esd": {"max_outliers": _count(args.max_outliers), "alpha": args.alpha},
     }  # fmt: skip
+    if args.reject == "varclip":  # the headers read only where they are needed
+        params["varclip"] = {"low": low, "high": high, "maxiters": maxiters,
+                             "snoise": args.snoise, "slope": _slopes(args.files)}  # fmt: skip
+    rule = args.rule
+    if rule is not None and not (
+        (args.reject == "sigclip" and rule in ("astropy", "siril"))
+        or (args.reject == "minmax" and rule in ("count", "iraf"))
+    ):
+        raise ValueError(f"--rule {rule} does not apply to --reject {args.reject}")
     return rejection_from_name(args.reject, **params.get(args.reject, {}))
+
+
+def _slopes(files: list[str]) -> tuple[float, ...]:
+    """Each file's photon slope of its variance (VARSLOPE, written by calibration; 0 where
+    it is missing: the variance is then taken as it is)."""
+    from astropy.io import fits
+
+    return tuple(float(fits.getheader(f).get("VARSLOPE", 0.0)) for f in files)
 
 
 def _count(value: float) -> float:

@@ -246,6 +246,8 @@ class Combination:
             params["nkeep"] = self.nkeep
         add_history(header, "combine", inputs=setup.labels, params=params)
         extras = {"NCOMBINE": out_n, "NREJLO": join("nrejlo"), "NREJHI": join("nrejhi")}
+        if self.reject is not None:
+            _rejected_fractions(header, extras)
         if setup.any_common:
             extras[COMMON_EXT] = join("common")
         if self.keep_rejected:
@@ -479,6 +481,18 @@ def combine(
         scale_region=scale_region,
         groups=groups,
     )(inputs)
+
+
+def _rejected_fractions(header: Any, extras: dict[str, np.ndarray]) -> None:
+    """REJFRAC, REJFRLO and REJFRHI: the fractions of the values rejected (of those the
+    rejection saw: kept and rejected, not excluded), in all, below and above."""
+    lo = float(extras["NREJLO"].sum(dtype=np.int64))
+    hi = float(extras["NREJHI"].sum(dtype=np.int64))
+    seen = lo + hi + float(extras["NCOMBINE"].sum(dtype=np.int64))
+    for key, count, what in (("REJFRAC", lo + hi, ""), ("REJFRLO", lo, " low"),
+                             ("REJFRHI", hi, " high")):  # fmt: skip
+        fraction = round(count / seen, 6) if seen else 0.0
+        header[key] = (fraction, f"fraction of values rejected{what}")
 
 
 def _fmt(values: Sequence[float]) -> str:

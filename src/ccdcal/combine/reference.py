@@ -12,6 +12,8 @@ Examples
 >>> import numpy as np
 >>> minmax_keep(np.array([5.0, 1.0, np.nan, 3.0, 9.0]), nlow=1, nhigh=1).tolist()
 [True, False, False, True, False]
+>>> minmax_keep(np.array([5.0, 1.0, np.nan, 3.0, 9.0]), nlow=1, nhigh=1, rule="iraf").tolist()
+[True, True, False, True, True]
 """
 
 from __future__ import annotations
@@ -102,8 +104,12 @@ def ccdclip_keep(
     it = 0
     while keep.any():
         x = values[keep]
-        c = float(np.median(x) if center == "median" else np.mean(x))
-        sigma = np.sqrt((read_noise / gain) ** 2 + max(c, 0.0) / gain + (snoise * (c - sky)) ** 2)
+        if center == "median":
+            c = float(np.median(x))
+        else:  # IRAF iccclip: one minimum and one maximum left out, at every pass
+            c = float(np.mean(np.sort(x)[1:-1]) if x.size > 2 else np.mean(x))
+        above = max(c - sky, 0.0)
+        sigma = np.sqrt((read_noise / gain) ** 2 + max(c, 0.0) / gain + (snoise * above) ** 2)
         new = keep & (values >= c - low * sigma) & (values <= c + high * sigma)
         if new.sum() < nkeep:
             return _restore(values, new, keep, c, nkeep)
@@ -205,12 +211,22 @@ def varclip_keep(
     return out
 
 
-def minmax_keep(values: np.ndarray, *, nlow: float, nhigh: float, nkeep: int = 1) -> np.ndarray:
-    """IRAF minmax: drop the nlow lowest and nhigh highest valid values (fractions if < 1)."""
+def minmax_keep(
+    values: np.ndarray, *, nlow: float, nhigh: float, nkeep: int = 1, rule: str = "count"
+) -> np.ndarray:
+    """Minmax: at a pixel with m valid values int(m·fraction + 0.001) go; a count goes as
+    it is (``rule="count"``) or, as in IRAF (icombine.x, icmm.gx), becomes the fraction
+    count/n of the n inputs."""
     valid = np.flatnonzero(np.isfinite(values))
     m = valid.size
-    nl = int(np.floor(nlow * m + 0.5)) if 0 < nlow < 1 else int(nlow)
-    nh = int(np.floor(nhigh * m + 0.5)) if 0 < nhigh < 1 else int(nhigh)
+    n = values.size
+
+    def dropped(v: float) -> int:
+        if v >= 1 and rule == "count":
+            return int(v)
+        return int((v if v < 1 else v / n) * m + 0.001)
+
+    nl, nh = dropped(nlow), dropped(nhigh)
     r = max(m - nkeep, 0)
     if nl + nh > r:
         nl0 = min(nl, r // 2)

@@ -15,7 +15,7 @@ Examples
 >>> SigmaClip(low=2.5, high=3.0)
 SigmaClip(low=2.5, high=3.0, maxiters=5, center='median', spread='std', rule='astropy')
 >>> MinMaxClip(nhigh=2)
-MinMaxClip(nlow=1, nhigh=2)
+MinMaxClip(nlow=1, nhigh=2, rule='count')
 """
 
 from __future__ import annotations
@@ -126,14 +126,28 @@ class SigmaClip(Rejection):
 class MinMaxClip(Rejection):
     """IRAF ``minmax``: drop the ``nlow`` lowest and ``nhigh`` highest valid values.
 
-    An integer is a number of values; a float in (0, 1) a fraction of the valid values at
-    that pixel, rounded to the nearest integer (IRAF's ``nlow``/``nhigh`` with masks). When
-    fewer than ``nkeep`` values would be left, fewer are dropped (high side first).
-    Tied values at the edge are dropped in frame order (later frames first).
+    An integer is a number of values, a float in (0, 1) a fraction of the valid values at
+    the pixel: ``int(m · nlow + 0.001)`` of *m* (IRAF's truncation). With ``rule="count"``
+    (the default) an integer is dropped at every pixel that has enough values;
+    ``rule="iraf"`` is IRAF's rule exactly (``icombine.x`` and ``icmm.gx``): an integer is a
+    number of the *n* inputs, turned into the fraction ``nlow / n`` of the values left at
+    each pixel, so that where values are masked or missing fewer go (1 of 10 inputs drops
+    none where fewer than 10 are valid: a masked cosmic ray is not a reason to drop a good
+    value). When fewer than ``nkeep`` values would be left, fewer are dropped (high side
+    first; IRAF's minmax has no nkeep). Tied values at the edge are dropped in frame order
+    (later frames first).
+
+    Examples
+    --------
+    >>> MinMaxClip(nlow=1, nhigh=2, rule="iraf").kernel_args(10)[1][:4].tolist()
+    [0.1, 0.2, 0.0, 0.0]
+    >>> MinMaxClip(nlow=1, nhigh=0.25).kernel_args(10)[1][:4].tolist()
+    [1.0, 0.25, 1.0, 0.0]
     """
 
     nlow: float = 1
     nhigh: float = 1
+    rule: str = "count"
 
     code: ClassVar[int] = MINMAX
 
@@ -145,10 +159,18 @@ class MinMaxClip(Rejection):
                 raise ValueError(
                     f"MinMaxClip {name} must be an integer or a fraction below 1, not {value!r}"
                 )
+        if self.rule not in ("count", "iraf"):
+            raise ValueError(f"MinMaxClip rule must be 'count' or 'iraf', not {self.rule!r}")
 
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         p = np.zeros(NPARAM)
-        p[:4] = (self.nlow, self.nhigh, 0 < self.nlow < 1, 0 < self.nhigh < 1)
+        for side, value in enumerate((self.nlow, self.nhigh)):
+            if value < 1:  # a fraction (or none)
+                p[side] = value
+            elif self.rule == "iraf":
+                p[side] = value / max(n, 1)
+            else:
+                p[side], p[side + 2] = value, 1.0
         return self.code, p, np.zeros((1, 1))
 
 
@@ -211,15 +233,20 @@ class WinsorizedSigmaClip(Rejection):
 class CCDClip(Rejection):
     """IRAF ``ccdclip``: sigma clipping with σ from the CCD noise model, not the scatter.
 
-    σ = sqrt((read_noise/gain)² + max(0, c)/gain + (snoise·(c - sky))²) in data units, with *c* the
-    median (or mean) of the values kept so far; ``gain`` in e-/ADU, ``read_noise`` in e-, ``snoise``
-    a fraction. IRAF's rule has ``sky = 0``: its ``snoise`` (a flat's or a misalignment's error)
-    scales the whole value. A stack of lights of other seeing wants it to scale the stars only,
-    above the ``sky`` level. Values below ``c - low·σ`` or above ``c + high·σ`` are removed; iterate
-    until nothing changes or ``maxiters``. The data must be in ADU above the bias (the level that
-    makes the photon noise). Zero offsets (``zero=``) here keep the mean level, so the model is
-    evaluated at *c* directly — IRAF, whose offsets move the level, adds them back. The per-frame
-    correction for scale factors that IRAF makes is left out (factors near 1).
+    σ = sqrt((read_noise/gain)² + max(0, c)/gain + (snoise·max(0, c - sky))²) in data units,
+    with *c* the median of the values kept so far or, with ``center="mean"``, their mean
+    leaving out one minimum and one maximum (where more than 2 are left), at every pass, as
+    IRAF's ``iccclip.gx`` does (its help says the first pass only); a cosmic ray then
+    cannot drag the mean away from the good values. ``gain`` in e-/ADU, ``read_noise`` in
+    e-, ``snoise`` a fraction. IRAF's rule has ``sky = 0``: its ``snoise`` (a flat's or a
+    misalignment's error) scales the whole value. A stack of lights of other seeing wants
+    it to scale the stars only, above the ``sky`` level. Values below ``c - low·σ`` or
+    above ``c + high·σ`` are removed; iterate until nothing changes or ``maxiters``. The
+    data must be in ADU above the bias (the level that makes the photon noise). Zero
+    offsets (``zero=``) here keep the mean level, so the model is evaluated at *c* directly
+    — IRAF, whose offsets move the level, adds them back. The per-frame correction for
+    scale factors that IRAF makes is left out (factors near 1). For calibrated frames,
+    whose noise is known pixel by pixel, :class:`VarianceClip` is the better rule.
     """
 
     gain: float = 1.0

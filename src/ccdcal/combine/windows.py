@@ -128,8 +128,11 @@ def _nested_clip(w, p, nv, algo, prm, need, tmp):
         if cnt == 0:
             break
         if algo == CCDCLIP:
-            cen = _median(w, p, lo, hi) if use_median else _mean(w, p, lo, hi)
-            above = cen - sky
+            if use_median:
+                cen = _median(w, p, lo, hi)
+            else:  # IRAF iccclip: one minimum and one maximum left out, at every pass
+                cen = _mean(w, p, lo + 1, hi - 1) if cnt > 2 else _mean(w, p, lo, hi)
+            above = max(cen - sky, 0.0)
             sigma = np.sqrt(rn2 + max(cen, 0.0) * invg + s2 * above * above)
         else:
             cen = _median(w, p, lo, hi)
@@ -194,16 +197,11 @@ def _pclip(w, p, nv, qlo, qhi, need):
 
 
 @njit(cache=True, error_model="numpy")
-def _count_param(value, is_fraction, nv):
-    if is_fraction:
-        return math.floor(value * nv + 0.5)
-    return int(value)
-
-
-@njit(cache=True, error_model="numpy")
 def _minmax(nv, prm, need):
-    nl = _count_param(prm[0], prm[2] != 0.0, nv)
-    nh = _count_param(prm[1], prm[3] != 0.0, nv)
+    # a fixed count, or (IRAF's icmm) a fraction of the values left at the pixel, truncated
+    # after adding 0.001
+    nl = int(prm[0]) if prm[2] != 0.0 else int(prm[0] * nv + 0.001)
+    nh = int(prm[1]) if prm[3] != 0.0 else int(prm[1] * nv + 0.001)
     r = max(nv - need, 0)
     if nl + nh > r:
         nl0 = min(nl, r // 2)

@@ -42,12 +42,14 @@ Sections
     bring each frame to a common level first), ``zero`` ("none", "median": additive offsets
     to a common sky level), ``weights`` ("none", "frame": inverse median variance per
     frame), ``reject`` and its parameters (see :data:`REJECT_PARAMS`):
-    "none"; "auto" (lights: ccdclip where the noise model is known, else a 4-sigma MAD clip;
-    low, high, maxiters); "sigclip" (low, high, maxiters, center "median"/"mean", spread
-    "mad_std"/"std");
-    "minmax" (nlow, nhigh); "pclip" (low, high: percentiles of the band kept);
-    "winsorized" (low, high, maxiters); "ccdclip" (gain, read_noise, snoise, low, high,
-    maxiters); "esd" (alpha, max_outliers). ``sigma`` sets both ``low`` and ``high``.
+    "none"; "auto" (lights: "varclip" where every light has a variance plane, else
+    ccdclip where the noise model is known, else a 4-sigma MAD clip; low, high, maxiters);
+    "sigclip" (low, high, maxiters, center "median"/"mean", spread "mad_std"/"std");
+    "minmax" (nlow, nhigh, rule "count"/"iraf"); "pclip" (low, high: percentiles of the
+    band kept); "winsorized" (low, high, maxiters); "ccdclip" (gain, read_noise, snoise,
+    low, high, maxiters); "esd" (alpha, max_outliers); "varclip" (low, high, maxiters,
+    snoise: each light's own variance, its photon slope from its header). ``sigma`` sets
+    both ``low`` and ``high``.
     Setting ``reject`` starts its parameters afresh; otherwise given parameters update the
     default ones.
     Defaults: bias and dark: mean with generalized-ESD outlier rejection (alpha 0.05, at
@@ -84,7 +86,7 @@ Examples
 ... nhigh = 2
 ... ''')
 >>> cfg.detector.gain, cfg.combine_options("light").rejection()
-(4.95, MinMaxClip(nlow=1, nhigh=2))
+(4.95, MinMaxClip(nlow=1, nhigh=2, rule='count'))
 >>> Config().combine_options("flat")  # doctest: +NORMALIZE_WHITESPACE
 CombineOptions(method='median', reject='none', params={}, scale='median', zero=None,
                weights=None, exposures='separate')

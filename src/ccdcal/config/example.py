@@ -48,9 +48,10 @@ overscan_sigma = 3.0   # clipping of the overscan estimate
 readout_axis = "auto"  # auto (along the overscan strip), x, y
 
 # How each kind is combined: method = mean, median or sum; scale = none, median or mean;
-# reject = none, sigclip (low, high, maxiters, center, spread), minmax (nlow, nhigh),
+# reject = none, sigclip (low, high, maxiters, center, spread), minmax (nlow, nhigh, rule),
 # pclip (low, high percentiles), winsorized (low, high, maxiters), ccdclip (gain, read_noise,
-# snoise, low, high, maxiters), esd (alpha, max_outliers). sigma = n sets low and high.
+# snoise, low, high, maxiters), esd (alpha, max_outliers), varclip (low, high, maxiters,
+# snoise). sigma = n sets low and high.
 [combine.bias]
 method = "mean"
 scale = "none"
@@ -76,7 +77,7 @@ scale = "none"
 zero = "median"      # additive offsets to a common sky level
 weights = "frame"    # inverse median variance of each frame
 exposures = "separate"  # lights of other exposure times: separate stacks, or "scale" them
-reject = "auto"      # ccdclip with the noise model where known, else a 4-sigma MAD clip
+reject = "auto"      # each light's own variance (varclip), else ccdclip, else a MAD clip
 low = 3.0
 high = 3.0
 maxiters = 5

@@ -220,7 +220,7 @@ class CombineOptions:
         Examples
         --------
         >>> CombineOptions("mean", "minmax", {"nhigh": 2}).rejection()
-        MinMaxClip(nlow=1, nhigh=2)
+        MinMaxClip(nlow=1, nhigh=2, rule='count')
         """
         from .parse import rejection_from_name
 

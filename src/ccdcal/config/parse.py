@@ -138,6 +138,10 @@ def _spread(sec: str, key: str, v: Any) -> str:
     return _choice(sec, key, v, ("mad_std", "std"))
 
 
+def _minmax_rule(sec: str, key: str, v: Any) -> str:
+    return _choice(sec, key, v, ("count", "iraf"))
+
+
 def _percent(sec: str, key: str, v: Any) -> float:
     value = _number(sec, key, v, minimum=0.0)
     if value > 100:
@@ -172,7 +176,7 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
             "low": _positive, "high": _positive, "maxiters": _count,
             "center": _center, "spread": _spread,
         },
-        "minmax": {"nlow": _count, "nhigh": _count},
+        "minmax": {"nlow": _count, "nhigh": _count, "rule": _minmax_rule},
         "pclip": {"low": _percent, "high": _percent},
         "winsorized": {"low": _positive, "high": _positive, "maxiters": _count},
         "ccdclip": {
@@ -180,6 +184,9 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
             "low": _positive, "high": _positive, "maxiters": _count,
         },
         "esd": {"alpha": _alpha, "max_outliers": _outliers},
+        "varclip": {
+            "low": _positive, "high": _positive, "maxiters": _count, "snoise": _nonneg,
+        },
     }
 )  # fmt: skip
 
@@ -188,8 +195,8 @@ def rejection_from_name(name: str, **params: Any) -> Any:
     """Build a rejection dataclass of :mod:`ccdcal.combine` from its configuration name.
 
     The one mapping from the names of the configuration and the command line ("sigclip",
-    "minmax", "pclip", "winsorized", "ccdclip", "esd", "none") to the algorithms; ``sigma``
-    sets both ``low`` and ``high``.
+    "minmax", "pclip", "winsorized", "ccdclip", "esd", "varclip", "none") to the algorithms;
+    ``sigma`` sets both ``low`` and ``high``.
 
     Examples
     --------
@@ -207,6 +214,7 @@ def rejection_from_name(name: str, **params: Any) -> Any:
         "winsorized": rj.WinsorizedSigmaClip,
         "ccdclip": rj.CCDClip,
         "esd": rj.ESDClip,
+        "varclip": rj.VarianceClip,
     }
     if name in ("none", "", None):
         return None

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..calibrate import exposure_time
-from ..combine import CCDClip, Combination, Rows, Setup, SigmaClip
+from ..combine import CCDClip, Combination, Rows, Setup, SigmaClip, VarianceClip
 from ..config import CombineOptions
 from ..cosmic import flag_against_model, median_model
 from ..errors import CcdcalError
@@ -630,6 +630,15 @@ def _light_spec(
     fwhm_err: Sequence[float] = (),
     sky: float = 0.0,
 ) -> CombineSpec:
+    slopes = [h.get("VARSLOPE") for h in headers]
+    snoise = seeing_noise(fwhm, fwhm_err)
+    if opts.reject == "varclip":  # each light's own photon slope, and the sky, from it
+        spec = CombineSpec.from_options(opts)
+        slope = tuple(float(a or 0.0) for a in slopes)
+        reject = replace(spec.reject, slope=slope, sky=sky) if spec.reject else None
+        if reject is not None and "snoise" not in opts.params:
+            reject = replace(reject, snoise=snoise)
+        return replace(spec, reject=reject)
     if opts.reject != "auto":
         return CombineSpec.from_options(opts)
     noise = [h.get("RDNOISE") for h in headers]
@@ -639,10 +648,15 @@ def _light_spec(
     # frames' skies, hence their noise, are alike (not so in twilight)
     alike = min(variances) > 0 and max(variances) / min(variances) < 1.5
     p = opts.params
-    if electrons and alike and all(v is not None for v in noise):
-        reject: Any = CCDClip(gain=1.0, read_noise=float(np.median(noise)), low=p["low"],
-                              high=p["high"], maxiters=p["maxiters"],
-                              snoise=seeing_noise(fwhm, fwhm_err), sky=sky)  # fmt: skip
+    if min(variances) > 0 and all(a is not None for a in slopes):
+        # every light's own noise, pixel by pixel: dark current, the flat, another sky
+        reject: Any = VarianceClip(low=p["low"], high=p["high"], maxiters=p["maxiters"],
+                                   slope=tuple(float(a) for a in slopes), snoise=snoise,
+                                   sky=sky)  # fmt: skip
+    elif electrons and alike and all(v is not None for v in noise):
+        reject = CCDClip(gain=1.0, read_noise=float(np.median(noise)), low=p["low"],
+                         high=p["high"], maxiters=p["maxiters"], snoise=snoise,
+                         sky=sky)  # fmt: skip
     else:
         reject = SigmaClip(low=4.0, high=4.0, maxiters=p["maxiters"], spread="mad_std")
     return replace(CombineSpec.from_options(replace(opts, reject="none")), reject=reject)

@@ -110,6 +110,7 @@ class ReduceResult:
                 result.notices += _table_notices(p.path)
             elif p.kind == "stack":
                 result.stacks[(p.about["object"], p.about["filter"])] = p.path
+                result.notices += _rejection_notices(p.path)
         return result
 
     def summary(self) -> str:
@@ -118,7 +119,7 @@ class ReduceResult:
         for name, path in self.masters.items():
             rows.append(_stats_row(f"masters/{path.name}", path, name))
         for (obj, filt), path in self.stacks.items():
-            rows.append(_stats_row(f"stacks/{path.name}", path, f"{obj} {filt}"))
+            rows.append(_stats_row(f"stacks/{path.name}", path, f"{obj} {filt}", rejected=True))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -129,6 +130,28 @@ class ReduceResult:
         return "\n".join(lines)
 
 
+#: a stack rejecting more than this fraction of its values says so: a 3σ rejection of
+#: values with the noise their variance says rejects 0.27 %; much more means that the noise
+#: model, the alignment or the scaling is off, and the rejection is eating signal
+REJECTED_NOTICE = 0.01
+
+
+def _rejection_notices(path: Path) -> list[str]:
+    """A notice where a stack rejected more than :data:`REJECTED_NOTICE` of its values."""
+    from astropy.io import fits
+
+    header = fits.getheader(path)
+    frac = float(header.get("REJFRAC", 0.0))
+    if frac <= REJECTED_NOTICE:
+        return []
+    lo, hi = float(header.get("REJFRLO", 0.0)), float(header.get("REJFRHI", 0.0))
+    return [
+        f"{path.stem}: {100 * frac:.2f} % of the values rejected ({100 * lo:.2f} % low, "
+        f"{100 * hi:.2f} % high), more than {100 * REJECTED_NOTICE:.0f} %: check the noise "
+        "model (gain, read noise), the alignment and the scaling"
+    ]
+
+
 def _table_notices(path: Path) -> list[str]:
     """The notices a registration wrote into its table, each naming its stack."""
     from astropy.table import Table
@@ -137,10 +160,14 @@ def _table_notices(path: Path) -> list[str]:
     return [f"{path.stem}: {n}" for n in notices]
 
 
-def _stats_row(label: str, path: Path, note: str) -> tuple[str, str, str, str, str]:
+def _stats_row(
+    label: str, path: Path, note: str, rejected: bool = False
+) -> tuple[str, str, str, str, str]:
     from astropy.stats import mad_std
 
     frame = Frame.read(path)
+    if rejected and "REJFRAC" in frame.header:
+        note = f"{note}; {100 * float(frame.header['REJFRAC']):.2f} % rejected"
     good = frame.data[np.isfinite(frame.data)]
     return (
         label,

@@ -1,0 +1,99 @@
+"""Rejection rules on hand-built cases where the authors' rules differ from a looser reading.
+
+Each case was worked through by hand from IRAF's imcombine sources
+(iraf-community/iraf, pkg/images/immatch/src/imcombine/src: iccclip.gx, icmm.gx,
+icombine.x, icpclip.gx, icsclip.gx, icgdata.gx) and Siril's
+(src/stacking/rejection_float.c), not from their help texts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ccdcal import Frame
+from ccdcal.combine import CCDClip, MinMaxClip, combine
+
+
+def _stack(values, mask_last: int = 0):
+    """One pixel per frame; the last ``mask_last`` frames NaN (missing)."""
+    v = np.array(values, np.float32)
+    if mask_last:
+        v[-mask_last:] = np.nan
+    return [Frame(np.array([[x]], np.float32)) for x in v]
+
+
+def _kept(out) -> int:
+    return int(out.extras["NCOMBINE"][0, 0])
+
+
+# IRAF ccdclip, mclip=no (ic_accdclip): the mean leaves out one minimum and one maximum, so
+# that one cosmic ray cannot drag it; σ = sqrt((rn/g)² + max(0, a)/g + (snoise·max(0, a))²)
+@pytest.mark.parametrize(
+    "values, rn, gain, snoise, kept, mean",
+    [
+        ([100, 101, 99, 100, 102, 98, 400], 0.0, 1.0, 0.0, 6, 100.0),  # the issue's case
+        ([100, 102, 98, 101, 99, 200], 0.0, 1.0, 0.0, 5, 100.0),
+        ([100, 102, 98, 101, 99, 140], 10.0, 2.0, 0.0, 5, 100.0),  # σ = sqrt(25 + a/2)
+        ([100, 102, 98, 101, 99, 60], 0.0, 1.0, 0.0, 5, 100.0),
+        ([1000, 1010, 990, 1005, 995, 1150], 0.0, 1.0, 0.05, 6, 1025.0),  # snoise keeps it
+        ([1000, 1010, 990, 1005, 995, 1150], 0.0, 1.0, 0.0, 5, 1000.0),
+    ],
+)  # fmt: skip
+def test_ccdclip_mean_leaves_out_min_and_max(values, rn, gain, snoise, kept, mean):
+    rej = CCDClip(gain=gain, read_noise=rn, snoise=snoise, center="mean", maxiters=None)
+    out = combine(_stack(values), reject=rej)
+    assert _kept(out) == kept
+    assert float(out.data[0, 0]) == pytest.approx(mean, rel=1e-6)
+
+
+def test_ccdclip_cosmic_rays_on_ten_frames_keep_the_good_values():
+    """10 frames, 5 % of pixels hit: before, most hit pixels ended with NCOMBINE = 1."""
+    rng = np.random.default_rng(0)
+    data = rng.poisson(100.0, (10, 32, 16)).astype(np.float32)
+    hit = rng.random(data.shape) < 0.05
+    data[hit] += 3000.0
+    frames = [Frame(d) for d in data]
+    out = combine(frames, reject=CCDClip(gain=1.0, read_noise=0.0, center="mean"))
+    n_hit = hit.sum(0)
+    single = n_hit == 1
+    # one hit among ten: the hit goes, the nine good values stay (a few more may go at 3σ)
+    assert np.all(out.extras["NCOMBINE"][single] >= 7)
+    assert np.mean(out.extras["NCOMBINE"][single]) > 8.9
+
+
+def test_ccdclip_noise_never_negative():
+    """max(0, c), not |c|: about a negative centre σ is the read noise alone (IRAF)."""
+    values = [-50.0, -51.0, -49.0, -50.0, -50.5, -49.5, -30.0]
+    out = combine(_stack(values), reject=CCDClip(gain=1.0, read_noise=3.0))
+    # with |c| = 50 in the model σ would be 7.7 and -30 (2.6σ) would stay; σ = 3 rejects it
+    assert _kept(out) == 6
+
+
+# IRAF minmax (icombine.x, icmm.gx): a count is a fraction of the n images; at a pixel with
+# m valid values int(m·fraction + 0.001) go
+@pytest.mark.parametrize(
+    "nlow, nhigh, n, missing, dropped",
+    [
+        (1, 2, 10, 0, (1, 2)),
+        (1, 2, 10, 5, (0, 1)),  # 5 of 10 valid: int(0.5 + 0.001), int(1.0 + 0.001)
+        (1, 2, 10, 1, (0, 1)),  # 9 valid: int(0.9 + 0.001), int(1.8 + 0.001)
+        (1, 2, 10, 6, (0, 0)),  # 4 valid: nothing
+        (0.25, 0.25, 10, 0, (2, 2)),  # fractions: int(2.5 + 0.001)
+        (0.3, 0.0, 10, 0, (3, 0)),  # the 0.001 guards a product just below 3
+    ],
+)  # fmt: skip
+def test_minmax_follows_irafs_rule_with_missing_values(nlow, nhigh, n, missing, dropped):
+    values = list(range(1, n + 1))
+    rej = MinMaxClip(nlow=nlow, nhigh=nhigh, rule="iraf")
+    out = combine(_stack(values, missing), reject=rej, nkeep=0)
+    assert (int(out.extras["NREJLO"][0, 0]), int(out.extras["NREJHI"][0, 0])) == dropped
+
+
+@pytest.mark.parametrize(
+    "nlow, nhigh, missing, dropped",
+    [(1, 2, 0, (1, 2)), (1, 2, 5, (1, 2)), (0.25, 0.25, 0, (2, 2)), (0.25, 0.0, 2, (2, 0))],
+)
+def test_minmax_counts_drop_at_every_pixel(nlow, nhigh, missing, dropped):
+    out = combine(_stack(list(range(1, 11)), missing), reject=MinMaxClip(nlow, nhigh), nkeep=0)
+    assert (int(out.extras["NREJLO"][0, 0]), int(out.extras["NREJHI"][0, 0])) == dropped
