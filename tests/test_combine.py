@@ -91,7 +91,7 @@ def test_errors():
     with pytest.raises(TypeError, match="reject"):
         combine([a], reject="sigclip")
     with pytest.raises(ValueError, match="nkeep"):
-        combine([a], nkeep=-1)
+        combine([a], nkeep=1.5)
     with pytest.raises(ValueError, match="weights"):
         combine([a, a], weights=[1.0])
     with pytest.raises(ValueError, match="variance"):

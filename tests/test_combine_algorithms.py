@@ -181,7 +181,7 @@ def test_algorithm_equals_reference(name):
     @given(
         stacks(max_n=30),
         st.sampled_from(SIGMAS),
-        st.integers(0, 5),
+        st.integers(-3, 5),
         st.sampled_from(["mean", "median", "sum"]),
     )
     def check(stk, sigma, nkeep, method):

@@ -97,3 +97,14 @@ def test_minmax_follows_irafs_rule_with_missing_values(nlow, nhigh, n, missing, 
 def test_minmax_counts_drop_at_every_pixel(nlow, nhigh, missing, dropped):
     out = combine(_stack(list(range(1, 11)), missing), reject=MinMaxClip(nlow, nhigh), nkeep=0)
     assert (int(out.extras["NREJLO"][0, 0]), int(out.extras["NREJHI"][0, 0])) == dropped
+
+
+# IRAF's negative nkeep: the most values the rejection may take (maxkeep = n1 + nkeep)
+def test_negative_nkeep_caps_the_rejected():
+    values = [100, 101, 99, 100, 102, 98, 100, 101, 99, 100, 160, 170]
+    rej = CCDClip(gain=1.0, read_noise=0.0, center="median")
+    assert _kept(combine(_stack(values), reject=rej, nkeep=1)) == 10  # both hits go
+    capped = combine(_stack(values), reject=rej, nkeep=-1)  # at most one may go
+    assert _kept(capped) == 11
+    assert int(capped.extras["NREJHI"][0, 0]) == 1  # 170, the farther, stays rejected
+    assert float(capped.data[0, 0]) == pytest.approx((sum(values) - 170) / 11)

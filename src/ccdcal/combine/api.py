@@ -159,8 +159,8 @@ class Combination:
                 f"not {type(self.reject).__name__}"
             )
         nkeep = self.nkeep
-        if isinstance(nkeep, bool) or int(nkeep) != nkeep or nkeep < 0:
-            raise ValueError(f"nkeep must be an integer >= 0, not {nkeep!r}")
+        if isinstance(nkeep, bool) or int(nkeep) != nkeep:
+            raise ValueError(f"nkeep must be an integer, not {nkeep!r}")
         object.__setattr__(self, "nkeep", int(nkeep))
         object.__setattr__(self, "exclude", int(self.exclude))
         if self.groups is not None:
@@ -430,7 +430,10 @@ def combine(
         None, one positive number per frame, or ``"variance"`` (inverse variance per pixel
         from the inputs' variance planes).
     nkeep
-        Least number of values kept per pixel by the rejection.
+        Least number of values kept per pixel by the rejection; a negative one is the most
+        it may reject (IRAF's rule: ``-2`` keeps all but 2 of a pixel's valid values at
+        least). Where a rejection would keep fewer, the values it rejected nearest its
+        centre come back.
     exclude
         Mask bits that exclude an input pixel (NaN and infinite values are always excluded).
     memory_limit

@@ -43,6 +43,7 @@ from .windows import (
     _esd,
     _median,
     _minmax,
+    _need,
     _nested_clip,
     _pclip,
     _sigclip_astropy_block,
@@ -253,7 +254,7 @@ def _block(
                 nv,
                 prm,
                 lam,
-                min(nkeep, nv),
+                _need(nkeep, nv),
                 slo,
                 tmp,
                 tmp2,
@@ -266,7 +267,7 @@ def _block(
     else:
         for p in range(bw):
             nv = nv_a[p]
-            need = min(nkeep, nv)
+            need = _need(nkeep, nv)
             klo = 0
             khi = nv
             if nv > 0 and algo != NONE:

@@ -290,13 +290,27 @@ def esd_keep(
     return keep
 
 
+def need(nkeep: int, valid: int) -> int:
+    """The values a rejection must keep of ``valid``: ``nkeep``, or all but ``-nkeep``.
+
+    >>> need(2, 10), need(-3, 10), need(-3, 2)
+    (2, 7, 0)
+    """
+    return nkeep if nkeep >= 0 else max(0, valid + nkeep)
+
+
 def apply(keep_fn: Callable[..., np.ndarray], stack: np.ndarray, **kwargs: Any) -> np.ndarray:
-    """Run a ``*_keep`` function over every pixel of an (n, ...) stack; returns the keep cube."""
+    """Run a ``*_keep`` function over every pixel of an (n, ...) stack; returns the keep cube.
+
+    A negative ``nkeep`` (IRAF: at most ``-nkeep`` values rejected) becomes, at each pixel,
+    the number of its valid values less ``-nkeep``."""
     stack = np.asarray(stack, dtype=np.float64)
     flat = stack.reshape(stack.shape[0], -1)
     out = np.zeros(flat.shape, bool)
     for k in range(flat.shape[1]):
-        out[:, k] = keep_fn(flat[:, k], **kwargs)
+        args = dict(kwargs)
+        args["nkeep"] = need(kwargs.get("nkeep", 1), int(np.isfinite(flat[:, k]).sum()))
+        out[:, k] = keep_fn(flat[:, k], **args)
     return out.reshape(stack.shape)
 
 
@@ -326,6 +340,7 @@ def combine_kept(stack: np.ndarray, keep: np.ndarray, method: str = "mean") -> n
 
 __all__ = [
     "apply",
+    "need",
     "ccdclip_keep",
     "combine_kept",
     "esd_keep",

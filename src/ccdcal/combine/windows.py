@@ -307,6 +307,13 @@ def _sigclip_astropy(w, p, nv, sl, su, maxiters, use_median, use_mad, need, lo, 
 
 
 @njit(cache=True, error_model="numpy")
+def _need(nkeep, nv):
+    """How many of ``nv`` values a rejection must keep: ``nkeep`` (at most all), or, for a
+    negative one, all but ``-nkeep`` (IRAF: at most that many rejected)."""
+    return min(nkeep, nv) if nkeep >= 0 else max(0, nv + nkeep)
+
+
+@njit(cache=True, error_model="numpy")
 def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, nkeep,
                            klo_a, khi_a, fb, acc):  # fmt: skip
     """:func:`_sigclip_astropy` for every pixel of a block (same decisions).
@@ -381,7 +388,7 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
         khi_a[p] = nv_a[p]
     for p in range(bw):
         nv = nv_a[p]
-        if nv <= nkeep or (np.float64(w[0, p]) >= blo_a[p] and top_a[p] <= bhi_a[p]):
+        if nv <= _need(nkeep, nv) or (np.float64(w[0, p]) >= blo_a[p] and top_a[p] <= bhi_a[p]):
             continue  # nothing can be rejected, or nothing is
         blo = blo_a[p]
         bhi = bhi_a[p]
@@ -392,7 +399,7 @@ def _sigclip_astropy_block(w, bw, nv_a, sl, su, maxiters, use_median, use_mad, n
         while fhi < nv and np.float64(w[fhi, p]) <= bhi:
             fhi += 1
         fhi = max(fhi, flo)
-        need = min(nkeep, nv)
+        need = _need(nkeep, nv)
         if fhi - flo < need:
             klo, khi = _restore(w, p, 0, nv, flo, fhi, cen_a[p], need)
         elif fhi - flo == nv or fhi == flo or maxiters == 1.0:
