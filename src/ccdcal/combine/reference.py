@@ -340,11 +340,11 @@ def combine_kept(stack: np.ndarray, keep: np.ndarray, method: str = "mean") -> n
 
 __all__ = [
     "apply",
-    "need",
     "ccdclip_keep",
     "combine_kept",
     "esd_keep",
     "minmax_keep",
+    "need",
     "percentile_keep",
     "sigclip_siril_keep",
     "varclip_keep",
