@@ -108,3 +108,31 @@ def test_negative_nkeep_caps_the_rejected():
     assert _kept(capped) == 11
     assert int(capped.extras["NREJHI"][0, 0]) == 1  # 170, the farther, stays rejected
     assert float(capped.data[0, 0]) == pytest.approx((sum(values) - 170) / 11)
+
+
+# IRAF lthreshold/hthreshold (icgdata.gx): raw values strictly outside are left out, before
+# scaling and rejection; a value on a threshold stays
+def test_thresholds_on_raw_values(tmp_path):
+    values = [4.9, 5.0, 50.0, 50.1]
+    out = combine(_stack(values), thresholds=(5.0, 50.0))
+    assert _kept(out) == 2 and float(out.data[0, 0]) == pytest.approx(27.5)
+    assert _kept(combine(_stack(values), thresholds=(None, 50.0))) == 3
+    # on raw values: 150 goes though scaled by 1/2 it would be 75
+    frames = _stack([150.0, 60.0, 80.0])
+    scaled = combine(frames, scale=[0.5, 1.0, 1.0], thresholds=(None, 100.0))
+    assert _kept(scaled) == 2
+    # left out like masked values: not counted as rejected
+    assert int(out.extras["NREJLO"][0, 0] + out.extras["NREJHI"][0, 0]) == 0
+    with pytest.raises(ValueError, match="thresholds"):
+        combine(frames, thresholds=(10.0, 1.0))
+
+    from ccdcal.cli import main
+
+    paths = []
+    for i, v in enumerate(values):
+        paths.append(tmp_path / f"f{i}.fits")
+        Frame(np.full((2, 2), v, np.float32)).write(paths[-1])
+    dest = tmp_path / "o.fits"
+    argv = ["-q", "combine", *map(str, paths), "-o", str(dest), "--lthreshold", "5"]
+    assert main([*argv, "--hthreshold", "50"]) == 0
+    assert float(Frame.read(dest).data[0, 0]) == pytest.approx(27.5)

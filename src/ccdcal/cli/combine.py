@@ -49,6 +49,8 @@ def register(subparsers: Any) -> None:
         "--rule", choices=("astropy", "siril", "count", "iraf"),
         help="sigclip: astropy (default) or siril; minmax: count (default) or iraf",
     )  # fmt: skip
+    p.add_argument("--lthreshold", type=float, help="leave out raw values below this")
+    p.add_argument("--hthreshold", type=float, help="leave out raw values above this")
     p.add_argument("--nlow", type=float, default=1, help="minmax: lowest values to drop")
     p.add_argument("--nhigh", type=float, default=1, help="minmax: highest values to drop")
     p.add_argument("--gain", type=float, help="ccdclip: gain in e-/ADU")
@@ -151,4 +153,9 @@ def _combine(combine: Any, args: argparse.Namespace, reject: Any) -> Any:
         nkeep=args.nkeep,
         memory_limit=args.memory_limit,
         keep_rejected=args.keep_rejected,
+        thresholds=(
+            None
+            if args.lthreshold is None and args.hthreshold is None
+            else (args.lthreshold, args.hthreshold)
+        ),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,7 @@ class Combination:
     keep_rejected: bool = False
     scale_region: tuple[slice, slice] | None = field(default=None)
     groups: Sequence[int] | None = None
+    thresholds: tuple[float | None, float | None] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
@@ -163,6 +165,17 @@ class Combination:
             raise ValueError(f"nkeep must be an integer, not {nkeep!r}")
         object.__setattr__(self, "nkeep", int(nkeep))
         object.__setattr__(self, "exclude", int(self.exclude))
+        if self.thresholds is not None:
+            lo, hi = self.thresholds
+            lo = None if lo is None else float(lo)
+            hi = None if hi is None else float(hi)
+            if any(v is not None and math.isnan(v) for v in (lo, hi)) or (
+                lo is not None and hi is not None and lo > hi
+            ):
+                raise ValueError(
+                    f"thresholds must be (low, high) with low <= high, not {self.thresholds!r}"
+                )
+            object.__setattr__(self, "thresholds", (lo, hi))
         if self.groups is not None:
             groups = tuple(int(g) for g in self.groups)
             if any(g < 0 for g in groups):
@@ -244,6 +257,8 @@ class Combination:
             params["weights"] = w if isinstance(w, str) else _fmt(list(w))
         if self.reject is not None:
             params["nkeep"] = self.nkeep
+        if self.thresholds is not None:
+            params["thresholds"] = self.thresholds
         add_history(header, "combine", inputs=setup.labels, params=params)
         extras = {"NCOMBINE": out_n, "NREJLO": join("nrejlo"), "NREJHI": join("nrejhi")}
         if self.reject is not None:
@@ -373,11 +388,13 @@ class Combination:
                 (y, min(rows, y1 - y), direct, none_mask, none_var, none_var)
                 for y in range(y0, y1, rows)
             )
+        lo, hi = self.thresholds or (None, None)
+        thr = np.array([-np.inf if lo is None else lo, np.inf if hi is None else hi], np.float32)
         with contextlib.closing(bands):
             for y, r, buf, mbuf, vbuf, cbuf in bands:
                 y_in0 = 0 if direct is None else y
                 kernels.combine_band(
-                    buf, y_in0, mbuf, any_mask, self.exclude, vbuf, use_var, cbuf, has_com,
+                    buf, y_in0, mbuf, any_mask, self.exclude, thr, vbuf, use_var, cbuf, has_com,
                     group, setup.fscale, setup.fzero, wframe, wmode, algo, prm, lam, ci, cj,
                     _METHODS[self.method], self.nkeep, var_mode, y - y0, r, out_data, out_var,
                     out_com, out_n, out_lo, out_hi, out_rej, keep_rejected,
@@ -403,6 +420,7 @@ def combine(
     keep_rejected: bool = False,
     scale_region: tuple[slice, slice] | None = None,
     groups: Sequence[int] | None = None,
+    thresholds: tuple[float | None, float | None] | None = None,
 ) -> Frame:
     """Stack frames pixel by pixel, with outlier rejection, streaming from files.
 
@@ -439,6 +457,11 @@ def combine(
     memory_limit
         Bytes (or text such as ``"2GB"``) for the outputs plus the band buffers; default a
         quarter of the available memory.
+    thresholds
+        ``(low, high)``, either None: raw input values (before scaling) below ``low`` or
+        above ``high`` are left out like masked ones, before any rejection (IRAF's
+        ``lthreshold``/``hthreshold``; a value on a threshold stays). The sample that sets
+        the scaling levels does not apply them.
     keep_rejected
         Also return the ``REJECTED`` cube (n, ny, nx) uint8: 1 where a value was excluded
         or rejected.
@@ -483,6 +506,7 @@ def combine(
         keep_rejected=keep_rejected,
         scale_region=scale_region,
         groups=groups,
+        thresholds=thresholds,
     )(inputs)
 
 

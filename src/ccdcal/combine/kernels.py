@@ -93,8 +93,8 @@ def sorting_network(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _block(
-    data, y_in, mask, has_mask, exclude, var, has_var, com, has_com, group, fscale, fzero,
-    wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
+    data, y_in, mask, has_mask, exclude, thr, var, has_var, com, has_com, group, fscale,
+    fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
     out_data, out_var, out_com, out_n, out_lo, out_hi, out_rej, want_rej,
     orig, w, vblk, cblk, gacc, kb, ix, tmp, slo, shi, iv, fv, acc, fb,
 ):  # fmt: skip
@@ -155,16 +155,23 @@ def _block(
             else:
                 for p in range(bw):
                     vrow[p] = nan32
+        # IRAF's lthreshold/hthreshold: raw values outside [lo, hi] are left out like masked
+        # ones (NaN fails both tests)
+        tlo = thr[0]
+        thi = thr[1]
         if has_mask:
             msrc = mask[i, y_in, x0 : x0 + bw]
             for p in range(bw):
-                v = src[p] * f + z
-                ok = ((v - v) == zero32) & ((msrc[p] & exclude) == 0)
+                x = src[p]
+                v = x * f + z
+                ok = ((v - v) == zero32) & ((msrc[p] & exclude) == 0) & (x >= tlo) & (x <= thi)
                 wr[p] = v if ok else inf32
         else:
             for p in range(bw):
-                v = src[p] * f + z
-                wr[p] = v if (v - v) == zero32 else inf32  # False for NaN and +-inf
+                x = src[p]
+                v = x * f + z
+                ok = ((v - v) == zero32) & (x >= tlo) & (x <= thi)  # False for NaN and +-inf
+                wr[p] = v if ok else inf32
         if wmode == 2:  # inverse-variance weights: a value needs a usable variance
             vrow = vblk[i]
             for p in range(bw):
@@ -562,8 +569,8 @@ def _frame_order_sums(
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def combine_band(
-    data, y_in0, mask, has_mask, exclude, var, has_var, com, has_com, group, fscale, fzero,
-    wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out0, nrows,
+    data, y_in0, mask, has_mask, exclude, thr, var, has_var, com, has_com, group, fscale,
+    fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out0, nrows,
     out_data, out_var, out_com, out_n, out_lo, out_hi, out_rej, want_rej, nthreads,
 ):  # fmt: skip
     """Combine rows ``y_in0 .. y_in0+nrows`` of ``data`` into output rows from ``y_out0``.
@@ -575,6 +582,8 @@ def combine_band(
         shape when ``has_mask`` / ``has_var``, else any small array; ``com`` (the masters'
         part of each variance) likewise when ``has_com`` (which needs ``has_var``), and
         ``group`` (int64, n) numbers the frames whose master noise is one and the same.
+    thr : float32 (2,)
+        Raw values below ``thr[0]`` or above ``thr[1]`` are left out (-inf, inf: none).
     fscale, fzero : float32 (n,)
         Each frame's value becomes ``x * fscale + fzero`` (variance × fscale²).
     wframe, wmode
@@ -616,8 +625,8 @@ def combine_band(
             x0 = (t % nxb) * BLOCK
             bw = min(BLOCK, nx - x0)
             _block(
-                data, y_in0 + r, mask, has_mask, exclude, var, has_var, com, has_com, group,
-                fscale, fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep,
+                data, y_in0 + r, mask, has_mask, exclude, thr, var, has_var, com, has_com,
+                group, fscale, fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep,
                 var_mode, y_out0 + r, x0, bw, out_data, out_var, out_com, out_n, out_lo,
                 out_hi, out_rej, want_rej, orig, w, vblk, cblk, gacc, kb, ix, tmp, slo, shi,
                 iv, fv, acc, fb,
