@@ -22,6 +22,7 @@ from ccdcal.combine import (
     CCDClip,
     ESDClip,
     MinMaxClip,
+    PClip,
     PercentileClip,
     SigmaClip,
     WinsorizedSigmaClip,
@@ -149,6 +150,14 @@ REFERENCES = {
     "minmax": (
         lambda s: MinMaxClip(nlow=1, nhigh=2),
         lambda s, k: {"fn": ref.minmax_keep, "nlow": 1, "nhigh": 2, "nkeep": k},
+    ),
+    "iraf-pclip": (
+        lambda s: PClip(low=s, high=s * 1.1),
+        lambda s, k: {"fn": ref.iraf_pclip_keep, "low": s, "high": s * 1.1, "nkeep": k},
+    ),
+    "iraf-pclip-up": (
+        lambda s: PClip(pclip=2, low=s, high=s),
+        lambda s, k: {"fn": ref.iraf_pclip_keep, "pclip": 2, "low": s, "high": s, "nkeep": k},
     ),
     "minmax-iraf": (
         lambda s: MinMaxClip(nlow=2, nhigh=3, rule="iraf"),

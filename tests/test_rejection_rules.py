@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ccdcal import Frame
-from ccdcal.combine import CCDClip, MinMaxClip, combine
+from ccdcal.combine import CCDClip, MinMaxClip, PClip, combine
 
 
 def _stack(values, mask_last: int = 0):
@@ -136,3 +136,42 @@ def test_thresholds_on_raw_values(tmp_path):
     argv = ["-q", "combine", *map(str, paths), "-o", str(dest), "--lthreshold", "5"]
     assert main([*argv, "--hthreshold", "50"]) == 0
     assert float(Frame.read(dest).data[0, 0]) == pytest.approx(27.5)
+
+
+# IRAF pclip (icombine.x, icpclip.gx): σ = distance from the median to the value p places
+# away; rejection at or beyond the bounds (>=), one pass
+@pytest.mark.parametrize(
+    "values, missing, pclip, sigma, kept",
+    [
+        ([8, 9, 9, 10, 10, 10, 11, 11, 12, 30], 0, -0.5, 3.0, 9),
+        ([8, 9, 9, 10, 10, 10, 11, 11, 12, 13], 0, -0.5, 3.0, 9),  # 13 is exactly 3σ: goes
+        ([8, 9, 9, 10, 10, 10, 11, 11, 12, 30], 0, -0.5, 1.0, 3),
+        ([10] * 9 + [30], 0, -0.5, 3.0, 10),  # σ = 0: nothing
+        ([8, 9, 10, 10, 11, 12, 30, 0, 0, 0], 3, -0.5, 3.0, 6),  # p from the 10 inputs
+        ([8, 9, 10, 10, 10, 11, 11, 12, 40], 0, 1, 3.0, 8),  # upwards
+    ],
+)  # fmt: skip
+def test_pclip_follows_iraf(values, missing, pclip, sigma, kept):
+    rej = PClip(pclip=pclip, low=sigma, high=sigma)
+    assert _kept(combine(_stack(values, missing), reject=rej, nkeep=0)) == kept
+
+
+def test_pclip_places_as_iraf_converts_them():
+    assert [PClip(pclip=v).places(10) for v in (-0.5, 0.3, -4, -7, 3)] == [-2, 1, -4, -5, 3]
+    assert PClip(pclip=0.1).places(3) == 1
+    with pytest.raises(ValueError, match="pclip"):
+        PClip(pclip=0)
+
+
+def test_pclip_from_the_command_line_and_the_configuration(tmp_path):
+    from ccdcal.cli import main
+    from ccdcal.config import rejection_from_name
+
+    assert rejection_from_name("iraf-pclip", pclip=-1, sigma=2.5) == PClip(-1, 2.5, 2.5)
+    paths = []
+    for i, v in enumerate([8, 9, 9, 10, 10, 10, 11, 11, 12, 30]):
+        paths.append(tmp_path / f"f{i}.fits")
+        Frame(np.full((2, 2), v, np.float32)).write(paths[-1])
+    dest = tmp_path / "o.fits"
+    assert main(["-q", "combine", *map(str, paths), "-o", str(dest), "--reject", "iraf-pclip"]) == 0
+    assert float(Frame.read(dest).data[0, 0]) == pytest.approx(10.0)

@@ -22,6 +22,7 @@ _LAZY = {
     "combine": ("ccdcal.combine", "combine"),
     "SigmaClip": ("ccdcal.combine", "SigmaClip"),
     "MinMaxClip": ("ccdcal.combine", "MinMaxClip"),
+    "PClip": ("ccdcal.combine", "PClip"),
     "PercentileClip": ("ccdcal.combine", "PercentileClip"),
     "WinsorizedSigmaClip": ("ccdcal.combine", "WinsorizedSigmaClip"),
     "VarianceClip": ("ccdcal.combine", "VarianceClip"),

@@ -14,6 +14,7 @@ ALGORITHMS = {
     "or --rule siril)",
     "minmax": "drop the --nlow lowest and --nhigh highest values (IRAF minmax)",
     "pclip": "keep values between the --low and --high percentiles",
+    "iraf-pclip": "IRAF pclip: sigma from the median to the value --pclip places from it",
     "winsorized": "winsorized sigma clipping (Siril/PixInsight)",
     "ccdclip": "sigma clipping with sigma from the CCD noise model: --gain --rdnoise --snoise "
     "(IRAF ccdclip)",
@@ -49,6 +50,7 @@ def register(subparsers: Any) -> None:
         "--rule", choices=("astropy", "siril", "count", "iraf"),
         help="sigclip: astropy (default) or siril; minmax: count (default) or iraf",
     )  # fmt: skip
+    p.add_argument("--pclip", type=float, default=-0.5, help="iraf-pclip: IRAF's pclip")
     p.add_argument("--lthreshold", type=float, help="leave out raw values below this")
     p.add_argument("--hthreshold", type=float, help="leave out raw values above this")
     p.add_argument("--nlow", type=float, default=1, help="minmax: lowest values to drop")
@@ -85,6 +87,7 @@ def _reject(args: argparse.Namespace) -> Any:
         "pclip": {"low": 10.0 if args.low is None else args.low,
                   "high": 90.0 if args.high is None else args.high},
         "winsorized": {"low": low, "high": high, "maxiters": maxiters},
+        "iraf-pclip": {"pclip": args.pclip, "low": low, "high": high},
         "ccdclip": {"gain": args.gain, "read_noise": args.rdnoise, "snoise": args.snoise,
                     "low": low, "high": high, "maxiters": maxiters, "center": args.center},
         "esd": {"max_outliers": _count(args.max_outliers), "alpha": args.alpha},

@@ -37,10 +37,11 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from .rejection import CCDCLIP, ESD, MINMAX, NONE, PCLIP, SIGCLIP, VARCLIP, WINSOR
+from .rejection import CCDCLIP, ESD, IRAFPCLIP, MINMAX, NONE, PCLIP, SIGCLIP, VARCLIP, WINSOR
 from .windows import (
     _SIRIL,
     _esd,
+    _iraf_pclip,
     _median,
     _minmax,
     _need,
@@ -286,6 +287,8 @@ def _block(
                     klo, khi = _minmax(nv, prm, need)
                 elif algo == PCLIP:
                     klo, khi = _pclip(w, p, nv, prm[0], prm[1], need)
+                elif algo == IRAFPCLIP:
+                    klo, khi = _iraf_pclip(w, p, nv, prm, need)
                 elif algo == ESD:
                     klo, khi = _esd(w, p, nv, prm, lam, need, slo, shi)
             klo_a[p] = klo

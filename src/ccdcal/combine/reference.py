@@ -238,6 +238,38 @@ def minmax_keep(
     return keep
 
 
+def iraf_pclip_keep(
+    values: np.ndarray,
+    *,
+    pclip: float = -0.5,
+    low: float = 3.0,
+    high: float = 3.0,
+    nkeep: int = 1,
+) -> np.ndarray:
+    """IRAF pclip (icombine.x, icpclip.gx), written from the source with 1-based indices."""
+    valid = np.flatnonzero(np.isfinite(values))
+    keep = np.isfinite(values)
+    n1 = valid.size
+    half = values.size // 2
+    pc = pclip * half if abs(pclip) < 1 else pclip
+    pc = min(-1, max(-half, int(pc))) if pc < 0 else max(1, min(half, int(pc)))
+    if n1 < max(3, nkeep + 1):
+        return keep
+    d = np.concatenate([[np.nan], np.sort(values[valid])])  # d[1..n1]
+    n2 = 1 + n1 // 2
+    even = n1 % 2 == 0
+    below = max(1, n2 - 1 + pc) if even else max(1, n2 + pc)  # counted from the lower middle
+    n3 = below if pc < 0 else min(n1, n2 + pc)
+    med = (d[n2 - 1] + d[n2]) / 2 if even else d[n2]
+    sigma = (d[n3] - med) * (1 if pc > 0 else -1)
+    if not sigma > 0:
+        return keep
+    out = keep & ((med - values) / sigma < low) & ((values - med) / sigma < high)
+    if out.sum() < nkeep:
+        return _restore(values, out, keep, med, nkeep)
+    return out
+
+
 def percentile_keep(values: np.ndarray, *, low: float, high: float, nkeep: int = 1) -> np.ndarray:
     """Keep values between the low and high percentiles (numpy.percentile, linear)."""
     valid = np.isfinite(values)
@@ -343,6 +375,7 @@ __all__ = [
     "ccdclip_keep",
     "combine_kept",
     "esd_keep",
+    "iraf_pclip_keep",
     "minmax_keep",
     "need",
     "percentile_keep",

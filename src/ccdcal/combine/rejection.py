@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 # algorithm codes shared with kernels.py
-NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP = range(8)
+NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP = range(9)
 
 #: number of float parameters the kernel reads
 NPARAM = 8
@@ -198,6 +198,54 @@ class PercentileClip(Rejection):
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         p = np.zeros(NPARAM)
         p[:2] = (np.true_divide(self.low, 100), np.true_divide(self.high, 100))
+        return self.code, p, np.zeros((1, 1))
+
+
+@dataclass(frozen=True)
+class PClip(Rejection):
+    """IRAF's ``pclip``: σ from the distance between the median and a value near it.
+
+    IRAF's rule exactly (``icombine.x``, ``icpclip.gx``): ``pclip`` (default -0.5, IRAF's)
+    becomes, once for the *n* inputs, a number of places *p* from the median: a fraction
+    (|pclip| < 1) of n // 2, truncated, at least 1 and at most n // 2 places, below the
+    median (negative) or above it (positive). At each pixel of *m* sorted values σ is the
+    distance from the median to the value *p* places away (counted from the lower middle
+    value going down, from the upper one going up, where *m* is even); values at or beyond
+    ``low``·σ below or ``high``·σ above the median are rejected (IRAF's ``>=``), in one pass,
+    not iterated. A pixel of fewer than 3 values, or σ = 0, is left alone. Where fewer than
+    ``nkeep`` would be kept, the rejected values nearest the median come back (IRAF also
+    brings back values tied with them within 0.001 σ). Robust with few frames: σ comes
+    from the central values, not from a scatter that the outliers inflate.
+
+    Examples
+    --------
+    >>> PClip().kernel_args(10)[1][:3].tolist()
+    [-2.0, 3.0, 3.0]
+    """
+
+    pclip: float = -0.5
+    low: float = 3.0
+    high: float = 3.0
+
+    code: ClassVar[int] = IRAFPCLIP
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.pclip) or self.pclip == 0:
+            raise ValueError(f"PClip pclip must be a non-zero number, not {self.pclip!r}")
+        _nonneg("PClip low", self.low)
+        _nonneg("PClip high", self.high)
+
+    def places(self, n: int) -> int:
+        """The number of places from the median for ``n`` inputs (signed, as IRAF's)."""
+        half = n // 2
+        pc = self.pclip * half if abs(self.pclip) < 1 else self.pclip
+        if pc < 0:
+            return min(-1, max(-half, int(pc)))
+        return max(1, min(half, int(pc)))
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:3] = (self.places(n), self.low, self.high)
         return self.code, p, np.zeros((1, 1))
 
 
@@ -440,6 +488,7 @@ __all__ = [
     "CCDClip",
     "ESDClip",
     "MinMaxClip",
+    "PClip",
     "PercentileClip",
     "Rejection",
     "SigmaClip",

@@ -197,6 +197,38 @@ def _pclip(w, p, nv, qlo, qhi, need):
 
 
 @njit(cache=True, error_model="numpy")
+def _iraf_pclip(w, p, nv, prm, need):
+    """IRAF's pclip (icpclip.gx) on the nv sorted values: σ from the distance between the
+    median and the value ``prm[0]`` places from it; values at or beyond low·σ below or
+    high·σ above the median leave, in one pass."""
+    pc, sl, su = prm[0], prm[1], prm[2]
+    if nv < max(3, need + 1):
+        return 0, nv
+    n2 = 1 + nv // 2  # IRAF's 1-based index of the (upper) middle value
+    even = nv % 2 == 0
+    if pc < 0.0:
+        n3 = max(1, int(n2 - 1 + pc)) if even else max(1, int(n2 + pc))
+    else:
+        n3 = min(nv, int(n2 + pc))
+    if even:
+        med = 0.5 * (np.float64(w[n2 - 2, p]) + np.float64(w[n2 - 1, p]))
+    else:
+        med = np.float64(w[n2 - 1, p])
+    sigma = (np.float64(w[n3 - 1, p]) - med) * (1.0 if pc > 0.0 else -1.0)
+    if not sigma > 0.0:
+        return 0, nv
+    lo = 0
+    while lo < nv and (med - np.float64(w[lo, p])) / sigma >= sl:
+        lo += 1
+    hi = nv
+    while hi > lo and (np.float64(w[hi - 1, p]) - med) / sigma >= su:
+        hi -= 1
+    if hi - lo < need:
+        return _restore(w, p, 0, nv, lo, hi, med, need)
+    return lo, hi
+
+
+@njit(cache=True, error_model="numpy")
 def _minmax(nv, prm, need):
     # a fixed count, or (IRAF's icmm) a fraction of the values left at the pixel, truncated
     # after adding 0.001

@@ -138,6 +138,13 @@ def _spread(sec: str, key: str, v: Any) -> str:
     return _choice(sec, key, v, ("mad_std", "std"))
 
 
+def _pclip(sec: str, key: str, v: Any) -> float:
+    value = _number(sec, key, v)
+    if value == 0:
+        raise _Bad(sec, key, "must not be zero (IRAF's pclip: places from the median)")
+    return value
+
+
 def _minmax_rule(sec: str, key: str, v: Any) -> str:
     return _choice(sec, key, v, ("count", "iraf"))
 
@@ -187,6 +194,7 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
         "varclip": {
             "low": _positive, "high": _positive, "maxiters": _count, "snoise": _nonneg,
         },
+        "iraf-pclip": {"pclip": _pclip, "low": _positive, "high": _positive},
     }
 )  # fmt: skip
 
@@ -215,6 +223,7 @@ def rejection_from_name(name: str, **params: Any) -> Any:
         "ccdclip": rj.CCDClip,
         "esd": rj.ESDClip,
         "varclip": rj.VarianceClip,
+        "iraf-pclip": rj.PClip,
     }
     if name in ("none", "", None):
         return None
