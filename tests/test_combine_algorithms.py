@@ -21,6 +21,7 @@ from ccdcal import Frame, flags
 from ccdcal.combine import (
     CCDClip,
     ESDClip,
+    LinearFitClip,
     MinMaxClip,
     PClip,
     PercentileClip,
@@ -150,6 +151,10 @@ REFERENCES = {
     "minmax": (
         lambda s: MinMaxClip(nlow=1, nhigh=2),
         lambda s, k: {"fn": ref.minmax_keep, "nlow": 1, "nhigh": 2, "nkeep": k},
+    ),
+    "linfit": (
+        lambda s: LinearFitClip(low=s, high=s * 1.1, maxiters=4),
+        lambda s, k: {"fn": ref.linfit_keep, "low": s, "high": s * 1.1, "maxiters": 4, "nkeep": k},
     ),
     "iraf-pclip": (
         lambda s: PClip(low=s, high=s * 1.1),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ccdcal import Frame
-from ccdcal.combine import CCDClip, MinMaxClip, PClip, combine
+from ccdcal.combine import CCDClip, LinearFitClip, MinMaxClip, PClip, combine
 
 
 def _stack(values, mask_last: int = 0):
@@ -175,3 +175,18 @@ def test_pclip_from_the_command_line_and_the_configuration(tmp_path):
     dest = tmp_path / "o.fits"
     assert main(["-q", "combine", *map(str, paths), "-o", str(dest), "--reject", "iraf-pclip"]) == 0
     assert float(Frame.read(dest).data[0, 0]) == pytest.approx(10.0)
+
+
+# Siril linear fit clipping (rejection_float.c, LINEARFIT): a line through the sorted values
+@pytest.mark.parametrize(
+    "values, sigma, kept",
+    [
+        (list(range(1, 11)), 1.0, 10),  # a line: nothing goes (a sigma clip drops 1, 2, 9, 10)
+        ([10, 11, 9, 10, 12, 8, 10, 11, 9, 30], 3.0, 9),
+        ([*range(1, 11), 30], 2.0, 10),  # the exact fit keeps 1..10 (Siril 2024+ only 1..7)
+        ([10, 11, 30], 0.5, 3),  # 4 or fewer: never
+    ],
+)  # fmt: skip
+def test_linear_fit_clipping(values, sigma, kept):
+    rej = LinearFitClip(low=sigma, high=sigma, maxiters=None)
+    assert _kept(combine(_stack(values), reject=rej, nkeep=0)) == kept

@@ -22,6 +22,7 @@ _LAZY = {
     "combine": ("ccdcal.combine", "combine"),
     "SigmaClip": ("ccdcal.combine", "SigmaClip"),
     "MinMaxClip": ("ccdcal.combine", "MinMaxClip"),
+    "LinearFitClip": ("ccdcal.combine", "LinearFitClip"),
     "PClip": ("ccdcal.combine", "PClip"),
     "PercentileClip": ("ccdcal.combine", "PercentileClip"),
     "WinsorizedSigmaClip": ("ccdcal.combine", "WinsorizedSigmaClip"),

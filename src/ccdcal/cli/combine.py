@@ -16,6 +16,7 @@ ALGORITHMS = {
     "pclip": "keep values between the --low and --high percentiles",
     "iraf-pclip": "IRAF pclip: sigma from the median to the value --pclip places from it",
     "winsorized": "winsorized sigma clipping (Siril/PixInsight)",
+    "linfit": "linear fit clipping: a line through the sorted values (Siril/PixInsight)",
     "ccdclip": "sigma clipping with sigma from the CCD noise model: --gain --rdnoise --snoise "
     "(IRAF ccdclip)",
     "esd": "generalized extreme Studentized deviate test, Rosner 1983 (--max-outliers, --alpha)",
@@ -88,6 +89,7 @@ def _reject(args: argparse.Namespace) -> Any:
                   "high": 90.0 if args.high is None else args.high},
         "winsorized": {"low": low, "high": high, "maxiters": maxiters},
         "iraf-pclip": {"pclip": args.pclip, "low": low, "high": high},
+        "linfit": {"low": low, "high": high, "maxiters": maxiters},
         "ccdclip": {"gain": args.gain, "read_noise": args.rdnoise, "snoise": args.snoise,
                     "low": low, "high": high, "maxiters": maxiters, "center": args.center},
         "esd": {"max_outliers": _count(args.max_outliers), "alpha": args.alpha},

@@ -22,6 +22,7 @@ from .api import Combination, Rows, Setup, combine
 from .rejection import (
     CCDClip,
     ESDClip,
+    LinearFitClip,
     MinMaxClip,
     PClip,
     PercentileClip,
@@ -45,6 +46,7 @@ __all__ = [
     "CCDClip",
     "Combination",
     "ESDClip",
+    "LinearFitClip",
     "MinMaxClip",
     "PClip",
     "PercentileClip",

@@ -37,11 +37,23 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from .rejection import CCDCLIP, ESD, IRAFPCLIP, MINMAX, NONE, PCLIP, SIGCLIP, VARCLIP, WINSOR
+from .rejection import (
+    CCDCLIP,
+    ESD,
+    IRAFPCLIP,
+    LINFIT,
+    MINMAX,
+    NONE,
+    PCLIP,
+    SIGCLIP,
+    VARCLIP,
+    WINSOR,
+)
 from .windows import (
     _SIRIL,
     _esd,
     _iraf_pclip,
+    _linfit,
     _median,
     _minmax,
     _need,
@@ -105,8 +117,9 @@ def _block(
     # checking beyond a few pairs).
     n = data.shape[0]
     need_sort = algo != NONE or method == MEDIAN
-    by_value = algo == VARCLIP  # kept values need not be a contiguous run of the sorted ones
-    need_v = var_mode == 0 or wmode == 2 or by_value
+    # kept values need not be a contiguous run of the sorted ones
+    by_value = (algo == VARCLIP) | (algo == LINFIT)
+    need_v = var_mode == 0 or wmode == 2 or algo == VARCLIP
     need_kb = want_rej or wmode != 0 or var_mode == 0 or has_com or by_value
     # without rejection the load sums the values, and astropy-rule sigma clipping leaves
     # the sums of the kept values itself: then no frame-order pass is needed, nor the
@@ -178,7 +191,7 @@ def _block(
             for p in range(bw):
                 vv = vrow[p]
                 wr[p] = wr[p] if (vv > zero32) & (vv < inf32) else inf32
-        elif by_value:  # a value is tested by its variance: it needs one
+        elif algo == VARCLIP:  # a value is tested by its variance: it needs one
             vrow = vblk[i]
             for p in range(bw):
                 vv = vrow[p]
@@ -250,23 +263,13 @@ def _block(
         tmp2 = np.empty(n + 1)
         for p in range(bw):
             nv = nv_a[p]
-            lo, hi, med = _varclip(
-                w,
-                ix,
-                vblk,
-                cblk,
-                has_com,
-                fscale,
-                fzero,
-                p,
-                nv,
-                prm,
-                lam,
-                _need(nkeep, nv),
-                slo,
-                tmp,
-                tmp2,
-            )
+            if algo == VARCLIP:
+                lo, hi, med = _varclip(
+                    w, ix, vblk, cblk, has_com, fscale, fzero, p, nv, prm, lam,
+                    _need(nkeep, nv), slo, tmp, tmp2,
+                )  # fmt: skip
+            else:
+                lo, hi, med = _linfit(w, p, nv, prm, _need(nkeep, nv), slo, tmp)
             for j in range(nv):
                 kb[ix[j, p], p] = slo[j] == 1
             klo_a[p] = lo
@@ -615,7 +618,8 @@ def combine_band(
         cblk = np.empty((n if has_com else 1, BLOCK), np.float32)
         gacc = np.empty((ngroups, BLOCK), np.float64)
         kb = np.empty((n, BLOCK), np.bool_)
-        ix = np.empty((n if algo == VARCLIP else 1, BLOCK), np.int32)
+        by_value = (algo == VARCLIP) | (algo == LINFIT)
+        ix = np.empty((n if by_value else 1, BLOCK), np.int32)
         tmp = np.empty(n + 1, np.float64)
         slo = np.zeros(n + 1, np.int64)
         shi = np.zeros(n + 1, np.int64)

@@ -211,6 +211,41 @@ def varclip_keep(
     return out
 
 
+def linfit_keep(
+    values: np.ndarray, *, low: float, high: float, maxiters: int | None = 5, nkeep: int = 1
+) -> np.ndarray:
+    """Linear fit clipping: a least-squares line through the kept values sorted against
+    their rank, σ the mean absolute deviation, never fewer than max(nkeep, 4) kept."""
+    valid = np.flatnonzero(np.isfinite(values))
+    order = valid[np.argsort(values[valid], kind="stable")]
+    keep = np.zeros(values.shape, bool)
+    keep[order] = True
+    floor = max(nkeep, 4)
+    it = 0
+    while keep.sum() > floor:
+        idx = [i for i in order if keep[i]]
+        y = values[idx]
+        rank = np.arange(y.size, dtype=np.float64)
+        # the normal equations in closed form (np.polyfit's lstsq rounds differently, and a
+        # value within rounding of a bound could go either way)
+        xm = (y.size - 1) / 2
+        ym = float(np.sum(y)) / y.size
+        slope = float(np.sum((rank - xm) * (y - ym))) / (y.size * (y.size**2 - 1) / 12)
+        icpt = ym - slope * xm
+        res = y - (slope * rank + icpt)
+        sigma = np.mean(np.abs(res))
+        out = (-res > low * sigma) | (res > high * sigma)
+        back = max(0, floor - int((~out).sum()))
+        for j in sorted(np.flatnonzero(out), key=lambda j: abs(res[j]))[:back]:
+            out[j] = False
+        for j, i in enumerate(idx):
+            keep[i] = not out[j]
+        it += 1
+        if not out.any() or (maxiters is not None and it >= maxiters):
+            break
+    return keep
+
+
 def minmax_keep(
     values: np.ndarray, *, nlow: float, nhigh: float, nkeep: int = 1, rule: str = "count"
 ) -> np.ndarray:
@@ -376,6 +411,7 @@ __all__ = [
     "combine_kept",
     "esd_keep",
     "iraf_pclip_keep",
+    "linfit_keep",
     "minmax_keep",
     "need",
     "percentile_keep",

@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 # algorithm codes shared with kernels.py
-NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP = range(9)
+NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP, LINFIT = range(10)
 
 #: number of float parameters the kernel reads
 NPARAM = 8
@@ -198,6 +198,48 @@ class PercentileClip(Rejection):
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         p = np.zeros(NPARAM)
         p[:2] = (np.true_divide(self.low, 100), np.true_divide(self.high, 100))
+        return self.code, p, np.zeros((1, 1))
+
+
+@dataclass(frozen=True)
+class LinearFitClip(Rejection):
+    """Siril's (and PixInsight's) linear fit clipping, for many frames of varying sky.
+
+    At each pass the kept values, sorted, are fitted by a straight line against their rank
+    (least squares); σ is their mean absolute deviation from it, and values more than
+    ``low``·σ below or ``high``·σ above the line are rejected, for good. Passes repeat
+    until nothing changes or ``maxiters``. A line follows a spread of levels (a sky that
+    changed between frames) where a sigma clip about the median would take the ends for
+    outliers. Never fewer than max(nkeep, 4) values are kept (Siril's floor of 4; the
+    rejected values nearest the line come back).
+
+    Siril's source (``rejection_float.c``) differs in details that we do not copy: values
+    equal to 0 are dropped first (Siril's mark of no data; here NaN and masks do that), and
+    since 2024 the fit keeps the rank centre and spread of the whole stack after
+    rejections, which tilts the line (on 1..10 and 30 at 2σ it rejects 30, then 10, 9 and
+    8 in turn); here the line is the exact fit to the values kept, as in its 2020 code.
+    Its cap on rejections counts them over all passes; here the floor is on what is left.
+
+    Examples
+    --------
+    >>> LinearFitClip(low=3.0, high=3.0).kernel_args(5)[1][:3].tolist()
+    [3.0, 3.0, 5.0]
+    """
+
+    low: float = 3.0
+    high: float = 3.0
+    maxiters: int | None = 5
+
+    code: ClassVar[int] = LINFIT
+
+    def __post_init__(self) -> None:
+        _nonneg("LinearFitClip low", self.low)
+        _nonneg("LinearFitClip high", self.high)
+        _maxiters(self.maxiters)
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:3] = (self.low, self.high, _maxiters(self.maxiters))
         return self.code, p, np.zeros((1, 1))
 
 
@@ -487,6 +529,7 @@ def esd_critical_values(n: int, alpha: float) -> np.ndarray:
 __all__ = [
     "CCDClip",
     "ESDClip",
+    "LinearFitClip",
     "MinMaxClip",
     "PClip",
     "PercentileClip",

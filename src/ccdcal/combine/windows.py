@@ -484,6 +484,82 @@ def _kept_median(w, p, nv, ks):
 
 
 @njit(cache=True, error_model="numpy")
+def _kept_split(w, p, nv, ks):
+    """(rejected below, rejected above, median) of the kept (``ks`` 1) among nv sorted."""
+    med = _kept_median(w, p, nv, ks)
+    lo = 0
+    hi = 0
+    for j in range(nv):
+        if ks[j] == 0:
+            if np.float64(w[j, p]) < med:
+                lo += 1
+            else:
+                hi += 1
+    return lo, hi, med
+
+
+@njit(cache=True, error_model="numpy")
+def _linfit(w, p, nv, prm, need, ks, res):
+    """Siril's linear fit clipping for pixel ``p``: a line fitted (least squares) to the
+    kept sorted values against their rank; σ their mean absolute deviation from it; values
+    beyond low·σ below or high·σ above it leave for good. Flags in ``ks`` (1 kept)."""
+    sl, su, maxiters = prm[0], prm[1], prm[2]
+    floor = max(need, 4)
+    for j in range(nv):
+        ks[j] = 1
+    kept = nv
+    it = 0
+    while kept > floor:
+        xm = (kept - 1.0) / 2.0
+        sxx = kept * (kept * kept - 1.0) / 12.0
+        ym = 0.0
+        for j in range(nv):
+            ym += np.float64(w[j, p]) if ks[j] == 1 else 0.0
+        ym /= kept
+        sxy = 0.0
+        rank = 0
+        for j in range(nv):
+            if ks[j] == 1:
+                sxy += (rank - xm) * (np.float64(w[j, p]) - ym)
+                rank += 1
+        slope = sxy / sxx
+        icpt = ym - slope * xm
+        dev = 0.0
+        rank = 0
+        for j in range(nv):
+            if ks[j] == 1:
+                res[j] = np.float64(w[j, p]) - (slope * rank + icpt)
+                dev += abs(res[j])
+                rank += 1
+        sigma = dev / kept
+        now = 0
+        for j in range(nv):
+            if ks[j] == 1:
+                if -res[j] > sl * sigma or res[j] > su * sigma:
+                    ks[j] = 2
+                else:
+                    now += 1
+        while now < floor:  # the rejected values nearest the line come back
+            best = -1
+            dist = np.inf
+            for j in range(nv):
+                if ks[j] == 2 and abs(res[j]) < dist:
+                    dist = abs(res[j])
+                    best = j
+            ks[best] = 1
+            now += 1
+        for j in range(nv):
+            if ks[j] == 2:
+                ks[j] = 0
+        changed = now != kept
+        kept = now
+        it += 1
+        if not changed or (maxiters >= 0 and it >= maxiters):
+            break
+    return _kept_split(w, p, nv, ks)
+
+
+@njit(cache=True, error_model="numpy")
 def _varclip(w, ix, vblk, cblk, has_com, fscale, fzero, p, nv, prm, lam, need, ks, sv, dv):
     """VarianceClip for pixel ``p``: ``w[:nv, p]`` its sorted values, ``ix[:, p]`` the frame
     of each. Leaves the keep flags (1 kept) in ``ks`` in sorted order and returns (rejected
@@ -609,13 +685,4 @@ def _varclip(w, ix, vblk, cblk, has_com, fscale, fzero, p, nv, prm, lam, need, k
                     sx += np.float64(w[j, p]) / sv[j]
                     wsum += 1.0 / sv[j]
             cen = sx / wsum if wsum > 0.0 else cen
-    med = _kept_median(w, p, nv, ks)
-    lo = 0
-    hi = 0
-    for j in range(nv):
-        if ks[j] == 0:
-            if np.float64(w[j, p]) < med:
-                lo += 1
-            else:
-                hi += 1
-    return lo, hi, med
+    return _kept_split(w, p, nv, ks)

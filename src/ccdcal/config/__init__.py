@@ -48,7 +48,9 @@ Sections
     "minmax" (nlow, nhigh, rule "count"/"iraf"); "pclip" (low, high: percentiles of the
     band kept); "winsorized" (low, high, maxiters); "ccdclip" (gain, read_noise, snoise,
     low, high, maxiters); "esd" (alpha, max_outliers); "varclip" (low, high, maxiters,
-    snoise: each light's own variance, its photon slope from its header). ``sigma`` sets
+    snoise: each light's own variance, its photon slope from its header); "iraf-pclip"
+    (pclip, low, high: IRAF's pclip); "linfit" (low, high, maxiters: Siril's linear fit
+    clipping). ``sigma`` sets
     both ``low`` and ``high``.
     Setting ``reject`` starts its parameters afresh; otherwise given parameters update the
     default ones.

@@ -195,6 +195,7 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
             "low": _positive, "high": _positive, "maxiters": _count, "snoise": _nonneg,
         },
         "iraf-pclip": {"pclip": _pclip, "low": _positive, "high": _positive},
+        "linfit": {"low": _positive, "high": _positive, "maxiters": _count},
     }
 )  # fmt: skip
 
@@ -224,6 +225,7 @@ def rejection_from_name(name: str, **params: Any) -> Any:
         "esd": rj.ESDClip,
         "varclip": rj.VarianceClip,
         "iraf-pclip": rj.PClip,
+        "linfit": rj.LinearFitClip,
     }
     if name in ("none", "", None):
         return None
