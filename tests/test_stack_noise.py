@@ -86,3 +86,23 @@ def test_cosmic_rays_still_rejected(tmp_path):
         left += int((strong & (stack.data - signal > 0.07 * deposit)).sum())
     assert hits > 300
     assert left <= 0.001 * hits, (left, hits)
+
+
+def test_a_stack_that_rejects_much_says_so(tmp_path):
+    """A clip at 1σ rejects a third of the values: the run's notices say so, by name."""
+    from ccdcal.config import loads_config
+
+    night = ccdcal.simulate.night(tmp_path / "n", seed=9, shape=(64, 64), nbias=3, ndark=3,
+                                  nflat=3, nlight=5)  # fmt: skip
+    cfg = loads_config('[combine.light]\nreject = "sigclip"\nsigma = 1.0\n')
+    result = ccdcal.reduce(night.raw_dir, tmp_path / "o", config=cfg, report=False)
+    (path,) = result.stacks.values()
+    header = Frame.read(path).header
+    assert header["REJFRAC"] > 0.1
+    assert header["REJFRAC"] == pytest.approx(header["REJFRLO"] + header["REJFRHI"], abs=2e-6)
+    (notice,) = [n for n in result.notices if "values rejected" in n]
+    assert notice.startswith(f"{path.stem}: ") and "more than 1 %" in notice
+    assert "% rejected" in result.summary()
+    # the default rejection on the same night stays quiet
+    quiet = ccdcal.reduce(night.raw_dir, tmp_path / "q", report=False)
+    assert not [n for n in quiet.notices if "values rejected" in n]

@@ -202,7 +202,26 @@ class PercentileClip(Rejection):
 
 
 @dataclass(frozen=True)
-class LinearFitClip(Rejection):
+class _Bounds(Rejection):
+    """A rejection of ``low`` and ``high`` thresholds (in its σ) and ``maxiters`` passes."""
+
+    low: float = 3.0
+    high: float = 3.0
+    maxiters: int | None = 5
+
+    def __post_init__(self) -> None:
+        _nonneg(f"{type(self).__name__} low", self.low)
+        _nonneg(f"{type(self).__name__} high", self.high)
+        _maxiters(self.maxiters)
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:3] = (self.low, self.high, _maxiters(self.maxiters))
+        return self.code, p, np.zeros((1, 1))
+
+
+@dataclass(frozen=True)
+class LinearFitClip(_Bounds):
     """Siril's (and PixInsight's) linear fit clipping, for many frames of varying sky.
 
     At each pass the kept values, sorted, are fitted by a straight line against their rank
@@ -226,21 +245,7 @@ class LinearFitClip(Rejection):
     [3.0, 3.0, 5.0]
     """
 
-    low: float = 3.0
-    high: float = 3.0
-    maxiters: int | None = 5
-
     code: ClassVar[int] = LINFIT
-
-    def __post_init__(self) -> None:
-        _nonneg("LinearFitClip low", self.low)
-        _nonneg("LinearFitClip high", self.high)
-        _maxiters(self.maxiters)
-
-    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
-        p = np.zeros(NPARAM)
-        p[:3] = (self.low, self.high, _maxiters(self.maxiters))
-        return self.code, p, np.zeros((1, 1))
 
 
 @dataclass(frozen=True)
@@ -292,7 +297,7 @@ class PClip(Rejection):
 
 
 @dataclass(frozen=True)
-class WinsorizedSigmaClip(Rejection):
+class WinsorizedSigmaClip(_Bounds):
     """Winsorized sigma clipping, as Siril 1.0 (and PixInsight) do it.
 
     Each pass: take the median *m* and sample standard deviation σ (ddof=1) of the kept
@@ -302,21 +307,7 @@ class WinsorizedSigmaClip(Rejection):
     ``maxiters``; as in Siril, rejection never leaves fewer than 4 values.
     """
 
-    low: float = 3.0
-    high: float = 3.0
-    maxiters: int | None = 5
-
     code: ClassVar[int] = WINSOR
-
-    def __post_init__(self) -> None:
-        _nonneg("WinsorizedSigmaClip low", self.low)
-        _nonneg("WinsorizedSigmaClip high", self.high)
-        _maxiters(self.maxiters)
-
-    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
-        p = np.zeros(NPARAM)
-        p[:3] = (self.low, self.high, _maxiters(self.maxiters))
-        return self.code, p, np.zeros((1, 1))
 
 
 @dataclass(frozen=True)
