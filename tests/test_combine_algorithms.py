@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 from astropy.stats import sigma_clip
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ccdcal import Frame, flags
@@ -201,7 +201,12 @@ def test_algorithm_equals_reference(name):
     def check(stk, sigma, nkeep, method):
         data, masks = stk
         stack = _excluded(data, masks)
-        out = combine(_frames(data, masks), reject=make(sigma), method=method, nkeep=nkeep)
+        reject = make(sigma)
+        try:
+            reject.kernel_args(data.shape[0])
+        except ValueError:  # refused for so few inputs (IRAF's minmax)
+            assume(False)
+        out = combine(_frames(data, masks), reject=reject, method=method, nkeep=nkeep)
         kwargs = ref_args(sigma, nkeep)
         keep = ref.apply(kwargs.pop("fn"), stack, **kwargs)
         _check(out, stack, keep, method)

@@ -40,6 +40,7 @@ def noisy_stacks(draw):
     data[out] += np.float32(rng.choice([-300.0, 300.0, 3000.0]))
     data[rng.random(data.shape) < 0.1] = np.nan
     var[rng.random(data.shape) < 0.05] = np.nan
+    var[rng.random(data.shape) < draw(st.sampled_from([0.0, 0.1, 1.0]))] = 0.0  # no noise
     mask = np.where(rng.random(data.shape) < 0.1, flags.COSMIC_RAY, 0).astype(np.uint16)
     return data, var, mask, slopes
 
@@ -180,3 +181,16 @@ def test_cli_and_config_varclip_take_each_frames_slope(tmp_path):
     assert rejection_from_name("varclip", sigma=2.5) == VarianceClip(low=2.5, high=2.5)
     bad = ["--reject", "varclip", "--rule", "iraf"]
     assert main(["-q", "combine", *map(str, paths), "-o", str(out), *bad]) == 1
+
+
+def test_no_noise_at_all_still_keeps_nkeep():
+    """Values whose variance is 0 (all of it the masters'): the nearest come back."""
+    values = [[5.0], [6.0], [7.0], [9.0], [12.0], [20.0]]
+    frames = [
+        Frame(np.array([v], np.float32), variance=np.ones((1, 1), np.float32)) for v in values
+    ]
+    for f in frames:
+        f.extras["VARCOMMON"] = np.ones((1, 1), np.float32)
+    out = combine(frames, reject=VarianceClip(), nkeep=2)
+    assert int(out.extras["NCOMBINE"][0, 0]) == 2
+    assert np.isfinite(out.data[0, 0])

@@ -190,3 +190,10 @@ def test_pclip_from_the_command_line_and_the_configuration(tmp_path):
 def test_linear_fit_clipping(values, sigma, kept):
     rej = LinearFitClip(low=sigma, high=sigma, maxiters=None)
     assert _kept(combine(_stack(values), reject=rej, nkeep=0)) == kept
+
+
+def test_minmax_iraf_refuses_to_drop_every_input():
+    """icombine.x: "Bad minmax rejection parameters" where nlow + nhigh >= the inputs."""
+    with pytest.raises(ValueError, match="drop all 4 inputs"):
+        combine(_stack([1, 2, 3, 4]), reject=MinMaxClip(nlow=2, nhigh=2, rule="iraf"))
+    assert _kept(combine(_stack([1, 2, 3, 4]), reject=MinMaxClip(nlow=2, nhigh=2))) == 1

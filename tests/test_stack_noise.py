@@ -106,3 +106,19 @@ def test_a_stack_that_rejects_much_says_so(tmp_path):
     # the default rejection on the same night stays quiet
     quiet = ccdcal.reduce(night.raw_dir, tmp_path / "q", report=False)
     assert not [n for n in quiet.notices if "values rejected" in n]
+
+
+def test_auto_rejection_needs_a_complete_variance(tmp_path):
+    """Without any bias level (no bias frames, darks of another exposure) a light's variance
+    counts no photons: the lights' own variance would make the rejection eat good values,
+    so "auto" keeps to the noise model it knows (or the MAD clip), and rejects little."""
+    night = ccdcal.simulate.night(tmp_path / "n", seed=5, shape=(96, 96), nbias=0, ndark=3,
+                                  nflat=3, nlight=6, dark_exptime=300.0)  # fmt: skip
+    result = ccdcal.reduce(night.raw_dir, tmp_path / "o", report=False)
+    light = Frame.read(result.calibrated[0])
+    assert light.header["VARSLOPE"] == 0.0
+    (path,) = result.stacks.values()
+    stack = Frame.read(path)
+    history = " ".join(str(h) for h in stack.header["HISTORY"])
+    assert "VarianceClip" not in history
+    assert stack.header["REJFRAC"] < 0.01

@@ -336,6 +336,10 @@ def _above_bias_pattern(dark: np.ndarray) -> np.ndarray:
     return np.where(finite, filled - local + typical, np.nan)
 
 
+#: at most this many pixels go into a master's noise fit (a sample in raster order)
+FIT_PIXELS = 1 << 19
+
+
 def fitted_variance(combined: Frame, level: np.ndarray | None = None) -> np.ndarray | None:
     """A master's variance from its frames' noise model, fitted to their own scatter.
 
@@ -372,6 +376,8 @@ def fitted_variance(combined: Frame, level: np.ndarray | None = None) -> np.ndar
     if ok.sum() < 10 * FIT_BINS:
         return None
     x, v = level[ok], per_frame[ok]
+    step = -(-x.size // FIT_PIXELS)  # a fixed sample of at most FIT_PIXELS: plenty for a line
+    x, v = x[::step], v[::step]
     # bins of equal width in level, between its 0.1 and 99.99 percentiles, not of equal
     # count: where the levels differ by their noise alone (a dark's ordinary pixels) bins of
     # equal count would sort pixels by their noise, and a line through them would come out

@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--nhigh", type=float, default=1, help="minmax: highest values to drop")
     p.add_argument("--gain", type=float, help="ccdclip: gain in e-/ADU")
     p.add_argument("--rdnoise", type=float, help="ccdclip: read noise in e-")
-    p.add_argument("--snoise", type=float, default=0.0, help="ccdclip: sensitivity noise")
+    p.add_argument("--snoise", type=float, default=0.0, help="ccdclip, varclip: sensitivity noise")
     p.add_argument("--max-outliers", type=float, default=0.3, help="esd: count or fraction")
     p.add_argument("--alpha", type=float, default=0.05, help="esd: significance level")
     p.add_argument("--nkeep", type=int, default=1, help="least values kept per pixel")

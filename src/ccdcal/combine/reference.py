@@ -195,12 +195,12 @@ def varclip_keep(
                         blo[j] = bound
             new = ((x >= c - blo) & (x <= c + bhi)) | single
             dist = np.where(d > 0, np.abs(x - c) / d, np.where(x == c, 0.0, np.inf))
+            for j in sorted(np.flatnonzero(~new), key=lambda j: (dist[j], x[j])):
+                if new.sum() >= nkeep:
+                    break
+                new[j] = True
             changed = bool(np.any(new != keep))
             keep = new
-            for j in sorted(np.flatnonzero(~keep), key=lambda j: (dist[j], x[j])):
-                if keep.sum() >= nkeep:
-                    break
-                keep[j] = True
             it += 1
             if (it > 1 and not changed) or it >= (100 if maxiters is None else maxiters) + 1:
                 break

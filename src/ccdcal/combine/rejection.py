@@ -171,6 +171,12 @@ class MinMaxClip(Rejection):
                 p[side] = value / max(n, 1)
             else:
                 p[side], p[side + 2] = value, 1.0
+        if self.rule == "iraf" and int(p[0] * n + 0.001) + int(p[1] * n + 0.001) >= n > 0:
+            # IRAF's icombine.x: "Bad minmax rejection parameters"
+            raise ValueError(
+                f"MinMaxClip(rule='iraf'): nlow {self.nlow} and nhigh {self.nhigh} drop all "
+                f"{n} inputs"
+            )
         return self.code, p, np.zeros((1, 1))
 
 

@@ -601,7 +601,6 @@ def _varclip(w, ix, vblk, cblk, has_com, fscale, fzero, p, nv, prm, lam, need, k
                         a = lam[0, i] * fscale[i]
                         u = 1.0 / (sv[j] * wsum)
                         s3 += u * u * u * a * a * max(cen - fzero[i], 0.0)
-            changed = False
             now = 0
             for j in range(nv):
                 i = ix[j, p]
@@ -658,20 +657,26 @@ def _varclip(w, ix, vblk, cblk, has_com, fscale, fzero, p, nv, prm, lam, need, k
                 if u >= 1.0:  # the only value kept is the centre: nothing to test it by
                     keep = 1
                 dv[j] = abs(x - cen) / d if d > 0.0 else (0.0 if x == cen else np.inf)
-                changed = changed or keep != ks[j]
-                ks[j] = keep
+                ks[j] += 2 * keep
                 now += keep
             while now < need:  # the rejected values nearest the centre come back
                 best = -1
                 dist = np.inf
                 for j in range(nv):
-                    if ks[j] == 0 and dv[j] < dist:
+                    if ks[j] < 2 and (best < 0 or dv[j] < dist):
                         dist = dv[j]
                         best = j
                 if best < 0:
                     break
-                ks[best] = 1
+                ks[best] += 2
                 now += 1
+            # bit 0: kept before this pass, bit 1: kept after it (restored ones included), so
+            # that a pass whose restored set is the last one's counts as no change
+            changed = False
+            for j in range(nv):
+                keep = ks[j] >> 1
+                changed = changed or keep != (ks[j] & 1)
+                ks[j] = keep
             it += 1
             # the median only starts: the final bounds are the mean's, whatever the median kept
             # the kept set may cycle between two states (each test is against a centre the
