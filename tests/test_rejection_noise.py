@@ -194,3 +194,35 @@ def test_no_noise_at_all_still_keeps_nkeep():
     out = combine(frames, reject=VarianceClip(), nkeep=2)
     assert int(out.extras["NCOMBINE"][0, 0]) == 2
     assert np.isfinite(out.data[0, 0])
+
+
+def test_varclip_with_scale_zero_and_masters_noise_equals_reference():
+    """Scaled and offset frames (slope × scale, photons above the offset) and the masters'
+    part of the variance (left out of each value's σ) as the reference has them."""
+    rng = np.random.default_rng(1)
+    n, ny, nx = 7, 8, 8
+    levels = np.array([1.0, 2.0, 0.5, 1.5, 1.0, 3.0, 0.8])
+    zeros = np.array([0.0, 5.0, -3.0, 2.0, 0.0, 1.0, 4.0])
+    slopes = np.array([1.0, 0.5, 1.0, 0.8, 1.0, 0.3, 1.2])
+    data = np.empty((n, ny, nx), np.float32)
+    var = np.empty_like(data)
+    for i in range(n):
+        mu = 200.0 * levels[i]
+        data[i] = rng.normal(mu, np.sqrt(20.0 + slopes[i] * mu), (ny, nx))
+        var[i] = 20.0 + 4.0 + slopes[i] * np.maximum(data[i], 0)
+    data[rng.random(data.shape) < 0.05] += 500
+    common = np.full((ny, nx), 4.0, np.float32)
+    frames = [
+        Frame(d, variance=v, extras={"VARCOMMON": common}) for d, v in zip(data, var, strict=True)
+    ]
+    out = combine(frames, reject=VarianceClip(slope=tuple(slopes)), scale=list(levels),
+                  zero=list(zeros), keep_rejected=True)  # fmt: skip
+    f = np.mean(levels) / levels  # the engine's factors: the result keeps the mean level
+    z = np.mean(zeros) - zeros
+    for y, x in np.ndindex(ny, nx):
+        keep = ref.varclip_keep(
+            data[:, y, x].astype(np.float64) * f + z,
+            variances=(var[:, y, x].astype(np.float64) - 4.0) * f**2, slopes=slopes * f,
+            zeros=z,
+        )  # fmt: skip
+        np.testing.assert_array_equal(out.extras["REJECTED"][:, y, x] == 0, keep)

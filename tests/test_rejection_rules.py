@@ -197,3 +197,12 @@ def test_minmax_iraf_refuses_to_drop_every_input():
     with pytest.raises(ValueError, match="drop all 4 inputs"):
         combine(_stack([1, 2, 3, 4]), reject=MinMaxClip(nlow=2, nhigh=2, rule="iraf"))
     assert _kept(combine(_stack([1, 2, 3, 4]), reject=MinMaxClip(nlow=2, nhigh=2))) == 1
+
+
+def test_ccdclip_snoise_only_above_the_sky():
+    """snoise·max(0, c - sky): a centre below the sky adds no sensitivity noise."""
+    values = [30.0, 31.0, 29.0, 30.0, 30.5, 29.5, 38.0]
+    # median 30: σ = √30 = 5.48 and 38 is 1.46σ out; with (snoise·(c - sky))² = 25 in it σ
+    # would be 7.42 and 38 only 1.08σ
+    tight = CCDClip(gain=1.0, read_noise=0.0, snoise=0.5, sky=40.0, low=1.4, high=1.4)
+    assert _kept(combine(_stack(values), reject=tight)) == 6
