@@ -139,3 +139,37 @@ def test_master_variances_are_their_errors(tmp_path, counts):
     print(counts, {k: round(v, 3) for k, v in spreads.items()})
     for name, spread in spreads.items():
         assert spread == pytest.approx(1.0, abs=0.07), name
+
+
+def test_dark_holding_the_bias_counts_its_dark_currents_noise():
+    """No master bias: a dark's levels follow the bias pattern (no noise) and its dark
+    current (noise): isolated hot pixels, a cluster and a glow keep their noise."""
+    from ccdcal.masters import master_dark
+
+    rng = np.random.default_rng(2)
+    ny, nx = 200, 200
+    yy, xx = np.mgrid[:ny, :nx]
+    bias = 1000.0 + 20 * np.sin(2 * np.pi * xx / nx) + 10 * np.cos(2 * np.pi * yy / ny)
+    current = np.full((ny, nx), 5.0)
+    current[50:54, 50:54] = 800.0  # a cluster
+    current += 300.0 * np.exp(-((xx - 190) ** 2 + (yy - 190) ** 2) / (2 * 15.0**2))  # glow
+    hot = rng.random((ny, nx)) < 0.01
+    current[hot] += rng.uniform(100, 2000, hot.sum())
+    frames = [
+        Frame((bias + rng.poisson(current) + rng.normal(0, 4.0, (ny, nx))).astype(np.float32),
+              header={"EXPTIME": 60.0})
+        for _ in range(5)
+    ]  # fmt: skip
+    dark = master_dark(frames, bias=None)
+    one = dark.variance * dark.extras["NCOMBINE"]  # one dark's own noise
+    truth = 16.0 + current
+    for where in (current[50:54, 50:54] > 0, hot, truth > 100):
+        sel = np.zeros((ny, nx), bool)
+        if where.shape == (4, 4):
+            sel[50:54, 50:54] = True
+        else:
+            sel = where
+        ratio = np.mean(one[sel]) / np.mean(truth[sel])
+        assert 0.8 < ratio < 1.25, ratio
+    ordinary = current < 6
+    assert 0.8 < np.mean(one[ordinary]) / np.mean(truth[ordinary]) < 1.25

@@ -320,20 +320,21 @@ FIT_BINS = 48
 
 
 def _above_bias_pattern(dark: np.ndarray) -> np.ndarray:
-    """A dark that holds the bias: its level less the local median (5×5) plus the median.
+    """A dark that holds the bias: its level less the bias pattern of rows and columns.
 
     Its ordinary pixels' levels follow the bias pattern, which makes no noise; against
     them a noise line ``a + b * level`` comes out flat, and hot pixels, whose dark current
-    does make noise, would get the ordinary pixels' variance. Above the local median only
-    the dark current beyond the typical one is left (the bias patterns of CCDs vary
-    smoothly, by rows and columns)."""
-    from scipy.ndimage import median_filter
-
+    does make noise, would get the ordinary pixels' variance. A CCD's bias pattern is one
+    of rows and columns (the readout's): the median of each column, then of each row of
+    what is left, take it away and leave the dark current, hot pixels, clusters and glow
+    alike, with their noise.
+    """
     finite = np.isfinite(dark)
     typical = float(np.median(dark[finite])) if finite.any() else 0.0
     filled = np.where(finite, dark, typical).astype(np.float64)
-    local = median_filter(filled, size=5, mode="nearest")
-    return np.where(finite, filled - local + typical, np.nan)
+    columns = np.median(filled, axis=0) - typical
+    rows = np.median(filled - columns[None, :], axis=1) - typical
+    return np.where(finite, filled - columns[None, :] - rows[:, None], np.nan)
 
 
 #: at most this many pixels go into a master's noise fit (a sample in raster order)
@@ -401,6 +402,9 @@ def fitted_variance(combined: Frame, level: np.ndarray | None = None) -> np.ndar
             continue
         xs.append(float(np.mean(bx[keep])))
         ys.append(float(np.mean(bv)))
+        # weights between least squares over the pixels (a line through a bias-holding
+        # dark's few hot pixels) and over the bins' errors (size / mean², which lets the
+        # many ordinary pixels, whose levels differ by their noise alone, flatten it)
         ws.append(bv.size / max(float(np.mean(bv)), 1e-30))
     if len(xs) < 2:
         return None
@@ -409,7 +413,11 @@ def fitted_variance(combined: Frame, level: np.ndarray | None = None) -> np.ndar
     (a, b), *_ = np.linalg.lstsq(design, ya * np.sqrt(wa), rcond=None)
     if not b >= 0:  # no photons to see (a bias): the mean noise
         a, b = float(np.sum(wa * ya) / np.sum(wa)), 0.0
-    model = (a + b * np.clip(np.nan_to_num(level), 0.0, None)) / np.maximum(n, 1.0)
+    # never below the line at the lowest level fitted: beyond it a line with a negative
+    # intercept (a level that holds the bias) would give less than the read noise
+    floor = max(a + b * max(float(np.min(x)), 0.0), 0.0)
+    line = np.maximum(a + b * np.clip(np.nan_to_num(level), 0.0, None), floor)
+    model = line / np.maximum(n, 1.0)
     out = np.where(n >= 1, model, np.nan).astype(np.float32)
     return np.where(np.isfinite(variance) | (n == 1), out, np.nan).astype(np.float32)
 

@@ -109,7 +109,7 @@ def _block(
     data, y_in, mask, has_mask, exclude, thr, var, has_var, com, has_com, group, fscale,
     fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
     out_data, out_var, out_com, out_n, out_lo, out_hi, out_rej, want_rej,
-    orig, w, vblk, cblk, gacc, kb, ix, tmp, slo, shi, iv, fv, acc, fb,
+    orig, w, vblk, cblk, gacc, kb, ix, tmp, tmp2, slo, shi, iv, fv, acc, fb,
 ):  # fmt: skip
     # Performance: the hot loops run over the block's pixels with one or two outputs each
     # and selects instead of branches, so that LLVM vectorises them (a loop touching many
@@ -260,7 +260,6 @@ def _block(
             for p in range(bw):
                 krow[p] = False
         vmed = fv[0]
-        tmp2 = np.empty(n + 1)
         for p in range(bw):
             nv = nv_a[p]
             if algo == VARCLIP:
@@ -621,6 +620,7 @@ def combine_band(
         by_value = (algo == VARCLIP) | (algo == LINFIT)
         ix = np.empty((n if by_value else 1, BLOCK), np.int32)
         tmp = np.empty(n + 1, np.float64)
+        tmp2 = np.empty(n + 1, np.float64)
         slo = np.zeros(n + 1, np.int64)
         shi = np.zeros(n + 1, np.int64)
         iv = np.empty((5, BLOCK), np.int32)
@@ -635,8 +635,8 @@ def combine_band(
                 data, y_in0 + r, mask, has_mask, exclude, thr, var, has_var, com, has_com,
                 group, fscale, fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep,
                 var_mode, y_out0 + r, x0, bw, out_data, out_var, out_com, out_n, out_lo,
-                out_hi, out_rej, want_rej, orig, w, vblk, cblk, gacc, kb, ix, tmp, slo, shi,
-                iv, fv, acc, fb,
+                out_hi, out_rej, want_rej, orig, w, vblk, cblk, gacc, kb, ix, tmp, tmp2, slo,
+                shi, iv, fv, acc, fb,
             )  # fmt: skip
 
 

@@ -485,13 +485,17 @@ def _kept_median(w, p, nv, ks):
 
 @njit(cache=True, error_model="numpy")
 def _kept_split(w, p, nv, ks):
-    """(rejected below, rejected above, median) of the kept (``ks`` 1) among nv sorted."""
+    """(rejected below, rejected above, median) of the kept (``ks`` 1) among nv sorted; where
+    none is kept, below and above the median of all."""
     med = _kept_median(w, p, nv, ks)
+    split = med
+    if np.isnan(med) and nv > 0:  # nothing kept
+        split = 0.5 * (np.float64(w[(nv - 1) // 2, p]) + np.float64(w[nv // 2, p]))
     lo = 0
     hi = 0
     for j in range(nv):
         if ks[j] == 0:
-            if np.float64(w[j, p]) < med:
+            if np.float64(w[j, p]) < split:
                 lo += 1
             else:
                 hi += 1
