@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ccdcal import Frame
-from ccdcal.combine import CCDClip, LinearFitClip, MinMaxClip, PClip, combine
+from ccdcal.combine import CCDClip, LinearFitClip, MedianSigmaClip, MinMaxClip, PClip, combine
+from ccdcal.combine import reference as ref
 
 
 def _stack(values, mask_last: int = 0):
@@ -206,3 +209,83 @@ def test_ccdclip_snoise_only_above_the_sky():
     # would be 7.42 and 38 only 1.08σ
     tight = CCDClip(gain=1.0, read_noise=0.0, snoise=0.5, sky=40.0, low=1.4, high=1.4)
     assert _kept(combine(_stack(values), reject=tight)) == 6
+
+
+# Siril median sigma clipping (rejection_float.c, SIGMEDIAN): replaced by the median
+@pytest.mark.parametrize(
+    "values, sigma, mean, replaced",
+    [
+        ([10, 11, 9, 10, 12, 8, 10, 11, 9, 30], 3.0, 10.0, 1),
+        ([10, 11, 9, 10, 30], 1.0, 10.0, 3),  # 30, then 9 and 11: all five end at 10
+        ([100, 101, 99, 100, 102, 98, 100, 101, 99, 100, 160, 170], 2.0, 100.0, 2),
+        ([10, 11, 9, 10, 12, 8, 10, 11, 9, 20], 3.0, 11.0, 0),  # 10 is not > 3 × 3.37
+    ],
+)  # fmt: skip
+def test_median_sigma_clipping_replaces(values, sigma, mean, replaced):
+    out = combine(_stack(values), reject=MedianSigmaClip(low=sigma, high=sigma))
+    assert float(out.data[0, 0]) == pytest.approx(mean, rel=1e-6)
+    assert int(out.extras["NREJLO"][0, 0] + out.extras["NREJHI"][0, 0]) == replaced
+    assert _kept(out) == len(values) - replaced
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30), st.sampled_from([1.3137, 2.0417, 3.1416]))
+def test_median_sigma_clipping_equals_reference(seed, n, sigma):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(10, 3, (n, 2, 3)).astype(np.float32)
+    data[rng.random(data.shape) < 0.1] *= 20
+    data[rng.random(data.shape) < 0.1] = np.nan
+    frames = [Frame(d) for d in data]
+    for method in ("mean", "median", "sum"):
+        out = combine(frames, reject=MedianSigmaClip(low=sigma, high=sigma * 1.1),
+                      method=method, keep_rejected=True)  # fmt: skip
+        for y, x in np.ndindex(2, 3):
+            keep, final = ref.medsig_values(data[:, y, x].astype(np.float64), low=sigma,
+                                            high=sigma * 1.1)  # fmt: skip
+            valid = np.isfinite(final)
+            if not valid.any():
+                assert np.isnan(out.data[y, x])
+                continue
+            expect = {"mean": np.mean(final[valid]), "median": np.median(final[valid]),
+                      "sum": np.mean(final[valid]) * valid.sum()}[method]  # fmt: skip
+            assert float(out.data[y, x]) == pytest.approx(expect, rel=2e-6, abs=2e-4)
+            assert int(out.extras["NCOMBINE"][y, x]) == keep.sum()
+            np.testing.assert_array_equal(out.extras["REJECTED"][:, y, x] == 0, keep)
+
+
+# IRAF grow (icgrow.gx): a disk of radius grow around each rejected value, in its own
+# image only, seeded by the rejection alone; a second pass without rejection
+def test_grow_takes_a_cosmic_rays_edges():
+    rng = np.random.default_rng(4)
+    data = (100 + rng.normal(0, 1, (5, 9, 9))).astype(np.float32)
+    data[1, 4, 4] = 1000.0  # a hit
+    data[1, 4, 5] = 115.0  # its faint edge: 1.5σ, not an outlier by itself
+    data[3, 0, 0] = np.nan  # left out: seeds nothing
+    frames = [Frame(d) for d in data]
+    rej = CCDClip(gain=1.0, read_noise=1.0)
+    plain = combine(frames, reject=rej)
+    assert int(plain.extras["NCOMBINE"][4, 4]) == 4 and int(plain.extras["NCOMBINE"][4, 5]) == 5
+    grown = combine(frames, reject=rej, grow=1.0, keep_rejected=True)
+    n = grown.extras["NCOMBINE"]
+    cross = [(4, 4), (3, 4), (5, 4), (4, 3), (4, 5)]
+    assert all(int(n[y, x]) == 4 for y, x in cross)
+    assert int(n[3, 3]) == 5  # the corner: not within 1 pixel
+    assert int(n[0, 0]) == 4  # only the NaN left out there
+    assert float(grown.data[4, 5]) == pytest.approx(np.delete(data[:, 4, 5], 1).mean(), rel=1e-6)
+    assert int(grown.extras["NREJLO"][4, 5] + grown.extras["NREJHI"][4, 5]) == 1
+    assert (grown.extras["REJECTED"][1, 3:6, 3:6] != 0).sum() == 5
+    square = combine(frames, reject=rej, grow=1.5)
+    assert int(square.extras["NCOMBINE"][3, 3]) == 4  # 1.5: the whole 3×3
+    with pytest.raises(ValueError, match="grow"):
+        combine(frames, reject=rej, grow=-1.0)
+
+
+def test_grow_leaves_the_first_value_where_nothing_would_be_left():
+    data = np.full((3, 5, 5), 100.0, np.float32)
+    data[:, 2, 3] = np.nan  # one pixel where only frame 0 has a value ...
+    data[0, 2, 3] = 100.0
+    data[0, 2, 2] = 900.0  # ... next to frame 0's hit
+    frames = [Frame(d) for d in data]
+    out = combine(frames, reject=CCDClip(gain=1.0, read_noise=1.0), grow=1.0)
+    assert float(out.data[2, 3]) == pytest.approx(100.0)  # growing emptied it: pass 1 value
+    assert int(out.extras["NCOMBINE"][2, 3]) == 1

@@ -23,6 +23,7 @@ _LAZY = {
     "SigmaClip": ("ccdcal.combine", "SigmaClip"),
     "MinMaxClip": ("ccdcal.combine", "MinMaxClip"),
     "LinearFitClip": ("ccdcal.combine", "LinearFitClip"),
+    "MedianSigmaClip": ("ccdcal.combine", "MedianSigmaClip"),
     "PClip": ("ccdcal.combine", "PClip"),
     "PercentileClip": ("ccdcal.combine", "PercentileClip"),
     "WinsorizedSigmaClip": ("ccdcal.combine", "WinsorizedSigmaClip"),

@@ -17,6 +17,7 @@ ALGORITHMS = {
     "iraf-pclip": "IRAF pclip: sigma from the median to the value --pclip places from it",
     "winsorized": "winsorized sigma clipping (Siril/PixInsight)",
     "linfit": "linear fit clipping: a line through the sorted values (Siril/PixInsight)",
+    "medsig": "median sigma clipping: outliers replaced by the median (Siril)",
     "ccdclip": "sigma clipping with sigma from the CCD noise model: --gain --rdnoise --snoise "
     "(IRAF ccdclip)",
     "esd": "generalized extreme Studentized deviate test, Rosner 1983 (--max-outliers, --alpha)",
@@ -52,6 +53,10 @@ def register(subparsers: Any) -> None:
         help="sigclip: astropy (default) or siril; minmax: count (default) or iraf",
     )  # fmt: skip
     p.add_argument("--pclip", type=float, default=-0.5, help="iraf-pclip: IRAF's pclip")
+    p.add_argument(
+        "--grow", type=float, default=0.0,
+        help="also reject the pixels within this radius of a rejected one (IRAF grow)",
+    )  # fmt: skip
     p.add_argument("--lthreshold", type=float, help="leave out raw values below this")
     p.add_argument("--hthreshold", type=float, help="leave out raw values above this")
     p.add_argument("--nlow", type=float, default=1, help="minmax: lowest values to drop")
@@ -90,6 +95,7 @@ def _reject(args: argparse.Namespace) -> Any:
         "winsorized": {"low": low, "high": high, "maxiters": maxiters},
         "iraf-pclip": {"pclip": args.pclip, "low": low, "high": high},
         "linfit": {"low": low, "high": high, "maxiters": maxiters},
+        "medsig": {"low": low, "high": high},
         "ccdclip": {"gain": args.gain, "read_noise": args.rdnoise, "snoise": args.snoise,
                     "low": low, "high": high, "maxiters": maxiters, "center": args.center},
         "esd": {"max_outliers": _count(args.max_outliers), "alpha": args.alpha},
@@ -158,6 +164,7 @@ def _combine(combine: Any, args: argparse.Namespace, reject: Any) -> Any:
         nkeep=args.nkeep,
         memory_limit=args.memory_limit,
         keep_rejected=args.keep_rejected,
+        grow=args.grow,
         thresholds=(
             None
             if args.lthreshold is None and args.hthreshold is None

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -151,6 +151,7 @@ class Combination:
     scale_region: tuple[slice, slice] | None = field(default=None)
     groups: Sequence[int] | None = None
     thresholds: tuple[float | None, float | None] | None = None
+    grow: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
@@ -165,6 +166,8 @@ class Combination:
             raise ValueError(f"nkeep must be an integer, not {nkeep!r}")
         object.__setattr__(self, "nkeep", int(nkeep))
         object.__setattr__(self, "exclude", int(self.exclude))
+        if not (math.isfinite(self.grow) and self.grow >= 0):
+            raise ValueError(f"grow must be a radius >= 0 in pixels, not {self.grow!r}")
         if self.thresholds is not None:
             lo, hi = self.thresholds
             lo = None if lo is None else float(lo)
@@ -186,6 +189,8 @@ class Combination:
     # ------------------------------------------------------------------ phases
     def __call__(self, inputs: Sequence[Any]) -> Frame:
         """Combine ``inputs`` (files opened once) into one frame."""
+        if self.grow >= 1 and self.reject is not None:
+            return self._grown(inputs)
         sources = stream.open_sources(inputs)
         try:
             setup = self._setup(sources)
@@ -195,8 +200,63 @@ class Combination:
                 source.close()
         return self.assemble(setup, [rows])
 
+    def _grown(self, inputs: Sequence[Any]) -> Frame:
+        """IRAF's grow (icgrow.gx), in its two passes: the rejection marks its values; in
+        each input the pixels within ``grow`` of one it rejected (a disk, the pixel's own
+        image only) go too; then the inputs are combined again without a rejection. Where
+        growing left nothing, the first pass's value stays. Reads the stack into memory."""
+        from scipy.ndimage import binary_dilation
+
+        from ..frame import as_frame
+
+        first = replace(self, grow=0.0, keep_rejected=True)(inputs)
+        left_out = replace(self, reject=None, grow=0.0, keep_rejected=True)(inputs)
+        r = int(self.grow)
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        disk = yy**2 + xx**2 <= self.grow**2
+        rejected = (first.extras["REJECTED"] != 0) & (left_out.extras["REJECTED"] == 0)
+        frames = []
+        for i, item in enumerate(inputs):
+            frame = as_frame(item)
+            grown = binary_dilation(rejected[i], disk) & (left_out.extras["REJECTED"][i] == 0)
+            mask = frame.mask_or_zeros() | np.where(grown, flags.REJECTED, 0).astype(np.uint16)
+            frames.append(replace(frame, mask=mask))
+        # the first pass's scaling, as it measured it, for the second
+        info = replace(self, grow=0.0).setup(inputs).scale_info
+        second = replace(
+            self, reject=None, grow=0.0, exclude=self.exclude | int(flags.REJECTED),
+            scale=None if self.scale is None else info["scale_levels"],
+            zero=None if self.zero is None else info["zero_levels"],
+        )(frames)  # fmt: skip
+        # the values grown away count as rejected, low or high of the result
+        n_in = left_out.extras["NCOMBINE"].astype(np.int32)
+        gone = n_in - second.extras["NCOMBINE"].astype(np.int32)
+        values = np.stack([f.data for f in frames]).astype(np.float32)
+        out_cube = np.stack([(f.mask & flags.REJECTED) != 0 for f in frames])
+        lo = np.sum(out_cube & (values < second.data[None]), axis=0)
+        empty = (second.extras["NCOMBINE"] == 0) & (first.extras["NCOMBINE"] > 0)
+        data = np.where(empty, first.data, second.data)
+        variance = second.variance
+        if variance is not None and first.variance is not None:
+            variance = np.where(empty, first.variance, variance)
+        extras = dict(second.extras)
+        extras["NCOMBINE"] = np.where(empty, first.extras["NCOMBINE"], second.extras["NCOMBINE"])
+        extras["NREJLO"] = np.where(empty, first.extras["NREJLO"], lo).astype(np.int16)
+        extras["NREJHI"] = np.where(empty, first.extras["NREJHI"], gone - lo).astype(np.int16)
+        if self.keep_rejected:
+            extras["REJECTED"] = np.where(empty[None], first.extras["REJECTED"],
+                                          second.extras["REJECTED"])  # fmt: skip
+        else:
+            extras.pop("REJECTED", None)
+        header = first.header.copy()
+        _rejected_fractions(header, extras)
+        mask = np.where(empty, first.mask_or_zeros(), second.mask_or_zeros())
+        return Frame(data, variance=variance, mask=mask, header=header, extras=extras)
+
     def setup(self, inputs: Sequence[Any]) -> Setup:
         """Open the inputs, check their shapes, measure the scaling levels; close them."""
+        if self.grow >= 1 and self.reject is not None:
+            raise ValueError("grow needs the whole image at once: not in row bands")
         sources = stream.open_sources(inputs)
         try:
             return self._setup(sources)
@@ -421,6 +481,7 @@ def combine(
     scale_region: tuple[slice, slice] | None = None,
     groups: Sequence[int] | None = None,
     thresholds: tuple[float | None, float | None] | None = None,
+    grow: float = 0.0,
 ) -> Frame:
     """Stack frames pixel by pixel, with outlier rejection, streaming from files.
 
@@ -462,6 +523,11 @@ def combine(
         above ``high`` are left out like masked ones, before any rejection (IRAF's
         ``lthreshold``/``hthreshold``; a value on a threshold stays). The sample that sets
         the scaling levels does not apply them.
+    grow
+        A radius in pixels (IRAF's ``grow``, >= 1 to act): in each input, the pixels within
+        it of a value the rejection took go too (a cosmic ray's faint edges), in a second
+        pass without rejection; where that leaves nothing the first pass's value stays.
+        Reads the stack into memory, and is not for row bands (:meth:`Combination.rows`).
     keep_rejected
         Also return the ``REJECTED`` cube (n, ny, nx) uint8: 1 where a value was excluded
         or rejected.
@@ -507,6 +573,7 @@ def combine(
         scale_region=scale_region,
         groups=groups,
         thresholds=thresholds,
+        grow=grow,
     )(inputs)
 
 

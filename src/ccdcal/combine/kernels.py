@@ -42,6 +42,7 @@ from .rejection import (
     ESD,
     IRAFPCLIP,
     LINFIT,
+    MEDSIG,
     MINMAX,
     NONE,
     PCLIP,
@@ -55,6 +56,7 @@ from .windows import (
     _iraf_pclip,
     _linfit,
     _median,
+    _medsig,
     _minmax,
     _need,
     _nested_clip,
@@ -109,7 +111,7 @@ def _block(
     data, y_in, mask, has_mask, exclude, thr, var, has_var, com, has_com, group, fscale,
     fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep, var_mode, y_out, x0, bw,
     out_data, out_var, out_com, out_n, out_lo, out_hi, out_rej, want_rej,
-    orig, w, vblk, cblk, gacc, kb, ix, tmp, tmp2, slo, shi, iv, fv, acc, fb,
+    orig, w, vblk, cblk, gacc, kb, ix, tmp, tmp2, rep, slo, shi, iv, fv, acc, fb,
 ):  # fmt: skip
     # Performance: the hot loops run over the block's pixels with one or two outputs each
     # and selects instead of branches, so that LLVM vectorises them (a loop touching many
@@ -118,7 +120,7 @@ def _block(
     n = data.shape[0]
     need_sort = algo != NONE or method == MEDIAN
     # kept values need not be a contiguous run of the sorted ones
-    by_value = (algo == VARCLIP) | (algo == LINFIT)
+    by_value = (algo == VARCLIP) | (algo == LINFIT) | (algo == MEDSIG)
     need_v = var_mode == 0 or wmode == 2 or algo == VARCLIP
     need_kb = want_rej or wmode != 0 or var_mode == 0 or has_com or by_value
     # without rejection the load sums the values, and astropy-rule sigma clipping leaves
@@ -267,8 +269,20 @@ def _block(
                     w, ix, vblk, cblk, has_com, fscale, fzero, p, nv, prm, lam,
                     _need(nkeep, nv), slo, tmp, tmp2,
                 )  # fmt: skip
-            else:
+            elif algo == LINFIT:
                 lo, hi, med = _linfit(w, p, nv, prm, _need(nkeep, nv), slo, tmp)
+            else:
+                lo, hi, med = _medsig(w, p, nv, prm, slo, tmp, tmp2)
+                # the replaced values' share of the sums (added to the kept ones' below)
+                rs = 0.0
+                rss = 0.0
+                for j in range(nv):
+                    if slo[j] != 1:
+                        rs += tmp[j]
+                        rss += tmp[j] * tmp[j]
+                rep[0, p] = lo + hi
+                rep[1, p] = rs
+                rep[2, p] = rss
             for j in range(nv):
                 kb[ix[j, p], p] = slo[j] == 1
             klo_a[p] = lo
@@ -303,6 +317,14 @@ def _block(
         ohi[p] = nv_a[p] - khi_a[p]
     if by_value:
         _kept_sums(orig, kb, acc, bw)
+        if algo == MEDSIG:  # the replaced values count at the median they took
+            for p in range(bw):
+                r = rep[0, p]
+                if r > 0.0:
+                    sh = shift[p]
+                    cnt[p] += r
+                    s1[p] += rep[1, p] - r * sh
+                    s2[p] += rep[2, p] - 2.0 * sh * rep[1, p] + r * sh * sh
     elif not sums_done:
         _frame_order_sums(
             orig, w, kb, need_sort, need_kb, nv_a, klo_a, khi_a, qlo_a, qhi_a, vlo_a, vhi_a,
@@ -354,6 +376,9 @@ def _block(
     vm_a = fb[1]
     for p in range(bw):
         on[p] = int(cnt[p])
+    if algo == MEDSIG:  # NCOMBINE: the values kept as they were
+        for p in range(bw):
+            on[p] = int(cnt[p] - rep[0, p])
     if wmode == 0:
         for p in range(bw):
             c = cnt[p]
@@ -617,10 +642,11 @@ def combine_band(
         cblk = np.empty((n if has_com else 1, BLOCK), np.float32)
         gacc = np.empty((ngroups, BLOCK), np.float64)
         kb = np.empty((n, BLOCK), np.bool_)
-        by_value = (algo == VARCLIP) | (algo == LINFIT)
+        by_value = (algo == VARCLIP) | (algo == LINFIT) | (algo == MEDSIG)
         ix = np.empty((n if by_value else 1, BLOCK), np.int32)
         tmp = np.empty(n + 1, np.float64)
         tmp2 = np.empty(n + 1, np.float64)
+        rep = np.zeros((3, BLOCK), np.float64)
         slo = np.zeros(n + 1, np.int64)
         shi = np.zeros(n + 1, np.int64)
         iv = np.empty((5, BLOCK), np.int32)
@@ -635,8 +661,8 @@ def combine_band(
                 data, y_in0 + r, mask, has_mask, exclude, thr, var, has_var, com, has_com,
                 group, fscale, fzero, wframe, wmode, algo, prm, lam, ci, cj, method, nkeep,
                 var_mode, y_out0 + r, x0, bw, out_data, out_var, out_com, out_n, out_lo,
-                out_hi, out_rej, want_rej, orig, w, vblk, cblk, gacc, kb, ix, tmp, tmp2, slo,
-                shi, iv, fv, acc, fb,
+                out_hi, out_rej, want_rej, orig, w, vblk, cblk, gacc, kb, ix, tmp, tmp2, rep,
+                slo, shi, iv, fv, acc, fb,
             )  # fmt: skip
 
 

@@ -246,6 +246,33 @@ def linfit_keep(
     return keep
 
 
+def medsig_values(
+    values: np.ndarray, *, low: float = 3.0, high: float = 3.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Siril's median sigma clipping: (kept as they were, the values after replacement).
+
+    Per pass: σ = std (ddof 1, about the mean) and the median of all the valid values;
+    those beyond low·σ below or high·σ above the median become the median."""
+    valid = np.isfinite(values)
+    x = values[valid].astype(np.float64)
+    kept = np.ones(x.size, bool)
+    for _ in range(100):
+        if x.size < 2:
+            break
+        sd = float(np.std(x, ddof=1))
+        med = float(np.median(x))
+        out = (med - x > sd * low) | (x - med > sd * high)
+        if not out.any():
+            break
+        kept &= ~out
+        x[out] = med
+    keep = np.zeros(values.shape, bool)
+    keep[np.flatnonzero(valid)] = kept
+    final = np.full(values.shape, np.nan)
+    final[valid] = x
+    return keep, final
+
+
 def minmax_keep(
     values: np.ndarray, *, nlow: float, nhigh: float, nkeep: int = 1, rule: str = "count"
 ) -> np.ndarray:
@@ -412,6 +439,7 @@ __all__ = [
     "esd_keep",
     "iraf_pclip_keep",
     "linfit_keep",
+    "medsig_values",
     "minmax_keep",
     "need",
     "percentile_keep",

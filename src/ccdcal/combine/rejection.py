@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 # algorithm codes shared with kernels.py
-NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP, LINFIT = range(10)
+NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP, LINFIT, MEDSIG = range(11)
 
 #: number of float parameters the kernel reads
 NPARAM = 8
@@ -252,6 +252,41 @@ class LinearFitClip(_Bounds):
     """
 
     code: ClassVar[int] = LINFIT
+
+
+@dataclass(frozen=True)
+class MedianSigmaClip(Rejection):
+    """Siril's median sigma clipping: outliers replaced by the median, not left out.
+
+    Each pass takes the median and the sample standard deviation σ (about the mean) of all
+    the values, and replaces those more than ``low``·σ below or ``high``·σ above the median
+    by the median; passes repeat until none is replaced (Siril's ``SIGMEDIAN``, as its
+    ``rejection_float.c``; the median of an even count is the mean of the middle two). No
+    value leaves the stack, so the result is the mean (or median, or sum) of all of them,
+    the replaced ones at the median: with few frames a hole in the count at a cosmic ray
+    does not raise the noise there. NCOMBINE counts the values kept as they were, NREJLO
+    and NREJHI those replaced (the REJECTED cube marks them); a propagated variance leaves
+    out the replaced values' own. ``nkeep`` does not apply (nothing is removed).
+
+    Examples
+    --------
+    >>> MedianSigmaClip(low=3.0, high=3.0).kernel_args(4)[1][:2].tolist()
+    [3.0, 3.0]
+    """
+
+    low: float = 3.0
+    high: float = 3.0
+
+    code: ClassVar[int] = MEDSIG
+
+    def __post_init__(self) -> None:
+        _nonneg("MedianSigmaClip low", self.low)
+        _nonneg("MedianSigmaClip high", self.high)
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        p = np.zeros(NPARAM)
+        p[:2] = (self.low, self.high)
+        return self.code, p, np.zeros((1, 1))
 
 
 @dataclass(frozen=True)
@@ -527,6 +562,7 @@ __all__ = [
     "CCDClip",
     "ESDClip",
     "LinearFitClip",
+    "MedianSigmaClip",
     "MinMaxClip",
     "PClip",
     "PercentileClip",

@@ -503,6 +503,63 @@ def _kept_split(w, p, nv, ks):
 
 
 @njit(cache=True, error_model="numpy")
+def _medsig(w, p, nv, prm, ks, vals, work):
+    """Siril's median sigma clipping for pixel ``p``: values beyond low·σ below or high·σ
+    above the median (σ the sample standard deviation about the mean) are replaced by the
+    median, pass after pass, until none is. ``vals`` gets the final values, ``ks`` 1 for a
+    value kept as it was, 0 for one replaced from below, 2 from above. Returns (replaced
+    below, replaced above, median of the final values)."""
+    sl, su = prm[0], prm[1]
+    for j in range(nv):
+        vals[j] = np.float64(w[j, p])
+        ks[j] = 1
+    med = 0.0
+    for _ in range(100):  # each pass moves values onto the median; 100 is never reached
+        if nv < 2:
+            break
+        mean = 0.0
+        for j in range(nv):
+            mean += vals[j]
+        mean /= nv
+        ss = 0.0
+        for j in range(nv):
+            ss += (vals[j] - mean) ** 2
+        sd = np.sqrt(ss / (nv - 1))
+        med = _sorted_median(vals, nv, work)
+        moved = 0
+        for j in range(nv):
+            x = vals[j]
+            if med - x > sd * sl or x - med > sd * su:
+                if ks[j] == 1:
+                    ks[j] = 0 if x < med else 2
+                vals[j] = med
+                moved += 1
+        if moved == 0:
+            break
+    med = _sorted_median(vals, nv, work) if nv > 0 else np.nan
+    lo = 0
+    hi = 0
+    for j in range(nv):
+        lo += 1 if ks[j] == 0 else 0
+        hi += 1 if ks[j] == 2 else 0
+    return lo, hi, med
+
+
+@njit(cache=True, error_model="numpy")
+def _sorted_median(vals, nv, work):
+    """Median of ``vals[:nv]`` (mean of the middle two for an even count), by an insertion
+    sort of a copy in ``work``."""
+    for j in range(nv):
+        x = vals[j]
+        k = j
+        while k > 0 and work[k - 1] > x:
+            work[k] = work[k - 1]
+            k -= 1
+        work[k] = x
+    return 0.5 * (work[(nv - 1) // 2] + work[nv // 2])
+
+
+@njit(cache=True, error_model="numpy")
 def _linfit(w, p, nv, prm, need, ks, res):
     """Siril's linear fit clipping for pixel ``p``: a line fitted (least squares) to the
     kept sorted values against their rank; σ their mean absolute deviation from it; values

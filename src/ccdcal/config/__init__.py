@@ -50,7 +50,8 @@ Sections
     low, high, maxiters); "esd" (alpha, max_outliers); "varclip" (low, high, maxiters,
     snoise: each light's own variance, its photon slope from its header); "iraf-pclip"
     (pclip, low, high: IRAF's pclip); "linfit" (low, high, maxiters: Siril's linear fit
-    clipping). ``sigma`` sets
+    clipping); "medsig" (low, high: Siril's median sigma clipping, outliers replaced by the
+    median). ``sigma`` sets
     both ``low`` and ``high``.
     Setting ``reject`` starts its parameters afresh; otherwise given parameters update the
     default ones.

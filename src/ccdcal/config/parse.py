@@ -196,6 +196,7 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
         },
         "iraf-pclip": {"pclip": _pclip, "low": _positive, "high": _positive},
         "linfit": {"low": _positive, "high": _positive, "maxiters": _count},
+        "medsig": {"low": _positive, "high": _positive},
     }
 )  # fmt: skip
 
@@ -226,6 +227,7 @@ def rejection_from_name(name: str, **params: Any) -> Any:
         "varclip": rj.VarianceClip,
         "iraf-pclip": rj.PClip,
         "linfit": rj.LinearFitClip,
+        "medsig": rj.MedianSigmaClip,
     }
     if name in ("none", "", None):
         return None
