@@ -289,3 +289,21 @@ def test_grow_leaves_the_first_value_where_nothing_would_be_left():
     out = combine(frames, reject=CCDClip(gain=1.0, read_noise=1.0), grow=1.0)
     assert float(out.data[2, 3]) == pytest.approx(100.0)  # growing emptied it: pass 1 value
     assert int(out.extras["NCOMBINE"][2, 3]) == 1
+
+
+def test_medsig_and_grow_from_the_command_line(tmp_path):
+    from ccdcal.cli import main
+
+    rng = np.random.default_rng(8)
+    data = (100 + rng.normal(0, 1, (12, 7, 7))).astype(np.float32)
+    data[2, 3, 3] = 5000.0  # among 12 one outlier can stand 3.2σ out (σ inflated by it)
+    paths = []
+    for i, d in enumerate(data):
+        paths.append(tmp_path / f"f{i}.fits")
+        Frame(d).write(paths[-1])
+    dest = tmp_path / "o.fits"
+    argv = ["-q", "combine", *map(str, paths), "-o", str(dest), "--reject", "medsig"]
+    assert main([*argv, "--grow", "1"]) == 0
+    out = Frame.read(dest)
+    assert int(out.extras["NCOMBINE"][3, 3]) == 11 and int(out.extras["NCOMBINE"][3, 4]) == 11
+    assert int(out.extras["NCOMBINE"][2, 2]) == 12
