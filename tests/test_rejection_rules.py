@@ -14,7 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ccdcal import Frame
-from ccdcal.combine import CCDClip, LinearFitClip, MedianSigmaClip, MinMaxClip, PClip, combine
+from ccdcal.combine import (
+    AvSigClip,
+    CCDClip,
+    Combination,
+    LinearFitClip,
+    MedianSigmaClip,
+    MinMaxClip,
+    PClip,
+    SigmaClip,
+    combine,
+)
 from ccdcal.combine import reference as ref
 
 
@@ -307,3 +317,96 @@ def test_medsig_and_grow_from_the_command_line(tmp_path):
     out = Frame.read(dest)
     assert int(out.extras["NCOMBINE"][3, 3]) == 11 and int(out.extras["NCOMBINE"][3, 4]) == 11
     assert int(out.extras["NCOMBINE"][2, 2]) == 12
+
+
+# IRAF avsigclip (icaclip.gx): one factor per image line, σ = s·√max(1, c)
+def _avsig_line():
+    """The research case: 3 clean pixels and one hit, 5 images, on one line."""
+    clean = [100, 110, 90, 105, 95]
+    line = np.array([clean, clean, clean, [400, 420, 380, 410, 600]], np.float32)  # (4, 5)
+    return [Frame(line[:, i][None, :]) for i in range(5)]
+
+
+def test_avsigclip_line_factor_and_clip():
+    frames = _avsig_line()
+    out = combine(frames, reject=AvSigClip(), method="mean")
+    assert float(out.data[0, 3]) == pytest.approx(402.5)  # 600 went (4.13σ)
+    assert [int(v) for v in out.extras["NCOMBINE"][0]] == [5, 5, 5, 4]
+    med = combine(frames, reject=AvSigClip(center="median"), method="median")
+    assert float(med.data[0, 3]) == pytest.approx(405.0)
+    stack = np.stack([f.data for f in frames])
+    from ccdcal.combine.rejection import line_sigmas
+
+    assert float(line_sigmas(stack)[0]) == pytest.approx(2.2738, abs=1e-4)
+    with pytest.raises(ValueError, match="row bands"):
+        Combination(reject=AvSigClip()).setup(frames)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 25), st.sampled_from(["mean", "median"]),
+       st.integers(0, 3))  # fmt: skip
+def test_avsigclip_equals_reference(seed, n, center, nkeep):
+    from ccdcal.combine.rejection import line_sigmas
+
+    rng = np.random.default_rng(seed)
+    data = rng.poisson(50.0, (n, 3, 6)).astype(np.float32) + rng.normal(0, 1, (n, 3, 6))
+    data = data.astype(np.float32)
+    data[rng.random(data.shape) < 0.1] *= 10
+    data[rng.random(data.shape) < 0.1] = np.nan
+    rej = AvSigClip(low=2.5519, high=3.1416, center=center)
+    out = combine([Frame(d) for d in data], reject=rej, nkeep=nkeep, keep_rejected=True)
+    factors = line_sigmas(data.astype(np.float64), center)
+    for y, x in np.ndindex(3, 6):
+        keep = ref.avsigclip_keep(data[:, y, x].astype(np.float64), s=factors[y], low=2.5519,
+                                  high=3.1416, center=center, nkeep=nkeep)  # fmt: skip
+        np.testing.assert_array_equal(out.extras["REJECTED"][:, y, x] == 0, keep)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 20), st.sampled_from([(8.0, 12.0), (None, 11.0),
+       (9.5, None)]))  # fmt: skip
+def test_thresholds_equal_leaving_the_values_out(seed, n, bounds):
+    """Thresholds are masks on the raw values: the same as those values made NaN."""
+    rng = np.random.default_rng(seed)
+    data = rng.normal(10, 2, (n, 3, 4)).astype(np.float32)
+    data[rng.random(data.shape) < 0.1] = np.nan
+    lo, hi = bounds
+    out_of = np.zeros(data.shape, bool)
+    if lo is not None:
+        out_of |= data < lo
+    if hi is not None:
+        out_of |= data > hi
+    cut = np.where(out_of, np.nan, data)
+    rej = SigmaClip(low=2.5519, high=2.5519)
+    a = combine([Frame(d) for d in data], reject=rej, thresholds=bounds)
+    b = combine([Frame(d) for d in cut], reject=rej)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.extras["NCOMBINE"], b.extras["NCOMBINE"])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1), st.integers(3, 12), st.sampled_from([1.0, 1.5, 2.0]))
+def test_grow_equals_reference(seed, n, radius):
+    """IRAF's two passes written plainly: rejected values, grown by a disk in their own
+    image, left out of a plain mean; the first pass's value where nothing is left."""
+    from scipy.ndimage import binary_dilation
+
+    rng = np.random.default_rng(seed)
+    data = rng.poisson(100.0, (n, 8, 9)).astype(np.float32)
+    data[rng.random(data.shape) < 0.03] += 3000.0
+    data[rng.random(data.shape) < 0.05] = np.nan
+    rej = CCDClip(gain=1.0, read_noise=2.0)
+    out = combine([Frame(d) for d in data], reject=rej, grow=radius)
+    stack = data.astype(np.float64)
+    keep = ref.apply(ref.ccdclip_keep, stack, gain=1.0, read_noise=2.0)
+    r = int(radius)
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disk = yy**2 + xx**2 <= radius**2
+    valid = np.isfinite(stack)
+    gone = np.stack([binary_dilation(valid[i] & ~keep[i], disk) for i in range(n)]) & valid
+    left = valid & ~gone
+    first = ref.combine_kept(stack, keep)
+    with np.errstate(invalid="ignore"):
+        second = np.where(left, stack, 0).sum(0) / left.sum(0)
+    expect = np.where(left.sum(0) == 0, first, second)
+    np.testing.assert_allclose(out.data, expect, rtol=2e-6, equal_nan=True)

@@ -22,6 +22,7 @@ _LAZY = {
     "combine": ("ccdcal.combine", "combine"),
     "SigmaClip": ("ccdcal.combine", "SigmaClip"),
     "MinMaxClip": ("ccdcal.combine", "MinMaxClip"),
+    "AvSigClip": ("ccdcal.combine", "AvSigClip"),
     "LinearFitClip": ("ccdcal.combine", "LinearFitClip"),
     "MedianSigmaClip": ("ccdcal.combine", "MedianSigmaClip"),
     "PClip": ("ccdcal.combine", "PClip"),

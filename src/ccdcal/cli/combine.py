@@ -18,6 +18,7 @@ ALGORITHMS = {
     "winsorized": "winsorized sigma clipping (Siril/PixInsight)",
     "linfit": "linear fit clipping: a line through the sorted values (Siril/PixInsight)",
     "medsig": "median sigma clipping: outliers replaced by the median (Siril)",
+    "avsigclip": "IRAF avsigclip: sigma = s*sqrt(level), s measured on each image line",
     "ccdclip": "sigma clipping with sigma from the CCD noise model: --gain --rdnoise --snoise "
     "(IRAF ccdclip)",
     "esd": "generalized extreme Studentized deviate test, Rosner 1983 (--max-outliers, --alpha)",
@@ -96,6 +97,7 @@ def _reject(args: argparse.Namespace) -> Any:
         "iraf-pclip": {"pclip": args.pclip, "low": low, "high": high},
         "linfit": {"low": low, "high": high, "maxiters": maxiters},
         "medsig": {"low": low, "high": high},
+        "avsigclip": {"low": low, "high": high, "maxiters": maxiters, "center": args.center},
         "ccdclip": {"gain": args.gain, "read_noise": args.rdnoise, "snoise": args.snoise,
                     "low": low, "high": high, "maxiters": maxiters, "center": args.center},
         "esd": {"max_outliers": _count(args.max_outliers), "alpha": args.alpha},

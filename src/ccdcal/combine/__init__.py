@@ -20,6 +20,7 @@ from typing import Any
 
 from .api import Combination, Rows, Setup, combine
 from .rejection import (
+    AvSigClip,
     CCDClip,
     ESDClip,
     LinearFitClip,
@@ -44,6 +45,7 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
+    "AvSigClip",
     "CCDClip",
     "Combination",
     "ESDClip",

@@ -32,7 +32,7 @@ from ..fitsio import COMMON_EXT, clean_header
 from ..frame import Frame
 from ..provenance import add_history
 from . import stream
-from .rejection import NONE, NPARAM, VARCLIP, Rejection
+from .rejection import AVSIG, NONE, NPARAM, VARCLIP, AvSigClip, Rejection, line_sigmas
 from .scaling import factors, needs_sample, sample_bytes
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,8 @@ class Combination:
     # ------------------------------------------------------------------ phases
     def __call__(self, inputs: Sequence[Any]) -> Frame:
         """Combine ``inputs`` (files opened once) into one frame."""
+        if isinstance(self.reject, AvSigClip) and self.reject.line_sigma is None:
+            return replace(self, reject=self._line_factors(inputs))(inputs)
         if self.grow >= 1 and self.reject is not None:
             return self._grown(inputs)
         sources = stream.open_sources(inputs)
@@ -199,6 +201,28 @@ class Combination:
             for source in sources:
                 source.close()
         return self.assemble(setup, [rows])
+
+    def _line_factors(self, inputs: Sequence[Any]) -> AvSigClip:
+        """The AvSigClip with its line factors, from the values as the combine sees them
+        (scaled; masked, excluded and thresholded ones left out). Reads the stack."""
+        from ..frame import as_frame
+
+        assert isinstance(self.reject, AvSigClip)
+        setup = replace(self, reject=None).setup(inputs)  # the same scaling
+        lo, hi = self.thresholds or (None, None)
+        planes = []
+        for i, item in enumerate(inputs):
+            frame = as_frame(item)
+            x = frame.data.astype(np.float64)
+            bad = ~np.isfinite(x) | ((frame.mask_or_zeros() & self.exclude) != 0)
+            if lo is not None:
+                bad |= x < lo
+            if hi is not None:
+                bad |= x > hi
+            scaled = x * np.float64(setup.fscale[i]) + np.float64(setup.fzero[i])
+            planes.append(np.where(bad, np.nan, scaled))
+        factors = line_sigmas(np.stack(planes), self.reject.center)
+        return replace(self.reject, line_sigma=tuple(float(v) for v in factors))
 
     def _grown(self, inputs: Sequence[Any]) -> Frame:
         """IRAF's grow (icgrow.gx), in its two passes: the rejection marks its values; in
@@ -257,6 +281,8 @@ class Combination:
         """Open the inputs, check their shapes, measure the scaling levels; close them."""
         if self.grow >= 1 and self.reject is not None:
             raise ValueError("grow needs the whole image at once: not in row bands")
+        if isinstance(self.reject, AvSigClip) and self.reject.line_sigma is None:
+            raise ValueError("AvSigClip measures each line on the whole image: not in row bands")
         sources = stream.open_sources(inputs)
         try:
             return self._setup(sources)
@@ -400,6 +426,8 @@ class Combination:
             algo, prm, lam = NONE, np.zeros(NPARAM), np.zeros((1, 1))
         else:
             algo, prm, lam = self.reject.kernel_args(n)
+            if algo == AVSIG:  # one factor per output row: these rows'
+                lam = np.ascontiguousarray(lam[:, y0:y1])
         ci, cj = kernels.sorting_network(n)
         keep_rejected = self.keep_rejected
 

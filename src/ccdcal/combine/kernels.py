@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from .rejection import (
+    AVSIG,
     CCDCLIP,
     ESD,
     IRAFPCLIP,
@@ -52,6 +53,7 @@ from .rejection import (
 )
 from .windows import (
     _SIRIL,
+    _avsigclip,
     _esd,
     _iraf_pclip,
     _linfit,
@@ -305,6 +307,8 @@ def _block(
                     klo, khi = _pclip(w, p, nv, prm[0], prm[1], need)
                 elif algo == IRAFPCLIP:
                     klo, khi = _iraf_pclip(w, p, nv, prm, need)
+                elif algo == AVSIG:  # the line's σ factor, one per output row
+                    klo, khi = _avsigclip(w, p, nv, prm, lam[0, y_out], need)
                 elif algo == ESD:
                     klo, khi = _esd(w, p, nv, prm, lam, need, slo, shi)
             klo_a[p] = klo

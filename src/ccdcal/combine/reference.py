@@ -300,6 +300,39 @@ def minmax_keep(
     return keep
 
 
+def avsigclip_keep(
+    values: np.ndarray,
+    *,
+    s: float,
+    low: float = 3.0,
+    high: float = 3.0,
+    maxiters: int | None = 5,
+    center: str = "mean",
+    nkeep: int = 1,
+) -> np.ndarray:
+    """IRAF avsigclip at one pixel, given its line's factor ``s`` (icaclip.gx)."""
+    keep = np.isfinite(values)
+    if keep.sum() < 3 or keep.sum() <= nkeep or not s > 0:
+        return keep
+    it = 0
+    while True:
+        x = np.sort(values[keep])
+        if center == "median":
+            c = float(np.median(x))
+        else:
+            c = float(np.mean(x[1:-1]) if it == 0 else np.mean(x))
+        sigma = s * np.sqrt(max(1.0, c))
+        new = keep & (values >= c - low * sigma) & (values <= c + high * sigma)
+        if new.sum() < nkeep:
+            return _restore(values, new, keep, c, nkeep)
+        changed = new.sum() != keep.sum()
+        keep = new
+        it += 1
+        if not changed or keep.sum() <= 2 or (maxiters is not None and it >= maxiters):
+            break
+    return keep
+
+
 def iraf_pclip_keep(
     values: np.ndarray,
     *,
@@ -434,6 +467,7 @@ def combine_kept(stack: np.ndarray, keep: np.ndarray, method: str = "mean") -> n
 
 __all__ = [
     "apply",
+    "avsigclip_keep",
     "ccdclip_keep",
     "combine_kept",
     "esd_keep",

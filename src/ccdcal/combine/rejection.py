@@ -21,14 +21,17 @@ MinMaxClip(nlow=1, nhigh=2, rule='count')
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
 
 # algorithm codes shared with kernels.py
-NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP, LINFIT, MEDSIG = range(11)
+NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP, LINFIT, MEDSIG, AVSIG = (
+    range(12)
+)
 
 #: number of float parameters the kernel reads
 NPARAM = 8
@@ -352,6 +355,80 @@ class WinsorizedSigmaClip(_Bounds):
 
 
 @dataclass(frozen=True)
+class AvSigClip(Rejection):
+    """IRAF's ``avsigclip``: a noise model's σ without knowing the gain, from the image.
+
+    IRAF's rule (``icaclip.gx``): for each image line one factor *s*, the square root of
+    Σ (x - c)² / max(1, c) over every value of every pixel of that line with 3 values or
+    more, divided by their count less one, *c* each pixel's mean leaving out its minimum
+    and maximum (or its median, ``center="median"``); then at each pixel σ = s·√max(1, c)
+    and values beyond ``low``·σ below or ``high``·σ above *c* are rejected, pass after
+    pass (*c* the plain mean of the kept after the first pass), until none is or 2 are
+    left; *s* is not measured again. Right where the noise grows as √signal and the gain
+    is unknown. The factors are measured on the whole image before the combine (it reads
+    the stack into memory for them; not in row bands). IRAF's restore by nkeep overwrites
+    its line factor (a bug in ``icaclip.gx``): not copied.
+
+    Examples
+    --------
+    >>> AvSigClip(low=3.0, high=3.0, line_sigma=(0.5, 0.6)).kernel_args(4)[2].tolist()
+    [[0.5, 0.6]]
+    """
+
+    low: float = 3.0
+    high: float = 3.0
+    maxiters: int | None = 5
+    center: str = "mean"
+    line_sigma: tuple[float, ...] | None = field(default=None, repr=False)
+
+    code: ClassVar[int] = AVSIG
+
+    def __post_init__(self) -> None:
+        _nonneg("AvSigClip low", self.low)
+        _nonneg("AvSigClip high", self.high)
+        _maxiters(self.maxiters)
+        if self.center not in ("median", "mean"):
+            raise ValueError(f"AvSigClip center must be 'median' or 'mean', not {self.center!r}")
+
+    def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+        if self.line_sigma is None:
+            raise ValueError("AvSigClip needs its line factors: measured by combine() itself")
+        p = np.zeros(NPARAM)
+        p[:4] = (self.low, self.high, _maxiters(self.maxiters), self.center == "median")
+        return self.code, p, np.array([self.line_sigma], np.float64)
+
+
+def line_sigmas(values: np.ndarray, center: str = "mean") -> np.ndarray:
+    """IRAF avsigclip's factor for each line of an (n, ny, nx) stack (NaN: left out).
+
+    Examples
+    --------
+    >>> clean = [100, 110, 90, 105, 95]
+    >>> line = np.array([clean, clean, clean, [400, 420, 380, 410, 600]], float).T[:, None, :]
+    >>> round(float(line_sigmas(line)[0]), 4)
+    2.2738
+    """
+    x = np.asarray(values, np.float64)
+    valid = np.isfinite(x)
+    n1 = valid.sum(axis=0)
+    filled = np.where(valid, x, 0.0)
+    total = filled.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pixel with no value: NaN
+        if center == "median":
+            c = np.nanmedian(np.where(valid, x, np.nan), axis=0)
+        else:
+            low = np.where(valid, x, np.inf).min(axis=0)
+            high = np.where(valid, x, -np.inf).max(axis=0)
+            c = (total - low - high) / (n1 - 2)
+        use = n1 >= 3
+        dev = np.where(valid, (x - c) ** 2, 0.0).sum(axis=0) / np.maximum(1.0, c)
+        s = np.where(use, dev, 0.0).sum(axis=1)
+        count = np.where(use, n1, 0).sum(axis=1)
+        return np.where(count > 1, np.sqrt(s / np.maximum(count - 1, 1)), 0.0)
+
+
+@dataclass(frozen=True)
 class CCDClip(Rejection):
     """IRAF ``ccdclip``: sigma clipping with σ from the CCD noise model, not the scatter.
 
@@ -559,6 +636,7 @@ def esd_critical_values(n: int, alpha: float) -> np.ndarray:
 
 
 __all__ = [
+    "AvSigClip",
     "CCDClip",
     "ESDClip",
     "LinearFitClip",

@@ -197,6 +197,40 @@ def _pclip(w, p, nv, qlo, qhi, need):
 
 
 @njit(cache=True, error_model="numpy")
+def _avsigclip(w, p, nv, prm, s, need):
+    """IRAF's avsigclip (icaclip.gx) on the nv sorted values, with the line's σ factor
+    ``s``: σ = s·√max(1, c) about the mean leaving out the minimum and maximum (first
+    pass; then the plain mean of the kept), or the median; values beyond low·σ below or
+    high·σ above leave, pass after pass, until none does or 2 are left."""
+    sl, su, maxiters = prm[0], prm[1], prm[2]
+    use_median = prm[3] != 0.0
+    if nv < 3 or nv <= need or not s > 0.0:
+        return 0, nv
+    lo = 0
+    hi = nv
+    it = 0
+    while True:
+        cnt = hi - lo
+        if use_median:
+            cen = _median(w, p, lo, hi)
+        elif it == 0:
+            cen = _mean(w, p, lo + 1, hi - 1)
+        else:
+            cen = _mean(w, p, lo, hi)
+        sigma = s * np.sqrt(max(1.0, cen))
+        nlo, nhi = _inside(w, p, lo, hi, cen - sl * sigma, cen + su * sigma)
+        if nhi - nlo < need:
+            return _restore(w, p, lo, hi, nlo, nhi, cen, need)
+        changed = nhi - nlo != cnt
+        lo = nlo
+        hi = nhi
+        it += 1
+        if not changed or hi - lo <= 2 or (maxiters >= 0 and it >= maxiters):
+            break
+    return lo, hi
+
+
+@njit(cache=True, error_model="numpy")
 def _iraf_pclip(w, p, nv, prm, need):
     """IRAF's pclip (icpclip.gx) on the nv sorted values: σ from the distance between the
     median and the value ``prm[0]`` places from it; values at or beyond low·σ below or

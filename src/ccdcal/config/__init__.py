@@ -51,7 +51,7 @@ Sections
     snoise: each light's own variance, its photon slope from its header); "iraf-pclip"
     (pclip, low, high: IRAF's pclip); "linfit" (low, high, maxiters: Siril's linear fit
     clipping); "medsig" (low, high: Siril's median sigma clipping, outliers replaced by the
-    median). ``sigma`` sets
+    median); "avsigclip" (low, high, maxiters, center: IRAF's avsigclip). ``sigma`` sets
     both ``low`` and ``high``.
     Setting ``reject`` starts its parameters afresh; otherwise given parameters update the
     default ones.

@@ -52,7 +52,7 @@ readout_axis = "auto"  # auto (along the overscan strip), x, y
 # pclip (low, high percentiles), winsorized (low, high, maxiters), ccdclip (gain, read_noise,
 # snoise, low, high, maxiters), esd (alpha, max_outliers), varclip (low, high, maxiters,
 # snoise), iraf-pclip (pclip, low, high), linfit (low, high, maxiters), medsig (low,
-# high). sigma = n sets low and high.
+# high), avsigclip (low, high, maxiters, center). sigma = n sets low and high.
 [combine.bias]
 method = "mean"
 scale = "none"

@@ -197,6 +197,9 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
         "iraf-pclip": {"pclip": _pclip, "low": _positive, "high": _positive},
         "linfit": {"low": _positive, "high": _positive, "maxiters": _count},
         "medsig": {"low": _positive, "high": _positive},
+        "avsigclip": {
+            "low": _positive, "high": _positive, "maxiters": _count, "center": _center,
+        },
     }
 )  # fmt: skip
 
@@ -228,6 +231,7 @@ def rejection_from_name(name: str, **params: Any) -> Any:
         "iraf-pclip": rj.PClip,
         "linfit": rj.LinearFitClip,
         "medsig": rj.MedianSigmaClip,
+        "avsigclip": rj.AvSigClip,
     }
     if name in ("none", "", None):
         return None
