@@ -124,15 +124,9 @@ def match(
             transform = None
     found = None if transform is None else _refined(stars, reference, transform, kind, limit,
                                                     need, name)  # fmt: skip
-    # astroalign's RANSAC draws at random (unseeded): a wrong guess on a dense field is
-    # worth another draw, and a frame that hardly moved pairs as it is
-    for _ in range(2 if found is None and not problem else 0):
-        try:
-            found = _refined(stars, reference, _guess(stars, reference), kind, limit, need, name)
-        except (astroalign.MaxIterError, ValueError, TypeError):
-            break
-        if found is not None:
-            break
+    # astroalign's RANSAC draws at random (unseeded) and can guess wrong on a dense field:
+    # a frame that hardly moved still pairs as it is (one refinement; another draw would
+    # cost a RANSAC run of its own)
     if found is None and transform is not None and not problem:
         found = _refined(stars, reference, Transform.identity(), kind, limit, need, name)
     if found is None and kind == "affine":
