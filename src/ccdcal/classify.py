@@ -16,7 +16,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,13 @@ class FrameInfo:
         How the frame was classified, in a few words.
     error
         None, or the problem that makes the file unreadable.
+    sources
+        Where each value came from: ``{"gain": "CCDSENS = 1.43", "filter": "rule 2", ...}``
+        for exptime, filter, object, gain, rdnoise and saturation (absent: no value).
+    gain_unsure
+        ``(keyword, value)`` of a gain keyword whose meaning varies between cameras
+        (``[keywords] gain_unsure``, such as CCDGAIN), not used as the gain unless the
+        flats' measured gain agrees; None otherwise.
     """
 
     path: Path
@@ -100,6 +107,8 @@ class FrameInfo:
     hdu: int = 0
     reason: str = ""
     error: str | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+    gain_unsure: tuple[str, float] | None = None
 
     @property
     def name(self) -> str:
@@ -193,6 +202,45 @@ def _number(
         else:
             return v, key
     return None, None
+
+
+#: filter-wheel values that mean no filter in that wheel (of two)
+_NO_FILTER = frozenset({"open", "clear", "empty", "none", "air", "blank", "-", "c", "0"})
+#: words of a flat's OBJECT that do not name its filter ("V twil flat", "Flat R dome")
+_FLAT_WORDS = frozenset(
+    "flat flats field twil twilight sky dome domeflat skyflat evening morning dusk dawn "
+    "lamp screen am pm frame test".split()
+)
+
+
+def _filter(look: _Lookup, keys: Sequence[str]) -> tuple[str | None, str | None]:
+    """The filter and the keyword(s) it came from; two wheels (FILTER1, FILTER2) combine."""
+    key, value = look.first(keys)
+    if key is None:
+        return None, None
+    if key in ("FILTER1", "FILTER2"):
+        wheels = [(k, _text(look.get(k))) for k in ("FILTER1", "FILTER2") if look.get(k)]
+        used = [(k, v) for k, v in wheels if v.casefold() not in _NO_FILTER]
+        if not used:
+            return wheels[0][1], wheels[0][0]
+        return "+".join(v for _, v in used), "+".join(k for k, _ in used)
+    return _text(value), key
+
+
+def filter_from_object(text: str) -> str | None:
+    """The filter a flat's OBJECT names, as the one word that is not about flats, or None.
+
+    Examples
+    --------
+    >>> filter_from_object("V twil flat"), filter_from_object("Dome Flat"), \
+    ...     filter_from_object("flat B 2")
+    ('V', None, 'B')
+    """
+    words = [w for w in re.split(r"[\s_,;:/()-]+", text) if w]
+    if not any("flat" in w.casefold() for w in words):
+        return None
+    rest = [w for w in words if w.casefold() not in _FLAT_WORDS and not w.isdigit()]
+    return rest[0] if len(rest) == 1 and len(rest[0]) <= 8 else None
 
 
 def _kind(look: _Lookup, config: Config, notes: list[str]) -> tuple[str, str | None]:
@@ -298,13 +346,26 @@ def classify(
 
     kind, imagetyp = _kind(look, cfg, notes)
     exptime, exp_key = _number(look, kw.exptime, "exposure time", notes, zero_ok=True)
-    filt_key, filt_value = look.first(kw.filter)
-    filt = _text(filt_value) if filt_key is not None else None
+    filt, filt_key = _filter(look, kw.filter)
     obj_key, obj_value = look.first(kw.object)
     obj = _text(obj_value) if obj_key is not None else None
-    gain, _ = _number(look, kw.gain, "gain", notes, zero_ok=False)
-    rdnoise, _ = _number(look, kw.rdnoise, "read noise", notes, zero_ok=True)
-    saturation, _ = _number(look, kw.saturation, "saturation level", notes, zero_ok=False)
+    if filt is None and kind == "flat" and obj is not None:
+        filt = filter_from_object(obj)
+        if filt is not None:
+            filt_key = obj_key
+            notes.append(f"filter {filt!r} from {obj_key}={obj!r} (no filter keyword)")
+    gain, gain_key = _number(look, kw.gain, "gain", notes, zero_ok=False)
+    unsure = None
+    if gain is None:
+        unsure_value, unsure_key = _number(look, kw.gain_unsure, "gain", notes, zero_ok=False)
+        if unsure_key is not None and unsure_value is not None:
+            unsure = (unsure_key, unsure_value)
+            notes.append(
+                f"{unsure_key}={unsure_value:g} not taken as the gain: e-/ADU on some cameras "
+                "only (used where the flats' measured gain agrees)"
+            )
+    rdnoise, rn_key = _number(look, kw.rdnoise, "read noise", notes, zero_ok=True)
+    saturation, sat_key = _number(look, kw.saturation, "saturation level", notes, zero_ok=False)
     date_key, date_value = look.first(kw.date)
     date_obs = _text(date_value) if date_key is not None else None
     if date_obs is not None and "T" not in date_obs:
@@ -321,13 +382,24 @@ def classify(
         "rdnoise": rdnoise,
         "saturation": saturation,
     }
+    origin: dict[str, str] = {}
+    for name, key in (("exptime", exp_key), ("filter", filt_key), ("object", obj_key),
+                      ("gain", gain_key), ("rdnoise", rn_key), ("saturation", sat_key)):  # fmt: skip
+        if key is not None and values[name] is not None:
+            shown = values[name] if isinstance(values[name], str) else f"{values[name]:g}"
+            origin[name] = f"{key} = {shown}"
+    if filt_key is not None and filt_key == obj_key:
+        origin["filter"] = f"{obj_key} = {obj!r}"
     set_by_rule: set[str] = set()
     for number, rule in enumerate(cfg.rules, start=1):
         if rule.matches(rel, look.get):
             values.update(rule.changes)
             set_by_rule.update(rule.changes)
+            origin.update({k: f"rule {number}" for k in rule.changes})
             changes = ", ".join(f"{k}={v!r}" for k, v in rule.changes.items())
             notes.append(f"rule {number} ({rule.describe()}) set {changes}")
+    if "gain" in set_by_rule:
+        unsure = None
     sources = [("exptime", exp_key, kw.exptime), ("filter", filt_key, kw.filter)]
     sources.append(("object", obj_key, kw.object))
     for name, key, keys in sources:
@@ -336,7 +408,8 @@ def classify(
         if name == "filter" and values["kind"] in ("bias", "dark"):
             notes.append(f"{key}={filt!r} ignored for {values['kind']}")
             values["filter"] = None
-        elif key != keys[0]:
+            origin.pop("filter", None)
+        elif key != keys[0] and not (name == "filter" and key == obj_key):
             notes.append(f"{name} from {key} (no {keys[0]})")
     if values["kind"] in ("light", "dark", "flat") and values["exptime"] is None:
         notes.append(f"no exposure time ({', '.join(kw.exptime)})")
@@ -355,6 +428,8 @@ def classify(
         imagetyp=imagetyp,
         hdu=hdu,
         reason="; ".join(notes),
+        sources=origin,
+        gain_unsure=unsure,
         **values,
         **sections,
     )

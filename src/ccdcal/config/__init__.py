@@ -11,9 +11,13 @@ Sections
     Header keywords tried in order, first present wins; a list replaces the default list.
     ``imagetyp`` (IMAGETYP, OBSTYPE, FRAMETYP, FRAME; the first whose value names a known
     type), ``exptime`` (EXPTIME, EXPOSURE, ITIME, EXP_TIME, DARKTIME), ``filter`` (FILTER,
-    FILTNAME, FILTER1, INSFILTE, FILT), ``object`` (OBJECT, OBJNAME, TARGNAME), ``gain``
-    (GAIN, EGAIN, CCDGAIN, GAINE, AGAIN_01), ``rdnoise`` (RDNOISE, READNOIS, RON, READNOISE,
-    ARDNS_01), ``saturation`` (SATURATE, SATLEVEL, MAXLIN), ``date`` (DATE-OBS, DATE) and
+    FILTNAME, FILTNAM, INSFLNAM, FILTERID, FILTER1, FILTER2, INSFILTE, FILT; flats without
+    one: the filter named in OBJECT), ``object`` (OBJECT, OBJNAME, TARGNAME), ``gain``
+    (GAIN, EGAIN, CCDSENS, GAINE, AGAIN_01: e-/ADU), ``gain_unsure`` (CCDGAIN, DETGAIN:
+    e-/ADU on some cameras only, used where the flats' measured gain agrees), ``rdnoise``
+    (RDNOISE, READNOIS, RON, READNOISE, ARDNS_01), ``saturation`` (SATURATE, SATLEVEL,
+    MAXLIN, DATAMAX; default the ADC's ceiling where the data reach it), ``date``
+    (DATE-OBS, DATE) and
     ``time`` (TIME-OBS, UTC-OBS, UTCSTART, UT: joined to a date that has no time).
 ``[types]``
     Extra image-type values and their kind, ``"Twilight Sky" = "flat"``; compared without
@@ -30,10 +34,11 @@ Sections
     ``rdnoise``, ``saturation``.
 ``[detector]``
     ``gain`` (e-/ADU), ``rdnoise`` (e-), ``saturation`` (ADU): override the headers; default
-    from the headers. ``bias_level`` (ADU): the raw level no photon made, for the photon
+    from the headers. ``gain = "measured"`` and ``rdnoise = "measured"`` take the values
+    measured from the night's flats and biases (see :mod:`ccdcal.camera`). ``bias_level`` (ADU): the raw level no photon made, for the photon
     noise of lights with no master bias, no dark that holds the bias and no overscan
     (default none: their variance then holds the read noise alone). ``biassec``,
-    ``trimsec``: FITS sections overriding the headers'.
+    ``trimsec``: FITS sections overriding the headers', or ``"none"`` to ignore them.
     ``overscan`` ("none", "mean", "median", "rows", "poly"; default "median"),
     ``overscan_order`` (1, for "poly"), ``overscan_sigma`` (3.0, clipping),
     ``readout_axis`` ("auto": along the overscan strip's long side; "x"; "y").

@@ -9,11 +9,14 @@ EXAMPLE_TOML = """\
 # value names a known type). A list replaces the default list.
 imagetyp = ["IMAGETYP", "OBSTYPE", "FRAMETYP", "FRAME"]
 exptime = ["EXPTIME", "EXPOSURE", "ITIME", "EXP_TIME", "DARKTIME"]
-filter = ["FILTER", "FILTNAME", "FILTER1", "INSFILTE", "FILT"]
+filter = ["FILTER", "FILTNAME", "FILTNAM", "INSFLNAM", "FILTERID", "FILTER1", "FILTER2",
+          "INSFILTE", "FILT"]  # flats without any: the filter in OBJECT ("V twil flat")
 object = ["OBJECT", "OBJNAME", "TARGNAME"]
-gain = ["GAIN", "EGAIN", "CCDGAIN", "GAINE", "AGAIN_01"]            # e-/ADU
+gain = ["GAIN", "EGAIN", "CCDSENS", "GAINE", "AGAIN_01"]           # e-/ADU
+gain_unsure = ["CCDGAIN", "DETGAIN"]  # e-/ADU on some cameras only: used where the flats agree
 rdnoise = ["RDNOISE", "READNOIS", "RON", "READNOISE", "ARDNS_01"]  # e-
-saturation = ["SATURATE", "SATLEVEL", "MAXLIN"]                    # ADU
+saturation = ["SATURATE", "SATLEVEL", "MAXLIN", "DATAMAX"]         # ADU; default: the ADC's
+                                                                   # ceiling where reached
 date = ["DATE-OBS", "DATE"]
 time = ["TIME-OBS", "UTC-OBS", "UTCSTART", "UT"]  # joined to a date that has no time
 
@@ -35,13 +38,13 @@ time = ["TIME-OBS", "UTC-OBS", "UTCSTART", "UT"]  # joined to a date that has no
 # set = { filter = "VR" }
 
 [detector]
-# gain = 4.95          # e-/ADU; default from the header (see [keywords] gain)
-# rdnoise = 6.5        # e-; default from the header
+# gain = 4.95          # e-/ADU, or "measured" (from pairs of flats); default the header's
+# rdnoise = 6.5        # e-, or "measured" (from pairs of biases); default the header's
 # saturation = 60000   # ADU; default from the header
 # bias_level = 1000    # ADU of the raw frames: the level no photon made, for the photon
 #                      # noise where no master bias, bias-holding dark or overscan says it
 # biassec = "[1388:1432,1:1370]"  # FITS section (1-based, inclusive, x first); default BIASSEC
-# trimsec = "[18:1382,1:1370]"    # default TRIMSEC
+# trimsec = "[18:1382,1:1370]"    # default TRIMSEC; "none" for either: ignore the header's
 overscan = "median"    # none, mean, median, rows (one value per line), poly
 overscan_order = 1     # polynomial order for "poly"
 overscan_sigma = 3.0   # clipping of the overscan estimate

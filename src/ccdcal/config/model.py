@@ -73,17 +73,28 @@ class Keywords:
 
     Examples
     --------
-    >>> Keywords().filter
-    ('FILTER', 'FILTNAME', 'FILTER1', 'INSFILTE', 'FILT')
+    >>> Keywords().filter[:4]
+    ('FILTER', 'FILTNAME', 'FILTNAM', 'INSFLNAM')
+
+    ``gain`` lists keywords that mean e-/ADU on every camera that writes them;
+    ``gain_unsure`` those whose meaning varies (``CCDGAIN`` is e-/ADU on some cameras and
+    the amplifier's setting on others, such as Calar Alto's CAFOS): their value is used
+    only where it is a plausible e-/ADU and agrees with the gain measured from the flats.
+    ``FILTER1``/``FILTER2`` are two wheels: the one not "open" or "clear" is the filter,
+    and both together name it when neither is.
     """
 
     imagetyp: tuple[str, ...] = ("IMAGETYP", "OBSTYPE", "FRAMETYP", "FRAME")
     exptime: tuple[str, ...] = ("EXPTIME", "EXPOSURE", "ITIME", "EXP_TIME", "DARKTIME")
-    filter: tuple[str, ...] = ("FILTER", "FILTNAME", "FILTER1", "INSFILTE", "FILT")
+    filter: tuple[str, ...] = (
+        "FILTER", "FILTNAME", "FILTNAM", "INSFLNAM", "FILTERID", "FILTER1", "FILTER2",
+        "INSFILTE", "FILT",
+    )  # fmt: skip
     object: tuple[str, ...] = ("OBJECT", "OBJNAME", "TARGNAME")
-    gain: tuple[str, ...] = ("GAIN", "EGAIN", "CCDGAIN", "GAINE", "AGAIN_01")
+    gain: tuple[str, ...] = ("GAIN", "EGAIN", "CCDSENS", "GAINE", "AGAIN_01")
+    gain_unsure: tuple[str, ...] = ("CCDGAIN", "DETGAIN")
     rdnoise: tuple[str, ...] = ("RDNOISE", "READNOIS", "RON", "READNOISE", "ARDNS_01")
-    saturation: tuple[str, ...] = ("SATURATE", "SATLEVEL", "MAXLIN")
+    saturation: tuple[str, ...] = ("SATURATE", "SATLEVEL", "MAXLIN", "DATAMAX")
     date: tuple[str, ...] = ("DATE-OBS", "DATE")
     time: tuple[str, ...] = ("TIME-OBS", "UTC-OBS", "UTCSTART", "UT")
 

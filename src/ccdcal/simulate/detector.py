@@ -107,6 +107,15 @@ class Detector:
         common, so two filters' pixel patterns correlate at ``1 - filter_response²``.
     full_well
         Electrons a pixel holds; charge above it is lost.
+    nonlinearity
+        Fractional loss of response at the full well: ``n`` electrons read as
+        ``n·(1 - nonlinearity·n/full_well)``, so the response departs by 1 % at
+        ``0.01·full_well/nonlinearity`` electrons (0: linear).
+    adc_bits
+        Bits of the ADC: values 0..2^bits - 1 (12- and 14-bit cameras exist).
+    adc_shift
+        Bits the ADC's value is shifted left in the 16-bit file, as CMOS cameras store
+        12-bit values (multiples of 16, up to 65520); ``gain`` is per stored ADU.
     overscan
         Overscan columns right of the science area.
     seed
@@ -133,6 +142,9 @@ class Detector:
     pixel_response: float = 0.02
     filter_response: float = 0.2
     full_well: float = 100_000.0
+    nonlinearity: float = 0.0
+    adc_bits: int = 16
+    adc_shift: int = 0
     overscan: int = 0
     seed: int = 0
     _bias: np.ndarray = field(init=False, repr=False)
@@ -182,6 +194,10 @@ class Detector:
             (0 <= self.filter_response <= 1, "filter_response must be within 0..1"),
             (self.full_well > 0, f"full_well must be > 0, not {self.full_well}"),
             (int(self.overscan) >= 0, f"overscan must be >= 0, not {self.overscan}"),
+            (0 <= self.nonlinearity < 1, f"nonlinearity must be within 0..1: {self.nonlinearity}"),
+            (int(self.adc_bits) >= 8 and int(self.adc_shift) >= 0
+             and int(self.adc_bits) + int(self.adc_shift) <= 16,
+             f"adc_bits ({self.adc_bits}) + adc_shift ({self.adc_shift}) must fit 16 bits"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -203,7 +219,8 @@ class Detector:
             Any other attribute of :class:`Detector` (``gain``, ``read_noise``,
             ``bias_level``, ``pattern_amplitude``, ``bias_drift``, ``dark_rate``,
             ``hot_fraction``, ``hot_rate``, ``vignetting``, ``vignetting_spread``,
-            ``pixel_response``, ``filter_response``, ``full_well``, ``overscan``).
+            ``pixel_response``, ``filter_response``, ``full_well``, ``nonlinearity``,
+            ``adc_bits``, ``adc_shift``, ``overscan``).
 
         Examples
         --------
@@ -240,6 +257,17 @@ class Detector:
         return self._hot
 
     @property
+    def adc_max(self) -> int:
+        """The largest value the camera writes, ADU: ``(2^adc_bits - 1) << adc_shift``.
+
+        Examples
+        --------
+        >>> Detector.create(shape=(8, 8), adc_bits=12, adc_shift=4).adc_max
+        65520
+        """
+        return ((1 << int(self.adc_bits)) - 1) << int(self.adc_shift)
+
+    @property
     def saturate_adu(self) -> float:
         """The lowest raw value a saturated pixel can read, ADU (SATURATE in headers).
 
@@ -257,7 +285,7 @@ class Detector:
         science = self._bias[:, : self.shape[1]]
         spread = 5.0 * math.hypot(self.read_noise / self.gain, self.bias_drift)
         full = float(science.min()) + self.full_well / self.gain - spread
-        return float(min(ADC_MAX, math.floor(full)))
+        return float(min(self.adc_max, math.floor(full)))
 
     def filter_vignetting(self, filter: str) -> float:
         """The vignetting strength of ``filter`` (``vignetting`` within ± the spread).
@@ -323,10 +351,14 @@ class Detector:
             "filter_response": self.filter_response,
             "full_well": self.full_well,
             "saturate_adu": self.saturate_adu,
-            "adc_max": ADC_MAX,
+            "adc_max": self.adc_max,
             "overscan": self.overscan,
             "detector_seed": self.seed,
         }
+        # only where set: a detector of earlier versions keeps its detector.json bytes
+        for key, plain in (("nonlinearity", 0.0), ("adc_bits", 16), ("adc_shift", 0)):
+            if getattr(self, key) != plain:
+                out[key] = getattr(self, key)
         out.update({k.lower(): v for k, v in self.sections().items()})
         return {k: float(v) if isinstance(v, np.floating) else v for k, v in out.items()}
 
@@ -375,7 +407,8 @@ class Detector:
         return h
 
     def read_out(self, electrons: np.ndarray | float, rng: np.random.Generator) -> np.ndarray:
-        """The ADC values of collected charge: bias, drift, read noise, 16-bit quantization.
+        """The ADC values of collected charge: bias, drift, read noise, quantization to the
+        ADC's steps and range (:attr:`adc_max`).
 
         Parameters
         ----------
@@ -387,7 +420,7 @@ class Detector:
         Returns
         -------
         numpy.ndarray
-            float32, shape :attr:`raw_shape`, integer values 0..65535.
+            float32, shape :attr:`raw_shape`, integer values 0..:attr:`adc_max`.
 
         Examples
         --------
@@ -403,7 +436,9 @@ class Detector:
         adu[:, :nx] += np.asarray(electrons, dtype=np.float64) / self.gain
         if self.read_noise > 0:
             adu += rng.normal(0.0, self.read_noise / self.gain, adu.shape)
-        return np.clip(np.rint(adu), 0, ADC_MAX).astype(np.float32)
+        step = float(1 << int(self.adc_shift))
+        top = float((1 << int(self.adc_bits)) - 1)
+        return (np.clip(np.rint(adu / step), 0, top) * step).astype(np.float32)
 
     def expose(
         self,
@@ -445,6 +480,8 @@ class Detector:
         hits = cosmic_rays(self.shape, exptime, cosmic_rate, rng)
         electrons += hits.deposit
         np.minimum(electrons, self.full_well, out=electrons)  # charge beyond the well is lost
+        if self.nonlinearity > 0:
+            electrons *= 1.0 - self.nonlinearity * electrons / self.full_well
         threshold = cosmic_threshold
         if threshold is None:
             threshold = max(COSMIC_MASK_SIGMAS * self.read_noise, 1.0)

@@ -167,6 +167,9 @@ def night(
     vignetting: float = 0.15,
     pixel_response: float = 0.02,
     full_well: float = 100_000.0,
+    nonlinearity: float = 0.0,
+    adc_bits: int = 16,
+    adc_shift: int = 0,
     cosmic_rate: float = DEFAULT_COSMIC_RATE,
     calibration_cosmics: bool = False,
     nstars: int = 30,
@@ -206,7 +209,7 @@ def night(
     flat_level
         Mean electrons of a flat where the response is 1.
     overscan, gain, read_noise, bias_level, pattern_amplitude, bias_drift, dark_rate,
-    hot_fraction, vignetting, pixel_response, full_well
+    hot_fraction, vignetting, pixel_response, full_well, nonlinearity, adc_bits, adc_shift
         The detector (see :class:`Detector`).
     cosmic_rate
         Cosmic-ray hits per pixel per second in the lights.
@@ -280,7 +283,8 @@ def night(
         seed=seed, shape=shape, gain=gain, read_noise=read_noise, bias_level=bias_level,
         pattern_amplitude=pattern_amplitude, bias_drift=bias_drift, dark_rate=dark_rate,
         hot_fraction=hot_fraction, vignetting=vignetting, pixel_response=pixel_response,
-        full_well=full_well, overscan=overscan,
+        full_well=full_well, overscan=overscan, nonlinearity=nonlinearity,
+        adc_bits=adc_bits, adc_shift=adc_shift,
     )  # fmt: skip
     motion = {"dither": float(dither), "drift": float(drift), "rotate": float(rotate),
               "fwhm_range": fwhm_range, "transparency_range": transparency_range,
