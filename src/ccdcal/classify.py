@@ -232,9 +232,8 @@ def filter_from_object(text: str) -> str | None:
 
     Examples
     --------
-    >>> filter_from_object("V twil flat"), filter_from_object("Dome Flat"), \
-    ...     filter_from_object("flat B 2")
-    ('V', None, 'B')
+    >>> [filter_from_object(t) for t in ("V twil flat", "Dome Flat", "flat B 2")]
+    ['V', None, 'B']
     """
     words = [w for w in re.split(r"[\s_,;:/()-]+", text) if w]
     if not any("flat" in w.casefold() for w in words):
