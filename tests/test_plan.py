@@ -41,7 +41,7 @@ def _mtimes(folder: Path) -> dict[str, int]:
 def test_plan_of_a_simulated_night(two_filters, tmp_path):
     p = plan(two_filters, tmp_path / "out")
     assert list(p.products) == [
-        "masters/bias.fits", "masters/dark_20s.fits", "masters/dark_60s.fits",
+        "masters/camera.ecsv", "masters/bias.fits", "masters/dark_20s.fits", "masters/dark_60s.fits",
         "masters/flat_B.fits", "masters/flat_V.fits",
         "calibrated/light_B_001.fits", "calibrated/light_B_002.fits",
         "calibrated/light_V_001.fits", "calibrated/light_V_002.fits",
@@ -87,21 +87,22 @@ def test_keys_follow_what_changes(two_filters, tmp_path):
     r = plan(two_filters, tmp_path / "out", config=replace(q.config, flat=replace(
         flat, min_response=0.4)))  # fmt: skip
     changed = [n for n in q.products if q.products[n].key != r.products[n].key]
-    assert changed == [n for n in q.products if "bias" not in n and "dark" not in n]
+    # the camera's measurement takes the flats as they are: no min_response in it
+    assert changed == [n for n in q.products if not any(w in n for w in ("bias", "dark", "camera"))]
 
 
 def test_dry_run_states_and_what_a_touched_flat_rebuilds(two_filters, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["reduce", str(two_filters), str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "17 products: 17 to build, 0 up to date" in text
+    assert "18 products: 18 to build, 0 up to date" in text
     assert "to build: no output yet" in text
     assert not out.exists()  # a dry run writes nothing
 
     reduce(two_filters, out, report=False)
     assert main(["reduce", str(two_filters), str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "17 products: 0 to build, 17 up to date" in text
+    assert "18 products: 0 to build, 18 up to date" in text
 
     flat = two_filters / "flat_V_002.fits"
     st = flat.stat()
@@ -179,7 +180,7 @@ def test_masters_and_stacks_in_bands_equal_one_task(two_filters, tmp_path, band_
         _same_files(a, b)  # keys too: a key does not depend on the output folder's place
     assert not banded.reused
     again = reduce(two_filters, tmp_path / "bands", report=False)  # the split is not in keys
-    assert len(again.reused) == 17
+    assert len(again.reused) == 18
     scratch = [p for p in (tmp_path / "bands" / "masters").iterdir() if p.is_dir()]
     assert scratch == []
 
@@ -238,7 +239,7 @@ def test_progress_bars_one_per_part(two_filters, tmp_path, capsys):
     err = capsys.readouterr().err
     for bar in ("masters:", "calibrate:", "stacks:"):
         assert bar in err, err
-    assert "0/5 " in err and "0/4 " in err and "0/2 " in err  # one bar per part, its total
+    assert "0/6 " in err and "0/4 " in err and "0/2 " in err  # one bar per part, its total
 
 
 def test_plan_errors_are_one_line(tmp_path):

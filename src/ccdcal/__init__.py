@@ -32,6 +32,7 @@ _LAZY = {
     "CCDClip": ("ccdcal.combine", "CCDClip"),
     "ESDClip": ("ccdcal.combine", "ESDClip"),
     "reduce": ("ccdcal.pipeline", "reduce"),
+    "characterize": ("ccdcal.camera", "characterize"),
     "plan": ("ccdcal.pipeline", "plan"),
     "register": ("ccdcal.registration", "register"),
     "simulate": ("ccdcal.simulate", None),

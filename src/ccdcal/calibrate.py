@@ -38,8 +38,15 @@ OverscanMethod = Literal["none", "mean", "median", "rows", "poly"]
 
 
 # ---------------------------------------------------------------------------- helpers
+def _is_none(value: object) -> bool:
+    return isinstance(value, str) and value.strip().casefold() == "none"
+
+
 def _section(frame: Frame, value: str | Section | None, key: str) -> Section | None:
-    """A numpy (y, x) section from an explicit value or the frame's header keyword."""
+    """A numpy (y, x) section from an explicit value or the frame's header keyword;
+    ``"none"`` means no section, whatever the header says."""
+    if _is_none(value):
+        return None
     if value is None:
         text = frame.header.get(key)
         if not text or not str(text).strip():
@@ -194,7 +201,8 @@ def subtract_overscan(
     frame
         Raw frame in ADU.
     biassec
-        The overscan region (FITS string or numpy slices); default the header's BIASSEC.
+        The overscan region (FITS string or numpy slices); default the header's BIASSEC;
+        ``"none"``: no overscan, whatever the header says.
     overscan
         An :class:`Overscan` or its method name.
 
@@ -211,8 +219,10 @@ def subtract_overscan(
     0.0
     """
     ov = Overscan(overscan) if isinstance(overscan, str) else overscan
+    if ov.method == "none":  # the header's BIASSEC is not even read: it may be malformed
+        return frame.copy()
     section = _section(frame, biassec, "BIASSEC")
-    if section is None or ov.method == "none":
+    if section is None:
         return frame.copy()
     level = overscan_level(frame, section, ov)
     # the level's own noise (read noise / sqrt(pixels of the strip)) is left out of the
@@ -226,7 +236,8 @@ def subtract_overscan(
 
 
 def trim(frame: Frame, trimsec: str | Section | None = None) -> Frame:
-    """Cut the frame to its science area (TRIMSEC by default); a copy when there is none.
+    """Cut the frame to its science area (TRIMSEC by default, ``"none"`` to ignore it); a copy
+    when there is none.
 
     Examples
     --------
@@ -452,14 +463,52 @@ def _header_float(frame: Frame, keys: Sequence[str]) -> float | None:
     return None
 
 
-def _looks_like_16bit_counts(data: np.ndarray) -> bool:
+#: ADC widths whose ceiling saturation is inferred from, bits
+ADC_BITS = (12, 14, 16)
+
+
+def adc_ceiling(data: np.ndarray) -> tuple[float, str] | None:
+    """The ADC's ceiling where raw counts reach it, and what ADC it is; None otherwise.
+
+    The largest value equals ``2^k - 1`` for a 12-, 14- or 16-bit ADC, or that shifted
+    left in 16 bits (CMOS cameras that store 12-bit values as multiples of 16, up to
+    65520): then every value is a multiple of the step. Below 16 bits it must be reached
+    by two pixels or more, so that a chance maximum of a deeper ADC is not taken for it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> adc_ceiling(np.array([[100.0, 4095.0, 4095.0]]))
+    (4095.0, '12-bit')
+    >>> adc_ceiling(np.array([[160.0, 65520.0, 65520.0]]))
+    (65520.0, '12-bit, stored shifted left by 4 bits')
+    >>> adc_ceiling(np.array([[100.0, 4000.0]])) is None
+    True
+    """
     lo, hi = float(data.min(initial=np.inf)), float(data.max(initial=-np.inf))
     if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN or inf present (or no data): look closer
         finite = data[np.isfinite(data)]
         if not finite.size:
-            return False
+            return None
         lo, hi = float(finite.min()), float(finite.max())
-    return lo >= 0 and hi == 65535.0
+    if lo < 0 or hi > 65535 or hi != int(hi):
+        return None
+    top = int(hi)
+    for bits in ADC_BITS:
+        for shift in range(0, 17 - bits):
+            if top != ((1 << bits) - 1) << shift:
+                continue
+            if bits == 16:
+                return hi, "16-bit"
+            if np.count_nonzero(data == hi) < 2:
+                return None
+            if shift:
+                sample = data[np.isfinite(data)].ravel()[::7]
+                if np.any(np.mod(sample, 1 << shift) != 0):
+                    continue
+                return hi, f"{bits}-bit, stored shifted left by {shift} bits"
+            return hi, f"{bits}-bit"
+    return None
 
 
 def saturation_mask(frame: Frame, saturation: float | None) -> np.ndarray:
@@ -479,8 +528,9 @@ def saturation_mask(frame: Frame, saturation: float | None) -> np.ndarray:
 def flag_saturation(frame: Frame, saturation: float | None = None) -> Frame:
     """A copy of a raw frame with SATURATED (and NO_DATA for NaN) set in its mask.
 
-    The level is ``saturation`` (ADU), else the header's SATURATE, else 65535 for data that
-    look like 16-bit counts.
+    The level is ``saturation`` (ADU), else the header's SATURATE, else the ADC's ceiling
+    where the data reach it (:func:`adc_ceiling`: 12-, 14- or 16-bit, or shifted left in
+    16 bits), recorded in SATINFER.
 
     Examples
     --------
@@ -490,12 +540,17 @@ def flag_saturation(frame: Frame, saturation: float | None = None) -> Frame:
     ['SATURATED']
     """
     sat = saturation if saturation is not None else _header_float(frame, ("SATURATE",))
-    if sat is None and _looks_like_16bit_counts(frame.data):
-        sat = 65535.0  # the ADC's ceiling
+    header = frame.header.copy()
+    if sat is None:
+        ceiling = adc_ceiling(frame.data)
+        if ceiling is not None:
+            sat = ceiling[0]
+            short = ceiling[1].replace(", stored shifted left by ", "<<").removesuffix(" bits")
+            header["SATINFER"] = (sat, f"[adu] saturation: {short} ADC ceiling")
     mask = frame.mask_or_zeros().copy()
     mask[saturation_mask(frame, sat)] |= flags.SATURATED
     mask[~np.isfinite(frame.data)] |= flags.NO_DATA
-    return replace(frame, mask=mask, header=frame.header.copy(), extras={})
+    return replace(frame, mask=mask, header=header, extras={})
 
 
 def calibrate(
@@ -694,7 +749,7 @@ def calibrate(
         name
         for name, done in (
             ("overscan", "OVERSCAN" in work.header),
-            ("trim", trimsec is not None or "TRIMSEC" in frame.header),
+            ("trim", not _is_none(trimsec) and (trimsec is not None or "TRIMSEC" in frame.header)),
             ("bias", bias is not None),
             ("dark", dark is not None),
             ("flat", flat is not None),
@@ -723,7 +778,9 @@ def _variance_slope(base: int, flat: Frame | None, divisor: np.ndarray | None) -
 
 
 __all__ = [
+    "ADC_BITS",
     "Overscan",
+    "adc_ceiling",
     "calibrate",
     "exposure_time",
     "flag_saturation",

@@ -32,7 +32,6 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +51,9 @@ MAX_PAIRS = 8
 PAIR_TOLERANCE = 0.1
 #: measured and header values that differ by more than this fraction are reported
 DISAGREEMENT = 0.30
+#: noise (ADU rms) below which integer data are quantized too coarsely to measure it: the
+#: rounding alone scatters by 0.29 ADU
+QUANTIZED = 0.5
 #: clipping of the difference images, in robust sigmas (kept: all but 6e-7 of a Gaussian)
 _CLIP = 5.0
 
@@ -86,7 +88,10 @@ def clipped_std(values: np.ndarray, *, sigma: float = _CLIP) -> tuple[float, flo
     for _ in range(10):
         if spread == 0:
             break
-        kept = x[np.abs(x - centre) < sigma * spread]
+        trial = x[np.abs(x - centre) < sigma * spread]
+        if trial.size < 2:
+            break
+        kept = trial
         new_centre, new_spread = float(kept.mean()), float(kept.std(ddof=1))
         if new_centre == centre and new_spread == spread:
             break
@@ -122,7 +127,13 @@ def _weighted(values: Sequence[float], errors: Sequence[float]) -> tuple[float, 
     """Inverse-variance mean, its error (scaled up by the scatter when the values disagree
     beyond their errors) and the reduced chi-square."""
     v, e = np.asarray(values, float), np.asarray(errors, float)
-    w = 1.0 / e**2
+    ok = np.isfinite(v) & np.isfinite(e)
+    v, e = v[ok], e[ok]
+    if v.size == 0:
+        return math.nan, math.nan, math.nan
+    # an error of 0 (values quantized to one level) must not take all the weight
+    floor = float(np.median(e[e > 0])) if (e > 0).any() else 1.0
+    w = 1.0 / np.maximum(e, 1e-3 * floor) ** 2
     mean = float((w * v).sum() / w.sum())
     error = float(1.0 / math.sqrt(w.sum()))
     chi2 = float((w * (v - mean) ** 2).sum() / (len(v) - 1)) if len(v) > 1 else 1.0
@@ -243,10 +254,10 @@ def photon_transfer(
         if n < 32:
             continue
         kept = np.abs(ta - k * tb - mean) < _CLIP * std
-        m1, m2 = float(ta[kept].mean()), float(tb[kept].mean())
         photon = std**2 - noise
-        if photon <= 0:
+        if photon <= 0 or kept.sum() < 32:
             continue
+        m1, m2 = float(ta[kept].mean()), float(tb[kept].mean())
         gains.append((m1 + k * k * m2) / photon)
         levels.append(m1)
         variances.append(photon / (1.0 + k * k * m2 / m1))
@@ -299,7 +310,7 @@ def linearity(levels: Sequence[float], exptimes: Sequence[float]) -> Linearity:
     --------
     >>> lin = linearity([1000, 2000, 4000, 8000, 15400], [1, 2, 4, 8, 16])
     >>> lin.measured, round(lin.limit)
-    (True, 8369)
+    (True, 9973)
     """
     t = np.asarray(exptimes, float)
     level = np.asarray(levels, float)
@@ -446,11 +457,11 @@ class Characterization:
         >>> c = Characterization(gain=Value(2.01, 0.01, "e-/ADU", "3 flat pairs"),
         ...                      header={"gain": ("GAIN", 2.0)})
         >>> print(c.table())  # doctest: +NORMALIZE_WHITESPACE
-        quantity  measured              from          header      agreement
-        --------  --------------------  ------------  ----------  ---------
-        gain      2.010 ± 0.010 e-/ADU  3 flat pairs  GAIN = 2    -0.5 %
+        quantity  measured              from          header    header vs measured
+        --------  --------------------  ------------  --------  ------------------
+        gain      2.010 ± 0.010 e-/ADU  3 flat pairs  GAIN = 2  -0.5 %
         """
-        rows = [["quantity", "measured", "from", "header", "agreement"]]
+        rows = [["quantity", "measured", "from", "header", "header vs measured"]]
 
         def header_cells(name: str, measured: Value | None) -> list[str]:
             key, value = self.header.get(name, (None, None))
@@ -482,8 +493,11 @@ class Characterization:
             rows.append(["hot pixels", str(self.hot_pixels), "darks (> 5 sigma)", "", ""])
         if self.linearity is not None:
             lin = self.linearity
-            what = "not measured" if not lin.measured else (
-                "within 1 %" if lin.limit is None else f"1 % at {lin.limit:.0f} ADU")
+            what = (
+                "not measured"
+                if not lin.measured
+                else ("within 1 %" if lin.limit is None else f"1 % at {lin.limit:.0f} ADU")
+            )
             rows.append(["linearity", what, f"flats at {len(lin.levels)} exposures", "", ""])
         if self.bad_pixels is not None:
             rows.append(["bad pixels", str(int(self.bad_pixels.sum())), "flat ratio", "", ""])
@@ -546,12 +560,15 @@ def _header_values(infos: Sequence[FrameInfo], cfg: Config) -> dict[str, Any]:
     def first(name: str) -> tuple[str | None, float | None]:
         configured = getattr(cfg.detector, name)
         if isinstance(configured, int | float):
-            return "config", float(configured)
+            return "[detector]", float(configured)
         for info in infos:
             value = getattr(info, name)
             if value is not None:
-                source = info.sources.get(name, "header") if hasattr(info, "sources") else ""
-                return source.split("=")[0] or "header", value
+                return info.sources.get(name, "header").split(" = ")[0], value
+        if name == "gain":  # a keyword of varying meaning, shown for comparison
+            for info in infos:
+                if info.gain_unsure is not None:
+                    return info.gain_unsure
         return None, None
 
     return {"gain": first("gain"), "rdnoise": first("rdnoise")}
@@ -563,6 +580,8 @@ def characterize(
     config: Config | PathLike | None = None,
     regions: Sequence[str] = (),
     max_pairs: int = MAX_PAIRS,
+    darks: bool = True,
+    bad_pixels: bool = True,
 ) -> Characterization:
     """Measure the camera from a folder's biases, flats and darks.
 
@@ -578,6 +597,8 @@ def characterize(
         on its own; the whole frame is always measured.
     max_pairs
         Pairs of biases, and of flats, to use at most.
+    darks, bad_pixels
+        Also measure the dark current and hot pixels, and the bad pixels of a flat ratio.
 
     Returns
     -------
@@ -590,10 +611,11 @@ def characterize(
     cfg = load_config(config) if isinstance(config, str | os.PathLike) else (config or Config())
     collection = raw if isinstance(raw, Collection) else scan(raw, config=cfg)
     usable = [f for f in collection.frames if f.error is None]
+    lights = [f for f in usable if f.kind == "light"]
     biases = [f for f in usable if f.kind == "bias"][: 2 * max_pairs]
     flats = [f for f in usable if f.kind == "flat"]
-    darks = [f for f in usable if f.kind == "dark"]
-    out = Characterization(header=_header_values(biases + flats + darks, cfg))
+    dark_frames = [f for f in usable if f.kind == "dark"] if darks else []
+    out = Characterization(header=_header_values(lights + biases + flats + dark_frames, cfg))
 
     # biases: read noise from consecutive pairs, and the master bias the flats need
     master: np.ndarray | None = None
@@ -605,9 +627,14 @@ def characterize(
         if cfg.detector.overscan != "none" and (cfg.detector.biassec or biases[0].biassec):
             out.notes.append(f"bias level {out.bias_level:.1f} ADU is above the overscan's")
         pairs = list(zip(frames[0::2], frames[1::2], strict=False))
-        if pairs:
-            values = [read_noise_adu(a, b) for a, b in pairs]
-            rn, err, _ = _weighted(*zip(*values, strict=True))
+        values = [read_noise_adu(a, b) for a, b in pairs]
+        rn, err, _ = _weighted(*zip(*values, strict=True)) if values else (0.0, 0.0, 0.0)
+        if pairs and not rn >= QUANTIZED:
+            out.notes.append(
+                f"the biases differ by {rn:.2g} ADU rms, less than the ADC's step: the data "
+                "were quantized more coarsely than their noise; read noise not measured"
+            )
+        elif pairs:
             source = f"{len(pairs)} bias pair{'s' if len(pairs) > 1 else ''}"
             rn_adu = out.read_noise_adu = Value(rn, err, "ADU", source)
             for text in regions:
@@ -623,7 +650,7 @@ def characterize(
 
     # flats: photon transfer from pairs of about equal level, per filter
     if flats:
-        _flat_pairs(out, flats, cfg, master, rn_adu, len(biases), max_pairs)
+        _flat_pairs(out, flats, cfg, master, rn_adu, len(biases), max_pairs, bad_pixels)
     else:
         out.notes.append("no flats: gain not measured")
     if out.read_noise_adu is not None:
@@ -637,15 +664,15 @@ def characterize(
             g = out.gain
             error = math.hypot(amp_error * g.value, amp * g.error)
             out.read_noise = Value(amp * g.value, error, "e-",
-                                   f"{r.source} × measured gain")  # fmt: skip
+                                   f"{r.source}, measured gain")  # fmt: skip
         elif out.header["gain"][1] is not None:
             key, value = out.header["gain"]
             out.read_noise = Value(amp * value, amp_error * value, "e-",
-                                   f"{r.source} × {key} gain")  # fmt: skip
+                                   f"{r.source}, {key} gain")  # fmt: skip
         else:
             out.read_noise = out.read_noise_adu
-    if darks:
-        _darks(out, darks, cfg, master)
+    if dark_frames:
+        _darks(out, dark_frames, cfg, master)
     return out
 
 
@@ -657,6 +684,7 @@ def _flat_pairs(
     rn_adu: Value | None,
     nbias: int,
     max_pairs: int,
+    find_bad: bool,
 ) -> None:
     by_filter: dict[str, list[FrameInfo]] = {}
     for f in flats:
@@ -664,7 +692,7 @@ def _flat_pairs(
     # the filter with the most flats gives the pairs (the gain does not depend on it)
     filt, group = max(by_filter.items(), key=lambda item: len(item[1]))
     read: list[tuple[FrameInfo, np.ndarray, np.ndarray, float]] = []
-    for info in group[: 4 * max_pairs]:
+    for info in group[: 2 * max_pairs + 2]:
         frame = _preprocessed(info, cfg)
         data = frame.data.astype(np.float64)
         if master is not None:
@@ -686,13 +714,26 @@ def _flat_pairs(
             i += 1
     rn = rn_adu.value if rn_adu is not None else 0.0
     bias_noise = rn / math.sqrt(nbias) if nbias else 0.0
-    if rn_adu is None:
-        out.notes.append("gain measured without the read noise (no bias pairs): "
+    if rn_adu is None and pairs:
+        out.notes.append("gain measured without the read noise (no usable bias pairs): "
                          "slightly high at low flat levels")  # fmt: skip
+    coarse = 0
     for (ia, a, ga, _), (ib, b, gb, _) in pairs:
-        point = photon_transfer(a, b, read_noise=rn, bias_noise=bias_noise, good=ga & gb,
-                                files=(ia.name, ib.name))  # fmt: skip
+        try:
+            point = photon_transfer(a, b, read_noise=rn, bias_noise=bias_noise, good=ga & gb,
+                                    files=(ia.name, ib.name))  # fmt: skip
+        except CcdcalError as err:
+            out.notes.append(str(err))
+            continue
+        if point.variance < QUANTIZED**2 * 4:
+            coarse += 1  # the photon noise hardly spans two ADC steps: quantization rules
+            continue
         out.transfer.append(point)
+    if coarse:
+        out.notes.append(
+            f"{coarse} flat pair{'s' if coarse > 1 else ''} with a photon noise of about one "
+            "ADC step or less (data quantized more coarsely than their noise): not used"
+        )
     by_time: dict[float, list[float]] = {}
     for info, _, _, level in read:
         if info.exptime:
@@ -716,10 +757,13 @@ def _flat_pairs(
                 f"the flat pairs' gains disagree (reduced chi-square {chi2:.1f}): the response "
                 "may not be linear over their levels; see the photon-transfer points"
             )
-    else:
-        out.notes.append(f"no two flats of the same level in {filt}: gain not measured")
+    elif not pairs:
+        out.notes.append(
+            f"no two flats of the same level (within {100 * PAIR_TOLERANCE:.0f} %) in {filt}: "
+            "gain not measured"
+        )
     low, high = read[0], read[-1]
-    if len(read) >= 2 and high[3] > 1.5 * low[3] > 0:
+    if find_bad and len(read) >= 2 and high[3] > 1.5 * low[3] > 0:
         ratio = np.where(low[2] & high[2], high[1] / np.where(low[1] == 0, np.nan, low[1]),
                          np.nan)  # fmt: skip
         out.bad_pixels = bad_pixels(ratio / np.nanmedian(ratio))
@@ -751,9 +795,13 @@ def _darks(
         t = np.array([x for x, _, _ in levels])
         level = np.array([y for _, y, _ in levels])
         spread = np.array([e for _, _, e in levels])
-        if len(t) > 1:
-            (slope, _), cov = np.polyfit(t, level, 1, w=1.0 / spread, cov="unscaled")
+        if len(t) > 2 or (len(t) > 1 and (spread > 0).all()):
+            weights = 1.0 / spread if (spread > 0).all() else None
+            scaled: Any = "unscaled" if weights is not None else True
+            (slope, _), cov = np.polyfit(t, level, 1, w=weights, cov=scaled)
             error = math.sqrt(cov[0, 0])
+        elif len(t) > 1:
+            slope, error = (level[-1] - level[0]) / (t[-1] - t[0]), 0.0
         else:
             slope, error = level[0] / t[0], spread[0] / t[0]
         n = sum(len(v) for v in by_time.values())
@@ -764,6 +812,9 @@ def _darks(
         out.notes.append("no biases: the darks' level holds the bias; dark current not measured")
     t, image, n = longest
     centre, sigma, _ = clipped_std(image)
+    if not sigma >= QUANTIZED / math.sqrt(n):
+        out.notes.append("the darks' noise is below the ADC's step: hot pixels not counted")
+        return
     hot = image > centre + 5.0 * sigma
     out.hot_pixels, out.hot_mask = int(hot.sum()), hot
 

@@ -208,9 +208,9 @@ def _number(
 _NO_FILTER = frozenset({"open", "clear", "empty", "none", "air", "blank", "-", "c", "0"})
 #: words of a flat's OBJECT that do not name its filter ("V twil flat", "Flat R dome")
 _FLAT_WORDS = frozenset(
-    "flat flats field twil twilight sky dome domeflat skyflat evening morning dusk dawn "
-    "lamp screen am pm frame test".split()
-)
+    ("flat", "flats", "field", "twil", "twilight", "sky", "dome", "domeflat", "skyflat",
+     "evening", "morning", "dusk", "dawn", "lamp", "screen", "am", "pm", "frame", "test")
+)  # fmt: skip
 
 
 def _filter(look: _Lookup, keys: Sequence[str]) -> tuple[str | None, str | None]:
@@ -382,8 +382,9 @@ def classify(
         "saturation": saturation,
     }
     origin: dict[str, str] = {}
-    for name, key in (("exptime", exp_key), ("filter", filt_key), ("object", obj_key),
-                      ("gain", gain_key), ("rdnoise", rn_key), ("saturation", sat_key)):  # fmt: skip
+    found = (("exptime", exp_key), ("filter", filt_key), ("object", obj_key),
+             ("gain", gain_key), ("rdnoise", rn_key), ("saturation", sat_key))  # fmt: skip
+    for name, key in found:
         if key is not None and values[name] is not None:
             shown = values[name] if isinstance(values[name], str) else f"{values[name]:g}"
             origin[name] = f"{key} = {shown}"

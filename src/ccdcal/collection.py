@@ -223,6 +223,19 @@ class Groups:
     )
 
 
+def _why(info: FrameInfo) -> str:
+    """How a frame was classified, then where each detector number came from."""
+    names = (("exptime", "exposure"), ("filter", "filter"), ("gain", "gain"),
+             ("rdnoise", "read noise"), ("saturation", "saturation"))  # fmt: skip
+    came = [f"{label} {info.sources[name]}" for name, label in names if name in info.sources]
+    if "gain" not in info.sources and info.kind != "unknown":
+        came.append("gain none" if info.gain_unsure is None else
+                    f"gain none ({info.gain_unsure[0]} unsure)")  # fmt: skip
+    if "saturation" not in info.sources and info.kind != "unknown":
+        came.append("saturation none (the ADC's ceiling where reached)")
+    return info.reason + (f"; values: {', '.join(came)}" if came else "")
+
+
 def _by(frames: Sequence[FrameInfo], key: Callable[[FrameInfo], Any]) -> Mapping[Any, tuple]:
     out: dict[Any, list[FrameInfo]] = {}
     for f in frames:
@@ -329,7 +342,7 @@ class Collection:
                 f.dtype or "-",
             ]
             if why:
-                row.append(f.error if f.error is not None else f.reason)
+                row.append(f.error if f.error is not None else _why(f))
             rows.append(row)
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         right = {2}

@@ -24,7 +24,16 @@ from .._version import __version__
 from ..errors import CcdcalError
 
 #: subcommands in the order ``ccdcal --help`` lists them
-COMMANDS = ("simulate", "info", "combine", "register", "reduce", "demo", "experiment")
+COMMANDS = (
+    "simulate",
+    "info",
+    "characterize",
+    "combine",
+    "register",
+    "reduce",
+    "demo",
+    "experiment",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,9 +35,10 @@ Sections
 ``[detector]``
     ``gain`` (e-/ADU), ``rdnoise`` (e-), ``saturation`` (ADU): override the headers; default
     from the headers. ``gain = "measured"`` and ``rdnoise = "measured"`` take the values
-    measured from the night's flats and biases (see :mod:`ccdcal.camera`). ``bias_level`` (ADU): the raw level no photon made, for the photon
-    noise of lights with no master bias, no dark that holds the bias and no overscan
-    (default none: their variance then holds the read noise alone). ``biassec``,
+    measured from the night's flats and biases (see :mod:`ccdcal.camera`).
+    ``bias_level`` (ADU): the raw level no photon made, for the photon noise of lights with no
+    master bias, no dark that holds the bias and no overscan (default none: their variance then
+    holds the read noise alone). ``biassec``,
     ``trimsec``: FITS sections overriding the headers', or ``"none"`` to ignore them.
     ``overscan`` ("none", "mean", "median", "rows", "poly"; default "median"),
     ``overscan_order`` (1, for "poly"), ``overscan_sigma`` (3.0, clipping),

@@ -172,8 +172,8 @@ class Detector:
     ('median', None)
     """
 
-    gain: float | None = None
-    rdnoise: float | None = None
+    gain: float | str | None = None  # or "measured"
+    rdnoise: float | str | None = None  # or "measured"
     saturation: float | None = None
     bias_level: float | None = None
     biassec: str | None = None

@@ -327,16 +327,23 @@ def _detector(data: Any) -> Detector:
     _check_keys(sec, table, tuple(f.name for f in fields(Detector)))
     out: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("gain", "saturation"):
+        if key in ("gain", "rdnoise") and isinstance(value, str):
+            if value.strip().casefold() != "measured":
+                raise _Bad(sec, key, f'expected a number or "measured", got {value!r}')
+            out[key] = "measured"
+        elif key in ("gain", "saturation"):
             out[key] = _positive(sec, key, value)
         elif key in ("rdnoise", "bias_level"):
             out[key] = _nonneg(sec, key, value)
         elif key in ("biassec", "trimsec"):
             text = _string(sec, key, value)
+            if text.strip().casefold() == "none":  # the header's section is ignored
+                out[key] = "none"
+                continue
             try:
                 parse_section(text)
             except SectionError as err:
-                raise _Bad(sec, key, str(err)) from err
+                raise _Bad(sec, key, f'{err} (or "none" to ignore the header\'s)') from err
             out[key] = text.strip()
         elif key == "overscan":
             out[key] = _choice(sec, key, value, OVERSCAN_METHODS)
@@ -524,7 +531,7 @@ def loads_config(text: str, *, source: str = "<string>") -> Config:
     >>> loads_config('[detector]\\ngain = "high"', source="n.toml")
     Traceback (most recent call last):
     ...
-    ccdcal.errors.CcdcalError: n.toml: [detector] gain: expected a number, got a string ('high')
+    ccdcal.errors.CcdcalError: n.toml: [detector] gain: expected a number or "measured", got 'high'
     """
     try:
         data = tomllib.loads(text)

@@ -1,7 +1,8 @@
 """Reducing a night: a plan of products, executed here, on local processes or on a cluster.
 
-- :func:`plan` scans a raw folder and returns a :class:`Plan`: the graph of products (master
-  bias, master darks, master flats, calibrated lights, stacks), each with its output path,
+- :func:`plan` scans a raw folder and returns a :class:`Plan`: the graph of products (the
+  camera measured from the night's frames, master bias, master darks, master flats,
+  calibrated lights, stacks), each with its output path,
   inputs, recipe, options and key (:mod:`~ccdcal.pipeline.products`,
   :mod:`~ccdcal.pipeline.planning`);
 - :func:`execute` builds the products that are not up to date, in dependency order, with an
@@ -18,7 +19,7 @@ Examples
 >>> p = ccdcal.plan(tmp + "/night/raw", tmp + "/out")
 >>> outcome = execute(p, only="masters")
 >>> [product.label for product in outcome.built]
-['bias', 'dark_60s', 'flat_V']
+['camera', 'bias', 'dark_60s', 'flat_V']
 >>> [str(s) for s in p.states().values()][-3:]
 ['to build: no output yet', 'to build: no output yet', 'to build: no output yet']
 """

@@ -12,7 +12,7 @@ Examples
 ...                               nflat=3, nlight=2)
 >>> p = plan(tmp + "/night/raw", tmp + "/out")
 >>> list(p.products)  # doctest: +NORMALIZE_WHITESPACE
-['masters/bias.fits', 'masters/dark_60s.fits', 'masters/flat_V.fits',
+['masters/camera.ecsv', 'masters/bias.fits', 'masters/dark_60s.fits', 'masters/flat_V.fits',
  'calibrated/light_V_001.fits', 'calibrated/light_V_002.fits',
  'stars/light_V_001.ecsv', 'stars/light_V_002.ecsv', 'registration/SIMFIELD_V.ecsv',
  'stacks/SIMFIELD_V.fits']
@@ -38,6 +38,7 @@ from ..config import Config, load_config
 from ..errors import CcdcalError
 from ..masters import CombineSpec, Noise
 from . import recipes
+from .camera import camera_inputs, camera_recipe
 from .products import Plan, Product, product_key
 
 PathLike = str | os.PathLike[str]
@@ -122,7 +123,7 @@ def _groups(collection: Collection, the_plan: Plan) -> _Groups:
     usable = [f for f in collection.frames if f.error is None]
     lights = [f for f in usable if f.kind == "light"]
     if not lights:
-        raise CcdcalError(f"{collection.root}: no light frames found (see `ccdcal info`)")
+        raise CcdcalError(_no_lights(collection, the_plan.config))
     shape = lights[0].shape
     the_plan.shape = shape
     for f in usable:
@@ -146,16 +147,107 @@ def _groups(collection: Collection, the_plan: Plan) -> _Groups:
         if f.kind == "flat":
             flats.setdefault(f.filter or "none", []).append(f)
     for filt in sorted(set(flats) - wanted):
-        the_plan.notices.append(
-            f"{len(flats[filt])} flats in filter {filt!r}: no light in that filter; not used"
-        )
+        n = len(flats[filt])
+        if filt == "none":
+            the_plan.notices.append(
+                f"{n} flat{'s have' if n > 1 else ' has'} no filter while the lights have "
+                f"{', '.join(sorted(wanted))}: not used, never mixed with other filters; "
+                "set the filter with a [[rules]] entry (see `ccdcal info --why`)"
+            )
+        else:
+            the_plan.notices.append(
+                f"{n} flat{'s' if n > 1 else ''} in filter {filt!r}: no light in that "
+                "filter; not used"
+            )
         del flats[filt]
     for f in collection.frames:
         if f.error is not None:
             the_plan.failures.append((f.path, f.error))
         elif f.kind not in ("bias", "dark", "flat", "light"):
             the_plan.notices.append(f"{f.path.name}: type unknown ({f.reason}); not used")
+    _check_sections([f for f in usable if f.kind in ("bias", "dark", "flat", "light")], the_plan)
     return _Groups([f for f in usable if f.kind == "bias"], darks, flats, groups)
+
+
+def _no_lights(collection: Collection, cfg: Config) -> str:
+    """Why no light was found, and where frames are unclassified, the ``[[rules]]`` that
+    would classify them, built from their folders or names."""
+    text = f"{collection.root}: no light frames found (see `ccdcal info --why`)"
+    unknown = [f for f in collection.frames if f.error is None and f.kind == "unknown"]
+    if not unknown:
+        return text
+    kw = "/".join(cfg.keywords.imagetyp)
+    rules = []
+    for glob, kind in _guess_rules(collection, unknown):
+        rules.append(f'[[rules]]\nmatch = {{ path = "{glob}" }}\nset = {{ kind = "{kind}" }}')
+    text += (
+        f"; {len(unknown)} of {len(collection.frames)} files have no {kw} value that names "
+        "a type. Classify them with [[rules]] in a file given with --config"
+    )
+    if rules:
+        text += ", for example:\n" + "\n".join(rules)
+    return text
+
+
+def _guess_rules(collection: Collection, unknown: Sequence[FrameInfo]) -> list[tuple[str, str]]:
+    """``(path glob, kind)`` for each folder, or each file-name prefix, of unclassified
+    frames whose name says what they are (bias, zero, dark, flat, light, object, sci)."""
+    words = (("bias", "bias"), ("zero", "bias"), ("dark", "dark"), ("flat", "flat"),
+             ("light", "light"), ("object", "light"), ("sci", "light"))  # fmt: skip
+    found: dict[str, str] = {}
+    rest: dict[str, str] = {}
+    for f in unknown:
+        rel = collection.relative(f).replace(os.sep, "/")
+        folder, _, name = rel.rpartition("/")
+        for part, glob in ((folder, f"{folder}/*"), (name, None)):
+            low = part.casefold()
+            kind = next((k for w, k in words if w in low), None)
+            if kind is None:
+                continue
+            if glob is None:
+                prefix = re.match(r"[A-Za-z]+", name)
+                glob = f"{prefix.group(0) if prefix else name}*"
+            found.setdefault(glob, kind)
+            break
+        else:  # named after no calibration: the science, most likely
+            rest.setdefault(f"{folder}/*" if folder else "*", "light")
+    return list({**found, **rest}.items())[:6]
+
+
+def _check_sections(frames: Sequence[FrameInfo], the_plan: Plan) -> None:
+    """Header sections read before any pixel: a malformed one that the reduction needs stops
+    it at once, with how to go on; one it does not need is a notice."""
+    det = the_plan.config.detector
+    needed = {
+        "biassec": det.biassec is None and det.overscan != "none",
+        "trimsec": det.trimsec is None,
+    }
+    why_not = {
+        "biassec": 'overscan = "none"' if det.overscan == "none" else "[detector] biassec",
+        "trimsec": "[detector] trimsec",
+    }
+    bad: dict[tuple[str, str], list[FrameInfo]] = {}
+    problems: dict[tuple[str, str], str] = {}
+    for f in frames:
+        for name in ("biassec", "trimsec"):
+            try:
+                f.section(name)
+            except CcdcalError as err:
+                key = (name.upper(), str(getattr(f, name)))
+                bad.setdefault(key, []).append(f)
+                problems[key] = str(err).split(": ", 2)[-1]
+    for (key, value), infos in bad.items():
+        where = infos[0].path if len(infos) == 1 else f"{infos[0].path} and {len(infos) - 1} more"
+        if needed[key.lower()]:
+            raise CcdcalError(
+                f"{where}: {key} = {value!r}: {problems[(key, value)]}; give the right one "
+                f'with [detector] {key.lower()} = "[x1:x2,y1:y2]", or {key.lower()} = "none" '
+                "to do without"
+            )
+        the_plan.notices.append(
+            f"{where}: {key} = {value!r} is in a form ccdcal does not read; not needed "
+            f"({why_not[key.lower()]}), ignored"
+        )
 
 
 def plan(
@@ -230,6 +322,7 @@ class _Planner:
         self.darks: dict[float, Product] = {}
         self.flats: dict[str, Product] = {}
         self.undarked: set[float | None] = set()
+        self.camera: Product | None = None
 
     def add(
         self,
@@ -266,12 +359,13 @@ class _Planner:
 
     def master_options(self, kind: str, infos: Sequence[FrameInfo]) -> dict[str, Any]:
         first = infos[0]
-        rn = self.cfg.detector.rdnoise if self.cfg.detector.rdnoise is not None else first.rdnoise
+        gain = _number(_gain(first, self.cfg))
+        rn = _number(_rdnoise(first, self.cfg))
         return {
             "combine": CombineSpec.from_options(self.cfg.combine_options(kind)),
             "preprocess": self.preprocess,
             # for a master of one frame, whose variance no scatter gives
-            "noise": Noise(_gain(first, self.cfg), rn),
+            "noise": Noise(gain, rn),
         }
 
     def run(self) -> None:
@@ -288,7 +382,41 @@ class _Planner:
                 + ": dark not subtracted from them"
             )
 
+    def add_camera(self) -> None:
+        """The camera measured from a few biases and flats, when they come in pairs: compared
+        with the header's gain and read noise, and the source of ``"measured"`` values."""
+        g, det = self.groups, self.cfg.detector
+        inputs = camera_inputs(g.bias, g.flats)
+        lights = [i for infos in g.lights.values() for i in infos]
+        for name, value in (("gain", det.gain), ("rdnoise", det.rdnoise)):
+            if value == "measured" and not inputs:
+                raise CcdcalError(
+                    f'{self.plan.raw_dir}: [detector] {name} = "measured" needs two biases '
+                    "and two flats of one filter; there are not"
+                )
+        if not inputs:
+            return
+
+        def header_value(name: str) -> tuple[str | None, float | None]:
+            value = _gain(lights[0], self.cfg) if name == "gain" else _rdnoise(lights[0], self.cfg)
+            if value == "measured" or value is None:
+                return None, None
+            if getattr(det, name) is not None:
+                return "[detector]", float(value)
+            return lights[0].sources.get(name, name).split(" = ")[0], float(value)
+
+        unsure = sorted(
+            {i.gain_unsure for i in lights if i.gain_unsure and _gain(i, self.cfg) is None}
+        )
+        self.camera = self.add(
+            "masters/camera.ecsv", "camera", camera_recipe, inputs, [],
+            {"frames": [(i.kind, i.filter, i.exptime, i.saturation) for i in inputs],
+             "detector": det, "unsure": unsure,
+             "header": {"gain": header_value("gain"), "rdnoise": header_value("rdnoise")}},
+        )  # fmt: skip
+
     def add_masters(self) -> None:
+        self.add_camera()
         g, notices = self.groups, self.plan.notices
         if g.bias:
             self.bias = self.add(
@@ -343,12 +471,26 @@ class _Planner:
     def add_lights(self) -> dict[tuple[str, str], list[Product]]:
         cfg, notices = self.cfg, self.plan.notices
         lights = self.groups.lights
-        no_gain = [i for infos in lights.values() for i in infos if _gain(i, cfg) is None]
+        everyone = [i for infos in lights.values() for i in infos]
+        no_gain = [i for i in everyone if _gain(i, cfg) is None and i.gain_unsure is None]
         if no_gain:
             notices.append(
-                f"no gain for {len(no_gain)} lights (no GAIN-like keyword, no [detector] gain "
-                "in the config): they and their stacks stay in ADU"
+                f"no gain for {len(no_gain)} light{'s' if len(no_gain) > 1 else ''} (no "
+                f"{'/'.join(cfg.keywords.gain)} keyword, no [detector] gain in the config): "
+                "they and their stacks stay in ADU"
+                + (' (or set [detector] gain = "measured")' if self.camera is not None else "")
             )
+        sources = self.plan.sources
+        sources["gain"] = _origin(everyone, "gain", cfg.detector.gain)
+        sources["read noise"] = _origin(everyone, "rdnoise", cfg.detector.rdnoise)
+        sources["saturation"] = (
+            f"config ([detector] saturation = {cfg.detector.saturation:g})"
+            if cfg.detector.saturation is not None
+            else _origin(everyone, "saturation", None).replace(
+                "none", "none in the headers: the ADC's ceiling where the data reach it")
+        )  # fmt: skip
+        sources["filter"] = _origin(everyone, "filter", None)
+        sources["exposure"] = _origin(everyone, "exptime", None)
         unleveled = [i for infos in lights.values() for i in infos if not self._leveled(i)]
         if unleveled:
             notices.append(
@@ -366,9 +508,11 @@ class _Planner:
             for info in infos:
                 dark = self.dark_for(info)
                 name = "calibrated/" + output_name(self.plan.collection.relative(info))
+                options = self.light_options(info, filt, dark, flat)
+                camera = self.camera if options["camera"] is not None else None
                 product = self.add(
-                    name, "light", recipes.light_recipe, [info], [self.bias, dark, flat],
-                    self.light_options(info, filt, dark, flat),
+                    name, "light", recipes.light_recipe, [info], [self.bias, dark, flat, camera],
+                    options,
                     {"object": obj, "filter": filt, "exptime": info.exptime},
                 )  # fmt: skip
                 by_group.setdefault((obj, filt), []).append(product)
@@ -384,13 +528,19 @@ class _Planner:
             header["FILTER"] = (info.filter, "filter (as classified by ccdcal)")
         if info.object:
             header["OBJECT"] = (info.object, "object (as classified by ccdcal)")
+        gain, rn = _gain(info, cfg), _rdnoise(info, cfg)
+        unsure = info.gain_unsure if gain is None else None
+        # only lights that take a measured value depend on the measurement
+        measured = "measured" in (gain, rn) or unsure is not None
         return {
             "bias": _path(self.bias),
             "dark": _path(dark),
             "flat": _path(flat),
+            "camera": _path(self.camera) if measured and self.camera is not None else None,
+            "unsure": unsure,
             "calibrate": dict(
-                gain=_gain(info, cfg),
-                read_noise=det.rdnoise if det.rdnoise is not None else info.rdnoise,
+                gain=gain,
+                read_noise=rn,
                 saturation=det.saturation if det.saturation is not None else info.saturation,
                 exptime=info.exptime,
                 flat_min=cfg.flat.min_response,
@@ -481,8 +631,37 @@ def _sources(what: Product | Sequence[Path]) -> str:
     return paths[0].name if len(paths) == 1 else f"{len(paths)} files ({paths[0].name}, ...)"
 
 
-def _gain(info: FrameInfo, cfg: Config) -> float | None:
+def _gain(info: FrameInfo, cfg: Config) -> float | str | None:
+    """The gain a light is calibrated with: the config's (a number or ``"measured"``), else
+    the header's."""
     return cfg.detector.gain if cfg.detector.gain is not None else info.gain
+
+
+def _rdnoise(info: FrameInfo, cfg: Config) -> float | str | None:
+    return cfg.detector.rdnoise if cfg.detector.rdnoise is not None else info.rdnoise
+
+
+def _number(value: float | str | None) -> float | None:
+    """A configured value where it is a number (not ``"measured"``)."""
+    return value if isinstance(value, int | float) else None
+
+
+def _origin(infos: Sequence[FrameInfo], name: str, configured: Any) -> str:
+    """Where a quantity of the lights came from, for the run summary: the config, the
+    measurement, or the header keywords with how many lights each."""
+    if configured == "measured":
+        return "measured from the night's frames (masters/camera.ecsv)"
+    if configured is not None:
+        return f"config ([detector] {name} = {configured:g})"
+    counts: dict[str, int] = {}
+    for info in infos:
+        text = info.sources.get(name)
+        if text is None and name == "gain" and info.gain_unsure is not None:
+            text = f"{info.gain_unsure[0]} = {info.gain_unsure[1]:g} if the flats confirm it"
+        counts[text or "none"] = counts.get(text or "none", 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    return "; ".join(f"{text} ({n} lights)" for text, n in counts.items())
 
 
 __all__ = ["choose_dark", "output_name", "plan", "safe_name"]

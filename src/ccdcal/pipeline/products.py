@@ -25,7 +25,8 @@ from ..config import Config
 
 #: the parts of a reduction, in the order they are made; ``--only`` takes one of these
 PARTS = ("masters", "calibrated", "registered", "stacks")
-_PART = {"bias": "masters", "dark": "masters", "flat": "masters", "light": "calibrated",
+_PART = {"camera": "masters", "bias": "masters", "dark": "masters", "flat": "masters",
+         "light": "calibrated",
          "stars": "registered", "registration": "registered", "stack": "stacks"}  # fmt: skip
 
 
@@ -224,6 +225,9 @@ class Plan:
         Files that cannot be used, with the reason.
     shape
         ``(ny, nx)`` of the raw frames.
+    sources
+        Where the lights' gain, read noise, saturation, filter and exposure come from, one
+        line each (keyword and value, the config, or the measurement).
     """
 
     raw_dir: Path
@@ -234,6 +238,7 @@ class Plan:
     notices: list[str] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     shape: tuple[int, int] | None = None
+    sources: dict[str, str] = field(default_factory=dict)
 
     def add(self, product: Product) -> Product:
         """Add ``product`` (after every product it needs)."""

@@ -53,9 +53,9 @@ from .products import Product
 History = dict[str, Any]
 
 #: the HISTORY step of each kind of product
-STEPS = {"bias": "master bias", "dark": "master dark", "flat": "master flat",
-         "light": "calibrate", "stars": "find stars", "registration": "register",
-         "stack": "stack"}  # fmt: skip
+STEPS = {"camera": "measure the camera", "bias": "master bias", "dark": "master dark",
+         "flat": "master flat", "light": "calibrate", "stars": "find stars",
+         "registration": "register", "stack": "stack"}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- masters in memory
@@ -201,12 +201,19 @@ def light_recipe(
     header: dict[str, tuple[str, str]],
     cosmic: dict[str, Any] | None,
     history: History,
+    camera: MasterRef | None = None,
+    unsure: tuple[str, float] | None = None,
 ) -> tuple[Frame, History]:
     """One raw light calibrated (:func:`ccdcal.calibrate`), its cosmic rays flagged when
-    ``cosmic`` holds L.A.Cosmic's options; ``header`` cards set on the result."""
+    ``cosmic`` holds L.A.Cosmic's options; ``header`` cards set on the result. A gain or
+    read noise ``"measured"``, or an ``unsure`` gain keyword, is settled by the ``camera``
+    table (see :mod:`ccdcal.pipeline.camera`)."""
     from ..calibrate import calibrate as calibrate_frame
+    from .camera import resolve
 
     (raw,) = inputs
+    calibrate, cards = resolve(calibrate, unsure, None if camera is None else camera.path)
+    header = {**header, **{k: (v, "where the value came from") for k, v in cards.items()}}
     # a missing gain is reported once for the whole night, not once per frame
     frame = calibrate_frame(
         Frame.read(raw),

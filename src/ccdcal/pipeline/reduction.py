@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ class ReduceResult:
     registrations
         Each registered stack's registration table (``registration/<stack>.ecsv``), by the
         stack's name.
+    camera
+        The camera measured from the night's biases and flats (``masters/camera.ecsv``),
+        or None where they do not come in pairs.
     """
 
     out_dir: Path
@@ -84,11 +88,13 @@ class ReduceResult:
     config: Config | None = None
     plan: Plan | None = None
     registrations: dict[str, Path] = field(default_factory=dict)
+    camera: Path | None = None
 
     @classmethod
     def from_run(cls, the_plan: Plan, outcome: Outcome, out_dir: Path) -> ReduceResult:
         """The outputs of ``the_plan`` that ``outcome`` built or kept."""
         done = {p.name for p in (*outcome.built, *outcome.reused)}
+        inferred: list[Path] = []
         result = cls(
             out_dir=out_dir,
             notices=list(the_plan.notices),
@@ -101,16 +107,21 @@ class ReduceResult:
         for p in the_plan.products.values():
             if p.name not in done:
                 continue
-            if p.part == "masters":
+            if p.kind == "camera":
+                result.camera = p.path
+                result.notices += _table_notices(p.path)
+            elif p.part == "masters":
                 result.masters[p.label] = p.path
             elif p.kind == "light":
                 result.calibrated.append(p.path)
+                inferred.append(p.path)
             elif p.kind == "registration":
                 result.registrations[p.about["stack"]] = p.path
                 result.notices += _table_notices(p.path)
             elif p.kind == "stack":
                 result.stacks[(p.about["object"], p.about["filter"])] = p.path
                 result.notices += _rejection_notices(p.path)
+        result.notices += _saturation_notices(inferred, the_plan.config)
         return result
 
     def summary(self) -> str:
@@ -127,7 +138,28 @@ class ReduceResult:
             f"{len(self.calibrated)} calibrated lights, {len(self.stacks)} stacks, "
             f"{len(self.reused)} outputs reused, {len(self.failures)} failures"
         )
+        lines += self.detector_lines()
         return "\n".join(lines)
+
+    def detector_lines(self) -> list[str]:
+        """Where the lights' detector numbers came from, and what the night's frames
+        measured, a line each."""
+        lines = []
+        sources = self.plan.sources if self.plan is not None else {}
+        for name, text in sources.items():
+            lines.append(f"{name}: {text}")
+        if self.camera is not None and self.camera.exists():
+            from .camera import read_camera
+
+            meta = read_camera(self.camera)
+            for name, unit in (("gain", "e-/ADU"), ("rdnoise", "e-")):
+                if meta.get(name) is not None:
+                    lines.append(
+                        f"measured {'read noise' if name == 'rdnoise' else name}: "
+                        f"{meta[name]:.4g} ± {meta[name + '_error']:.2g} {unit} "
+                        f"({meta[name + '_source']})"
+                    )
+        return lines
 
 
 #: a stack rejecting more than this fraction of its values says so: a 3σ rejection of
@@ -149,6 +181,26 @@ def _rejection_notices(path: Path) -> list[str]:
         f"{path.stem}: {100 * frac:.2f} % of the values rejected ({100 * lo:.2f} % low, "
         f"{100 * hi:.2f} % high), more than {100 * REJECTED_NOTICE:.0f} %: check the noise "
         "model (gain, read noise), the alignment and the scaling"
+    ]
+
+
+def _saturation_notices(lights: Sequence[Path], config: Config) -> list[str]:
+    """One notice per saturation level inferred from the ADC's ceiling (SATINFER) in lights
+    whose headers named none."""
+    from astropy.io import fits
+
+    levels: dict[tuple[float, str], int] = {}
+    for path in lights:
+        header = fits.getheader(path)
+        if "SATINFER" in header:
+            value, comment = header["SATINFER"], header.comments["SATINFER"]
+            key = (float(value), comment.split(": ", 1)[-1].removesuffix(" ceiling"))
+            levels[key] = levels.get(key, 0) + 1
+    return [
+        f"no saturation level in the headers ({'/'.join(config.keywords.saturation)}): "
+        f"{level:g} ADU, the {adc} ceiling that the data reach, taken in {n} "
+        f"light{'s' if n > 1 else ''} (set [detector] saturation to choose another)"
+        for (level, adc), n in levels.items()
     ]
 
 
