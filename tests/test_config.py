@@ -183,7 +183,10 @@ def test_replace_works_like_the_cli_does():
         ("[colour]\nx = 1", "[colour]: unknown section"),
         ("[detectr]\ngain = 1", "[detectr]: unknown section (did you mean [detector]?)"),
         ("[detector]\ngian = 1.5", "[detector] gian: unknown key (did you mean 'gain'?)"),
-        ("[detector]\ngain = 'high'", "[detector] gain: expected a number or \"measured\", got 'high'"),
+        (
+            "[detector]\ngain = 'high'",
+            "[detector] gain: expected a number or \"measured\", got 'high'",
+        ),
         ("[detector]\ngain = true", "[detector] gain: expected a number, got a boolean"),
         ("[detector]\ngain = -1", "[detector] gain: must be > 0"),
         ("[detector]\noverscan_order = 1.5", "[detector] overscan_order: expected an integer"),

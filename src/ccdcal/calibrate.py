@@ -503,8 +503,7 @@ def adc_ceiling(data: np.ndarray) -> tuple[float, str] | None:
             if np.count_nonzero(data == hi) < 2:
                 return None
             if shift:
-                sample = data[np.isfinite(data)].ravel()[::7]
-                if np.any(np.mod(sample, 1 << shift) != 0):
+                if np.any(np.mod(data[np.isfinite(data)], 1 << shift) != 0):
                     continue
                 return hi, f"{bits}-bit, stored shifted left by {shift} bits"
             return hi, f"{bits}-bit"
