@@ -119,7 +119,7 @@ def test_photon_transfer_is_unbiased_across_levels_and_unequal_pairs():
 def test_read_noise_and_clipping_against_numpy():
     rng = np.random.default_rng(3)
     x = rng.normal(10.0, 4.0, 400_000)
-    mean, std, n = clipped_std(x)
+    mean, std, _ = clipped_std(x)
     assert mean == pytest.approx(10.0, abs=0.02) and std == pytest.approx(np.std(x), rel=0.002)
     pattern = rng.uniform(0, 100, (300, 300))
     a, b = (pattern + rng.normal(0, 2.0, pattern.shape) for _ in range(2))

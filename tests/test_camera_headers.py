@@ -221,7 +221,8 @@ def test_saturation_of_an_adc_with_fewer_bits(tmp_path, bits, shift):
     ceiling = ((1 << bits) - 1) << shift
     gain = 2.0 * 4096 / (1 << bits) / (1 << shift)  # star peaks of 1,000-10,000 12-bit ADU
     night = _night(tmp_path, adc_bits=bits, adc_shift=shift, gain=gain, nstars=12,
-                   bias_level=200 * (1 << shift), full_well=10**7, flat_level=ceiling * gain / 3)  # fmt: skip
+                   bias_level=200 * (1 << shift), full_well=10**7,
+                   flat_level=ceiling * gain / 3)  # fmt: skip
     _edit(night.raw_dir, lambda h, _: h.remove("SATURATE"))
     raw = fits.getdata(night.raw[-1])
     assert raw.max() == ceiling and (raw == ceiling).sum() >= 2

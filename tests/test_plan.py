@@ -41,8 +41,8 @@ def _mtimes(folder: Path) -> dict[str, int]:
 def test_plan_of_a_simulated_night(two_filters, tmp_path):
     p = plan(two_filters, tmp_path / "out")
     assert list(p.products) == [
-        "masters/camera.ecsv", "masters/bias.fits", "masters/dark_20s.fits", "masters/dark_60s.fits",
-        "masters/flat_B.fits", "masters/flat_V.fits",
+        "masters/camera.ecsv", "masters/bias.fits", "masters/dark_20s.fits",
+        "masters/dark_60s.fits", "masters/flat_B.fits", "masters/flat_V.fits",
         "calibrated/light_B_001.fits", "calibrated/light_B_002.fits",
         "calibrated/light_V_001.fits", "calibrated/light_V_002.fits",
         "stars/light_B_001.ecsv", "stars/light_B_002.ecsv", "registration/SIMFIELD_B.ecsv",
