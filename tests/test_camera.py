@@ -218,3 +218,17 @@ def test_feder_noise_is_below_its_8_bit_step(feder_night):
     found = characterize(feder_night, darks=False, bad_pixels=False)
     assert found.gain is None and found.read_noise is None
     assert any("quantized" in n for n in found.notes)
+
+
+def test_readme_example_is_what_the_commands_print(tmp_path, monkeypatch, capsys):
+    """README's characterize example is the output of the two commands it names."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- characterize-example -->\n```\n", 1)[1].split("\n```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    args = "cam --seed 1 --gain 2 --read-noise 6 --size 256x256 --nlight 1".split()
+    assert main(["simulate", *args]) == 0
+    capsys.readouterr()
+    assert main(["characterize", "cam/raw"]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == block

@@ -120,6 +120,19 @@ def test_feder_darks_flats_and_stacks(feder):
         assert f"dark=dark_{header['EXPTIME']:g}s.fits" in history, path.name
 
 
+def test_lowell_run_checks_its_header_gain(lowell):
+    """The run measures the camera from the night's biases and flats and says that the
+    header's AGAIN_01 and ARDNS_01 differ from it (see tests/test_camera.py for the numbers
+    and why), and where each number came from."""
+    _, result = lowell
+    gain = [n for n in result.notices if "AGAIN_01 = 4.95" in n]
+    noise = [n for n in result.notices if "ARDNS_01 = 9.3" in n]
+    assert len(gain) == 1 and "3.66" in gain[0] and len(noise) == 1
+    summary = result.summary()
+    assert "gain: AGAIN_01 = 4.95" in summary and "filter: FILTER = VR" in summary
+    assert "measured gain: 3.6" in summary
+
+
 def test_feder_without_gain_stays_in_adu(feder):
     _, result = feder
     assert Frame.read(result.calibrated[0]).header["BUNIT"] == "adu"

@@ -779,9 +779,10 @@ def _darks(
     if not by_time:
         out.notes.append("darks without an exposure time: dark current not measured")
         return
-    levels, longest = [], None
+    levels, longest, used = [], None, 0
     for t in sorted(by_time):
         frames = [_preprocessed(f, cfg).data.astype(np.float64) for f in by_time[t][:8]]
+        used += len(frames)
         median = np.median(frames, axis=0)  # robust against cosmic rays, pixel by pixel
         if master is not None:
             median = median - master
@@ -804,7 +805,7 @@ def _darks(
             slope, error = (level[-1] - level[0]) / (t[-1] - t[0]), 0.0
         else:
             slope, error = level[0] / t[0], spread[0] / t[0]
-        n = sum(len(v) for v in by_time.values())
+        n = used
         out.dark_current = Value(float(slope) * scale, float(error) * scale, unit,
                                  f"{n} darks at {len(t)} exposure time"
                                  + ("s" if len(t) > 1 else ""))  # fmt: skip

@@ -129,6 +129,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stars in the field (default 30)")  # fmt: skip
     p.add_argument("--fwhm", type=_positive, default=3.0, metavar="PIX",
                    help="seeing: stars' FWHM, pixels (default 3)")  # fmt: skip
+    p.add_argument("--nonlinearity", type=_nonnegative, default=0.0, metavar="F",
+                   help="fractional loss of response at the full well (default 0)")  # fmt: skip
+    p.add_argument("--adc-bits", type=int, default=16, choices=range(8, 17), metavar="B",
+                   help="bits of the ADC (default 16; 12 and 14 are common)")  # fmt: skip
+    p.add_argument("--adc-shift", type=int, default=0, choices=range(0, 9), metavar="S",
+                   help="bits the values are shifted left in the 16-bit file, as CMOS "
+                   "cameras store 12-bit values (default 0)")  # fmt: skip
     motion = p.add_argument_group(
         "a telescope that moves, under seeing and clouds that change (each light's transform, "
         "seeing, transparency and sky go to truth/pointing.ecsv)"
@@ -162,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
             bias_drift=args.bias_drift, nstars=args.nstars, fwhm=args.fwhm,
             dither=args.dither, drift=args.drift, rotate=args.rotate,
             fwhm_range=args.fwhm_range, transparency_range=args.transparency_range,
-            sky_range=args.sky_range,
+            sky_range=args.sky_range, nonlinearity=args.nonlinearity,
+            adc_bits=args.adc_bits, adc_shift=args.adc_shift,
         )  # fmt: skip
     except ValueError as err:
         # a bad combination of options (say, vignetting >= 1): one line, exit status 1
