@@ -3,6 +3,8 @@ and the photon-transfer arithmetic against plain statistics."""
 
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -227,7 +229,7 @@ def test_readme_example_is_what_the_commands_print(tmp_path, monkeypatch, capsys
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("<!-- characterize-example -->\n```\n", 1)[1].split("\n```", 1)[0]
     monkeypatch.chdir(tmp_path)
-    args = "cam --seed 1 --gain 2 --read-noise 6 --size 256x256 --nlight 1".split()
+    args = shlex.split("cam --seed 1 --gain 2 --read-noise 6 --size 256x256 --nlight 1")
     assert main(["simulate", *args]) == 0
     capsys.readouterr()
     assert main(["characterize", "cam/raw"]) == 0
