@@ -464,7 +464,8 @@ class _Planner:
         det = self.cfg.detector
         if self.bias is not None or det.bias_level is not None:
             return True
-        if det.overscan != "none" and (det.biassec or info.biassec):
+        biassec = info.biassec if det.biassec is None else det.biassec
+        if det.overscan != "none" and biassec and biassec.casefold() != "none":
             return True
         return choose_dark(info.exptime, list(self.darks), match="exact") is not None
 
