@@ -172,6 +172,7 @@ def test_report_images_exist_and_decode(full_report):
     assert any(s.startswith("rejected_") for s in srcs)
     assert sum(s.startswith("residual_") for s in srcs) == 2
     assert "photometry.png" in names
+    assert ("photon_transfer.png" in names) == (reduced.camera is not None)
     # no image written that the page does not show
     assert {p.name for p in index.parent.glob("*.png")} == names
 
@@ -185,6 +186,7 @@ def test_report_content_escaped(full_report):
     assert "<script" not in text  # static page
     for word in (
         "What went in",
+        "Camera",
         "Master frames",
         "Raw and calibrated",
         "Stacks",

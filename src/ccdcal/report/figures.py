@@ -482,6 +482,46 @@ def save_registration_png(table: Any, path: PathLike, *, title: str | None = Non
     return save_figure(fig, path)
 
 
+def save_transfer_png(
+    table: Any, path: PathLike, *, header_gain: float | None = None, title: str | None = None
+) -> Path:
+    """Write a PNG of the photon-transfer points of a camera table (one frame's photon
+    variance against its level above the bias, ADU) with the measured gain's line, and the
+    header's where it has one.
+
+    Parameters
+    ----------
+    table
+        ``masters/camera.ecsv`` (see :mod:`ccdcal.pipeline.camera`).
+    path
+        The PNG to write.
+    header_gain
+        e-/ADU the header says, drawn dashed.
+    title
+        Figure title.
+    """
+    level = np.asarray(table["level"], float)
+    variance = np.asarray(table["variance"], float)
+    fig = new_figure((6.4, 4.4))
+    ax = fig.subplots()
+    ax.plot(level, variance, "o", ms=5, label="pairs of flats")
+    top = float(level.max()) * 1.1 if level.size else 1.0
+    x = np.array([0.0, top])
+    gain = table.meta.get("gain")
+    if gain:
+        ax.plot(x, x / gain, "-", lw=1, label=f"measured: {gain:.3g} e-/ADU")
+    if header_gain:
+        ax.plot(x, x / header_gain, "--", lw=1, label=f"header: {header_gain:.3g} e-/ADU")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, None)
+    ax.set_xlabel("level above the bias [ADU]")
+    ax.set_ylabel("photon variance of one frame [ADU²]")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title or "photon transfer", fontsize=10)
+    return save_figure(fig, path)
+
+
 def save_pair_png(
     left: Frame | np.ndarray,
     right: Frame | np.ndarray,

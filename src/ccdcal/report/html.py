@@ -195,6 +195,40 @@ def _masters(page: _Page, result: Any) -> None:
     page.section("Master frames", body, "masters")
 
 
+def _camera(page: _Page, result: Any) -> None:
+    """The camera measured from the night's frames, beside the values the lights used."""
+    path = getattr(result, "camera", None)
+    if path is None or not Path(path).exists():
+        return
+    from astropy.table import Table
+
+    from .figures import save_transfer_png
+
+    table = Table.read(path, format="ascii.ecsv")
+    meta = table.meta
+    header = {k: tuple(v) for k, v in meta.get("header", {}).items()}
+    rows = []
+    for name, label, unit in (("gain", "gain", "e-/ADU"), ("rdnoise", "read noise", "e-")):
+        key, value = header.get(name, (None, None))
+        measured = meta.get(name)
+        rows.append((
+            label,
+            "-" if measured is None else f"{measured:.4g} ± {meta[name + '_error']:.2g} {unit}",
+            meta.get(name + "_source") or "-",
+            "-" if value is None else f"{key} = {value:g}",
+            "" if measured is None or value is None else f"{100 * (value / measured - 1):+.1f} %",
+        ))  # fmt: skip
+    body = _table(("quantity", "measured", "from", "used by the lights", "used vs measured"), rows)
+    if meta.get("notices"):
+        items = "".join(f"<li>{_esc(line)}</li>" for line in meta["notices"])
+        body += f'<ul class="notices">{items}</ul>'
+    if len(table):
+        png = page.name("photon_transfer")
+        save_transfer_png(table, png, header_gain=header.get("gain", (None, None))[1])
+        body += _grid([page.figure(png, "photon transfer: the pairs of flats")])
+    page.section("Camera", body, "camera")
+
+
 def _raw_for(result: Any, calibrated: Path) -> Path | None:
     collection = getattr(result, "collection", None)
     if collection is None:
@@ -428,6 +462,7 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
     page = _Page(folder)
     _inputs(page, result)
     _products(page, result)
+    _camera(page, result)
     _masters(page, result)
     _raw_vs_calibrated(page, result)
     _stacks(page, result)
@@ -443,6 +478,7 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
         for anchor, title in (
             ("inputs", "inputs"),
             ("plan", "plan"),
+            ("camera", "camera"),
             ("masters", "masters"),
             ("light", "raw and calibrated"),
             ("stacks", "stacks"),
