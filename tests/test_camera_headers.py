@@ -103,10 +103,19 @@ def test_measured_gain_and_read_noise_replace_wrong_headers(tmp_path, caplog):
     assert measured == pytest.approx(light["GAINCORR"], rel=1e-3)
 
 
-def test_measured_gain_without_flat_pairs_is_refused_before_any_work(tmp_path):
-    night = _night(tmp_path, nbias=1, nflat=1)
-    with pytest.raises(CcdcalError, match=r'gain = "measured" needs two biases'):
+def test_measured_values_without_pairs_are_refused_before_any_work(tmp_path):
+    night = _night(tmp_path, nbias=3, nflat=1)
+    with pytest.raises(CcdcalError, match=r'gain = "measured" needs two flats of one filter'):
         plan(night.raw_dir, tmp_path / "out", config=Config(detector=Detector(gain="measured")))
+    plan(night.raw_dir, tmp_path / "out", config=Config(detector=Detector(rdnoise="measured")))
+    night = _night(tmp_path, "two", nbias=0, nflat=3)
+    with pytest.raises(CcdcalError, match=r"and a bias level \(biases, an overscan"):
+        plan(night.raw_dir, tmp_path / "out", config=Config(detector=Detector(gain="measured")))
+    with pytest.raises(CcdcalError, match=r'rdnoise = "measured" needs two biases'):
+        plan(night.raw_dir, tmp_path / "out", config=Config(detector=Detector(rdnoise="measured")))
+    # a bias level said in the config is enough for the gain
+    cfg = Config(detector=Detector(gain="measured", bias_level=500.0))
+    assert "masters/camera.ecsv" in plan(night.raw_dir, tmp_path / "out", config=cfg).products
 
 
 def test_lights_that_do_not_use_the_measurement_do_not_depend_on_it(tmp_path):
@@ -234,9 +243,12 @@ def test_saturation_of_an_adc_with_fewer_bits(tmp_path, bits, shift):
     assert any(f"{ceiling} ADU, the {bits}-bit" in n for n in result.notices)
 
 
-def test_datamax_is_a_saturation_keyword():
-    info = classify({"IMAGETYP": "LIGHT", "DATAMAX": 60000})
-    assert info.saturation == 60000 and info.sources["saturation"] == "DATAMAX = 60000"
+def test_datamax_is_a_saturation_keyword_where_it_is_an_adc_ceiling():
+    info = classify({"IMAGETYP": "LIGHT", "DATAMAX": 16383})
+    assert info.saturation == 16383 and info.sources["saturation"] == "DATAMAX = 16383"
+    # many writers put the frame's own largest value there
+    info = classify({"IMAGETYP": "LIGHT", "DATAMAX": 60211})
+    assert info.saturation is None and "not an ADC's ceiling" in info.reason
 
 
 # ---------------------------------------------------------------------------- no types

@@ -161,7 +161,7 @@ def full_report(reduced, truth_and_photometry):
 
 
 # ---------------------------------------------------------------------------- the page
-def test_report_images_exist_and_decode(full_report):
+def test_report_images_exist_and_decode(full_report, reduced):
     index = full_report
     assert index == Path(index.parent.parent / "report" / "index.html")
     srcs = check_images(index)

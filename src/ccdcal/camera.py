@@ -64,7 +64,8 @@ def clipped_std(values: np.ndarray, *, sigma: float = _CLIP) -> tuple[float, flo
     """Mean, standard deviation and count of ``values`` clipped at ``sigma`` about the mean.
 
     Starts from the median and the MAD, then iterates; the standard deviation is corrected
-    for the Gaussian tails the clip removes, so that it is unbiased for Gaussian noise.
+    for the Gaussian tails the clip removes, so that it is unbiased for Gaussian noise at
+    any ``sigma`` (at 2.5σ as at 5σ).
 
     Examples
     --------
@@ -84,18 +85,21 @@ def clipped_std(values: np.ndarray, *, sigma: float = _CLIP) -> tuple[float, flo
     if spread == 0:
         spread = float(np.std(x))
     kept = x
-    for _ in range(10):
+    # the spread is corrected for the tails the clip removes at every pass, so that the
+    # clip converges to ``sigma`` true sigmas and the correction holds at any ``sigma``
+    shrink = math.sqrt(_truncated_variance(sigma))
+    for _ in range(20):
         if spread == 0:
             break
         trial = x[np.abs(x - centre) < sigma * spread]
         if trial.size < 2:
             break
         kept = trial
-        new_centre, new_spread = float(kept.mean()), float(kept.std(ddof=1))
-        if new_centre == centre and new_spread == spread:
+        new_centre, new_spread = float(kept.mean()), float(kept.std(ddof=1)) / shrink
+        if new_centre == centre and abs(new_spread - spread) <= 1e-9 * spread:
             break
         centre, spread = new_centre, new_spread
-    return centre, spread / math.sqrt(_truncated_variance(sigma)), int(kept.size)
+    return centre, spread, int(kept.size)
 
 
 @functools.lru_cache(maxsize=8)
@@ -437,6 +441,11 @@ class Characterization:
     header
         What the headers say: ``{"gain": (keyword, value), "rdnoise": (keyword, value)}``
         (keyword None when absent).
+    gain_unsure
+        ``(keyword, value)`` of a gain keyword of varying meaning (CCDGAIN) where no other
+        gain is known: shown beside the measurement, never used to convert.
+    amplifier_noise_adu
+        The read noise in ADU without the ADC's rounding, or None.
     notes
         What the user should know, one line each.
     """
@@ -454,6 +463,8 @@ class Characterization:
     bad_pixels: np.ndarray | None = None
     header: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    gain_unsure: tuple[str, float] | None = None
+    amplifier_noise_adu: float | None = None
 
     def disagreements(self, limit: float = DISAGREEMENT) -> list[str]:
         """One line per header value that differs from the measurement by more than
@@ -488,14 +499,17 @@ class Characterization:
 
         def header_cells(name: str, measured: Value | None) -> list[str]:
             key, value = self.header.get(name, (None, None))
+            unsure = ""
+            if (key is None or value is None) and name == "gain" and self.gain_unsure:
+                (key, value), unsure = self.gain_unsure, " (unsure)"
             if key is None or value is None:
                 return ["-", ""]
             agree = ""
             if measured is not None and measured.value > 0 and measured.unit != "ADU":
                 agree = f"{100 * (value / measured.value - 1):+.1f} %"
-            return [f"{key} = {value:g}", agree]
+            return [f"{key} = {value:g}{unsure}", agree]
 
-        if self.gain is not None or self.header.get("gain", (None,))[0]:
+        if self.gain is not None or self.header.get("gain", (None,))[0] or self.gain_unsure:
             g = self.gain
             rows.append(["gain", str(g) if g else "-", g.source if g else "no flat pairs",
                          *header_cells("gain", g)])  # fmt: skip
@@ -554,20 +568,57 @@ class Characterization:
         return "\n".join(lines)
 
 
-def _preprocessed(info: FrameInfo, cfg: Config) -> Frame:
-    """A raw frame overscan-subtracted and trimmed as the reduction would, SATURATED flagged."""
-    from .calibrate import Overscan
-    from .masters import preprocess
+class _Reader:
+    """Reads raw frames prepared as the reduction would (overscan, trim, SATURATED flagged),
+    in float32, cut to a central ``window`` when one is given, and learns the ADC's step
+    (1, or 16 for 12-bit values stored shifted left) from the raw values."""
 
-    det = cfg.detector
-    frame = Frame.read(info.path)
-    if det.saturation is not None or info.saturation is not None:
+    def __init__(self, cfg: Config, window: int | None) -> None:
+        from .calibrate import Overscan
+
+        det = cfg.detector
+        self.cfg = cfg
+        self.window = window
+        self.overscan = Overscan(det.overscan, order=det.overscan_order,
+                                 sigma=det.overscan_sigma, axis=det.readout_axis)  # fmt: skip
+        self.step: float | None = None
+        self.leveled = False  # an overscan was subtracted
+
+    def __call__(self, info: FrameInfo) -> tuple[np.ndarray, np.ndarray]:
         from .calibrate import flag_saturation
+        from .masters import preprocess
 
-        frame = flag_saturation(frame, det.saturation or info.saturation)
-    overscan = Overscan(det.overscan, order=det.overscan_order, sigma=det.overscan_sigma,
-                        axis=det.readout_axis)  # fmt: skip
-    return preprocess(frame, biassec=det.biassec, trimsec=det.trimsec, overscan=overscan)
+        det = self.cfg.detector
+        frame = Frame.read(info.path)
+        if self.step is None:
+            self.step = _adc_step(frame.data)
+        if det.saturation is not None or info.saturation is not None:
+            frame = flag_saturation(frame, det.saturation or info.saturation)
+        frame = preprocess(frame, biassec=det.biassec, trimsec=det.trimsec,
+                           overscan=self.overscan)  # fmt: skip
+        self.leveled = self.leveled or "OVERSCAN" in frame.header
+        data, good = frame.data.astype(np.float32), _good(frame)
+        if self.window is not None:
+            region = _central(data.shape, self.window)
+            data, good = data[region], good[region]
+        return data, good
+
+
+def _central(shape: tuple[int, ...], size: int) -> tuple[slice, slice]:
+    ny, nx = shape[-2:]
+    h, w = min(ny, size), min(nx, size)
+    return slice((ny - h) // 2, (ny - h) // 2 + h), slice((nx - w) // 2, (nx - w) // 2 + w)
+
+
+def _adc_step(data: np.ndarray) -> float:
+    """The spacing of a raw frame's values: their greatest common divisor (1 for most
+    cameras; 16 for 12-bit values stored shifted left in 16 bits), from a sample."""
+    sample = data[::7, ::7] if data.ndim == 2 else data.ravel()[::49]
+    sample = sample[np.isfinite(sample)]
+    if not sample.size or np.any(sample != np.round(sample)) or sample.max() > 2**31:
+        return 1.0
+    step = int(np.gcd.reduce(np.abs(sample.astype(np.int64))))
+    return float(step) if step > 1 else 1.0
 
 
 def _good(frame: Frame) -> np.ndarray:
@@ -588,10 +639,6 @@ def _header_values(infos: Sequence[FrameInfo], cfg: Config) -> dict[str, Any]:
             value = getattr(info, name)
             if value is not None:
                 return info.sources.get(name, "header").split(" = ")[0], value
-        if name == "gain":  # a keyword of varying meaning, shown for comparison
-            for info in infos:
-                if info.gain_unsure is not None:
-                    return info.gain_unsure
         return None, None
 
     return {"gain": first("gain"), "rdnoise": first("rdnoise")}
@@ -605,6 +652,7 @@ def characterize(
     max_pairs: int = MAX_PAIRS,
     darks: bool = True,
     bad_pixels: bool = True,
+    window: int | None = None,
 ) -> Characterization:
     """Measure the camera from a folder's biases, flats and darks.
 
@@ -622,14 +670,23 @@ def characterize(
         Pairs of biases, and of flats, to use at most.
     darks, bad_pixels
         Also measure the dark current and hot pixels, and the bad pixels of a flat ratio.
+    window
+        Measure gain and read noise in the central ``window × window`` pixels only (what a
+        reduction does: 1024² pixels give them to 0.2 %, in a fraction of the memory);
+        default the whole frame.
 
     Returns
     -------
     Characterization
         Print :meth:`~Characterization.table`; :meth:`~Characterization.to_toml` writes
         the ``[detector]`` section.
+
+    Raises
+    ------
+    CcdcalError
+        A region that is not a section of the frame, or frames of different shapes.
     """
-    from .sections import parse_section
+    from .sections import SectionError, parse_section
 
     cfg = load_config(config) if isinstance(config, str | os.PathLike) else (config or Config())
     collection = raw if isinstance(raw, Collection) else scan(raw, config=cfg)
@@ -638,52 +695,80 @@ def characterize(
     biases = [f for f in usable if f.kind == "bias"][: 2 * max_pairs]
     flats = [f for f in usable if f.kind == "flat"]
     dark_frames = [f for f in usable if f.kind == "dark"] if darks else []
+    shapes = {f.shape for f in (*biases, *flats, *dark_frames) if f.shape is not None}
+    if len(shapes) > 1:
+        first = (*biases, *flats, *dark_frames)[0]
+        other = next(f for f in (*biases, *flats, *dark_frames) if f.shape != first.shape)
+        raise CcdcalError(
+            f"{other.path}: {other.kind} of shape {other.shape[1]}x{other.shape[0]} differs "
+            f"from {first.path.name}'s {first.shape[1]}x{first.shape[0]}; move it out"
+        )
     out = Characterization(header=_header_values(lights + biases + flats + dark_frames, cfg))
+    unsure = next((f.gain_unsure for f in (*lights, *flats, *biases) if f.gain_unsure), None)
+    out.gain_unsure = unsure if out.header["gain"][0] is None else None
+    read = _Reader(cfg, None if (bad_pixels or regions) else window)
 
     # biases: read noise from consecutive pairs, and the master bias the flats need
     master: np.ndarray | None = None
     rn_adu = None
     if biases:
-        frames = [_preprocessed(f, cfg).data.astype(np.float64) for f in biases]
-        master = np.mean(frames, axis=0)
+        total: np.ndarray | None = None
+        values, region_values = [], {text: [] for text in regions}
+        previous: np.ndarray | None = None
+        for i, info in enumerate(biases):
+            data, _ = read(info)
+            total = data.astype(np.float64) if total is None else total + data
+            if i % 2 == 0:
+                previous = data
+                continue
+            values.append(read_noise_adu(previous, data))
+            for text in regions:
+                try:
+                    region = parse_section(text, shape=data.shape)
+                except SectionError as err:
+                    raise CcdcalError(f"--region {text!r}: {err}") from err
+                region_values[text].append(read_noise_adu(previous, data, region=region))
+        assert total is not None
+        master = total / len(biases)
         out.bias_level = float(np.median(master))
-        biassec = biases[0].biassec if cfg.detector.biassec is None else cfg.detector.biassec
-        if cfg.detector.overscan != "none" and biassec and biassec.casefold() != "none":
+        if read.leveled:
             out.notes.append(f"bias level {out.bias_level:.1f} ADU is above the overscan's")
-        pairs = list(zip(frames[0::2], frames[1::2], strict=False))
-        values = [read_noise_adu(a, b) for a, b in pairs]
+        step = read.step or 1.0
         rn, err, _ = _weighted(*zip(*values, strict=True)) if values else (0.0, 0.0, 0.0)
-        if pairs and not rn >= QUANTIZED:
+        if values and not rn >= QUANTIZED * step:
             out.notes.append(
                 f"the biases differ by {rn:.2g} ADU rms, less than the ADC's step: the data "
                 "were quantized more coarsely than their noise; read noise not measured"
             )
-        elif pairs:
-            source = f"{len(pairs)} bias pair{'s' if len(pairs) > 1 else ''}"
+        elif values:
+            source = f"{len(values)} bias pair{'s' if len(values) > 1 else ''}"
             rn_adu = out.read_noise_adu = Value(rn, err, "ADU", source)
-            for text in regions:
-                region = parse_section(text, shape=master.shape)
-                v = [read_noise_adu(a, b, region=region) for a, b in pairs]
+            for text, v in region_values.items():
                 r, e, _ = _weighted(*zip(*v, strict=True))
                 out.regions.append((text, Value(r, e, "ADU", source)))
         else:
             out.notes.append("one bias: read noise needs two")
-        del frames
+        if regions and not values:
+            out.notes.append("no bias pairs: the regions' read noise not measured")
     else:
-        out.notes.append("no biases: read noise not measured, flats' levels above the overscan")
+        out.notes.append("no biases: read noise not measured")
 
     # flats: photon transfer from pairs of about equal level, per filter
     if flats:
-        _flat_pairs(out, flats, cfg, master, rn_adu, len(biases), max_pairs, bad_pixels)
+        offset = None if master is not None else cfg.detector.bias_level
+        _flat_pairs(out, flats, read, master, offset, rn_adu, len(biases), max_pairs,
+                    bad_pixels)  # fmt: skip
     else:
         out.notes.append("no flats: gain not measured")
     if out.read_noise_adu is not None:
         r = out.read_noise_adu
-        # the amplifier's noise, as RDNOISE means it: the ADC's rounding (1/12 ADU² per
+        # the amplifier's noise, as RDNOISE means it: the ADC's rounding (step²/12 per
         # frame, Sheppard's correction) is taken out; it stays in the ADU value, which is
         # what a frame's pixels scatter by
-        amp = math.sqrt(max(r.value**2 - 1.0 / 12.0, 0.0))
+        step = read.step or 1.0
+        amp = math.sqrt(max(r.value**2 - step**2 / 12.0, 0.0))
         amp_error = r.error * r.value / amp if amp > 0 else r.error
+        out.amplifier_noise_adu = amp
         if out.gain is not None:
             g = out.gain
             error = math.hypot(amp_error * g.value, amp * g.error)
@@ -693,18 +778,19 @@ def characterize(
             key, value = out.header["gain"]
             out.read_noise = Value(amp * value, amp_error * value, "e-",
                                    f"{r.source}, {key} gain")  # fmt: skip
-        else:
+        else:  # no gain to be sure of (an unsure keyword's is not): it stays in ADU
             out.read_noise = out.read_noise_adu
     if dark_frames:
-        _darks(out, dark_frames, cfg, master)
+        _darks(out, dark_frames, _Reader(cfg, None), master)
     return out
 
 
 def _flat_pairs(
     out: Characterization,
     flats: Sequence[FrameInfo],
-    cfg: Config,
+    read: _Reader,
     master: np.ndarray | None,
+    offset: float | None,
     rn_adu: Value | None,
     nbias: int,
     max_pairs: int,
@@ -714,23 +800,30 @@ def _flat_pairs(
     for f in flats:
         by_filter.setdefault(f.filter or "none", []).append(f)
     # the filter with the most flats gives the pairs (the gain does not depend on it)
-    filt, group = max(by_filter.items(), key=lambda item: len(item[1]))
-    read: list[tuple[FrameInfo, np.ndarray, np.ndarray, float]] = []
+    filt, group = max(sorted(by_filter.items()), key=lambda item: len(item[1]))
+    frames: list[tuple[FrameInfo, np.ndarray, np.ndarray, float]] = []
     for info in group[: 2 * max_pairs + 2]:
-        frame = _preprocessed(info, cfg)
-        data = frame.data.astype(np.float64)
+        data, good = read(info)
         if master is not None:
-            data = data - master
-        good = _good(frame)
+            data = data - master.astype(np.float32)
+        elif offset is not None:
+            data = data - np.float32(offset)
         if good.mean() < 0.5:
             out.notes.append(f"{info.name}: over half its pixels saturated; not used")
             continue
-        read.append((info, data, good, _level(data, good)))
-    read.sort(key=lambda item: item[3])
+        frames.append((info, data, good, _level(data, good)))
+    if master is None and offset is None and not read.leveled:
+        # the flats' levels still hold the bias: a gain from them would be too high
+        out.notes.append(
+            "no biases, no overscan and no [detector] bias_level: the flats' level above "
+            "the bias is unknown; gain and linearity not measured"
+        )
+        return
+    frames.sort(key=lambda item: item[3])
     pairs = []
     i = 0
-    while i + 1 < len(read) and len(pairs) < max_pairs:
-        a, b = read[i], read[i + 1]
+    while i + 1 < len(frames) and len(pairs) < max_pairs:
+        a, b = frames[i], frames[i + 1]
         if a[3] > 0 and abs(b[3] / a[3] - 1.0) < PAIR_TOLERANCE:
             pairs.append((a, b))
             i += 2
@@ -742,6 +835,7 @@ def _flat_pairs(
         out.notes.append("gain measured without the read noise (no usable bias pairs): "
                          "slightly high at low flat levels")  # fmt: skip
     coarse = 0
+    step = read.step or 1.0
     for (ia, a, ga, _), (ib, b, gb, _) in pairs:
         try:
             point = photon_transfer(a, b, read_noise=rn, bias_noise=bias_noise, good=ga & gb,
@@ -749,7 +843,7 @@ def _flat_pairs(
         except CcdcalError as err:
             out.notes.append(str(err))
             continue
-        if point.variance < QUANTIZED**2 * 4:
+        if point.variance < (2 * QUANTIZED * step) ** 2:
             coarse += 1  # the photon noise hardly spans two ADC steps: quantization rules
             continue
         out.transfer.append(point)
@@ -759,7 +853,7 @@ def _flat_pairs(
             "ADC step or less (data quantized more coarsely than their noise): not used"
         )
     by_time: dict[float, list[float]] = {}
-    for info, _, _, level in read:
+    for info, _, _, level in frames:
         if info.exptime:
             by_time.setdefault(float(info.exptime), []).append(level)
     if len(by_time) >= 3:
@@ -786,15 +880,15 @@ def _flat_pairs(
             f"no two flats of the same level (within {100 * PAIR_TOLERANCE:.0f} %) in {filt}: "
             "gain not measured"
         )
-    low, high = read[0], read[-1]
-    if find_bad and len(read) >= 2 and high[3] > 1.5 * low[3] > 0:
+    if find_bad and len(frames) >= 2 and frames[-1][3] > 1.5 * frames[0][3] > 0:
+        low, high = frames[0], frames[-1]
         ratio = np.where(low[2] & high[2], high[1] / np.where(low[1] == 0, np.nan, low[1]),
                          np.nan)  # fmt: skip
         out.bad_pixels = bad_pixels(ratio / np.nanmedian(ratio))
 
 
 def _darks(
-    out: Characterization, darks: Sequence[FrameInfo], cfg: Config, master: np.ndarray | None
+    out: Characterization, darks: Sequence[FrameInfo], read: _Reader, master: np.ndarray | None
 ) -> None:
     by_time: dict[float, list[FrameInfo]] = {}
     for f in darks:
@@ -805,7 +899,7 @@ def _darks(
         return
     levels, longest, used = [], None, 0
     for t in sorted(by_time):
-        frames = [_preprocessed(f, cfg).data.astype(np.float64) for f in by_time[t][:8]]
+        frames = [read(f)[0] for f in by_time[t][:8]]
         used += len(frames)
         median = np.median(frames, axis=0)  # robust against cosmic rays, pixel by pixel
         if master is not None:
@@ -837,7 +931,7 @@ def _darks(
         out.notes.append("no biases: the darks' level holds the bias; dark current not measured")
     t, image, n = longest
     centre, sigma, _ = clipped_std(image)
-    if not sigma >= QUANTIZED / math.sqrt(n):
+    if not sigma >= QUANTIZED * (read.step or 1.0) / math.sqrt(n):
         out.notes.append("the darks' noise is below the ADC's step: hot pixels not counted")
         return
     hot = image > centre + 5.0 * sigma

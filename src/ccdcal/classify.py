@@ -227,6 +227,20 @@ def _filter(look: _Lookup, keys: Sequence[str]) -> tuple[str | None, str | None]
     return _text(value), key
 
 
+def is_adc_ceiling(value: float) -> bool:
+    """Whether ``value`` is the largest value of a 12-, 14- or 16-bit ADC, or of one stored
+    shifted left in 16 bits (4095, 16383, 65535, 65520, ...).
+
+    Examples
+    --------
+    >>> is_adc_ceiling(65535), is_adc_ceiling(65520), is_adc_ceiling(60211)
+    (True, True, False)
+    """
+    return any(
+        value == ((1 << bits) - 1) << shift for bits in (12, 14, 16) for shift in range(17 - bits)
+    )
+
+
 def filter_from_object(text: str) -> str | None:
     """The filter a flat's OBJECT names, as the one word that is not about flats, or None.
 
@@ -365,6 +379,10 @@ def classify(
             )
     rdnoise, rn_key = _number(look, kw.rdnoise, "read noise", notes, zero_ok=True)
     saturation, sat_key = _number(look, kw.saturation, "saturation level", notes, zero_ok=False)
+    if sat_key == "DATAMAX" and saturation is not None and not is_adc_ceiling(saturation):
+        # many writers put the frame's own largest value there, not the ADC's limit
+        notes.append(f"DATAMAX={saturation:g} is not an ADC's ceiling: not the saturation")
+        saturation, sat_key = None, None
     date_key, date_value = look.first(kw.date)
     date_obs = _text(date_value) if date_key is not None else None
     if date_obs is not None and "T" not in date_obs:

@@ -19,6 +19,8 @@ from ..errors import CcdcalError
 
 #: reduce reads at most this many pairs of biases and of flats (characterize: 8)
 PAIRS = 4
+#: and measures them in the central WINDOW² pixels: 1024² give the gain to ~0.2 %
+WINDOW = 1024
 #: a gain keyword of varying meaning is believed where it is within this of the measured
 AGREEMENT = 0.30
 #: e-/ADU that a real CCD or CMOS camera may have
@@ -46,7 +48,7 @@ def camera_recipe(
     """
     from astropy.table import Table
 
-    from ..camera import characterize
+    from ..camera import Characterization, characterize
     from ..collection import Collection
 
     infos = tuple(
@@ -54,10 +56,13 @@ def camera_recipe(
         for p, (kind, filt, t, sat) in zip(inputs, frames, strict=True)
     )
     root = Path(inputs[0]).parent if inputs else Path(".")
-    found = characterize(
-        Collection(root, infos), config=Config(detector=_numbers_only(detector)),
-        max_pairs=PAIRS, darks=False, bad_pixels=False,
-    )  # fmt: skip
+    try:
+        found = characterize(
+            Collection(root, infos), config=Config(detector=_numbers_only(detector)),
+            max_pairs=PAIRS, darks=False, bad_pixels=False, window=WINDOW,
+        )  # fmt: skip
+    except CcdcalError as err:  # a measurement nothing may need must not stop the night
+        found = Characterization(notes=[f"camera not measured: {err}"])
     found.header = {k: (v[0], v[1]) for k, v in header.items()}
     notices = found.disagreements(AGREEMENT)
     confirmed = {}
@@ -86,6 +91,8 @@ def camera_recipe(
         meta[f"{name}_source"] = value.source if ok else None
     if found.read_noise_adu is not None:
         meta["rdnoise_adu"] = float(found.read_noise_adu.value)
+        meta["amplifier_noise_adu"] = found.amplifier_noise_adu
+        meta["rdnoise_adu_source"] = found.read_noise_adu.source
     meta["header"] = {k: list(v) for k, v in header.items()}
     table.meta.update(meta)
     return table, {"pairs": len(found.transfer)}
@@ -137,11 +144,13 @@ def resolve(
             out["gain"] = float(value)
             cards["GAINSRC"] = f"{key} = {value:g}, confirmed by the flats"
     if out.get("read_noise") == "measured":
-        if meta.get("rdnoise") is None:
+        if meta.get("amplifier_noise_adu") is None:
             raise CcdcalError(f"{camera}: no read noise measured ([detector] rdnoise = "
-                              "\"measured\" needs two biases and a gain)")  # fmt: skip
-        out["read_noise"] = float(meta["rdnoise"])
-        cards["RDNSRC"] = f"measured: {meta['rdnoise_source']}"
+                              "\"measured\" needs two biases)")  # fmt: skip
+        # in ADU from the biases, in electrons at the gain this light is calibrated with
+        gain = out.get("gain")
+        out["read_noise"] = float(meta["amplifier_noise_adu"]) * float(gain or 1.0)
+        cards["RDNSRC"] = f"measured: {meta['rdnoise_adu_source']}"
     return out, cards
 
 
@@ -150,13 +159,14 @@ def camera_inputs(
 ) -> list[FrameInfo]:
     """The frames reduce measures the camera from: a few biases and the flats of the filter
     with the most (none when neither biases nor flats come in pairs)."""
-    chosen = list(bias[: 2 * PAIRS]) if len(bias) >= 2 else []
+    group: list[FrameInfo] = []
     if flats:
         # the filter with the most flats (the first by name among equals)
-        group = max((flats[f] for f in sorted(flats)), key=len)
-        if len(group) >= 2:
-            chosen += list(group[: 2 * PAIRS + 2])
-    return chosen
+        group = list(max((flats[f] for f in sorted(flats)), key=len))
+    if len(group) < 2 and len(bias) < 2:
+        return []
+    # one bias still gives the flats their level above the bias
+    return list(bias[: 2 * PAIRS]) + (group[: 2 * PAIRS + 2] if len(group) >= 2 else [])
 
 
 __all__ = ["camera_inputs", "camera_recipe", "read_camera", "resolve"]

@@ -143,9 +143,15 @@ def _groups(collection: Collection, the_plan: Plan) -> _Groups:
         groups.setdefault((f.object or "unknown", f.filter or "none"), []).append(f)
     wanted = {filt for _, filt in groups}
     flats: dict[str, list[FrameInfo]] = {}
+    objects = the_plan.config.keywords.object
     for f in usable:
         if f.kind == "flat":
-            flats.setdefault(f.filter or "none", []).append(f)
+            filt = f.filter or "none"
+            # a filter read from a flat's OBJECT ("V twil flat") is a guess: believed only
+            # where the lights have that filter ("Flat 5s" names none)
+            if f.sources.get("filter", "").split(" = ")[0] in objects and filt not in wanted:
+                filt = "none"
+            flats.setdefault(filt, []).append(f)
     for filt in sorted(set(flats) - wanted):
         n = len(flats[filt])
         if filt == "none":
@@ -211,7 +217,8 @@ def _guess_rules(collection: Collection, unknown: Sequence[FrameInfo]) -> list[t
             break
         else:  # named after no calibration: the science, most likely
             rest.setdefault(f"{folder}/*" if folder else "*", "light")
-    return list({**found, **rest}.items())[:6]
+    # later rules win: the catch-alls first, so that the rules by name override them
+    return list({**rest, **found}.items())[:6]
 
 
 def _check_sections(frames: Sequence[FrameInfo], the_plan: Plan) -> None:
@@ -388,11 +395,21 @@ class _Planner:
         g, det = self.groups, self.cfg.detector
         inputs = camera_inputs(g.bias, g.flats)
         lights = [i for infos in g.lights.values() for i in infos]
+        # what a measurement needs, checked before any pixel is read
+        leveled = bool(g.bias) or det.bias_level is not None or any(
+            self._overscanned(i) for i in lights[:1])  # fmt: skip
+        needs = {
+            "gain": ("two flats of one filter and a bias level (biases, an overscan or "
+                     "[detector] bias_level)",
+                     any(len(v) >= 2 for v in g.flats.values()) and leveled),
+            "rdnoise": ("two biases", len(g.bias) >= 2),
+        }  # fmt: skip
         for name, value in (("gain", det.gain), ("rdnoise", det.rdnoise)):
-            if value == "measured" and not inputs:
+            what, ok = needs[name]
+            if value == "measured" and not ok:
                 raise CcdcalError(
-                    f'{self.plan.raw_dir}: [detector] {name} = "measured" needs two biases '
-                    "and two flats of one filter; there are not"
+                    f'{self.plan.raw_dir}: [detector] {name} = "measured" needs {what}; '
+                    "this folder has not"
                 )
         if not inputs:
             return
@@ -457,15 +474,18 @@ class _Planner:
             self.undarked.add(info.exptime)
         return None if chosen is None else self.darks[chosen]
 
+    def _overscanned(self, info: FrameInfo) -> bool:
+        """Whether a frame's bias level comes off with its overscan."""
+        det = self.cfg.detector
+        biassec = info.biassec if det.biassec is None else det.biassec
+        return det.overscan != "none" and bool(biassec) and biassec.casefold() != "none"
+
     def _leveled(self, info: FrameInfo) -> bool:
         """Whether the level no photon made is known for a light (see
         :func:`ccdcal.calibrate.calibrate`): a master bias, a configured bias level, an
         overscan, or a dark of its exposure that holds the bias."""
         det = self.cfg.detector
-        if self.bias is not None or det.bias_level is not None:
-            return True
-        biassec = info.biassec if det.biassec is None else det.biassec
-        if det.overscan != "none" and biassec and biassec.casefold() != "none":
+        if self.bias is not None or det.bias_level is not None or self._overscanned(info):
             return True
         return choose_dark(info.exptime, list(self.darks), match="exact") is not None
 
@@ -473,6 +493,14 @@ class _Planner:
         cfg, notices = self.cfg, self.plan.notices
         lights = self.groups.lights
         everyone = [i for infos in lights.values() for i in infos]
+        unconfirmed = [i for i in everyone if _gain(i, cfg) is None and i.gain_unsure is not None]
+        if unconfirmed and self.camera is None:
+            key, value = unconfirmed[0].gain_unsure
+            notices.append(
+                f"{key} = {value:g} not used as the gain of {len(unconfirmed)} light"
+                f"{'s' if len(unconfirmed) > 1 else ''} (its meaning varies between cameras, "
+                "and no pair of flats can confirm it): they stay in ADU; set [detector] gain"
+            )
         no_gain = [i for i in everyone if _gain(i, cfg) is None and i.gain_unsure is None]
         if no_gain:
             notices.append(
@@ -658,7 +686,7 @@ def _origin(infos: Sequence[FrameInfo], name: str, configured: Any) -> str:
     for info in infos:
         text = info.sources.get(name)
         if text is None and name == "gain" and info.gain_unsure is not None:
-            text = f"{info.gain_unsure[0]} = {info.gain_unsure[1]:g} if the flats confirm it"
+            text = f"{info.gain_unsure[0]} = {info.gain_unsure[1]:g} where the flats confirm it"
         counts[text or "none"] = counts.get(text or "none", 0) + 1
     if len(counts) == 1:
         return next(iter(counts))
