@@ -290,3 +290,81 @@ def test_info_why_names_where_each_number_came_from(tmp_path, capsys):
     assert "exposure EXPTIME = 60" in light and "filter FILTER = V" in light
     assert "read noise RDNOISE = 8" in light and "gain none (CCDGAIN unsure)" in light
     assert "saturation SATURATE =" in light
+
+
+def test_a_failed_measurement_does_not_stop_the_night(tmp_path):
+    """Saturated flats measure nothing, and a measurement that fails is a note in the
+    camera table, never an error of the night."""
+    from ccdcal.camera import characterize
+    from ccdcal.pipeline.camera import camera_recipe, read_camera
+
+    night = _night(tmp_path, flat_level=90_000.0, full_well=200_000.0)
+    found = characterize(night.raw_dir)
+    assert found.gain is None and any("saturated; not used" in n for n in found.notes)
+    bias, flat = sorted(night.raw_dir.glob("bias_*"))[0], sorted(night.raw_dir.glob("flat_*"))[0]
+    odd = tmp_path / "odd.fits"
+    fits.PrimaryHDU(np.zeros((8, 8), np.uint16)).writeto(odd)
+    table, _ = camera_recipe(
+        [bias, odd, flat], memory_limit=None, workdir=tmp_path,
+        frames=[("bias", None, 0.0, None), ("bias", None, 0.0, None), ("flat", "V", 5.0, None)],
+        detector=Detector(), header={"gain": (None, None), "rdnoise": (None, None)}, unsure=[],
+    )  # fmt: skip
+    assert table.meta["gain"] is None
+    assert any("camera not measured" in n and "odd.fits" in n for n in table.meta["notes"])
+    path = tmp_path / "camera.ecsv"
+    table.write(path, format="ascii.ecsv")
+    assert read_camera(path)["rdnoise"] is None
+
+
+def test_rdnoise_measured_at_the_lights_own_gain(tmp_path):
+    night = _night(tmp_path, gain=2.0, read_noise=10.0, nbias=8, nflat=1)
+    _edit(night.raw_dir, lambda h, _: h.set("GAIN", 2.5))  # not what the flats would say
+    cfg = loads_config('[detector]\nrdnoise = "measured"\n')
+    result = reduce(night.raw_dir, tmp_path / "out", report=False, config=cfg)
+    light = fits.getheader(result.calibrated[0])
+    # 5 ADU of amplifier noise, at the 2.5 e-/ADU the light is calibrated with
+    assert light["GAINCORR"] == 2.5
+    assert light["RDNOISE"] == pytest.approx(12.5, rel=0.05)
+
+
+def test_unsure_gain_without_flats_to_confirm_it(tmp_path):
+    night = _night(tmp_path, nbias=1, nflat=1)
+
+    def ccdgain(h, _):
+        del h["GAIN"]
+        h["CCDGAIN"] = 1.5
+
+    _edit(night.raw_dir, ccdgain)
+    p = plan(night.raw_dir, tmp_path / "out")
+    assert "masters/camera.ecsv" not in p.products
+    (notice,) = [n for n in p.notices if "CCDGAIN" in n]
+    assert "not used as the gain of 2 lights" in notice and "set [detector] gain" in notice
+
+
+def test_a_flat_object_that_names_no_light_filter_is_no_filter(tmp_path):
+    """A night without any filter keyword: "Flat 5s" names no filter of the lights, so the
+    flats stay the lights' ("none") and are used, as before."""
+    night = _night(tmp_path)
+
+    def no_filters(h, path):
+        h.remove("FILTER", ignore_missing=True)
+        if path.name.startswith("flat"):
+            h["OBJECT"] = "Flat 5s"
+
+    _edit(night.raw_dir, no_filters)
+    p = plan(night.raw_dir, tmp_path / "out")
+    assert "masters/flat_none.fits" in p.products
+
+
+def test_the_rules_hint_in_one_folder(tmp_path):
+    night = _night(tmp_path)
+    for path in sorted(night.raw_dir.iterdir()):
+        name = path.name.replace("light_V_", "m31_").replace("flat_V_", "flat_")
+        path.rename(night.raw_dir / name)
+    _edit(night.raw_dir, lambda h, _: h.remove("IMAGETYP"))
+    with pytest.raises(CcdcalError) as err:
+        plan(night.raw_dir, tmp_path / "out")
+    rules = str(err.value).split("for example:\n", 1)[1]
+    p = plan(night.raw_dir, tmp_path / "out", config=loads_config(rules))
+    kinds = {f.name.split("_")[0]: f.kind for f in p.collection.frames}
+    assert kinds == {"bias": "bias", "flat": "flat", "m31": "light"}

@@ -583,6 +583,7 @@ class _Reader:
                                  sigma=det.overscan_sigma, axis=det.readout_axis)  # fmt: skip
         self.step: float | None = None
         self.leveled = False  # an overscan was subtracted
+        self.first: tuple[FrameInfo, tuple[int, ...]] | None = None
 
     def __call__(self, info: FrameInfo) -> tuple[np.ndarray, np.ndarray]:
         from .calibrate import flag_saturation
@@ -597,6 +598,14 @@ class _Reader:
         frame = preprocess(frame, biassec=det.biassec, trimsec=det.trimsec,
                            overscan=self.overscan)  # fmt: skip
         self.leveled = self.leveled or "OVERSCAN" in frame.header
+        if self.first is None:
+            self.first = (info, frame.shape)
+        elif frame.shape != self.first[1]:
+            (ny, nx), (my, mx) = frame.shape, self.first[1]
+            raise CcdcalError(
+                f"{info.path}: {info.kind} of shape {nx}x{ny} differs from "
+                f"{self.first[0].path.name}'s {mx}x{my}; move it out"
+            )
         data, good = frame.data.astype(np.float32), _good(frame)
         if self.window is not None:
             region = _central(data.shape, self.window)
@@ -781,7 +790,9 @@ def characterize(
         else:  # no gain to be sure of (an unsure keyword's is not): it stays in ADU
             out.read_noise = out.read_noise_adu
     if dark_frames:
-        _darks(out, dark_frames, _Reader(cfg, None), master)
+        darks_read = _Reader(cfg, read.window)  # the master bias is cut the same way
+        darks_read.first, darks_read.step = read.first, read.step
+        _darks(out, dark_frames, darks_read, master)
     return out
 
 
