@@ -127,7 +127,7 @@ def test_lowell_run_checks_its_header_gain(lowell):
     _, result = lowell
     gain = [n for n in result.notices if "AGAIN_01 = 4.95" in n]
     noise = [n for n in result.notices if "ARDNS_01 = 9.3" in n]
-    assert len(gain) == 1 and "3.66" in gain[0] and len(noise) == 1
+    assert len(gain) == 1 and "3.66" in gain[0] and "+35 %" in gain[0] and len(noise) == 1
     summary = result.summary()
     assert "gain: AGAIN_01 = 4.95" in summary and "filter: FILTER = VR" in summary
     assert "measured gain: 3.6" in summary
