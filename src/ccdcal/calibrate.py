@@ -20,10 +20,12 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -452,6 +454,71 @@ def _gain_header(frame: Frame, gain: float) -> None:
 
 
 # ---------------------------------------------------------------------------- the chain
+#: the scale factors of a master dark (t / t_dark) that calibrate accepts: a dark of 0.001 s
+#: scaled ×5,000 to a flat of 5 s amplifies its noise and the error of its level 5,000 times
+MIN_DARK_SCALE, MAX_DARK_SCALE = 0.0, 100.0
+
+
+def as_frame(value: Any, what: str = "frame") -> Frame:
+    """``value`` as a :class:`Frame`: a Frame as it is, a 2-d array wrapped, a path read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_frame(np.zeros((2, 3))).shape
+    (2, 3)
+    >>> as_frame([1, 2])
+    Traceback (most recent call last):
+    ...
+    ccdcal.errors.CcdcalError: frame: expected a Frame, a 2-d array or a FITS path, not list
+    """
+    if isinstance(value, Frame):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return Frame.read(value)
+    if isinstance(value, np.ndarray):
+        if value.ndim != 2:
+            raise CcdcalError(f"{what}: expected a 2-d image, got an array of shape {value.shape}")
+        return Frame(value)
+    raise CcdcalError(
+        f"{what}: expected a Frame, a 2-d array or a FITS path, not {type(value).__name__}"
+    )
+
+
+def _checked(
+    frame: Frame, name: str, value: Any, *, zero_ok: bool, negative_ok: bool = False
+) -> float | None:
+    """A number option checked: finite, and > 0 (>= 0 with ``zero_ok``); None stays None."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise CcdcalError(f"{frame.name}: {name} must be a number, not {value!r}") from None
+    if not math.isfinite(v) or (not negative_ok and (v < 0 or (v == 0 and not zero_ok))):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise CcdcalError(f"{frame.name}: {name} must be a finite number {bound}, not {value!r}")
+    return v
+
+
+def _header_number(
+    frame: Frame, keys: Sequence[str], what: str, *, zero_ok: bool = False
+) -> float | None:
+    """The first of ``keys`` in the header, refused when it is not a valid ``what``."""
+    for key in keys:
+        value = frame.header.get(key)
+        if value is None or value == "":
+            continue
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise CcdcalError(f"{frame.name}: {key} = {value!r} is not a number") from None
+        if not math.isfinite(v) or v < 0 or (v == 0 and not zero_ok):
+            raise CcdcalError(f"{frame.name}: {key} = {value!r} is not a valid {what}")
+        return v
+    return None
+
+
 def _header_float(frame: Frame, keys: Sequence[str]) -> float | None:
     for key in keys:
         value = frame.header.get(key)
@@ -568,6 +635,7 @@ def calibrate(
     flat_min: float = 0.1,
     warn_no_gain: bool = True,
     bias_level: float | None = None,
+    from_header: bool = True,
 ) -> Frame:
     """Calibrate a raw frame: overscan, trim, bias, dark (scaled), flat, gain; with variance.
 
@@ -608,6 +676,10 @@ def calibrate(
         dark that holds the bias (so the dark current's own photon noise is not counted),
         above zero after an overscan subtraction, else above ``bias_level``; with none of
         these the variance holds the read noise and the masters' noise only.
+    from_header
+        Take a gain, read noise and exposure time not given from the frame's header (GAIN,
+        RDNOISE, EXPTIME). A caller that read and checked the header once (as
+        :func:`ccdcal.reduce` does) turns this off: None then means unknown.
 
     Returns
     -------
@@ -625,15 +697,27 @@ def calibrate(
     >>> float(out.data[0, 0]), float(out.variance[0, 0])
     (100.0, 125.0)
     """
-    g = gain if gain is not None else _header_float(frame, ("GAIN", "EGAIN"))
-    rn = read_noise if read_noise is not None else _header_float(frame, ("RDNOISE", "READNOIS"))
+    frame = as_frame(frame, "frame")
+    masters = ((bias, "bias"), (dark, "dark"), (flat, "flat"))
+    bias, dark, flat = (None if m is None else as_frame(m, what) for m, what in masters)
+    if from_header:
+        gain = gain if gain is not None else _header_number(frame, ("GAIN", "EGAIN"), "gain")
+        read_noise = read_noise if read_noise is not None else _header_number(
+            frame, ("RDNOISE", "READNOIS"), "read noise", zero_ok=True)  # fmt: skip
+    g = _checked(frame, "gain", gain, zero_ok=False)
+    rn = _checked(frame, "read_noise", read_noise, zero_ok=True)
+    _checked(frame, "saturation", saturation, zero_ok=False)
+    _checked(frame, "bias_level", bias_level, zero_ok=True, negative_ok=True)
+    if not (np.isfinite(flat_min) and flat_min > 0):
+        raise CcdcalError(f"{frame.name}: flat_min must be > 0, not {flat_min!r}")
     gain_for_noise = g if g else 1.0
     rn_adu = (rn / gain_for_noise) if rn else 0.0
 
     work = replace(flag_saturation(frame, saturation), variance=None)
     work = subtract_overscan(work, biassec=biassec, overscan=overscan)
     work = trim(work, trimsec)
-    t = exptime if exptime is not None else exposure_time(work)
+    t = exptime if exptime is not None or not from_header else exposure_time(work)
+    t = _checked(frame, "exptime", t, zero_ok=True)
 
     # Poisson noise is that of every electron collected: light and dark current, measured
     # before the dark is subtracted, so the raw signal above bias sets it. The arithmetic
@@ -651,7 +735,15 @@ def calibrate(
     )
 
     holds_bias = bias is None and dark is not None and dark.header.get("BIASSUB") is False
+    if dark is not None and t is None and not from_header:
+        raise CcdcalError(f"{frame.name}: no exposure time known: the dark cannot be scaled to it")
     k = _dark_scale(work, dark, t) if dark is not None else 0.0
+    if dark is not None and not (MIN_DARK_SCALE <= k <= MAX_DARK_SCALE) and not (k == 0 and t == 0):
+        raise CcdcalError(
+            f"{frame.name}: the master dark {dark.name} would be scaled by {k:.4g} to this "
+            f"exposure; beyond {MIN_DARK_SCALE:g}..{MAX_DARK_SCALE:g} its noise and any error "
+            "in its level are amplified out of measure: take darks nearer this exposure"
+        )
     if holds_bias and abs(k - 1.0) > 1e-6:
         raise CcdcalError(
             f"{frame.name}: the master dark {dark.name} holds the bias (made without a master "
@@ -780,6 +872,7 @@ __all__ = [
     "ADC_BITS",
     "Overscan",
     "adc_ceiling",
+    "as_frame",
     "calibrate",
     "exposure_time",
     "flag_saturation",

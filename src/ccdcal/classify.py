@@ -283,6 +283,24 @@ def _kind(look: _Lookup, config: Config, notes: list[str]) -> tuple[str, str | N
     return "unknown", _text(value)
 
 
+def _ccdcal_product(header: Mapping[str, Any]) -> str | None:
+    """What ccdcal step made this file (``"master bias"``, ``"calibrate"``), or None for a raw
+    frame (the simulator's raw frames, ``ccdcal ... simulate``, are raw)."""
+    try:
+        if header.get("PIPEKEY") is not None:
+            return "PIPEKEY"
+        if header.get("CALSTEPS") is not None:
+            return "calibrated"
+        history = header.get("HISTORY") if hasattr(header, "get") else None
+        for card in history or ():
+            text = str(card)
+            if text.startswith("ccdcal ") and " simulate" not in text[:40]:
+                return " ".join(text.split()[2:4]) or "ccdcal"
+    except (KeyError, ValueError, TypeError):
+        return None
+    return None
+
+
 def _dtype(header: Mapping[str, Any]) -> str | None:
     try:
         bitpix = int(header.get("BITPIX", 0))
@@ -358,6 +376,10 @@ def classify(
     notes: list[str] = []
 
     kind, imagetyp = _kind(look, cfg, notes)
+    made_by = _ccdcal_product(headers[0])
+    if made_by is not None:  # an earlier run's output copied among the raw frames
+        notes[:] = [f"a ccdcal product ({made_by}), not a raw frame: not used"]
+        kind = "unknown"
     exptime, exp_key = _number(look, kw.exptime, "exposure time", notes, zero_ok=True)
     filt, filt_key = _filter(look, kw.filter)
     obj_key, obj_value = look.first(kw.object)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..calibrate import Overscan
+from ..calibrate import MAX_DARK_SCALE, Overscan
 from ..classify import FrameInfo
 from ..collection import Collection, scan
 from ..config import Config, load_config
@@ -119,8 +119,47 @@ class _Groups:
     lights: dict[tuple[str, str], list[FrameInfo]]
 
 
+def _left_out(frames: Sequence[FrameInfo | Path], why: str, notices: list[str]) -> None:
+    """One notice for frames left out for one reason, naming the first few."""
+    if not frames:
+        return
+    paths = [f.path if isinstance(f, FrameInfo) else f for f in frames]
+    names = ", ".join(str(p) for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+    notices.append(f"{len(paths)} file{'s' if len(paths) > 1 else ''} left out ({names}): {why}")
+
+
+def _sensible(usable: list[FrameInfo], notices: list[str]) -> list[FrameInfo]:
+    """The frames whose exposure time makes sense for their kind; the others left out with
+    a notice: ccdcal's own outputs, darks of no exposure, lights of none or of no usable
+    one where darks must be scaled to them."""
+    products = [f for f in usable if f.kind == "unknown" and "a ccdcal product" in f.reason]
+    _left_out(products, "ccdcal products of an earlier run, not raw frames", notices)
+    darks = [f for f in usable if f.kind == "dark"]
+    no_time = [f for f in darks if f.exptime is None]
+    _left_out(no_time, f"darks without a usable exposure time ({_why(no_time)})", notices)
+    zero = [f for f in darks if f.exptime is not None and f.exptime <= 0]
+    _left_out(zero, "darks of 0 s (a bias? say so with a [[rules]] entry)", notices)
+    lights = [f for f in usable if f.kind == "light"]
+    dark_lights = [f for f in lights if f.exptime is not None and f.exptime <= 0]
+    _left_out(dark_lights, "lights of 0 s hold no light", notices)
+    untimed = [f for f in lights if f.exptime is None] if darks else []
+    _left_out(untimed, f"lights without a usable exposure time, to which no dark can be "
+              f"scaled ({_why(untimed)})", notices)  # fmt: skip
+    out = {id(f) for f in (*products, *no_time, *zero, *dark_lights, *untimed)}
+    return [f for f in usable if id(f) not in out]
+
+
+def _why(frames: Sequence[FrameInfo]) -> str:
+    """The first frame's note about its exposure time, or "none"."""
+    for f in frames:
+        for part in f.reason.split("; "):
+            if "exposure time" in part or "EXPTIME" in part:
+                return part
+    return "none"
+
+
 def _groups(collection: Collection, the_plan: Plan) -> _Groups:
-    usable = [f for f in collection.frames if f.error is None]
+    usable = _sensible([f for f in collection.frames if f.error is None], the_plan.notices)
     lights = [f for f in usable if f.kind == "light"]
     if not lights:
         raise CcdcalError(_no_lights(collection, the_plan.config))
@@ -135,8 +174,6 @@ def _groups(collection: Collection, the_plan: Plan) -> _Groups:
     darks: dict[float, list[FrameInfo]] = {}
     for f in usable:
         if f.kind == "dark":
-            if f.exptime is None:
-                raise CcdcalError(f"{f.path}: dark frame without an exposure time")
             darks.setdefault(float(f.exptime), []).append(f)
     groups: dict[tuple[str, str], list[FrameInfo]] = {}
     for f in lights:
@@ -169,7 +206,7 @@ def _groups(collection: Collection, the_plan: Plan) -> _Groups:
     for f in collection.frames:
         if f.error is not None:
             the_plan.failures.append((f.path, f.error))
-        elif f.kind not in ("bias", "dark", "flat", "light"):
+        elif f.kind not in ("bias", "dark", "flat", "light") and "a ccdcal product" not in f.reason:
             the_plan.notices.append(f"{f.path.name}: type unknown ({f.reason}); not used")
     _check_sections([f for f in usable if f.kind in ("bias", "dark", "flat", "light")], the_plan)
     return _Groups([f for f in usable if f.kind == "bias"], darks, flats, groups)
@@ -330,6 +367,7 @@ class _Planner:
         self.flats: dict[str, Product] = {}
         self.undarked: set[float | None] = set()
         self.camera: Product | None = None
+        self.overscaled: set[tuple[float, float]] = set()
 
     def add(
         self,
@@ -379,6 +417,12 @@ class _Planner:
         self.add_masters()
         lights = self.add_lights()
         self.add_stacks(lights)
+        for t, dark in sorted(self.overscaled):
+            self.plan.notices.append(
+                f"the nearest dark to frames of {t:g} s is of {dark:g} s: scaled ×{t / dark:.4g}, "
+                f"beyond ×{MAX_DARK_SCALE:g}, it would amplify its own noise and level error; "
+                "dark not subtracted from them"
+            )
         if self.undarked:
             times = ", ".join(
                 "unknown" if t is None else f"{t:g} s" for t in sorted(self.undarked, key=str)
@@ -470,7 +514,14 @@ class _Planner:
         so it may only be subtracted unscaled, from a frame of the same exposure."""
         match = self.cfg.dark.match if self.bias is not None else "exact"
         chosen = choose_dark(info.exptime, list(self.darks), match=match)
-        if chosen is None and self.darks:
+        if (
+            chosen is not None
+            and info.exptime is not None
+            and info.exptime / chosen > MAX_DARK_SCALE
+        ):
+            self.overscaled.add((info.exptime, chosen))
+            chosen = None
+        elif chosen is None and self.darks:
             self.undarked.add(info.exptime)
         return None if chosen is None else self.darks[chosen]
 
@@ -588,6 +639,15 @@ class _Planner:
     def add_stacks(self, lights: dict[tuple[str, str], list[Product]]) -> None:
         combine = self.cfg.combine_options("light")
         for (obj, filt), group in lights.items():
+            # lights in ADU (no gain) and in electrons are never stacked together
+            adu = [p for p in group if _in_adu(p)]
+            if adu and len(adu) < len(group):
+                why = (
+                    f"lights of {obj} in {filt} without a gain, among lights with one: "
+                    "calibrated (in ADU) but not stacked with the others"
+                )
+                _left_out([p.inputs[0] for p in adu], why, self.plan.notices)
+                group = [p for p in group if p not in adu]
             times = sorted({p.about["exptime"] for p in group}, key=lambda t: (t is None, t or 0))
             if len(times) > 1 and combine.exposures == "separate":
                 self.plan.notices.append(
@@ -644,6 +704,11 @@ class _Planner:
             f"registration/{label}.ecsv", "registration", recipes.registration_recipe,
             [light.path for light in lights], stars, options, {"stack": label},
         )  # fmt: skip
+
+
+def _in_adu(light: Product) -> bool:
+    """Whether a calibrated light will stay in ADU: no gain, and no unsure one to confirm."""
+    return light.options["calibrate"]["gain"] is None and light.options["unsure"] is None
 
 
 def _seconds(t: float | None) -> str:

@@ -221,6 +221,7 @@ def light_recipe(
         dark=master(dark),
         flat=master(flat),
         warn_no_gain=False,
+        from_header=False,  # the plan read and checked the header once: None is unknown
         **calibrate,
     )
     for name, card in header.items():
