@@ -835,6 +835,14 @@ def calibrate(
             float(np.median(work.variance[::3, ::3][good])),
             "median variance of good pixels (1 in 9 sampled)",
         )
+        # the level and the robust scatter the variance must explain: a stack leaves out a
+        # light whose pixels scatter far more or less than its variance says (see
+        # ccdcal.pipeline.screening)
+        values = work.data[::3, ::3][good].astype(np.float64)
+        level = float(np.median(values))
+        work.header["MEDLEVEL"] = (level, "median of good pixels (1 in 9)")
+        spread = 1.482602218505602 * float(np.median(np.abs(values - level)))
+        work.header["MADSTD"] = (spread, "MAD std of good pixels (1 in 9)")
     work.header["VARSLOPE"] = (_variance_slope(base, flat, safe), "d variance / d value (photons)")
     steps = [
         name

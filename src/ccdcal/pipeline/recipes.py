@@ -16,7 +16,7 @@ writes it. The parts give the same file as :func:`build`, bit for bit.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -308,6 +308,22 @@ class StackInputs:
     throughput: list[float] = field(default_factory=list)
     background: list[float] = field(default_factory=list)
     reference: Path | None = None
+    left_out: list[str] = field(default_factory=list)
+
+    def keep(self, indices: Sequence[int], why: Mapping[int, str]) -> StackInputs:
+        """Only the lights at ``indices``; the others are recorded in ``left_out`` with
+        ``why`` (by index)."""
+
+        def pick(values: list[Any]) -> list[Any]:
+            return [values[i] for i in indices] if len(values) == len(self.paths) else values
+
+        gone = [f"{self.paths[i].name}: {text}" for i, text in why.items()]
+        return replace(
+            self, paths=pick(self.paths), exptimes=pick(self.exptimes),
+            transforms=pick(self.transforms), fwhm=pick(self.fwhm),
+            fwhm_err=pick(self.fwhm_err), throughput=pick(self.throughput),
+            background=pick(self.background), left_out=[*self.left_out, *gone],
+        )  # fmt: skip
 
     def grid_wcs(self) -> Any:
         """The header whose WCS the stack's grid has: the reference light's."""
@@ -371,7 +387,7 @@ def stack_recipe(
     )
     flag = _flags_against_median(chosen)
     if not any(t is not None for t in chosen.transforms) and not flag:
-        return finish_stack(combination(chosen.paths), chosen.exptimes), history
+        return finish_stack(combination(chosen.paths), chosen.exptimes, chosen.left_out), history
     # copies (in memory or in a scratch folder): the calibrated lights are never written to;
     # the copies kept in memory and the combine share the memory limit, half each
     from ..combine.stream import default_memory_limit, parse_bytes
@@ -388,7 +404,7 @@ def stack_recipe(
     step = partial(_checked_and_aligned, chosen, interpolation, model)
     with prepared_inputs(chosen.paths, step, None, spec=spec, workdir=workdir) as ready:
         stack = combination(ready.inputs)
-    return finish_stack(stack, chosen.exptimes), history
+    return finish_stack(stack, chosen.exptimes, chosen.left_out), history
 
 
 def _flags_against_median(chosen: StackInputs) -> bool:
@@ -440,8 +456,15 @@ def _stack(
     """A stack's lights, its combine and its HISTORY parameters."""
     from astropy.io import fits
 
+    from .screening import odd_lights
+
     chosen = stack_inputs(inputs, registration, exposures)
     headers = [fits.getheader(p) for p in chosen.paths]  # read once: rejection and weights
+    odd = odd_lights(headers)
+    if odd:  # a light far off what it and its group say would move the whole stack
+        kept = [i for i in range(len(headers)) if i not in odd]
+        chosen = chosen.keep(kept, odd)
+        headers = [headers[i] for i in kept]
     scaled = chosen.exptimes if exposures is not None else None
     combination, history = stack_combination(
         headers, combine, memory_limit, exposures=scaled, fwhm=chosen.fwhm,
@@ -571,10 +594,15 @@ def throughput_levels(throughput: Sequence[float], n: int) -> np.ndarray:
     return t
 
 
-def finish_stack(stack: Frame, exptimes: Sequence[float | None] | None = None) -> Frame:
+def finish_stack(
+    stack: Frame, exptimes: Sequence[float | None] | None = None, left_out: Sequence[str] = ()
+) -> Frame:
     """A combine of calibrated lights labelled as a stack; when its lights had different
-    exposure times, EXPTIME is the mean one they were scaled to."""
+    exposure times, EXPTIME is the mean one they were scaled to; the lights left out, each
+    with why, in LEFTOUTn cards."""
     stack.header["IMAGETYP"] = ("STACK", "ccdcal stack of calibrated lights")
+    for i, text in enumerate(left_out, start=1):
+        stack.header[f"LEFTOUT{i}"] = text  # long: FITS CONTINUE cards
     for key in REG_KEYS:  # one light's transform onto the grid, not the stack's
         stack.header.remove(key, ignore_missing=True)
     times = [t for t in (exptimes or []) if t is not None]

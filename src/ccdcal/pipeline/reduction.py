@@ -173,14 +173,16 @@ def _rejection_notices(path: Path) -> list[str]:
     from astropy.io import fits
 
     header = fits.getheader(path)
+    left = [f"{path.stem}: {header[k]}; left out" for k in header if k.startswith("LEFTOUT")]
     frac = float(header.get("REJFRAC", 0.0))
     if frac <= REJECTED_NOTICE:
-        return []
+        return left
     lo, hi = float(header.get("REJFRLO", 0.0)), float(header.get("REJFRHI", 0.0))
     return [
+        *left,
         f"{path.stem}: {100 * frac:.2f} % of the values rejected ({100 * lo:.2f} % low, "
         f"{100 * hi:.2f} % high), more than {100 * REJECTED_NOTICE:.0f} %: check the noise "
-        "model (gain, read noise), the alignment and the scaling"
+        "model (gain, read noise), the alignment and the scaling",
     ]
 
 
