@@ -123,13 +123,13 @@ class Overscan:
 
     def __post_init__(self) -> None:
         if self.method not in ("none", "mean", "median", "rows", "poly"):
-            raise ValueError(
+            raise CcdcalError(
                 f"overscan method must be none, mean, median, rows or poly, not {self.method!r}"
             )
         if self.axis not in ("auto", "x", "y"):
-            raise ValueError(f"overscan axis must be auto, x or y, not {self.axis!r}")
+            raise CcdcalError(f"overscan axis must be auto, x or y, not {self.axis!r}")
         if self.order < 0:
-            raise ValueError(f"overscan order must be >= 0, not {self.order}")
+            raise CcdcalError(f"overscan order must be >= 0, not {self.order}")
 
 
 def overscan_level(frame: Frame, biassec: Section, overscan: Overscan = Overscan()) -> np.ndarray:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import KINDS, Config, normalize_type
+from .errors import CcdcalError
 from .sections import Section, header_section
 
 PathLike = str | os.PathLike[str]
@@ -134,7 +135,7 @@ class FrameInfo:
         """
         name = key.lower()
         if name not in ("biassec", "trimsec", "datasec"):
-            raise ValueError(f"key must be biassec, trimsec or datasec, not {key!r}")
+            raise CcdcalError(f"key must be biassec, trimsec or datasec, not {key!r}")
         return header_section(
             {name.upper(): getattr(self, name)}, name.upper(), self.path, self.shape
         )

@@ -294,7 +294,7 @@ class Collection:
         ['a']
         """
         if kind not in ALL_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(ALL_KINDS)}, not {kind!r}")
+            raise CcdcalError(f"kind must be one of {', '.join(ALL_KINDS)}, not {kind!r}")
         return tuple(
             f
             for f in self.frames

@@ -10,6 +10,8 @@ Examples
 'night/raw/x.fits: not a FITS file'
 >>> isinstance(err, ValueError)
 True
+>>> isinstance(CcdcalTypeError("x"), TypeError)
+True
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ import os
 
 class CcdcalError(ValueError):
     """A problem with the user's data or options that ccdcal can explain in one line."""
+
+
+class CcdcalTypeError(CcdcalError, TypeError):
+    """An argument of the wrong type (a list where a Frame is expected, ...).
+
+    The rule of the library: every error a user's data or call can cause is a
+    :class:`CcdcalError` (a ``ValueError``; this one is also a ``TypeError``), so that the
+    command line turns each into one line and exit status 1, and never a traceback.
+    """
 
 
 class FrameError(CcdcalError):

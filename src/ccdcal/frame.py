@@ -20,7 +20,7 @@ import numpy as np
 from astropy.io import fits
 
 from . import flags
-from .errors import FrameError
+from .errors import CcdcalError, CcdcalTypeError, FrameError
 from .fitsio import COMMON_EXT, MASK_EXT, UNCERT_EXT, ImageReader, clean_header, write_hdul
 from .provenance import add_history
 
@@ -76,7 +76,7 @@ class Frame:
     def __post_init__(self) -> None:
         data = np.asarray(self.data)
         if data.ndim != 2:
-            raise ValueError(f"a frame is 2-D; got data of shape {data.shape}")
+            raise CcdcalError(f"a frame is 2-D; got data of shape {data.shape}")
         self.data = data.astype(np.float32, copy=False)
         if self.variance is not None:
             self.variance = self._check_plane(self.variance, "variance").astype(
@@ -98,7 +98,7 @@ class Frame:
     def _check_plane(self, plane: Any, name: str) -> np.ndarray:
         plane = np.asarray(plane)
         if plane.shape != self.data.shape:
-            raise ValueError(f"{name} shape {plane.shape} differs from data shape {self.shape}")
+            raise CcdcalError(f"{name} shape {plane.shape} differs from data shape {self.shape}")
         return plane
 
     # ------------------------------------------------------------------ properties
@@ -185,7 +185,7 @@ class Frame:
             counts = np.clip(np.rint(self.data), 0, top).astype(dtype)
             primary = fits.PrimaryHDU(counts, header=header)
         else:
-            raise ValueError(f"dtype must be None, 'uint8' or 'uint16', not {dtype!r}")
+            raise CcdcalError(f"dtype must be None, 'uint8' or 'uint16', not {dtype!r}")
         hdus: list[Any] = [primary]
         if self.mask is not None:
             mhdr = fits.Header()
@@ -299,7 +299,7 @@ def as_frame(item: Frame | PathLike | np.ndarray) -> Frame:
         return Frame.read(item)
     if isinstance(item, np.ndarray):
         return Frame(item)
-    raise TypeError(f"expected a Frame, a path or a 2-D array, not {type(item).__name__}")
+    raise CcdcalTypeError(f"expected a Frame, a path or a 2-D array, not {type(item).__name__}")
 
 
 __all__ = ["COMMON_EXT", "COUNT_EXTS", "EXTRA_EXTS", "Frame", "FrameError", "as_frame"]

@@ -84,15 +84,15 @@ def _checked(tasks: Sequence[Task], want: Iterable[str] | None) -> tuple[list[Ta
     seen: set[str] = set()
     for task in tasks:
         if task.key in seen:
-            raise ValueError(f"two tasks named {task.key!r}")
+            raise CcdcalError(f"two tasks named {task.key!r}")
         missing = [k for k in task.refs() if k not in seen]
         if missing:
-            raise ValueError(f"task {task.key!r} needs {missing[0]!r}, which does not come first")
+            raise CcdcalError(f"task {task.key!r} needs {missing[0]!r}, which does not come first")
         seen.add(task.key)
     wanted = [t.key for t in tasks] if want is None else list(want)
     unknown = [k for k in wanted if k not in seen]
     if unknown:
-        raise ValueError(f"no task named {unknown[0]!r}")
+        raise CcdcalError(f"no task named {unknown[0]!r}")
     return list(tasks), wanted
 
 
@@ -406,6 +406,13 @@ def check(workers: Any, scheduler: Any) -> None:
         return
     if isinstance(scheduler, str):
         if "://" in scheduler or ":" in scheduler:
+            import importlib.util
+
+            if importlib.util.find_spec("distributed") is None:  # before any work, not after
+                raise CcdcalError(
+                    f"scheduler {scheduler!r}: a Dask cluster needs the distributed package "
+                    "(pip install 'ccdcal[cluster]')"
+                )
             return
         raise CcdcalError(
             f"scheduler {scheduler!r}: expected 'processes' or a Dask scheduler's "

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import flags
+from .errors import CcdcalError
 from .frame import Frame
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _positions(positions: Any) -> np.ndarray:
         if xy.ndim == 1 and xy.size == 2:
             xy = xy[None, :]
     if xy.ndim != 2 or xy.shape[1] != 2:
-        raise ValueError(f"positions must be (x, y) pairs, got an array of shape {xy.shape}")
+        raise CcdcalError(f"positions must be (x, y) pairs, got an array of shape {xy.shape}")
     return xy.astype(float)
 
 
@@ -111,7 +112,7 @@ def measure_stars(
 
     r_in, r_out = (float(a) for a in annulus)
     if not 0 < radius <= r_in < r_out:
-        raise ValueError(
+        raise CcdcalError(
             f"need 0 < radius <= annulus inner < outer radius; got radius={radius}, "
             f"annulus=({r_in}, {r_out})"
         )
@@ -367,7 +368,7 @@ def compare_with_truth(
     stars = Table.read(stars_table) if isinstance(stars_table, str | os.PathLike) else stars_table
     for col in ("x", "y", "flux_rate"):
         if col not in stars.colnames:
-            raise ValueError(f"the star table needs a {col!r} column; it has {stars.colnames}")
+            raise CcdcalError(f"the star table needs a {col!r} column; it has {stars.colnames}")
     ring = annulus if annulus is not None else (radius + 4.0, radius + 9.0)
     sep = 2.0 * radius if min_separation is None else float(min_separation)
     xy = _positions(stars)

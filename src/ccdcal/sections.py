@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import FrameError
+from .errors import CcdcalError, CcdcalTypeError, FrameError
 
 #: a numpy section: (rows, columns)
 Section = tuple[slice, slice]
@@ -42,7 +42,7 @@ _UNITS = {"x": "columns", "y": "rows"}
 _WHOLE = re.compile(r"^\s*-?\*\s*$")
 
 
-class SectionError(ValueError):
+class SectionError(CcdcalError):
     """A section text that is malformed or does not fit the image.
 
     Attributes
@@ -125,7 +125,9 @@ def parse_section(text: str, *, shape: tuple[int, int] | None = None) -> Section
     ccdcal.sections.SectionError: malformed section '[1:10]': expected '[x1:x2,y1:y2]' (FITS: 1-based, inclusive, x first; '*' for a whole axis)
     """  # noqa: E501
     if not isinstance(text, str):
-        raise TypeError(f"a section is a string such as '[1:100,1:50]', not {type(text).__name__}")
+        raise CcdcalTypeError(
+            f"a section is a string such as '[1:100,1:50]', not {type(text).__name__}"
+        )
     m = _OUTER.match(text)
     if m is None:
         raise SectionError(text, "malformed section", _FORM)
@@ -137,20 +139,20 @@ def parse_section(text: str, *, shape: tuple[int, int] | None = None) -> Section
 
 def _fits_range(s: slice, name: str, length: int | None) -> str:
     if s.step not in (None, 1):
-        raise ValueError(f"a FITS section has no step; {name} slice has step {s.step}")
+        raise CcdcalError(f"a FITS section has no step; {name} slice has step {s.step}")
     start = 0 if s.start is None else s.start
     if start < 0 or (s.stop is not None and s.stop < 0):
-        raise ValueError(f"negative {name} slice {s} cannot be written as a FITS section")
+        raise CcdcalError(f"negative {name} slice {s} cannot be written as a FITS section")
     if s.stop is None:
         if length is None:
             if start == 0:
                 return "*"
-            raise ValueError(f"{name} slice {s} is open-ended; pass shape to write it")
+            raise CcdcalError(f"{name} slice {s} is open-ended; pass shape to write it")
         stop = length
     else:
         stop = s.stop if length is None else min(s.stop, length)
     if stop <= start:
-        raise ValueError(f"{name} slice {s} is empty")
+        raise CcdcalError(f"{name} slice {s} is empty")
     return f"{start + 1}:{stop}"
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._version import __version__
 from ..errors import CcdcalError
@@ -67,6 +69,46 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
+class Terminated(BaseException):
+    """SIGTERM, handled as Ctrl-C is: the work stops where it is, what is finished is kept
+    (outputs are written under temporary names and renamed), exit status 143."""
+
+
+def _on_sigterm() -> Any:
+    """Turn SIGTERM into :class:`Terminated` in the main thread; the previous handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an operating system's error: the file or folder, and what happened.
+
+    Examples
+    --------
+    >>> import errno
+    >>> os_error_line(OSError(errno.ENOSPC, "No space left on device", "out/masters"))
+    'out/masters: no space left on the device; free some and rerun: finished outputs are kept'
+    """
+    import errno
+
+    where = err.filename or "ccdcal"
+    what = {
+        errno.ENOSPC: "no space left on the device; free some and rerun: finished outputs are kept",
+        errno.EDQUOT: "disk quota exceeded; free some and rerun: finished outputs are kept",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.EROFS: "read-only file system",
+    }.get(err.errno or -1, (err.strerror or str(err)).lower())
+    return f"{where}: {what}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ccdcal`` command line; returns the exit status.
 
@@ -85,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _configure_logging(args.verbose, args.quiet)
     module = importlib.import_module(f"{__name__}.{args.command}")
+    previous = _on_sigterm()
     try:
         return int(module.run(args))
     except CcdcalError as err:
@@ -93,9 +136,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"ccdcal: error: {err.filename}: no such file or folder", file=sys.stderr)
         return 1
+    except OSError as err:  # a full disk, a folder that cannot be written, ...
+        print(f"ccdcal: error: {os_error_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ccdcal: interrupted; rerun the same command to finish the job", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ccdcal: terminated; rerun the same command to finish the job", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

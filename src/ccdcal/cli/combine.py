@@ -6,6 +6,8 @@ import argparse
 import logging
 from typing import Any
 
+from ..errors import CcdcalError
+
 log = logging.getLogger(__name__)
 
 ALGORITHMS = {
@@ -85,7 +87,7 @@ def _reject(args: argparse.Namespace) -> Any:
     high = args.sigma if args.high is None else args.high
     maxiters = None if args.maxiters == 0 else args.maxiters
     if args.reject == "ccdclip" and (args.gain is None or args.rdnoise is None):
-        raise ValueError("--reject ccdclip needs --gain (e-/ADU) and --rdnoise (e-)")
+        raise CcdcalError("--reject ccdclip needs --gain (e-/ADU) and --rdnoise (e-)")
     params: dict[str, dict[str, Any]] = {
         "sigclip": {"low": low, "high": high, "maxiters": maxiters, "center": args.center,
                     "spread": args.spread, "rule": args.rule or "astropy"},
@@ -110,7 +112,7 @@ def _reject(args: argparse.Namespace) -> Any:
         (args.reject == "sigclip" and rule in ("astropy", "siril"))
         or (args.reject == "minmax" and rule in ("count", "iraf"))
     ):
-        raise ValueError(f"--rule {rule} does not apply to --reject {args.reject}")
+        raise CcdcalError(f"--rule {rule} does not apply to --reject {args.reject}")
     return rejection_from_name(args.reject, **params.get(args.reject, {}))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from astropy.io import fits
 
 from .. import flags
-from ..errors import CcdcalError
+from ..errors import CcdcalError, CcdcalTypeError
 from ..fitsio import COMMON_EXT, clean_header
 from ..frame import Frame
 from ..provenance import add_history
@@ -44,22 +44,22 @@ def _weights_mode(weights: Any, n: int, method: str, all_var: bool) -> tuple[int
     if weights is None:
         return 0, np.ones(n)
     if method == "median":
-        raise ValueError("weights apply to method='mean' or 'sum', not 'median'")
+        raise CcdcalError("weights apply to method='mean' or 'sum', not 'median'")
     if isinstance(weights, str):
         if weights != "variance":
-            raise ValueError(
+            raise CcdcalError(
                 f"weights must be None, 'variance' or one number per input, not {weights!r}"
             )
         if not all_var:
-            raise ValueError(
+            raise CcdcalError(
                 "weights='variance' needs a variance plane in every input; some have none"
             )
         return 2, np.ones(n)
     arr = np.asarray(weights, dtype=np.float64)
     if arr.shape != (n,):
-        raise ValueError(f"weights: expected one number per input ({n}), got shape {arr.shape}")
+        raise CcdcalError(f"weights: expected one number per input ({n}), got shape {arr.shape}")
     if not np.all(np.isfinite(arr) & (arr > 0)):
-        raise ValueError(f"weights must be finite and positive, got {arr.tolist()}")
+        raise CcdcalError(f"weights must be finite and positive, got {arr.tolist()}")
     return 1, arr
 
 
@@ -155,19 +155,19 @@ class Combination:
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
-            raise ValueError(f"method must be 'mean', 'median' or 'sum', not {self.method!r}")
+            raise CcdcalError(f"method must be 'mean', 'median' or 'sum', not {self.method!r}")
         if self.reject is not None and not isinstance(self.reject, Rejection):
-            raise TypeError(
+            raise CcdcalTypeError(
                 f"reject must be None or a rejection object such as SigmaClip(), "
                 f"not {type(self.reject).__name__}"
             )
         nkeep = self.nkeep
         if isinstance(nkeep, bool) or int(nkeep) != nkeep:
-            raise ValueError(f"nkeep must be an integer, not {nkeep!r}")
+            raise CcdcalError(f"nkeep must be an integer, not {nkeep!r}")
         object.__setattr__(self, "nkeep", int(nkeep))
         object.__setattr__(self, "exclude", int(self.exclude))
         if not (math.isfinite(self.grow) and self.grow >= 0):
-            raise ValueError(f"grow must be a radius >= 0 in pixels, not {self.grow!r}")
+            raise CcdcalError(f"grow must be a radius >= 0 in pixels, not {self.grow!r}")
         if self.thresholds is not None:
             lo, hi = self.thresholds
             lo = None if lo is None else float(lo)
@@ -175,14 +175,14 @@ class Combination:
             if any(v is not None and math.isnan(v) for v in (lo, hi)) or (
                 lo is not None and hi is not None and lo > hi
             ):
-                raise ValueError(
+                raise CcdcalError(
                     f"thresholds must be (low, high) with low <= high, not {self.thresholds!r}"
                 )
             object.__setattr__(self, "thresholds", (lo, hi))
         if self.groups is not None:
             groups = tuple(int(g) for g in self.groups)
             if any(g < 0 for g in groups):
-                raise ValueError(f"groups must be integers >= 0, not {list(self.groups)}")
+                raise CcdcalError(f"groups must be integers >= 0, not {list(self.groups)}")
             object.__setattr__(self, "groups", groups)
         stream.parse_bytes(self.memory_limit)  # a bad size is refused before any reading
 
@@ -280,9 +280,9 @@ class Combination:
     def setup(self, inputs: Sequence[Any]) -> Setup:
         """Open the inputs, check their shapes, measure the scaling levels; close them."""
         if self.grow >= 1 and self.reject is not None:
-            raise ValueError("grow needs the whole image at once: not in row bands")
+            raise CcdcalError("grow needs the whole image at once: not in row bands")
         if isinstance(self.reject, AvSigClip) and self.reject.line_sigma is None:
-            raise ValueError("AvSigClip measures each line on the whole image: not in row bands")
+            raise CcdcalError("AvSigClip measures each line on the whole image: not in row bands")
         sources = stream.open_sources(inputs)
         try:
             return self._setup(sources)
@@ -297,11 +297,11 @@ class Combination:
         """
         ny = setup.shape[0]
         if not 0 <= y0 < y1 <= ny:
-            raise ValueError(f"rows {y0}:{y1} are outside the image's 0:{ny}")
+            raise CcdcalError(f"rows {y0}:{y1} are outside the image's 0:{ny}")
         sources = stream.open_sources(inputs)
         try:
             if len(sources) != setup.n or sources[0].shape != setup.shape:
-                raise ValueError("these inputs are not the ones the setup was measured from")
+                raise CcdcalError("these inputs are not the ones the setup was measured from")
             return self._rows(sources, stream.direct_stack(inputs), setup, y0, y1)
         finally:
             for source in sources:
@@ -314,10 +314,10 @@ class Combination:
         y = 0
         for p in parts:
             if p.y0 != y:
-                raise ValueError(f"row bands leave rows {y}:{p.y0} uncovered or overlap")
+                raise CcdcalError(f"row bands leave rows {y}:{p.y0} uncovered or overlap")
             y = p.y1
         if y != ny:
-            raise ValueError(f"row bands end at row {y}, the image has {ny}")
+            raise CcdcalError(f"row bands end at row {y}, the image has {ny}")
 
         def join(name: str, axis: int = 0) -> np.ndarray:
             arrays = [getattr(p, name) for p in parts]
@@ -368,9 +368,9 @@ class Combination:
         all_var = all(s.has_variance for s in sources)
         if self.reject is not None and self.reject.code == VARCLIP and not all_var:
             missing = next(s.name for s in sources if not s.has_variance)
-            raise ValueError(f"{missing}: VarianceClip needs a variance plane in every input")
+            raise CcdcalError(f"{missing}: VarianceClip needs a variance plane in every input")
         if self.groups is not None and len(self.groups) != n:
-            raise ValueError(f"groups: expected one per input ({n}), got {len(self.groups)}")
+            raise CcdcalError(f"groups: expected one per input ({n}), got {len(self.groups)}")
         _weights_mode(self.weights, n, self.method, all_var)  # refused before any reading
         # the scaling sample is read (and freed) before the band buffers exist
         if needs_sample(self.scale, self.zero):

@@ -28,6 +28,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..errors import CcdcalError
+
 # algorithm codes shared with kernels.py
 NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP, LINFIT, MEDSIG, AVSIG = (
     range(12)
@@ -40,7 +42,7 @@ NPARAM = 8
 def _nonneg(name: str, value: float) -> float:
     value = float(value)
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+        raise CcdcalError(f"{name} must be a finite number >= 0, not {value!r}")
     return value
 
 
@@ -48,7 +50,7 @@ def _maxiters(value: int | None) -> float:
     if value is None:
         return -1.0
     if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"maxiters must be a positive integer or None, not {value!r}")
+        raise CcdcalError(f"maxiters must be a positive integer or None, not {value!r}")
     return float(value)
 
 
@@ -106,11 +108,11 @@ class SigmaClip(Rejection):
         _nonneg("SigmaClip high", self.high)
         _maxiters(self.maxiters)
         if self.center not in ("median", "mean"):
-            raise ValueError(f"SigmaClip center must be 'median' or 'mean', not {self.center!r}")
+            raise CcdcalError(f"SigmaClip center must be 'median' or 'mean', not {self.center!r}")
         if self.spread not in ("std", "mad_std"):
-            raise ValueError(f"SigmaClip spread must be 'std' or 'mad_std', not {self.spread!r}")
+            raise CcdcalError(f"SigmaClip spread must be 'std' or 'mad_std', not {self.spread!r}")
         if self.rule not in ("astropy", "siril"):
-            raise ValueError(f"SigmaClip rule must be 'astropy' or 'siril', not {self.rule!r}")
+            raise CcdcalError(f"SigmaClip rule must be 'astropy' or 'siril', not {self.rule!r}")
 
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         p = np.zeros(NPARAM)
@@ -159,11 +161,11 @@ class MinMaxClip(Rejection):
             value = getattr(self, name)
             _nonneg(f"MinMaxClip {name}", value)
             if value >= 1 and int(value) != value:
-                raise ValueError(
+                raise CcdcalError(
                     f"MinMaxClip {name} must be an integer or a fraction below 1, not {value!r}"
                 )
         if self.rule not in ("count", "iraf"):
-            raise ValueError(f"MinMaxClip rule must be 'count' or 'iraf', not {self.rule!r}")
+            raise CcdcalError(f"MinMaxClip rule must be 'count' or 'iraf', not {self.rule!r}")
 
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         p = np.zeros(NPARAM)
@@ -176,7 +178,7 @@ class MinMaxClip(Rejection):
                 p[side], p[side + 2] = value, 1.0
         if self.rule == "iraf" and int(p[0] * n + 0.001) + int(p[1] * n + 0.001) >= n > 0:
             # IRAF's icombine.x: "Bad minmax rejection parameters"
-            raise ValueError(
+            raise CcdcalError(
                 f"MinMaxClip(rule='iraf'): nlow {self.nlow} and nhigh {self.nhigh} drop all "
                 f"{n} inputs"
             )
@@ -199,7 +201,7 @@ class PercentileClip(Rejection):
 
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high <= 100:
-            raise ValueError(
+            raise CcdcalError(
                 f"PercentileClip needs 0 <= low <= high <= 100, got low={self.low!r} "
                 f"high={self.high!r}"
             )
@@ -322,7 +324,7 @@ class PClip(Rejection):
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.pclip) or self.pclip == 0:
-            raise ValueError(f"PClip pclip must be a non-zero number, not {self.pclip!r}")
+            raise CcdcalError(f"PClip pclip must be a non-zero number, not {self.pclip!r}")
         _nonneg("PClip low", self.low)
         _nonneg("PClip high", self.high)
 
@@ -388,11 +390,11 @@ class AvSigClip(Rejection):
         _nonneg("AvSigClip high", self.high)
         _maxiters(self.maxiters)
         if self.center not in ("median", "mean"):
-            raise ValueError(f"AvSigClip center must be 'median' or 'mean', not {self.center!r}")
+            raise CcdcalError(f"AvSigClip center must be 'median' or 'mean', not {self.center!r}")
 
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         if self.line_sigma is None:
-            raise ValueError("AvSigClip needs its line factors: measured by combine() itself")
+            raise CcdcalError("AvSigClip needs its line factors: measured by combine() itself")
         p = np.zeros(NPARAM)
         p[:4] = (self.low, self.high, _maxiters(self.maxiters), self.center == "median")
         return self.code, p, np.array([self.line_sigma], np.float64)
@@ -461,16 +463,16 @@ class CCDClip(Rejection):
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.gain) and self.gain > 0):
-            raise ValueError(f"CCDClip gain must be > 0 (e-/ADU), not {self.gain!r}")
+            raise CcdcalError(f"CCDClip gain must be > 0 (e-/ADU), not {self.gain!r}")
         _nonneg("CCDClip read_noise", self.read_noise)
         _nonneg("CCDClip snoise", self.snoise)
         _nonneg("CCDClip low", self.low)
         _nonneg("CCDClip high", self.high)
         _maxiters(self.maxiters)
         if self.center not in ("median", "mean"):
-            raise ValueError(f"CCDClip center must be 'median' or 'mean', not {self.center!r}")
+            raise CcdcalError(f"CCDClip center must be 'median' or 'mean', not {self.center!r}")
         if not math.isfinite(self.sky):
-            raise ValueError(f"CCDClip sky must be finite, not {self.sky!r}")
+            raise CcdcalError(f"CCDClip sky must be finite, not {self.sky!r}")
 
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         p = np.zeros(NPARAM)
@@ -549,7 +551,7 @@ class VarianceClip(Rejection):
         _maxiters(self.maxiters)
         _nonneg("VarianceClip snoise", self.snoise)
         if not math.isfinite(self.sky):
-            raise ValueError(f"VarianceClip sky must be finite, not {self.sky!r}")
+            raise CcdcalError(f"VarianceClip sky must be finite, not {self.sky!r}")
         slopes = (self.slope,) if isinstance(self.slope, int | float) else tuple(self.slope)
         for value in slopes:
             _nonneg("VarianceClip slope", value)
@@ -570,7 +572,7 @@ class VarianceClip(Rejection):
             slopes = np.full((1, n), float(self.slope))
         else:
             if len(self.slope) != n:
-                raise ValueError(
+                raise CcdcalError(
                     f"VarianceClip slope: one per input ({n}) or one for all, not {len(self.slope)}"
                 )
             slopes = np.array([self.slope], np.float64)
@@ -598,11 +600,11 @@ class ESDClip(Rejection):
         value = self.max_outliers
         _nonneg("ESDClip max_outliers", value)
         if value >= 1 and int(value) != value:
-            raise ValueError(
+            raise CcdcalError(
                 f"ESDClip max_outliers must be an integer or a fraction below 1, not {value!r}"
             )
         if not 0 < self.alpha < 1:
-            raise ValueError(f"ESDClip alpha must be in (0, 1), not {self.alpha!r}")
+            raise CcdcalError(f"ESDClip alpha must be in (0, 1), not {self.alpha!r}")
 
     def kernel_args(self, n: int) -> tuple[int, np.ndarray, np.ndarray]:
         p = np.zeros(NPARAM)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import CcdcalError
 from .stream import Source
 
 #: pixels per frame used for the scaling statistics (a sample when the region is larger)
@@ -31,13 +32,13 @@ def _region(region: Any, shape: tuple[int, int]) -> tuple[range, slice]:
     try:
         sy, sx = region
     except (TypeError, ValueError) as err:
-        raise ValueError(f"scale_region must be (slice_y, slice_x), not {region!r}") from err
+        raise CcdcalError(f"scale_region must be (slice_y, slice_x), not {region!r}") from err
     if not isinstance(sy, slice) or not isinstance(sx, slice):
-        raise ValueError(f"scale_region must be (slice_y, slice_x), not {region!r}")
+        raise CcdcalError(f"scale_region must be (slice_y, slice_x), not {region!r}")
     rows = range(*sy.indices(ny))
     xs = range(*sx.indices(nx))
     if len(rows) == 0 or len(xs) == 0:
-        raise ValueError(f"scale_region {region!r} is empty for images of shape {shape}")
+        raise CcdcalError(f"scale_region {region!r} is empty for images of shape {shape}")
     return rows, sx
 
 
@@ -129,7 +130,7 @@ def _mode(values: np.ndarray) -> float:
 def _per_frame(value: Any, n: int, what: str) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.shape != (n,):
-        raise ValueError(f"{what}: expected one value per input ({n}), got shape {arr.shape}")
+        raise CcdcalError(f"{what}: expected one value per input ({n}), got shape {arr.shape}")
     return arr
 
 
@@ -160,11 +161,11 @@ def factors(
     info: dict[str, list[float]] = {}
     need_median = needs_sample(scale, zero)
     if isinstance(scale, str) and scale not in ("median", "mode", "exposure"):
-        raise ValueError(
+        raise CcdcalError(
             f"scale must be None, 'median', 'mode', 'exposure' or levels, not {scale!r}"
         )
     if isinstance(zero, str) and zero != "median":
-        raise ValueError(f"zero must be None, 'median' or levels, not {zero!r}")
+        raise CcdcalError(f"zero must be None, 'median' or levels, not {zero!r}")
     medians = np.full(n, np.nan)
     modes = np.full(n, np.nan)
     if need_median:
@@ -172,7 +173,7 @@ def factors(
         for i, source in enumerate(sources):
             values = _sample(source, groups, sx, exclude)
             if values.size == 0:
-                raise ValueError(f"{source.name}: no valid pixel in the scaling region")
+                raise CcdcalError(f"{source.name}: no valid pixel in the scaling region")
             medians[i] = np.median(values)
             if isinstance(scale, str) and scale == "mode":
                 modes[i] = _mode(values)
@@ -186,12 +187,14 @@ def factors(
                 levels = np.array([np.nan if s.exptime is None else s.exptime for s in sources])
                 for s, t in zip(sources, levels, strict=True):
                     if not np.isfinite(t):
-                        raise ValueError(f"{s.name}: no EXPTIME in the header for scale='exposure'")
+                        raise CcdcalError(
+                            f"{s.name}: no EXPTIME in the header for scale='exposure'"
+                        )
         else:
             levels = _per_frame(scale, n, "scale")
         for s, level in zip(sources, levels, strict=True):
             if not (np.isfinite(level) and level > 0):
-                raise ValueError(
+                raise CcdcalError(
                     f"{s.name}: scaling level {level!r} is not positive; choose another "
                     f"scale or scale_region"
                 )
@@ -203,7 +206,7 @@ def factors(
         else:
             zlevels = _per_frame(zero, n, "zero")
             if not np.all(np.isfinite(zlevels)):
-                raise ValueError(f"zero levels must be finite, got {list(zlevels)}")
+                raise CcdcalError(f"zero levels must be finite, got {list(zlevels)}")
         fzero = zlevels.mean() - zlevels
         info["zero_levels"] = [float(v) for v in zlevels]
     return fscale.astype(np.float32), fzero.astype(np.float32), info

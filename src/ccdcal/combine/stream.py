@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from ..errors import CcdcalError, FrameError
+from ..errors import CcdcalError, CcdcalTypeError, FrameError
 from ..fitsio import COMMON_EXT, ImageReader, RawLayout
 from ..frame import Frame
 
@@ -304,9 +304,13 @@ class ArraySource(Source):
 
     def __init__(self, array: np.ndarray, index: int) -> None:
         if array.ndim != 2:
-            raise ValueError(f"input {index}: an image is 2-D, got an array of shape {array.shape}")
+            raise CcdcalError(
+                f"input {index}: an image is 2-D, got an array of shape {array.shape}"
+            )
         if array.dtype.kind not in "uif":
-            raise TypeError(f"input {index}: expected a real numeric array, not {array.dtype}")
+            raise CcdcalTypeError(
+                f"input {index}: expected a real numeric array, not {array.dtype}"
+            )
         self.array = array
         self.name = f"<array {index}>"
         self.label = self.name
@@ -326,7 +330,7 @@ def _make_source(item: Any, index: int) -> Source:
         return FileSource(item)
     if isinstance(item, np.ndarray):
         return ArraySource(item, index)
-    raise TypeError(
+    raise CcdcalTypeError(
         f"input {index}: expected a file path, a 2-D array or a Frame, not {type(item).__name__}"
     )
 
@@ -340,10 +344,12 @@ def open_sources(inputs: Sequence[Any]) -> list[Source]:
         No input, or an input whose shape differs (naming it and both shapes).
     """
     if isinstance(inputs, str | os.PathLike | Frame):
-        raise TypeError("inputs must be a sequence of files, arrays or Frames, not a single one")
+        raise CcdcalTypeError(
+            "inputs must be a sequence of files, arrays or Frames, not a single one"
+        )
     items = list(inputs)
     if not items:
-        raise ValueError("combine needs at least one input; got an empty sequence")
+        raise CcdcalError("combine needs at least one input; got an empty sequence")
     sources: list[Source] = []
     try:
         for index, item in enumerate(items):
@@ -351,7 +357,7 @@ def open_sources(inputs: Sequence[Any]) -> list[Source]:
             sources.append(source)
             first = sources[0]
             if source.shape != first.shape:
-                raise ValueError(
+                raise CcdcalError(
                     f"{source.name}: shape {source.shape} differs from {first.name}'s "
                     f"{first.shape}; all inputs of a combine must have one shape"
                 )
@@ -391,12 +397,12 @@ def parse_bytes(value: int | float | str | None) -> int | None:
     if isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(I?B)?\s*", value.upper())
         if not m:
-            raise ValueError(f"memory_limit: cannot read {value!r} as a size (e.g. '2GB', '512M')")
+            raise CcdcalError(f"memory_limit: cannot read {value!r} as a size (e.g. '2GB', '512M')")
         number = float(m.group(1)) * _UNITS[m.group(2)]
     else:
         number = float(value)
     if not number > 0:
-        raise ValueError(f"memory_limit must be positive, not {value!r}")
+        raise CcdcalError(f"memory_limit must be positive, not {value!r}")
     return int(number)
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from ..errors import CcdcalError
+
 #: the kinds of calibration and science frames
 KINDS = ("bias", "dark", "flat", "light")
 #: what ``[types]`` and rules may assign
@@ -367,7 +369,7 @@ class Config:
         combine.update(self.combine)
         for kind, opts in combine.items():
             if kind not in KINDS:
-                raise ValueError(f"combine kinds are {', '.join(KINDS)}, not {kind!r}")
+                raise CcdcalError(f"combine kinds are {', '.join(KINDS)}, not {kind!r}")
             combine[kind] = replace(opts, params=_frozen(opts.params))
         object.__setattr__(self, "combine", _frozen(combine))
 
@@ -385,5 +387,5 @@ class Config:
         3.0
         """
         if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+            raise CcdcalError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         return replace(self.combine[kind], params=dict(self.combine[kind].params))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ..errors import CcdcalError
 from ..frame import Frame
 
 if TYPE_CHECKING:
@@ -47,11 +48,11 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"size must look like 200x200, not {text!r}") from None
+        raise CcdcalError(f"size must look like 200x200, not {text!r}") from None
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or min(values) < 16:
-        raise ValueError(f"size must be NXxNY with both at least 16, not {text!r}")
+        raise CcdcalError(f"size must be NXxNY with both at least 16, not {text!r}")
     nx, ny = values
     return ny, nx
 
@@ -66,11 +67,11 @@ def parse_list(text: str, kind: Callable[[str], Any] = float) -> tuple[Any, ...]
     """
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
-        raise ValueError(f"expected a comma-separated list, not {text!r}")
+        raise CcdcalError(f"expected a comma-separated list, not {text!r}")
     try:
         return tuple(kind(t) for t in items)
     except ValueError:
-        raise ValueError(f"cannot read {text!r} as a list of {kind.__name__}") from None
+        raise CcdcalError(f"cannot read {text!r} as a list of {kind.__name__}") from None
 
 
 # ---------------------------------------------------------------------------- results
@@ -272,7 +273,7 @@ def expected_raw(night: SimNight, light: Path) -> Frame:
     electrons = truth.dark_current * t + truth.scene * t * flat
     data = truth.bias + electrons / gain
     if data.shape != raw.shape:
-        raise ValueError(
+        raise CcdcalError(
             f"{light}: the truth ({data.shape}) and the raw frame ({raw.shape}) differ in "
             "shape; the experiments need nights simulated without overscan"
         )

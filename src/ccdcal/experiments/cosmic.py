@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import CcdcalError
 from ._common import (
     ExperimentResult,
     SimNight,
@@ -202,7 +203,7 @@ def cosmic_rays(
     base_rate = default_cosmic_rate()
     ns = sorted({int(k) for k in nframes})
     if not ns or ns[0] < 2:
-        raise ValueError(f"nframes must be at least 2, not {list(nframes)}")
+        raise CcdcalError(f"nframes must be at least 2, not {list(nframes)}")
     result = CosmicRaysResult(
         params={
             "seed": seed,
@@ -253,7 +254,7 @@ def _one_rate(
     if only is not None:
         unknown = set(only) - set(chosen)
         if unknown:
-            raise ValueError(f"unknown methods {sorted(unknown)}; choose from {list(chosen)}")
+            raise CcdcalError(f"unknown methods {sorted(unknown)}; choose from {list(chosen)}")
         chosen = {k: v for k, v in chosen.items() if k in only or k == "mean"}
     for k in ns:
         frames_k = calibrated[:k]

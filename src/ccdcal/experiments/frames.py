@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import CcdcalError
 from ._common import (
     ExperimentResult,
     SimNight,
@@ -224,7 +225,7 @@ def frames(
         nbias, ndark, nflat = min(nbias, 11), min(ndark, 7), min(nflat, 7)
     ns = sorted({int(k) for k in n})
     if not ns or ns[0] < 1:
-        raise ValueError(f"n must be positive numbers of frames, not {list(n)}")
+        raise CcdcalError(f"n must be positive numbers of frames, not {list(n)}")
     reject = SigmaClip(low=3.0, high=3.0) if reject is None else reject
     params = {
         "seed": seed,

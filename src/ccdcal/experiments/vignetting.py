@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import CcdcalError
 from ._common import ExperimentResult, Masters, SimNight, build_masters, work_folder
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ def vignetting(
         nlight, nbias, ndark, nflat = min(nlight, 4), min(nbias, 7), min(ndark, 5), min(nflat, 7)
     unknown = [f for f in flats if f not in FLAT_QUALITIES]
     if unknown:
-        raise ValueError(f"unknown flat qualities {unknown}; choose from {list(FLAT_QUALITIES)}")
+        raise CcdcalError(f"unknown flat qualities {unknown}; choose from {list(FLAT_QUALITIES)}")
     result = VignettingResult(
         params={
             "seed": seed,

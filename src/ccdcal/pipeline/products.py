@@ -22,6 +22,7 @@ from typing import Any
 from .._version import __version__
 from ..collection import Collection
 from ..config import Config
+from ..errors import CcdcalError
 
 #: the parts of a reduction, in the order they are made; ``--only`` takes one of these
 PARTS = ("masters", "calibrated", "registered", "stacks")
@@ -244,7 +245,7 @@ class Plan:
         """Add ``product`` (after every product it needs)."""
         missing = [n for n in product.needs if n not in self.products]
         if missing or product.name in self.products:
-            raise ValueError(f"{product.name}: needs {missing} first, or is already planned")
+            raise CcdcalError(f"{product.name}: needs {missing} first, or is already planned")
         self.products[product.name] = product
         return product
 
@@ -262,7 +263,7 @@ class Plan:
         not up to date, and whatever of what they need is not up to date either (an up to
         date product needs nothing)."""
         if only is not None and only not in PARTS:
-            raise ValueError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
+            raise CcdcalError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
         chosen: set[str] = set()
 
         def visit(name: str) -> None:

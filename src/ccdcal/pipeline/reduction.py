@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from ..frame import Frame
 from ..parallel import executor
 from . import recipes
 from .execution import Outcome, check_band_rows, execute
+from .outfolder import claim
 from .planning import plan
 from .products import PARTS, Plan
 
@@ -289,21 +289,19 @@ def reduce(
     limit = _memory_limit(memory_limit)
     the_plan = plan(raw_dir, out_dir, config=config)
     out = the_plan.out_dir
-    for part in ("masters", "stacks"):  # a killed run's scratch
-        for stale in (out / part).glob(".ccdcal-prepared-*"):
-            shutil.rmtree(stale, ignore_errors=True)
     show = sys.stderr.isatty() if progress is None else progress
-    outcome = execute(
-        the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
-        progress=show,
-    )  # fmt: skip
-    result = ReduceResult.from_run(the_plan, outcome, out)
-    for notice in result.notices:
-        log.warning("%s", notice)
-    if report and only is None:
-        from ..report import write_report
+    with claim(out):  # one run at a time; what a killed one left half-written is cleared
+        outcome = execute(
+            the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
+            progress=show,
+        )  # fmt: skip
+        result = ReduceResult.from_run(the_plan, outcome, out)
+        for notice in result.notices:
+            log.warning("%s", notice)
+        if report and only is None:
+            from ..report import write_report
 
-        result.report = write_report(result)
+            result.report = write_report(result)
     return result
 
 

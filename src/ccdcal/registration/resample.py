@@ -27,6 +27,7 @@ from astropy.io import fits
 from numba import prange
 
 from .. import flags
+from ..errors import CcdcalError
 from ..fitsio import COMMON_EXT
 from ..frame import Frame
 from .transform import Transform
@@ -204,7 +205,7 @@ def resample(
     ([10.0, 11.0, 12.0], True)
     """
     if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
+        raise CcdcalError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
     kind = KERNELS[kernel]
     # output pixel (i, j) -> target (i + x0, j + y0) -> frame
     shift = np.array([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]], [0.0, 0.0, 1.0]])

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import CcdcalError
+
 KINDS = ("shift", "similarity", "affine")
 
 
@@ -45,9 +47,9 @@ class Transform:
     def __post_init__(self) -> None:
         m = np.array(self.matrix, dtype=np.float64)
         if m.shape != (3, 3) or not np.allclose(m[2], [0, 0, 1]) or not np.isfinite(m).all():
-            raise ValueError(f"a transform is a finite 3x3 matrix ending in 0 0 1, not {m!r}")
+            raise CcdcalError(f"a transform is a finite 3x3 matrix ending in 0 0 1, not {m!r}")
         if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+            raise CcdcalError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         m.setflags(write=False)
         object.__setattr__(self, "matrix", m)
 
@@ -222,13 +224,13 @@ def fit(
         Fewer pairs than the kind needs (1, 2 or 3), or an unknown kind.
     """
     if kind not in KINDS:
-        raise ValueError(f"transform must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise CcdcalError(f"transform must be one of {', '.join(KINDS)}, not {kind!r}")
     src = np.asarray(src, np.float64).reshape(-1, 2)
     dst = np.asarray(dst, np.float64).reshape(-1, 2)
     if len(src) != len(dst):
-        raise ValueError(f"{len(src)} source positions but {len(dst)} targets")
+        raise CcdcalError(f"{len(src)} source positions but {len(dst)} targets")
     if len(src) < MIN_PAIRS[kind]:
-        raise ValueError(f"a {kind} fit needs {MIN_PAIRS[kind]} pairs of stars, not {len(src)}")
+        raise CcdcalError(f"a {kind} fit needs {MIN_PAIRS[kind]} pairs of stars, not {len(src)}")
     matrix = _least_median(src, dst, kind) if math.isfinite(clip) else _lstsq(src, dst, kind)
     r = np.hypot(*(src @ matrix[:2, :2].T + matrix[:2, 2] - dst).T)
     sigma = float(np.median(r)) / math.sqrt(2.0 * math.log(2.0))

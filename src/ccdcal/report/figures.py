@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..errors import CcdcalError
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -88,7 +90,7 @@ def image_limits(data: np.ndarray, stretch: Stretch = "zscale") -> tuple[float, 
     if finite.size == 0:
         return 0.0, 1.0
     if stretch not in ("zscale", "minmax", "percentile"):
-        raise ValueError(f"stretch must be 'zscale', 'minmax' or 'percentile', not {stretch!r}")
+        raise CcdcalError(f"stretch must be 'zscale', 'minmax' or 'percentile', not {stretch!r}")
     # quantized data (8-bit cameras, all-zero masters) can collapse a stretch to one value:
     # fall back to a wider one
     order = {"zscale": ("zscale", "percentile", "minmax"), "percentile": ("percentile", "minmax")}
@@ -163,7 +165,7 @@ def show_image(
 
     arr = np.asarray(data)
     if arr.ndim != 2:
-        raise ValueError(f"show_image needs a 2-D array, got shape {arr.shape}")
+        raise CcdcalError(f"show_image needs a 2-D array, got shape {arr.shape}")
     lo, hi = image_limits(arr, stretch) if vmin is None or vmax is None else (vmin, vmax)
     lo = lo if vmin is None else vmin
     hi = hi if vmax is None else vmax

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import CcdcalError
+
 #: default hit rate per pixel per second: the tutorial's ~20 hits on a 200x200 frame in 60 s
 DEFAULT_COSMIC_RATE = 20.0 / (200 * 200 * 60.0)
 
@@ -99,12 +101,12 @@ def cosmic_rays(
     """
     ny, nx = shape
     if rate < 0 or exptime < 0:
-        raise ValueError(f"cosmic rate and exposure time must be >= 0, not {rate}, {exptime}")
+        raise CcdcalError(f"cosmic rate and exposure time must be >= 0, not {rate}, {exptime}")
     if not 0.0 <= single_fraction <= 1.0:
-        raise ValueError(f"single_fraction must be within 0..1, not {single_fraction}")
+        raise CcdcalError(f"single_fraction must be within 0..1, not {single_fraction}")
     lo, hi = energy
     if not 0 <= lo <= hi:
-        raise ValueError(f"energy must be a range (low, high) with 0 <= low <= high, not {energy}")
+        raise CcdcalError(f"energy must be a range (low, high) with 0 <= low <= high, not {energy}")
     n = int(rng.poisson(rate * ny * nx * exptime)) if rate > 0 and exptime > 0 else 0
     x0 = rng.uniform(-0.5, nx - 0.5, n)
     y0 = rng.uniform(-0.5, ny - 0.5, n)

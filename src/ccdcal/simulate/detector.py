@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from ..errors import CcdcalError
 from ..frame import Frame
 from ..sections import format_section
 from . import patterns
@@ -201,7 +202,7 @@ class Detector:
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise CcdcalError(message)
 
     @classmethod
     def create(
@@ -474,7 +475,7 @@ class Detector:
             bool, science-area shape: pixels whose cosmic-ray deposit exceeds the threshold.
         """
         if exptime < 0:
-            raise ValueError(f"exptime must be >= 0, not {exptime}")
+            raise CcdcalError(f"exptime must be >= 0, not {exptime}")
         mean = np.asarray(mean_electrons, dtype=np.float64) + self._dark * float(exptime)
         electrons = rng.poisson(np.clip(mean, 0.0, None)).astype(np.float64)
         hits = cosmic_rays(self.shape, exptime, cosmic_rate, rng)
@@ -526,7 +527,7 @@ class Detector:
         True
         """
         if level_e < 0:
-            raise ValueError(f"flat level must be >= 0 electrons, not {level_e}")
+            raise CcdcalError(f"flat level must be >= 0 electrons, not {level_e}")
         raw, _ = self.expose(
             level_e * self.flat_response(filter), exptime, rng, cosmic_rate=cosmic_rate
         )
@@ -577,7 +578,7 @@ class Detector:
         """
         rate = scene.rate if isinstance(scene, Scene) else np.asarray(scene, dtype=np.float64)
         if rate.shape != self.shape:
-            raise ValueError(f"scene shape {rate.shape} differs from the detector's {self.shape}")
+            raise CcdcalError(f"scene shape {rate.shape} differs from the detector's {self.shape}")
         raw, mask = self.expose(
             self.flat_response(filter) * rate * float(exptime),
             exptime,

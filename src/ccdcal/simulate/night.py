@@ -36,6 +36,7 @@ import numpy as np
 from astropy.io import fits
 
 from .._version import __version__
+from ..errors import CcdcalError
 from ..fitsio import write_hdul
 from ..frame import Frame
 from ..provenance import add_history
@@ -107,7 +108,7 @@ class Night:
     def of_kind(self, kind: str) -> list[Path]:
         """Raw files of one kind (``bias``, ``dark``, ``flat`` or ``light``), in order."""
         if kind not in _KINDS:
-            raise ValueError(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
+            raise CcdcalError(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
         return [p for p in self.raw if self.kinds.get(p) == kind]
 
     def counts(self) -> dict[str, int]:
@@ -138,7 +139,7 @@ def _tlabel(t: float) -> str:
 def _check_filter(name: str) -> str:
     name = str(name).strip()
     if not name or not all(c.isalnum() or c in "-+." for c in name):
-        raise ValueError(f"filter names must be letters, digits, '-', '+' or '.', not {name!r}")
+        raise CcdcalError(f"filter names must be letters, digits, '-', '+' or '.', not {name!r}")
     return name
 
 
@@ -257,23 +258,23 @@ def night(
     """
     filters = tuple(_check_filter(f) for f in filters)
     if len(set(filters)) != len(filters):
-        raise ValueError(f"filters repeat: {filters}")
+        raise CcdcalError(f"filters repeat: {filters}")
     for name, n in (("nbias", nbias), ("ndark", ndark), ("nflat", nflat), ("nlight", nlight)):
         if int(n) < 0 or int(n) > 999:
-            raise ValueError(f"{name} must be within 0..999, not {n}")
+            raise CcdcalError(f"{name} must be within 0..999, not {n}")
     dark_times = (
         [float(t) for t in dark_exptime]
         if isinstance(dark_exptime, Sequence)
         else [float(dark_exptime)]
     )
     if not dark_times or len(set(dark_times)) != len(dark_times):
-        raise ValueError(f"dark_exptime: one or more different times, not {dark_exptime!r}")
+        raise CcdcalError(f"dark_exptime: one or more different times, not {dark_exptime!r}")
     exposures = [("dark", t) for t in dark_times] + [
         ("light", light_exptime), ("flat", flat_exptime)
     ]  # fmt: skip
     for name, t in exposures:
         if not t > 0:
-            raise ValueError(f"{name}_exptime must be > 0 seconds, not {t}")
+            raise CcdcalError(f"{name}_exptime must be > 0 seconds, not {t}")
     out = Path(out_dir)
     raw_dir, truth_dir = out / "raw", out / "truth"
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -291,7 +292,7 @@ def night(
               "sky_range": sky_range}  # fmt: skip
     if pointings is not None:
         if len(pointings) != nlight * len(filters):
-            raise ValueError(
+            raise CcdcalError(
                 f"pointings: {len(pointings)} given for {nlight * len(filters)} lights"
             )
         views = [p if p.fwhm is not None else replace(p, fwhm=fwhm) for p in pointings]

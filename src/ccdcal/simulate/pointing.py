@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import CcdcalError
 from .scene import Scene, render_stars
 
 
@@ -133,7 +134,7 @@ def moves(
 def _range(value: tuple[float, float] | None, name: str, low: float) -> tuple[float, float]:
     lo, hi = (float(v) for v in value)  # type: ignore[misc]
     if not (low < lo <= hi) or not math.isfinite(hi):
-        raise ValueError(f"{name} must be MIN,MAX with {low} < MIN <= MAX, not {value!r}")
+        raise CcdcalError(f"{name} must be MIN,MAX with {low} < MIN <= MAX, not {value!r}")
     return lo, hi
 
 
@@ -177,14 +178,14 @@ def pointings(
     2.0
     """
     if n < 0:
-        raise ValueError(f"n must be >= 0, not {n}")
+        raise CcdcalError(f"n must be >= 0, not {n}")
     for name, value in (("dither", dither), ("drift", drift), ("rotate", rotate)):
         if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a number >= 0, not {value!r}")
+            raise CcdcalError(f"{name} must be a number >= 0, not {value!r}")
     seeing = _range(fwhm_range, "fwhm_range", 0.0) if fwhm_range else (fwhm, fwhm)
     clouds = _range(transparency_range, "transparency_range", 0.0) if transparency_range else None
     if clouds is not None and clouds[1] > 1.0:
-        raise ValueError(f"transparency_range must lie within (0, 1], not {transparency_range!r}")
+        raise CcdcalError(f"transparency_range must lie within (0, 1], not {transparency_range!r}")
     skies = _range(sky_range, "sky_range", 0.0) if sky_range else None
     angle = rng.uniform(0.0, 2 * math.pi)
     out = []

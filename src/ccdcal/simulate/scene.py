@@ -25,6 +25,8 @@ import numpy as np
 from astropy.table import Table
 from scipy.special import ndtr
 
+from ..errors import CcdcalError
+
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...
 
 _BOX_SIGMAS = 6.0  # stars are drawn out to this many sigma: the rest is < 1e-8 of the flux
@@ -71,9 +73,9 @@ def render_stars(
     y = np.atleast_1d(np.asarray(y, float))
     flux = np.atleast_1d(np.asarray(flux, float))
     if not x.shape == y.shape == flux.shape:
-        raise ValueError(f"x, y and flux differ in length: {x.size}, {y.size}, {flux.size}")
+        raise CcdcalError(f"x, y and flux differ in length: {x.size}, {y.size}, {flux.size}")
     if fwhm <= 0:
-        raise ValueError(f"fwhm must be > 0, not {fwhm}")
+        raise CcdcalError(f"fwhm must be > 0, not {fwhm}")
     sigma = fwhm / FWHM_PER_SIGMA
     half = math.ceil(_BOX_SIGMAS * sigma)
     offsets = np.arange(-half, half + 1)
@@ -143,9 +145,9 @@ class Scene:
     def __post_init__(self) -> None:
         rate = np.array(self.rate, dtype=np.float64)
         if rate.ndim != 2:
-            raise ValueError(f"a scene's rate is a 2-D image, not of shape {rate.shape}")
+            raise CcdcalError(f"a scene's rate is a 2-D image, not of shape {rate.shape}")
         if not np.all(np.isfinite(rate)) or (rate < 0).any():
-            raise ValueError("a scene's rate must be finite and >= 0 everywhere")
+            raise CcdcalError("a scene's rate must be finite and >= 0 everywhere")
         rate.setflags(write=False)
         object.__setattr__(self, "rate", rate)
 
@@ -208,14 +210,14 @@ class Scene:
         """
         ny, nx = (int(v) for v in shape)
         if ny < 1 or nx < 1:
-            raise ValueError(f"shape must be positive, not {shape}")
+            raise CcdcalError(f"shape must be positive, not {shape}")
         if sky_rate < 0:
-            raise ValueError(f"sky_rate must be >= 0, not {sky_rate}")
+            raise CcdcalError(f"sky_rate must be >= 0, not {sky_rate}")
         x = np.asarray(x, float)
         y = np.asarray(y, float)
         peak = np.asarray(peak_rate, float)
         if (peak < 0).any():
-            raise ValueError("star peak rates must be >= 0")
+            raise CcdcalError("star peak rates must be >= 0")
         sigma = fwhm / FWHM_PER_SIGMA
         flux = 2.0 * math.pi * sigma**2 * peak
         rate = sky_plane((ny, nx), sky_rate, sky_gradient)
@@ -283,14 +285,14 @@ class Scene:
         """
         ny, nx = (int(v) for v in shape)
         if ny <= 2 * margin or nx <= 2 * margin:
-            raise ValueError(
+            raise CcdcalError(
                 f"shape {shape} leaves no room for stars {margin} px from the edges; "
                 f"use a larger shape or a smaller margin"
             )
         if nstars < 0:
-            raise ValueError(f"nstars must be >= 0, not {nstars}")
+            raise CcdcalError(f"nstars must be >= 0, not {nstars}")
         if exptime_ref <= 0:
-            raise ValueError(f"exptime_ref must be > 0, not {exptime_ref}")
+            raise CcdcalError(f"exptime_ref must be > 0, not {exptime_ref}")
         x = rng.uniform(margin, nx - margin, nstars)
         y = rng.uniform(margin, ny - margin, nstars)
         peaks = rng.uniform(peak[0], peak[1], nstars)
