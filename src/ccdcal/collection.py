@@ -78,7 +78,8 @@ def find_fits(folder: PathLike, *, recursive: bool = True) -> list[Path]:
         for name in filenames:
             if not name.startswith(".") and is_fits_name(name):
                 p = Path(dirpath) / name
-                if p.is_file():
+                # a broken or looping link is listed too: it is reported as unreadable
+                if p.is_symlink() or p.is_file():
                     found.append(p)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
@@ -94,6 +95,25 @@ def _read_through(path: Path) -> None:
             reader.raw_rows()
     except CfitsioException as err:
         raise FrameError(path, f"corrupt compressed image data ({err})") from err
+
+
+def _parse_every_card(header: Any, path: Path) -> None:
+    """Parse each card now, so that one that cannot be read is a FrameError naming it,
+    not an exception from deep inside a later step."""
+    from astropy.io.fits.verify import VerifyError
+
+    for card in header.cards:
+        try:
+            card.value  # noqa: B018 - parsing is what is checked
+        except (VerifyError, ValueError) as err:
+            what = ("holds characters that are not printable ASCII"
+                    if "printable" in str(err) else "cannot be parsed")  # fmt: skip
+            raise FrameError(path, f"header card {card.keyword!r} {what}; repair the "
+                                   "file (astropy: hdul.verify('fix'))") from err  # fmt: skip
+        value = card.value
+        if isinstance(value, str) and not value.isprintable():
+            raise FrameError(path, f"header card {card.keyword} holds non-printable bytes "
+                                   f"({value!r}); repair the file")  # fmt: skip
 
 
 def read_info(
@@ -121,6 +141,17 @@ def read_info(
         With kind ``"unreadable"`` and ``error`` set when the file cannot be read.
     """
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        try:
+            target = os.readlink(p)
+            p.resolve(strict=True)
+            problem = f"broken symbolic link (to {target})"
+        except RuntimeError:
+            problem = "symbolic link loop"
+        except OSError as err:
+            problem = ("symbolic link loop" if getattr(err, "errno", None) == 40
+                       else f"broken symbolic link (to {target})")  # fmt: skip
+        return FrameInfo(path=p, kind="unreadable", reason="unreadable", error=problem)
     base = Path(root) if root is not None else p.parent
     try:
         rel = p.relative_to(base).as_posix()
@@ -135,6 +166,8 @@ def read_info(
                 headers = [hdul[index].header]
                 if index != 0:
                     headers.append(hdul[0].header)
+                for header in headers:
+                    _parse_every_card(header, p)
                 info = classify(headers, path=p, relpath=rel, config=config, hdu=index)
             if verify:
                 _read_through(p)

@@ -135,8 +135,30 @@ def find_image_hdu(hdul: fits.HDUList, path: PathLike) -> int:
             continue
         shape = _hdu_shape(hdu)
         if shape is not None:
+            _check_scaling(hdu.header, path)
             return index
     raise FrameError(path, "no image in this FITS file")
+
+
+#: the pixel types of FITS (BITPIX)
+BITPIXES = (8, 16, 32, 64, -32, -64)
+
+
+def _check_scaling(header: Any, path: PathLike) -> None:
+    """BITPIX a FITS pixel type, BZERO and BSCALE finite numbers: otherwise one line now,
+    not an exception from deep inside astropy when the pixels are read."""
+    key = "ZBITPIX" if "ZBITPIX" in header else "BITPIX"
+    bitpix = header.get(key)
+    if isinstance(bitpix, bool) or not isinstance(bitpix, int) or bitpix not in BITPIXES:
+        raise FrameError(path, f"{key} = {bitpix!r} is not a FITS pixel type ({BITPIXES})")
+    for card in ("BZERO", "BSCALE"):
+        value = header.get(card)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise FrameError(path, f"{card} = {value!r} is not a number")
+    if header.get("BSCALE") == 0:
+        raise FrameError(path, "BSCALE = 0: every pixel would be the same")
 
 
 def _hdu_shape(hdu: Any) -> tuple[int, int] | None:

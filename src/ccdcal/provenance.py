@@ -23,7 +23,21 @@ from ._version import __version__
 _WIDTH = 70  # a HISTORY card holds 72 characters; keep a margin
 
 
+def fits_text(text: str) -> str:
+    r"""``text`` as a FITS header may hold it: printable ASCII, other characters escaped
+    (``naïve.fits`` becomes ``na\xefve.fits``), so that a file name never stops a write.
+
+    Examples
+    --------
+    >>> print(fits_text("light_naïve.fits"))
+    light_na\xefve.fits
+    """
+    out = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in out)
+
+
 def _wrap(text: str) -> list[str]:
+    text = fits_text(text)
     return [text[i : i + _WIDTH] for i in range(0, len(text), _WIDTH)] or [""]
 
 
@@ -60,7 +74,7 @@ def add_history(
     True
     """
     when = _dt.datetime.now(_dt.UTC).strftime(" %Y-%m-%dT%H:%M:%S") if stamp else ""
-    header.add_history(f"ccdcal {__version__} {step}{when}")
+    header.add_history(fits_text(f"ccdcal {__version__} {step}{when}"))
     for path in inputs:
         for line in _wrap(f"  input: {os.path.basename(os.fspath(path))}"):
             header.add_history(line)

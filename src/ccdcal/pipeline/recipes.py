@@ -30,6 +30,7 @@ from ..config import CombineOptions
 from ..cosmic import flag_against_model, median_model
 from ..errors import CcdcalError
 from ..frame import Frame
+from ..provenance import fits_text
 from ..masters import (
     CombineSpec,
     Noise,
@@ -602,7 +603,7 @@ def finish_stack(
     with why, in LEFTOUTn cards."""
     stack.header["IMAGETYP"] = ("STACK", "ccdcal stack of calibrated lights")
     for i, text in enumerate(left_out, start=1):
-        stack.header[f"LEFTOUT{i}"] = text  # long: FITS CONTINUE cards
+        stack.header[f"LEFTOUT{i}"] = fits_text(text)  # long: FITS CONTINUE cards
     for key in REG_KEYS:  # one light's transform onto the grid, not the stack's
         stack.header.remove(key, ignore_missing=True)
     times = [t for t in (exptimes or []) if t is not None]
