@@ -30,7 +30,6 @@ from ..config import CombineOptions
 from ..cosmic import flag_against_model, median_model
 from ..errors import CcdcalError
 from ..frame import Frame
-from ..provenance import fits_text
 from ..masters import (
     CombineSpec,
     Noise,
@@ -47,6 +46,7 @@ from ..masters import (
     preprocess,
     with_exptime,
 )
+from ..provenance import fits_text
 from ..registration.resample import REG_KEYS, blot, resample
 from ..registration.stars import FWHM_PER_SIGMA
 from .products import Product
