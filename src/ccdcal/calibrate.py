@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import flags
-from .errors import CcdcalError, CcdcalWarning
+from .errors import CcdcalError, CcdcalTypeError, CcdcalWarning
 from .frame import Frame
 
 log = logging.getLogger(__name__)
@@ -470,7 +470,7 @@ def as_frame(value: Any, what: str = "frame") -> Frame:
     >>> as_frame([1, 2])
     Traceback (most recent call last):
     ...
-    ccdcal.errors.CcdcalError: frame: expected a Frame, a 2-d array or a FITS path, not list
+    ccdcal.errors.CcdcalTypeError: frame: expected a Frame, a 2-d array or a FITS path, not list
     """
     if isinstance(value, Frame):
         return value
@@ -480,7 +480,7 @@ def as_frame(value: Any, what: str = "frame") -> Frame:
         if value.ndim != 2:
             raise CcdcalError(f"{what}: expected a 2-d image, got an array of shape {value.shape}")
         return Frame(value)
-    raise CcdcalError(
+    raise CcdcalTypeError(
         f"{what}: expected a Frame, a 2-d array or a FITS path, not {type(value).__name__}"
     )
 

@@ -291,12 +291,14 @@ def reduce(
     out = the_plan.out_dir
     show = sys.stderr.isatty() if progress is None else progress
     with claim(out):  # one run at a time; what a killed one left half-written is cleared
+        for notice in the_plan.notices:  # before the work: a failure must not hide them
+            log.warning("%s", notice)
         outcome = execute(
             the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
             progress=show,
         )  # fmt: skip
         result = ReduceResult.from_run(the_plan, outcome, out)
-        for notice in result.notices:
+        for notice in result.notices[len(the_plan.notices) :]:
             log.warning("%s", notice)
         if report and only is None:
             from ..report import write_report

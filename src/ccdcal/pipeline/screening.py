@@ -36,13 +36,16 @@ def odd_lights(headers: Sequence[Mapping[str, Any]]) -> dict[int, str]:
     Lights without the header cards (calibrated by an earlier version) are not judged.
     """
     stats: dict[int, tuple[float, float, float]] = {}
+    odd: dict[int, str] = {}
     for i, h in enumerate(headers):
+        if "CALSTEPS" in h and "MEDVAR" not in h:  # calibrate found no good pixel to sample
+            odd[i] = "it has no valid pixel"
+            continue
         try:
             level, spread, var = (float(h.get(k)) for k in ("MEDLEVEL", "MADSTD", "MEDVAR"))
         except (TypeError, ValueError):
             continue
         stats[i] = (level, spread, var)
-    odd: dict[int, str] = {}
     for i, (_, spread, var) in stats.items():
         if not (math.isfinite(spread) and math.isfinite(var)) or var <= 0:
             odd[i] = f"its variance ({var:g}) says nothing of its noise"
