@@ -402,3 +402,22 @@ def test_mutated_headers_and_bytes_are_refused_or_used_never_a_traceback(
         except CcdcalError as err:
             assert str(err).count("\n") == 0
         assert path.read_bytes() == before
+
+
+# ---------------------------------------------------------------------------- reruns
+def test_a_swapped_raw_file_is_redone_and_a_removed_one_is_reported(tmp_path):
+    raw = _night(tmp_path / "night", nlight=3)
+    out = tmp_path / "out"
+    reduce(raw, out, report=False)
+    lights = sorted(raw.glob("light_*"))
+    # another light of the same size, with the first one's modification time
+    st = lights[0].stat()
+    shutil.copy(lights[1], lights[0])
+    os.utime(lights[0], ns=(st.st_atime_ns, st.st_mtime_ns))
+    lights[2].unlink()
+    again = reduce(raw, out, report=False)
+    kept = set(again.reused)
+    redone = {name for name, p in again.plan.products.items() if p.path not in kept}
+    assert "calibrated/light_V_001.fits" in redone and "calibrated/light_V_002.fits" not in redone
+    (notice,) = [n for n in again.notices if "no longer in" in n]
+    assert "calibrated/light_V_003.fits" in notice and "in no stack of this run" in notice

@@ -122,6 +122,7 @@ class ReduceResult:
                 result.stacks[(p.about["object"], p.about["filter"])] = p.path
                 result.notices += _rejection_notices(p.path)
         result.notices += _saturation_notices(inferred, the_plan.config)
+        result.notices += _orphan_notices(the_plan)
         return result
 
     def summary(self) -> str:
@@ -183,6 +184,25 @@ def _rejection_notices(path: Path) -> list[str]:
         f"{path.stem}: {100 * frac:.2f} % of the values rejected ({100 * lo:.2f} % low, "
         f"{100 * hi:.2f} % high), more than {100 * REJECTED_NOTICE:.0f} %: check the noise "
         "model (gain, read noise), the alignment and the scaling",
+    ]
+
+
+def _orphan_notices(the_plan: Plan) -> list[str]:
+    """A notice for the calibrated lights of an earlier run whose raw file is gone: they are
+    in no stack of this run, and are not deleted (they are the user's to keep or remove)."""
+    planned = {p.path for p in the_plan.products.values()}
+    folder = the_plan.out_dir / "calibrated"
+    if not folder.is_dir():
+        return []
+    gone = sorted(p for p in folder.rglob("*.fits") if p not in planned)
+    if not gone:
+        return []
+    names = ", ".join(str(p.relative_to(the_plan.out_dir)) for p in gone[:3])
+    more = ", ..." if len(gone) > 3 else ""
+    return [
+        f"{len(gone)} calibrated light{'s' if len(gone) > 1 else ''} of an earlier run "
+        f"({names}{more}) whose raw file is no longer in {the_plan.raw_dir}: in no stack of "
+        "this run; delete them, or put the raw files back"
     ]
 
 
