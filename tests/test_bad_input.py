@@ -421,3 +421,12 @@ def test_a_swapped_raw_file_is_redone_and_a_removed_one_is_reported(tmp_path):
     assert "calibrated/light_V_001.fits" in redone and "calibrated/light_V_002.fits" not in redone
     (notice,) = [n for n in again.notices if "no longer in" in n]
     assert "calibrated/light_V_003.fits" in notice and "in no stack of this run" in notice
+
+
+def test_checks_that_can_fail_fast_do_before_any_work(tmp_path, capsys):
+    raw = _night(tmp_path / "night", nlight=2, shape=(256, 256))
+    out = tmp_path / "out"
+    assert main(["reduce", str(raw), str(out), "--memory-limit", "1MB"]) == 1
+    err = capsys.readouterr().err
+    assert "masters/bias.fits: memory_limit=1048576 bytes is too small" in err
+    assert not out.exists()  # refused before a single product

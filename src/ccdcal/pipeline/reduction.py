@@ -308,6 +308,8 @@ def reduce(
         raise CcdcalError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
     limit = _memory_limit(memory_limit)
     the_plan = plan(raw_dir, out_dir, config=config)
+    if limit is not None:
+        _check_memory(the_plan, limit)  # before minutes of work, not after them
     out = the_plan.out_dir
     show = sys.stderr.isatty() if progress is None else progress
     with claim(out):  # one run at a time; what a killed one left half-written is cleared
@@ -325,6 +327,32 @@ def reduce(
 
             result.report = write_report(result)
     return result
+
+
+def _check_memory(the_plan: Plan, limit: int) -> None:
+    """Refuse a memory limit too small for the largest combine of the plan, in one line
+    naming it, before any work (the combine engine's own count of what it needs)."""
+    from ..combine.stream import plan_rows
+
+    combined = the_plan.of_kind(*recipes.COMBINED)
+    if not combined or the_plan.shape is None:
+        return
+    lights = [f for f in the_plan.collection.frames if f.kind == "light" and f.error is None]
+    shape = the_plan.shape
+    trimsec = the_plan.config.detector.trimsec
+    try:
+        section = lights[0].section("trimsec") if trimsec is None else None
+    except CcdcalError:
+        section = None
+    if section is not None:
+        rows, cols = section
+        shape = (len(range(*rows.indices(shape[0]))), len(range(*cols.indices(shape[1]))))
+    biggest = max(combined, key=lambda p: len(p.inputs))
+    try:
+        plan_rows(len(biggest.inputs), shape, memory_limit=limit, has_mask=True,
+                  has_variance=False, keep_rejected=False)  # fmt: skip
+    except CcdcalError as err:
+        raise CcdcalError(f"{biggest.name}: {err}; give --memory-limit more") from None
 
 
 def _memory_limit(value: int | str | None) -> int | None:
