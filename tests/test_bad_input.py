@@ -430,3 +430,37 @@ def test_checks_that_can_fail_fast_do_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "masters/bias.fits: memory_limit=1048576 bytes is too small" in err
     assert not out.exists()  # refused before a single product
+
+
+def _peak_rss(args: list[str]) -> int:
+    """Peak resident memory (bytes) of ``ccdcal ARGS`` run alone in a fresh process."""
+    code = (
+        "import resource, subprocess, sys\n"
+        f"r = subprocess.run({[CCDCAL, *args]!r}, capture_output=True)\n"
+        "assert r.returncode == 0, r.stderr\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip()) * 1024  # kilobytes on Linux
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in kilobytes: Linux")
+def test_a_combine_stays_within_its_memory_limit(tmp_path):
+    """120 frames of 512² (120 MB as float32) under --memory-limit 30MB: the peak resident
+    memory stays within the limit above the same command's on three tiny frames."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(1000, 10, (512, 512)).astype(np.float32)
+    for i in range(120):
+        Frame(base + rng.normal(0, 5, base.shape).astype(np.float32)).write(
+            tmp_path / f"f{i:03d}.fits", dtype="uint16")  # fmt: skip
+    for i in range(3):
+        Frame(np.full((8, 8), float(i), np.float32)).write(tmp_path / f"tiny{i}.fits")
+    common = ["--method", "mean", "--reject", "sigclip"]
+    tiny = sorted(map(str, tmp_path.glob("tiny*.fits")))
+    baseline = _peak_rss(["combine", *tiny, "-o", str(tmp_path / "t.fits"), *common])
+    frames = sorted(map(str, tmp_path.glob("f*.fits")))
+    limit = 30 * 2**20
+    peak = _peak_rss(["combine", *frames, "-o", str(tmp_path / "m.fits"), *common,
+                      "--memory-limit", "30MB"])  # fmt: skip
+    assert peak - baseline <= limit, (peak, baseline)
