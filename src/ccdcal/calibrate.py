@@ -427,6 +427,15 @@ def _flat_divisor(flat: Frame, min_value: float) -> tuple[np.ndarray, np.ndarray
     bad = ~np.isfinite(f) | (f < min_value)
     if flat.mask is not None:
         bad |= (flat.mask & flags.BAD) != 0
+    if bad.all():
+        raise CcdcalError(f"{flat.name}: no pixel of the flat is at or above {min_value:g}")
+    level = float(np.median(f[::4, ::4][~bad[::4, ::4]])) if (~bad[::4, ::4]).any() else 1.0
+    if not FLAT_LEVELS[0] <= level <= FLAT_LEVELS[1]:
+        # a raw flat, or one normalized wrongly, would scale every frame by its level
+        raise CcdcalError(
+            f"{flat.name}: the flat's median is {level:.4g}, not about 1: a master flat is "
+            "normalized (ccdcal.masters.master_flat makes one)"
+        )
     return bad, np.where(bad, np.float32(1.0), f)
 
 
@@ -454,6 +463,9 @@ def _gain_header(frame: Frame, gain: float) -> None:
 
 
 # ---------------------------------------------------------------------------- the chain
+#: the median a normalized flat may have: about 1 (vignetting and filters move it a little)
+FLAT_LEVELS = (0.2, 5.0)
+
 #: the scale factors of a master dark (t / t_dark) that calibrate accepts: a dark of 0.001 s
 #: scaled ×5,000 to a flat of 5 s amplifies its noise and the error of its level 5,000 times
 MIN_DARK_SCALE, MAX_DARK_SCALE = 0.0, 100.0
