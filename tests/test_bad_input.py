@@ -470,9 +470,9 @@ def test_flats_that_are_not_normalized_or_empty_are_refused():
     from ccdcal.calibrate import flat_correct
 
     frame = Frame(np.full((8, 8), 100.0))
-    with pytest.raises(CcdcalError, match="median is 1e\\+04, not about 1"):
+    with pytest.raises(CcdcalError, match=r"median is 1e\+04, not about 1"):
         flat_correct(frame, Frame(np.full((8, 8), 10_000.0)))
-    with pytest.raises(CcdcalError, match="no pixel of the flat is at or above 0.1"):
+    with pytest.raises(CcdcalError, match=r"no pixel of the flat is at or above 0\.1"):
         flat_correct(frame, Frame(np.zeros((8, 8))))
     assert flat_correct(frame, Frame(np.full((8, 8), 0.9))).data[0, 0] == pytest.approx(
         111.11, 0.01
