@@ -853,8 +853,17 @@ def calibrate(
         values = work.data[::3, ::3][good].astype(np.float64)
         level = float(np.median(values))
         work.header["MEDLEVEL"] = (level, "median of good pixels (1 in 9)")
-        spread = 1.482602218505602 * float(np.median(np.abs(values - level)))
-        work.header["MADSTD"] = (spread, "MAD std of good pixels (1 in 9)")
+        # the noise from neighbours' differences: gradients, nebulae and crowded fields
+        # cancel in them, as they do not in a whole frame's spread
+        rows = work.data[::3]
+        ok = np.isfinite(rows)
+        if work.mask is not None:
+            ok &= (work.mask[::3] & flags.EXCLUDE) == 0
+        both = ok[:, 1:] & ok[:, :-1]
+        if both.any():
+            diff = (rows[:, 1:] - rows[:, :-1])[both].astype(np.float64)
+            noise = 1.482602218505602 * float(np.median(np.abs(diff - np.median(diff))))
+            work.header["LOCNOISE"] = (noise / np.sqrt(2.0), "noise from neighbours' differences")
     work.header["VARSLOPE"] = (_variance_slope(base, flat, safe), "d variance / d value (photons)")
     steps = [
         name

@@ -39,7 +39,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -78,8 +78,10 @@ def find_fits(folder: PathLike, *, recursive: bool = True) -> list[Path]:
         for name in filenames:
             if not name.startswith(".") and is_fits_name(name):
                 p = Path(dirpath) / name
-                # a broken or looping link is listed too: it is reported as unreadable
-                if p.is_symlink() or p.is_file():
+                # a broken or looping link is listed too: it is reported as unreadable;
+                # a link to something that is not a file (a FIFO would block) is not
+                broken = p.is_symlink() and not p.exists()
+                if broken or p.is_file():
                     found.append(p)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
@@ -97,12 +99,23 @@ def _read_through(path: Path) -> None:
         raise FrameError(path, f"corrupt compressed image data ({err})") from err
 
 
-def _parse_every_card(header: Any, path: Path) -> None:
-    """Parse each card now, so that one that cannot be read is a FrameError naming it,
-    not an exception from deep inside a later step."""
+#: cards that are read whatever the configuration: the image's layout and its sections
+_LAYOUT = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "BZERO",
+           "BSCALE", "BLANK", "BIASSEC", "TRIMSEC", "DATASEC", "BUNIT")  # fmt: skip
+
+
+def _parse_cards(header: Any, path: Path, config: Config | None) -> None:
+    """Parse now the cards ccdcal reads (the layout's and the configured keywords'), so
+    that one that cannot be read is a FrameError naming it, not an exception from deep
+    inside a later step. Other cards are a camera's own business and are left as they are
+    (an unquoted vendor string is common in older files)."""
     from astropy.io.fits.verify import VerifyError
 
+    kw = (config or Config()).keywords
+    wanted = {*_LAYOUT, *(k for name in fields(kw) for k in getattr(kw, name.name))}
     for card in header.cards:
+        if card.keyword not in wanted:
+            continue
         try:
             card.value  # noqa: B018 - parsing is what is checked
         except (VerifyError, ValueError) as err:
@@ -167,7 +180,7 @@ def read_info(
                 if index != 0:
                     headers.append(hdul[0].header)
                 for header in headers:
-                    _parse_every_card(header, p)
+                    _parse_cards(header, p, config)
                 info = classify(headers, path=p, relpath=rel, config=config, hdu=index)
             if verify:
                 _read_through(p)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import socket
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import CcdcalError
+
+log = logging.getLogger(__name__)
 
 LOCK = ".ccdcal.lock"
 #: the parts whose scratch folders and temporary files a killed run may leave
@@ -46,9 +49,13 @@ def claim(out: Path) -> Iterator[None]:
     """Hold ``out`` for one reduction: a second one into it stops at once, naming the
     process that holds it. The lock is the operating system's (``flock``), released when
     the process ends however it ends, so a killed run's lock is simply taken over."""
-    import fcntl
-
     check_writable(out)
+    try:
+        import fcntl
+    except ImportError:  # not on this system (Windows): no lock, as before
+        clear_leftovers(out)
+        yield
+        return
     path = out / LOCK
     handle = open(path, "a+")  # noqa: SIM115 - held for the whole run
     try:
@@ -61,6 +68,9 @@ def claim(out: Path) -> Iterator[None]:
                 f"{out}: another ccdcal run is writing into this folder ({holder}); wait for "
                 "it to finish, or choose another output folder"
             ) from None
+        except OSError as err:  # a file system without locks (Lustre, NFS without lockd)
+            log.warning("%s: cannot be locked (%s): two runs into it at once would collide",
+                        out, (err.strerror or str(err)).lower())  # fmt: skip
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")

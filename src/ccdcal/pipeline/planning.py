@@ -142,7 +142,8 @@ def _sensible(usable: list[FrameInfo], notices: list[str]) -> list[FrameInfo]:
     lights = [f for f in usable if f.kind == "light"]
     dark_lights = [f for f in lights if f.exptime is not None and f.exptime <= 0]
     _left_out(dark_lights, "lights of 0 s hold no light", notices)
-    untimed = [f for f in lights if f.exptime is None] if darks else []
+    kept_darks = [f for f in darks if f.exptime is not None and f.exptime > 0]
+    untimed = [f for f in lights if f.exptime is None] if kept_darks else []
     _left_out(untimed, f"lights without a usable exposure time, to which no dark can be "
               f"scaled ({_why(untimed)})", notices)  # fmt: skip
     out = {id(f) for f in (*products, *no_time, *zero, *dark_lights, *untimed)}

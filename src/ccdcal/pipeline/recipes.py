@@ -310,6 +310,7 @@ class StackInputs:
     background: list[float] = field(default_factory=list)
     reference: Path | None = None
     left_out: list[str] = field(default_factory=list)
+    kept: list[int] | None = None  # after screening: which of the registration's lights
 
     def keep(self, indices: Sequence[int], why: Mapping[int, str]) -> StackInputs:
         """Only the lights at ``indices``; the others are recorded in ``left_out`` with
@@ -319,11 +320,13 @@ class StackInputs:
             return [values[i] for i in indices] if len(values) == len(self.paths) else values
 
         gone = [f"{self.paths[i].name}: {text}" for i, text in why.items()]
+        before = self.kept if self.kept is not None else list(range(len(self.paths)))
         return replace(
             self, paths=pick(self.paths), exptimes=pick(self.exptimes),
             transforms=pick(self.transforms), fwhm=pick(self.fwhm),
             fwhm_err=pick(self.fwhm_err), throughput=pick(self.throughput),
             background=pick(self.background), left_out=[*self.left_out, *gone],
+            kept=[before[i] for i in indices],
         )  # fmt: skip
 
     def grid_wcs(self) -> Any:
@@ -770,6 +773,7 @@ class Prepared:
     history: History
     exptime: float | None = None
     exptimes: list[float | None] | None = None
+    left_out: list[str] = field(default_factory=list)
 
 
 def scratch(product: Product) -> Path:
@@ -880,12 +884,16 @@ def setup(
         exptime = times.pop()
     options = product.options
     exptimes = None
+    left_out: list[str] = []
     if product.kind == "stack":
         chosen, combination, history = _stack(
             product.inputs, memory_limit, *_stack_options(product)
         )
+        if inputs is not None and chosen.kept is not None:  # the prepared lights screening kept
+            files = [files[i] for i in chosen.kept]
         files = chosen.paths if inputs is None else files
         exptimes = chosen.exptimes
+        left_out = chosen.left_out
     else:
         if inputs is not None and product.kind == "flat":
             exptimes = [t for _, t in inputs]  # the dark was scaled to each
@@ -893,7 +901,8 @@ def setup(
         spec = flat_spec(spec) if product.kind == "flat" else spec
         combination = _limited(spec, memory_limit).combination()
         history = _master_history(product)
-    return Prepared(files, combination, combination.setup(files), history, exptime, exptimes)
+    return Prepared(files, combination, combination.setup(files), history, exptime, exptimes,
+                    left_out)  # fmt: skip
 
 
 def _master_history(product: Product) -> History:
@@ -932,7 +941,7 @@ def assemble(product: Product, prepared: Prepared, parts: list[Rows | None]) -> 
                             bias=master(o["bias"]), dark=master(o["dark"]),
                             exptimes=prepared.exptimes or [], noise=noise)  # fmt: skip
     else:
-        frame = finish_stack(combined, prepared.exptimes)
+        frame = finish_stack(combined, prepared.exptimes, prepared.left_out)
     path = write(frame, product, prepared.history)
     shutil.rmtree(scratch(product), ignore_errors=True)
     return path

@@ -190,11 +190,17 @@ def _rejection_notices(path: Path) -> list[str]:
 def _orphan_notices(the_plan: Plan) -> list[str]:
     """A notice for the calibrated lights of an earlier run whose raw file is gone: they are
     in no stack of this run, and are not deleted (they are the user's to keep or remove)."""
-    planned = {p.path for p in the_plan.products.values()}
+    from .planning import output_name
+
     folder = the_plan.out_dir / "calibrated"
     if not folder.is_dir():
         return []
-    gone = sorted(p for p in folder.rglob("*.fits") if p not in planned)
+    # a light of the raw folder that this run leaves out is not gone: only files whose raw
+    # frame is no longer there at all are
+    present = {folder / output_name(the_plan.collection.relative(f))
+               for f in the_plan.collection.frames}  # fmt: skip
+    present |= {p.path for p in the_plan.products.values()}
+    gone = sorted(p for p in folder.rglob("*.fits") if p.is_file() and p not in present)
     if not gone:
         return []
     names = ", ".join(str(p.relative_to(the_plan.out_dir)) for p in gone[:3])

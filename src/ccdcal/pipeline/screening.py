@@ -4,15 +4,17 @@ say is left out with a notice, never stacked.
 A light whose BZERO went missing reads 32,768 ADU low; a light of an empty or broken file
 reads all zeros; either moved a whole stack (its sky to -10,731 e- instead of 108, or to 64)
 before this test. Each calibrated light carries its median level (MEDLEVEL), the robust
-scatter of its pixels (MADSTD) and its median variance (MEDVAR): a good light's pixels
-scatter as its variance says, whatever its sky, so the ratio MADSTD² / MEDVAR is alike in
+scatter of its pixels (LOCNOISE) and its median variance (MEDVAR): a good light's pixels
+scatter as its variance says, whatever its sky, so the ratio LOCNOISE² / MEDVAR is alike in
 every light of a group (twilight or not), and a light whose ratio is several times off its
-group's median, or whose sky lies far below zero where the others' does not, is odd.
+group's median, or whose sky lies far below zero where the others' does not, is odd. The
+scatter is that of neighbouring pixels' differences (LOCNOISE), in which a gradient, a
+nebula or a crowded field cancels: a frame's whole spread would count them as noise.
 
 Examples
 --------
->>> good = {"MEDLEVEL": 100.0, "MADSTD": 10.0, "MEDVAR": 100.0}
->>> zeros = {"MEDLEVEL": -60.0, "MADSTD": 0.5, "MEDVAR": 70.0}
+>>> good = {"MEDLEVEL": 100.0, "LOCNOISE": 10.0, "MEDVAR": 100.0}
+>>> zeros = {"MEDLEVEL": -60.0, "LOCNOISE": 0.5, "MEDVAR": 70.0}
 >>> odd_lights([good, good, good, zeros])
 {3: 'its pixels scatter by 0.5, 0.06 times what its variance (70) and the other lights say'}
 """
@@ -42,7 +44,7 @@ def odd_lights(headers: Sequence[Mapping[str, Any]]) -> dict[int, str]:
             odd[i] = "it has no valid pixel"
             continue
         try:
-            level, spread, var = (float(h.get(k)) for k in ("MEDLEVEL", "MADSTD", "MEDVAR"))
+            level, spread, var = (float(h.get(k)) for k in ("MEDLEVEL", "LOCNOISE", "MEDVAR"))
         except (TypeError, ValueError):
             continue
         stats[i] = (level, spread, var)

@@ -62,7 +62,9 @@ def save_figure(fig: Figure, path: PathLike, *, dpi: int = DPI) -> Path:
     """Write a figure as PNG (parent folders created) and clear it; returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi, format="png")
+    tmp = out.with_name(f".{out.name}.tmp")  # complete or absent, as every output
+    fig.savefig(tmp, dpi=dpi, format="png")
+    tmp.replace(out)
     fig.clear()
     log.debug("wrote %s", out)
     return out
