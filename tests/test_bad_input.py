@@ -560,3 +560,45 @@ def test_a_folder_that_cannot_be_locked_is_used_with_a_notice(tmp_path, monkeypa
     with caplog.at_level(logging.WARNING, logger="ccdcal"), claim(tmp_path / "out"):
         pass
     assert "cannot be locked (no locks available)" in caplog.text
+
+
+def test_outputs_are_flushed_once_per_run_and_a_torn_one_is_made_again(tmp_path, monkeypatch):
+    """reduce writes its outputs without a flush each (a rerun verifies every checksum) and
+    flushes once at its end; a file torn as a power cut would tear it is made again."""
+    raw = _night(tmp_path / "night", nlight=2)
+    calls = {"fsync": 0, "sync": 0}
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.__setitem__("fsync", calls["fsync"] + 1)
+                        or real_fsync(fd))  # fmt: skip
+    monkeypatch.setattr(os, "sync", lambda: calls.__setitem__("sync", calls["sync"] + 1))
+    out = tmp_path / "out"
+    first = reduce(raw, out, report=False)
+    assert calls == {"fsync": 0, "sync": 1}
+    Frame(np.ones((2, 2))).write(tmp_path / "api.fits")  # the API's writes stay durable
+    assert calls["fsync"] == 1
+    light = first.calibrated[0]
+    light.write_bytes(light.read_bytes()[: 2880 * 3])  # torn: its name, not its bytes
+    again = reduce(raw, out, report=False)
+    assert light not in again.reused and _verified(out) > 5
+
+
+def test_a_first_run_says_that_it_compiles(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from ccdcal import compiled
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setattr(compiled, "_cache_folders", lambda module: [cache])
+    monkeypatch.setattr(compiled, "_said", False)
+    with caplog.at_level(logging.WARNING, logger="ccdcal"):
+        compiled.say_if_compiling()
+        compiled.say_if_compiling()
+    assert caplog.text.count("compiling its kernels") == 1  # once
+    for module in compiled.KERNEL_MODULES:  # numba's index files, as a compile leaves them
+        (cache / f"{Path(module).name}.kernel-1.py311.nbi").write_bytes(b"")
+    caplog.clear()
+    monkeypatch.setattr(compiled, "_said", False)
+    assert compiled.kernels_cached()
+    compiled.say_if_compiling()
+    assert "compiling" not in caplog.text

@@ -463,11 +463,16 @@ def _umask() -> int:
         return _UMASK[0]
 
 
-def write_hdul(hdul: fits.HDUList, path: PathLike, *, when: str | None = None) -> None:
+def write_hdul(
+    hdul: fits.HDUList, path: PathLike, *, when: str | None = None, durable: bool = True
+) -> None:
     """Write an HDU list atomically, with CHECKSUM/DATASUM in every HDU.
 
     The file appears under its name complete or not at all: it is written to a temporary file
-    in the same folder, flushed to disk, then renamed over the target.
+    in the same folder, flushed to disk (``durable``), then renamed over the target. A
+    caller that checks every file's checksums before it trusts it again, and flushes once
+    when it is done (as :func:`ccdcal.reduce` does), passes ``durable=False``: a power cut
+    can then leave a file torn, which its checksum shows, and it is made again.
 
     Parameters
     ----------
@@ -487,8 +492,9 @@ def write_hdul(hdul: fits.HDUList, path: PathLike, *, when: str | None = None) -
         for hdu in hdul:
             hdu.add_checksum(when=when)
         hdul.writeto(tmp, overwrite=True, output_verify="exception")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         # mkstemp makes the file private (0600); an output should be as readable as any
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
@@ -506,7 +512,9 @@ def verify_checksums(path: PathLike) -> bool:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with fits.open(path, checksum=True) as hdul:
+            # the file opened here, so that it is closed even where astropy gives up on a
+            # torn one halfway through opening it
+            with open(path, "rb") as handle, fits.open(handle, checksum=True) as hdul:
                 for hdu in hdul:
                     if "CHECKSUM" not in hdu.header or "DATASUM" not in hdu.header:
                         return False

@@ -212,6 +212,7 @@ class Frame:
         params: Mapping[str, Any] | None = None,
         dtype: str | None = None,
         deterministic: bool = False,
+        durable: bool = True,
     ) -> None:
         """Write the frame atomically as FITS with checksums and provenance.
 
@@ -226,12 +227,16 @@ class Frame:
             See :meth:`to_hdulist`.
         deterministic
             Leave out time stamps, so that the same frame gives the same bytes.
+        durable
+            Flush the file to the disk before it takes its name (see
+            :func:`ccdcal.fitsio.write_hdul`).
         """
         out = self
         if step is not None:
             out = replace(self, header=self.header.copy())
             add_history(out.header, step, inputs=inputs, params=params, stamp=not deterministic)
-        write_hdul(out.to_hdulist(dtype=dtype), path, when="ccdcal" if deterministic else None)
+        when = "ccdcal" if deterministic else None
+        write_hdul(out.to_hdulist(dtype=dtype), path, when=when, durable=durable)
 
     # ------------------------------------------------------------------ CCDData
     def to_ccddata(self, *, unit: str | None = None) -> CCDData:

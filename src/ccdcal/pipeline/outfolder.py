@@ -77,8 +77,17 @@ def claim(out: Path) -> Iterator[None]:
         handle.flush()
         clear_leftovers(out)
         yield
+        _flush()  # the outputs, written without a flush each, are on the disk when we return
     finally:
         handle.close()  # releases the lock; the file stays, harmless
+
+
+def _flush() -> None:
+    """Flush what this run wrote to the disk, once (``sync``; where there is none, nothing:
+    each output's checksum still tells a torn file from a whole one)."""
+    sync = getattr(os, "sync", None)
+    if sync is not None:
+        sync()
 
 
 def clear_leftovers(out: Path) -> list[Path]:

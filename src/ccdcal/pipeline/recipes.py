@@ -753,7 +753,10 @@ def write(result: Any, product: Product, history: History) -> Path:
         tmp.replace(product.path)
         return product.path
     result.header["PIPEKEY"] = (product.key, "ccdcal: digest of inputs and options")
-    result.write(product.path, step=STEPS[product.kind], inputs=product.inputs, params=history)
+    # not flushed file by file: a rerun verifies every output's checksums before it keeps
+    # it, and the run flushes once at its end (ccdcal.pipeline.outfolder.claim)
+    result.write(product.path, step=STEPS[product.kind], inputs=product.inputs, params=history,
+                 durable=False)  # fmt: skip
     return product.path
 
 

@@ -321,6 +321,9 @@ def reduce(
     with claim(out):  # one run at a time; what a killed one left half-written is cleared
         for notice in the_plan.notices:  # before the work: a failure must not hide them
             log.warning("%s", notice)
+        from ..compiled import say_if_compiling
+
+        say_if_compiling()
         outcome = execute(
             the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
             progress=show,
