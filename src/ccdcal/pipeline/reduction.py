@@ -31,7 +31,6 @@ import numpy as np
 from ..collection import Collection
 from ..config import Config
 from ..errors import CcdcalError
-from ..frame import Frame
 from ..parallel import executor
 from . import recipes
 from .execution import Outcome, check_band_rows, execute
@@ -245,13 +244,16 @@ def _stats_row(
 ) -> tuple[str, str, str, str, str]:
     from astropy.stats import mad_std
 
-    frame = Frame.read(path)
-    if rejected and "REJFRAC" in frame.header:
-        note = f"{note}; {100 * float(frame.header['REJFRAC']):.2f} % rejected"
-    good = frame.data[np.isfinite(frame.data)]
+    from ..fitsio import ImageReader
+
+    with ImageReader(path, memmap=False) as reader:  # the image alone: not mask nor variance
+        data, header = reader.rows(), reader.header
+    if rejected and "REJFRAC" in header:
+        note = f"{note}; {100 * float(header['REJFRAC']):.2f} % rejected"
+    good = data[np.isfinite(data)]
     return (
         label,
-        f"{frame.shape[1]}x{frame.shape[0]}",
+        f"{data.shape[1]}x{data.shape[0]}",
         f"{np.median(good):.4g}" if good.size else "nan",
         f"{mad_std(good):.4g}" if good.size else "nan",
         note,
