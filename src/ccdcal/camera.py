@@ -105,10 +105,9 @@ def clipped_std(values: np.ndarray, *, sigma: float = _CLIP) -> tuple[float, flo
 @functools.lru_cache(maxsize=8)
 def _truncated_variance(sigma: float) -> float:
     """Variance of a normal distribution truncated at ±sigma, relative to the untruncated."""
-    from scipy.stats import norm
-
-    kept_fraction = 2.0 * norm.cdf(sigma) - 1.0
-    return float(1.0 - 2.0 * sigma * norm.pdf(sigma) / kept_fraction)
+    kept_fraction = math.erf(sigma / math.sqrt(2.0))  # 2 Φ(σ) - 1
+    density = math.exp(-0.5 * sigma * sigma) / math.sqrt(2.0 * math.pi)
+    return float(1.0 - 2.0 * sigma * density / kept_fraction)
 
 
 @dataclass(frozen=True)

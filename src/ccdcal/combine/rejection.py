@@ -614,13 +614,15 @@ class ESDClip(Rejection):
 
 @lru_cache(maxsize=32)
 def _esd_table(n: int, alpha: float) -> np.ndarray:
-    from scipy import stats
+    # Student's t quantile from scipy.special (stdtrit equals stats.t.ppf): importing
+    # scipy.stats cost 0.6 s of every master bias's time
+    from scipy.special import stdtrit
 
     table = np.full((n + 1, n + 1), np.inf)
     for m in range(3, n + 1):
         i = np.arange(1, m - 1)  # m - i - 1 >= 1 degrees of freedom
         prob = 1.0 - alpha / (2.0 * (m - i + 1))
-        t = stats.t.ppf(prob, m - i - 1)
+        t = stdtrit((m - i - 1).astype(np.float64), prob)
         table[m, 1 : m - 1] = (m - i) * t / np.sqrt((m - i - 1 + t * t) * (m - i + 1))
     table.setflags(write=False)
     return table
