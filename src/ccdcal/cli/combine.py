@@ -139,9 +139,6 @@ def run(args: argparse.Namespace) -> int:
         reject = _reject(args)
     except ValueError as err:
         raise CcdcalError(f"combine: {err}") from err
-    from ..compiled import say_if_compiling
-
-    say_if_compiling()
     start = time.perf_counter()
     try:
         frame = _combine(combine, args, reject)
