@@ -30,9 +30,10 @@ def _cache_folders(module: str) -> list[Path]:
     return folders
 
 
-def kernels_cached() -> bool:
-    """True when every kernel module has compiled code in numba's cache (its index files)."""
-    for module in KERNEL_MODULES:
+def kernels_cached(modules: tuple[str, ...] = KERNEL_MODULES) -> bool:
+    """True when every one of ``modules`` has compiled code in numba's cache (its index
+    files)."""
+    for module in modules:
         stem = Path(module).name
         if not any(
             any(folder.glob(f"{stem}.*.nbi"))
@@ -43,10 +44,11 @@ def kernels_cached() -> bool:
     return True
 
 
-def say_if_compiling() -> None:
-    """Log once per process that the kernels are being compiled, where they are not cached."""
+def say_if_compiling(modules: tuple[str, ...] = KERNEL_MODULES) -> None:
+    """Log once per process that the kernels of ``modules`` are being compiled, where they
+    are not cached."""
     global _said
-    if _said or kernels_cached():
+    if _said or kernels_cached(modules):
         return
     _said = True
     log.warning(
