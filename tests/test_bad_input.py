@@ -474,12 +474,15 @@ def test_a_combine_stays_within_its_memory_limit(tmp_path):
         Frame(np.full((8, 8), float(i), np.float32)).write(tmp_path / f"tiny{i}.fits")
     common = ["--method", "mean", "--reject", "sigclip"]
     tiny = sorted(map(str, tmp_path.glob("tiny*.fits")))
-    baseline = _peak_rss(["combine", *tiny, "-o", str(tmp_path / "t.fits"), *common])
     frames = sorted(map(str, tmp_path.glob("f*.fits")))
     limit = 30 * 2**20
     big = ["combine", *frames, "-o", str(tmp_path / "m.fits"), *common, "--memory-limit", "30MB"]
     _peak_rss(big)  # a first run compiles what the kernels need for these frames, and caches it
-    peak = _peak_rss(big)
+    # the least of two runs each: another test's process compiling into the same cache at
+    # the same moment makes one run recompile, and that is no part of the combine's memory
+    baseline = min(_peak_rss(["combine", *tiny, "-o", str(tmp_path / "t.fits"), *common])
+                   for _ in range(2))  # fmt: skip
+    peak = min(_peak_rss(big) for _ in range(2))
     assert peak - baseline <= limit, (peak, baseline)
 
 

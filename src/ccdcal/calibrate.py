@@ -542,10 +542,6 @@ def _header_float(frame: Frame, keys: Sequence[str]) -> float | None:
     return None
 
 
-#: ADC widths whose ceiling saturation is inferred from, bits
-ADC_BITS = (12, 14, 16)
-
-
 def adc_ceiling(data: np.ndarray) -> tuple[float, str] | None:
     """The ADC's ceiling where raw counts reach it, and what ADC it is; None otherwise.
 
@@ -572,21 +568,20 @@ def adc_ceiling(data: np.ndarray) -> tuple[float, str] | None:
         lo, hi = float(finite.min()), float(finite.max())
     if lo < 0 or hi > 65535 or hi != int(hi):
         return None
-    top = int(hi)
-    for bits in ADC_BITS:
-        for shift in range(0, 17 - bits):
-            if top != ((1 << bits) - 1) << shift:
-                continue
-            if bits == 16:
-                return hi, "16-bit"
-            if np.count_nonzero(data == hi) < 2:
-                return None
-            if shift:
-                if np.any(np.mod(data[np.isfinite(data)], 1 << shift) != 0):
-                    continue
-                return hi, f"{bits}-bit, stored shifted left by {shift} bits"
-            return hi, f"{bits}-bit"
-    return None
+    from .classify import ADC_CEILINGS
+
+    if int(hi) not in ADC_CEILINGS:
+        return None
+    bits, shift = ADC_CEILINGS[int(hi)]
+    if bits == 16:
+        return hi, "16-bit"
+    if np.count_nonzero(data == hi) < 2:
+        return None
+    if shift:
+        if np.any(np.mod(data[np.isfinite(data)], 1 << shift) != 0):
+            return None
+        return hi, f"{bits}-bit, stored shifted left by {shift} bits"
+    return hi, f"{bits}-bit"
 
 
 def saturation_mask(frame: Frame, saturation: float | None) -> np.ndarray:
@@ -898,7 +893,6 @@ def _variance_slope(base: int, flat: Frame | None, divisor: np.ndarray | None) -
 
 
 __all__ = [
-    "ADC_BITS",
     "Overscan",
     "adc_ceiling",
     "as_frame",

@@ -228,6 +228,13 @@ def _filter(look: _Lookup, keys: Sequence[str]) -> tuple[str | None, str | None]
     return _text(value), key
 
 
+#: the largest value of each ADC a camera may have, and its (bits, left shift in 16 bits):
+#: 12-, 14- and 16-bit, and shifted as CMOS cameras store 12-bit values (4095 << 4 = 65520)
+ADC_CEILINGS: Mapping[int, tuple[int, int]] = {
+    ((1 << bits) - 1) << shift: (bits, shift) for bits in (12, 14, 16) for shift in range(17 - bits)
+}
+
+
 def is_adc_ceiling(value: float) -> bool:
     """Whether ``value`` is the largest value of a 12-, 14- or 16-bit ADC, or of one stored
     shifted left in 16 bits (4095, 16383, 65535, 65520, ...).
@@ -237,9 +244,7 @@ def is_adc_ceiling(value: float) -> bool:
     >>> is_adc_ceiling(65535), is_adc_ceiling(65520), is_adc_ceiling(60211)
     (True, True, False)
     """
-    return any(
-        value == ((1 << bits) - 1) << shift for bits in (12, 14, 16) for shift in range(17 - bits)
-    )
+    return value in ADC_CEILINGS
 
 
 def filter_from_object(text: str) -> str | None:

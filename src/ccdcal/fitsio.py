@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 from astropy.utils.exceptions import AstropyUserWarning
 
 from .errors import FrameError
@@ -76,7 +77,7 @@ def clean_header(header: fits.Header) -> fits.Header:
         card = out.cards[index]
         try:
             card.verify("exception")
-        except Exception:
+        except (VerifyError, ValueError):  # what astropy raises for a card it cannot write
             del out[index]
     return out
 
