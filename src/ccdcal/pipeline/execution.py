@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import CcdcalError
 from ..parallel import DaskCluster, Executor, Ref, Task, executor
+from . import parts as pieces
 from . import recipes
 from .products import PARTS, Plan, Product, State, describe_inputs
 
@@ -130,7 +131,7 @@ def execute(
     finally:
         # the executor has stopped every task of the run by now, failed or not
         for p in split:
-            shutil.rmtree(recipes.scratch(p), ignore_errors=True)
+            shutil.rmtree(pieces.scratch(p), ignore_errors=True)
         recipes.forget_masters()
     return Outcome(built=todo, reused=reused, states=states)
 
@@ -170,27 +171,27 @@ def graph(
             inputs: list[Ref] | None = None  # the calibrated lights themselves
         else:
             prepared = [
-                Task(f"{p.name}#prepare-{i}", recipes.prepare, (p, i, after))
+                Task(f"{p.name}#prepare-{i}", pieces.prepare, (p, i, after))
                 for i in range(len(p.inputs))
             ]
             tasks += prepared
             inputs = [Ref(t.key) for t in prepared]
             if p.kind == "stack":  # cosmic rays against the median, where seeing differs
-                median = Task(f"{p.name}#median", recipes.model, (p, inputs, memory_limit))
+                median = Task(f"{p.name}#median", pieces.model, (p, inputs, memory_limit))
                 checked = [
-                    Task(f"{p.name}#check-{i}", recipes.check, (p, i, Ref(median.key), ref))
+                    Task(f"{p.name}#check-{i}", pieces.check, (p, i, Ref(median.key), ref))
                     for i, ref in enumerate(inputs)
                 ]
                 tasks += [median, *checked]
                 inputs = [Ref(t.key) for t in checked]
-        setup = Task(f"{p.name}#setup", recipes.setup, (p, inputs, memory_limit, after))
+        setup = Task(f"{p.name}#setup", pieces.setup, (p, inputs, memory_limit, after))
         bands = [
-            Task(f"{p.name}#rows-{i}", recipes.rows, (Ref(setup.key), i, count))
+            Task(f"{p.name}#rows-{i}", pieces.rows, (Ref(setup.key), i, count))
             for i in range(count)
         ]
         tasks += [setup, *bands]
         parts = [Ref(t.key) for t in bands]
-        tasks.append(Task(p.name, recipes.assemble, (p, Ref(setup.key), parts)))
+        tasks.append(Task(p.name, pieces.assemble, (p, Ref(setup.key), parts)))
     return tasks
 
 
