@@ -286,3 +286,19 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     odd.write(night.raw_dir / "bias_odd.fits", dtype="uint16")
     assert main(["characterize", str(night.raw_dir)]) == 1
     assert "bias_odd.fits: bias of shape 64x32 differs" in capsys.readouterr().err
+
+
+def test_twilight_flats_are_no_linearity_measurement(tmp_path):
+    """Sky flats of a fading twilight (the simulator's flats at levels that do not follow
+    their exposure times, as the Lowell night's): linearity is not measured, and the gain
+    from pairs of one level is still right."""
+    det = Detector.create(seed=2, shape=(128, 128), gain=1.5, read_noise=6.0)
+    rng = np.random.default_rng(1)
+    frames = [det.bias(rng) for _ in range(4)]
+    # the sky fades while the exposures lengthen: 30,000 e- at 2 s down to 15,000 at 6 s
+    for t, level in ((2.0, 30_000.0), (3.0, 27_000.0), (4.5, 21_000.0), (6.0, 15_000.0)):
+        frames += [det.flat(level, "V", rng, exptime=t) for _ in range(2)]
+    found = characterize(_write(frames, tmp_path / "raw"))
+    assert found.linearity is not None and not found.linearity.measured
+    assert "twilight" in found.linearity.note
+    assert found.gain.value == pytest.approx(1.5, rel=0.02)
