@@ -12,19 +12,18 @@ steps' bit for bit (``tests/test_calibrate.py`` checks it).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from . import threads
 
 #: where the photon noise is counted from (``base`` of :func:`calibrate_pixels`)
 NO_PHOTONS, ABOVE_BIAS, ABOVE_DARK, ABOVE_ZERO = range(4)
 
 
-@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def calibrate_pixels(
-    data, has_bias, bias, has_bvar, bias_var, has_dark, k, k2, dark, has_dvar, dark_var,
-    has_flat, flat_safe, flat_bad, has_fvar, flat_var, has_gain, g, gfn, rn2, base,
-    dark_holds_bvar, k2x, has_dfv, dark_frame_var, out_data, out_var, out_common,
-):  # fmt: skip
+def calibrate_pixels(*args: Any) -> None:
     """Bias, scaled dark, flat and gain on ``data``, with the variance, into the outputs.
 
     ``k`` (float32) scales the dark and ``k2`` (float32 of k², computed in float64) its
@@ -41,11 +40,26 @@ def calibrate_pixels(
     read noise and dark current) takes the place of the read noise: where the dark holds the
     bias, the photons above it leave out the dark current's, which this counts. Arrays a
     flag says are absent may be any small array.
+
+    Arguments, in order: ``data, has_bias, bias, has_bvar, bias_var, has_dark, k, k2, dark,
+    has_dvar, dark_var, has_flat, flat_safe, flat_bad, has_fvar, flat_var, has_gain, g, gfn,
+    rn2, base, dark_holds_bvar, k2x, has_dfv, dark_frame_var, out_data, out_var,
+    out_common``. The rows are shared out over :func:`ccdcal.threads.split`.
     """
-    ny, nx = data.shape
+    threads.split(lambda y0, y1: _calibrate_rows(y0, y1, *args), args[0].shape[0])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _calibrate_rows(
+    y0, y1, data, has_bias, bias, has_bvar, bias_var, has_dark, k, k2, dark, has_dvar,
+    dark_var, has_flat, flat_safe, flat_bad, has_fvar, flat_var, has_gain, g, gfn, rn2, base,
+    dark_holds_bvar, k2x, has_dfv, dark_frame_var, out_data, out_var, out_common,
+):  # fmt: skip
+    """Rows ``y0:y1`` of :func:`calibrate_pixels`."""
+    nx = data.shape[1]
     zero = np.float32(0.0)
     gg = g * g
-    for y in prange(ny):
+    for y in range(y0, y1):
         for x in range(nx):
             d = data[y, x]
             if base == ABOVE_BIAS:

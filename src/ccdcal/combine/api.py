@@ -411,8 +411,6 @@ class Combination:
         y0: int,
         y1: int,
     ) -> Rows:
-        import numba
-
         from . import kernels
 
         n = setup.n
@@ -489,7 +487,6 @@ class Combination:
                     group, setup.fscale, setup.fzero, wframe, wmode, algo, prm, lam, ci, cj,
                     _METHODS[self.method], self.nkeep, var_mode, y - y0, r, out_data, out_var,
                     out_com, out_n, out_lo, out_hi, out_rej, keep_rejected,
-                    numba.get_num_threads(),
                 )  # fmt: skip
         return Rows(
             y0, y1, out_data, out_var, out_mask, out_n, out_lo, out_hi,

@@ -15,12 +15,12 @@ the bands are read.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def swap32_into(words: np.ndarray, out: np.ndarray) -> None:
-    """Byte-swap 32-bit words (big-endian FITS floats) into ``out``, rows in parallel.
+    """Byte-swap 32-bit words (big-endian FITS floats) into ``out``.
 
     Examples
     --------
@@ -30,7 +30,7 @@ def swap32_into(words: np.ndarray, out: np.ndarray) -> None:
     >>> out.tolist()
     [[1.5, -2.0]]
     """
-    for y in prange(words.shape[0]):
+    for y in range(words.shape[0]):
         src = words[y]
         dst = out[y]
         for x in range(src.shape[0]):
@@ -43,7 +43,7 @@ def swap32_into(words: np.ndarray, out: np.ndarray) -> None:
             )
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def decode16(
     raw: np.ndarray,
     out: np.ndarray,
@@ -69,7 +69,7 @@ def decode16(
     scale = bscale != np.float32(1.0)
     offset = bzero != np.float32(0.0)
     nan32 = np.float32(np.nan)
-    for y in prange(raw.shape[0]):
+    for y in range(raw.shape[0]):
         src = raw[y]
         dst = out[y]
         for x in range(src.shape[0]):

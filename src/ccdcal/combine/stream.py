@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from .. import threads
 from ..errors import CcdcalError, CcdcalTypeError, FrameError
 from ..fitsio import COMMON_EXT, ImageReader, RawLayout
 from ..frame import Frame
@@ -146,6 +148,11 @@ class FileSource(Source):
             raise
         self._reader = reader
         self._open = True
+
+    @property
+    def direct(self) -> bool:
+        """Whether every plane is read by ``pread`` and decoded here (safe on any thread)."""
+        return self._fd is not None and self._reader is None
 
     def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         assert self._open, "read after close"
@@ -428,8 +435,8 @@ def plan_rows(
     """Rows per band so that outputs plus band buffers stay within ``memory_limit`` bytes.
 
     Counted: the output planes, the rejection cube when kept, the open files' headers, the
-    band buffers of all ``n`` frames (data, mask, variance), and two frames' bands being
-    read (raw + float32).
+    band buffers of all ``n`` frames (data, mask, variance), and the bands of the frames
+    being read at once (raw + float32; two, or one per thread).
 
     Examples
     --------
@@ -473,8 +480,9 @@ def _costs(
         return fixed, 0
     planes = 4 + (2 if has_mask else 0) + (4 if has_variance else 0) + (4 if has_common else 0)
     per_row = n * nx * planes
-    per_row += 2 * nx * (8 + 4 + (2 if has_mask else 0) + (8 if has_variance else 0))
-    per_row += 2 * nx * (8 if has_common else 0)
+    reading = max(2, threads.count())  # frames being read at once, raw and decoded
+    per_row += reading * nx * (8 + 4 + (2 if has_mask else 0) + (8 if has_variance else 0))
+    per_row += reading * nx * (8 if has_common else 0)
     return fixed, per_row
 
 
@@ -509,32 +517,48 @@ def iter_bands(
     mbuf = np.zeros((n, rows, nx) if any_mask else (n, 1, 1), np.uint16)
     vbuf = np.empty((n, rows, nx) if use_var else (n, 1, 1), np.float32)
     cbuf = np.zeros((n, rows, nx) if use_common else (n, 1, 1), np.float32)
-    last: tuple[Any, ...] = ()
+    # files read by pread and decoded by a kernel that releases the GIL are read by
+    # several threads at once; the others (through astropy, whose warning filters are
+    # process-wide) in this thread
+    direct = [i for i, s in enumerate(sources) if isinstance(s, FileSource) and s.direct]
+    others = [i for i in range(n) if not (isinstance(sources[i], FileSource) and sources[i].direct)]
+    lock = threading.Lock()
+
+    def load(i: int, y0: int, y1: int) -> Any:
+        r = y1 - y0
+        source = sources[i]
+        mask, var, data = source.read_into(y0, y1, buf[i])
+        if any_mask:
+            if mask is None:
+                mbuf[i, :r] = 0
+            else:
+                mbuf[i, :r] = mask
+                if all_mask:
+                    with lock:
+                        out_mask[y0 - start : y1 - start] &= mask
+        if use_var:
+            vbuf[i, :r] = var
+        if use_common:
+            common = source.common(y0, y1)
+            cbuf[i, :r] = 0.0 if common is None else common
+        if y1 == stop:
+            source.close()
+        return data, mask, var
+
+    def run(indices: list[int], y0: int, y1: int) -> None:
+        last = None
+        for i in indices:
+            # the previous frame's arrays are freed only after this read allocated its own:
+            # freeing first lets malloc return the memory to the system and fault it back
+            # in at every read (2-3x slower reading)
+            last = load(i, y0, y1)
+        del last
+
     for y0 in range(start, stop, rows):
         y1 = min(stop, y0 + rows)
-        r = y1 - y0
-        for i, source in enumerate(sources):
-            mask, var, data = source.read_into(y0, y1, buf[i])
-            # the previous frame's arrays are freed only now, after this read allocated its
-            # own: freeing first lets malloc return the memory to the system and fault it
-            # back in at every read (2-3x slower reading)
-            last = (data, mask, var)
-            if any_mask:
-                if mask is None:
-                    mbuf[i, :r] = 0
-                else:
-                    mbuf[i, :r] = mask
-                    if all_mask:
-                        out_mask[y0 - start : y1 - start] &= mask
-            if use_var:
-                vbuf[i, :r] = var
-            if use_common:
-                common = source.common(y0, y1)
-                cbuf[i, :r] = 0.0 if common is None else common
-            if y1 == stop:
-                source.close()
-        yield y0, r, buf, mbuf, vbuf, cbuf
-    del last
+        threads.split(lambda a, b, y0=y0, y1=y1: run(direct[a:b], y0, y1), len(direct))
+        run(others, y0, y1)
+        yield y0, y1 - y0, buf, mbuf, vbuf, cbuf
 
 
 __all__ = [
