@@ -565,9 +565,10 @@ def test_a_folder_that_cannot_be_locked_is_used_with_a_notice(tmp_path, monkeypa
     assert "cannot be locked (no locks available)" in caplog.text
 
 
-def test_outputs_are_flushed_once_per_run_and_a_torn_one_is_made_again(tmp_path, monkeypatch):
-    """reduce writes its outputs without a flush each (a rerun verifies every checksum) and
-    flushes once at its end; a file torn as a power cut would tear it is made again."""
+def test_outputs_are_flushed_only_when_asked_and_a_torn_one_is_made_again(tmp_path, monkeypatch):
+    """reduce writes its outputs without a flush each (a rerun verifies every checksum),
+    flushes them once at its end only with durable=True; a file torn as a power cut would
+    tear it is made again."""
     raw = _night(tmp_path / "night", nlight=2)
     calls = {"fsync": 0, "sync": 0}
     real_fsync = os.fsync
@@ -575,6 +576,8 @@ def test_outputs_are_flushed_once_per_run_and_a_torn_one_is_made_again(tmp_path,
                         or real_fsync(fd))  # fmt: skip
     monkeypatch.setattr(os, "sync", lambda: calls.__setitem__("sync", calls["sync"] + 1))
     out = tmp_path / "out"
+    reduce(raw, tmp_path / "durable", report=False, durable=True)
+    assert calls == {"fsync": 0, "sync": 1}
     first = reduce(raw, out, report=False)
     assert calls == {"fsync": 0, "sync": 1}
     Frame(np.ones((2, 2))).write(tmp_path / "api.fits")  # the API's writes stay durable

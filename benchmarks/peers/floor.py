@@ -1,6 +1,6 @@
 """The floor of a reduction: every raw file read and decoded once, and as many bytes as
-ccdcal's outputs written once (plain files of float32 rows, one sync at the end, as
-``ccdcal reduce`` flushes).
+ccdcal's outputs written once (plain files of big-endian rows, not flushed, as ``ccdcal
+reduce`` writes them).
 
 Usage: ``python floor.py RAW_DIR OUT_DIR`` (used by ``night_vs_peers.py``): it writes for
 each raw light a file the size of a calibrated light (data, variance, masters' variance
@@ -9,7 +9,6 @@ float32 and a uint16 mask), and one of each master and stack.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -35,7 +34,6 @@ def main(raw: Path, out: Path) -> None:
         with open(out / f"{i:04d}.bin", "wb") as f:
             for p in planes:
                 p.astype(p.dtype.newbyteorder(">")).tofile(f)
-    os.sync()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from astropy.utils.exceptions import AstropyUserWarning
 
+from . import fitswrite
 from .errors import FrameError
 
 PathLike = str | os.PathLike[str]
@@ -490,9 +491,7 @@ def write_hdul(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     try:
-        for hdu in hdul:
-            hdu.add_checksum(when=when)
-        hdul.writeto(tmp, overwrite=True, output_verify="exception")
+        fitswrite.write(hdul, tmp, when=when)  # checksums summed where the bytes pass
         if durable:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())

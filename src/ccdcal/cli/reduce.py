@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "date); no report",
     )
     p.add_argument(
+        "--durable",
+        action="store_true",
+        help="flush the outputs to the disk before the run ends (without it, a power cut "
+        "soon after a run can leave outputs torn: the next run tells them by their "
+        "checksums and makes them again)",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan (each product, its inputs, and whether it is up to date or why "
@@ -96,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         memory_limit=args.memory_limit,
         only=args.only,
         band_rows=args.band_rows,
+        durable=args.durable,
     )
     print(result.summary())
     if result.report is not None:

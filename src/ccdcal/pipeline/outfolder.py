@@ -45,16 +45,19 @@ def check_writable(out: Path) -> None:
 
 
 @contextlib.contextmanager
-def claim(out: Path) -> Iterator[None]:
+def claim(out: Path, *, durable: bool = False) -> Iterator[None]:
     """Hold ``out`` for one reduction: a second one into it stops at once, naming the
     process that holds it. The lock is the operating system's (``flock``), released when
-    the process ends however it ends, so a killed run's lock is simply taken over."""
+    the process ends however it ends, so a killed run's lock is simply taken over. With
+    ``durable``, what the run wrote is flushed to the disk before it ends."""
     check_writable(out)
     try:
         import fcntl
     except ImportError:  # not on this system (Windows): no lock, as before
         clear_leftovers(out)
         yield
+        if durable:
+            _flush()
         return
     path = out / LOCK
     handle = open(path, "a+")  # noqa: SIM115 - held for the whole run
@@ -77,7 +80,8 @@ def claim(out: Path) -> Iterator[None]:
         handle.flush()
         clear_leftovers(out)
         yield
-        _flush()  # the outputs, written without a flush each, are on the disk when we return
+        if durable:  # the outputs, written without a flush each, on the disk when we return
+            _flush()
     finally:
         handle.close()  # releases the lock; the file stays, harmless
 

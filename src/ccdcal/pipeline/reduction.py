@@ -272,6 +272,7 @@ def reduce(
     memory_limit: int | str | None = None,
     only: str | None = None,
     band_rows: int | None = None,
+    durable: bool = False,
 ) -> ReduceResult:
     """Reduce a night: masters, calibrated lights, stacks, and a report.
 
@@ -304,6 +305,10 @@ def reduce(
     band_rows
         Combine masters and stacks in row bands of about this many rows, each a task
         (default: on a cluster, only combines larger than a few GB).
+    durable
+        Flush the outputs to the disk before returning (``sync``). Without it they reach
+        the disk when the system writes them back: a power cut before then can leave some
+        torn, which the next run tells by their checksums and makes again.
 
     Returns
     -------
@@ -320,7 +325,8 @@ def reduce(
         _check_memory(the_plan, limit)  # before minutes of work, not after them
     out = the_plan.out_dir
     show = sys.stderr.isatty() if progress is None else progress
-    with claim(out):  # one run at a time; what a killed one left half-written is cleared
+    # one run at a time; what a killed one left half-written is cleared
+    with claim(out, durable=durable):
         for notice in the_plan.notices:  # before the work: a failure must not hide them
             log.warning("%s", notice)
         from ..compiled import say_if_compiling
