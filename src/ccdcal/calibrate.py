@@ -230,11 +230,20 @@ def subtract_overscan(
     # the level's own noise (read noise / sqrt(pixels of the strip)) is left out of the
     # variance: hundreds of pixels make it negligible beside one pixel's read noise
     out = _new(frame, frame.data - level, frame.variance, frame.mask)
-    out.header["OVERSCAN"] = (
-        f"{ov.method} {float(np.mean(level)):.2f}",
-        "overscan method and mean level (ADU)",
-    )
+    out.header["OVERSCAN"] = overscan_card(ov, level)
     return out
+
+
+def overscan_card(overscan: Overscan, level: np.ndarray) -> tuple[str, str]:
+    """The OVERSCAN card of a frame whose overscan ``level`` was subtracted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> overscan_card(Overscan("median"), np.float32(500.004))
+    ('median 500.00', 'overscan method and mean level (ADU)')
+    """
+    return f"{overscan.method} {float(np.mean(level)):.2f}", "overscan method and mean level (ADU)"
 
 
 def trim(frame: Frame, trimsec: str | Section | None = None) -> Frame:
@@ -258,16 +267,31 @@ def trim(frame: Frame, trimsec: str | Section | None = None) -> Frame:
         header=frame.header.copy(),
         extras={},
     )
+    trimmed_header(out.header, out.shape)
+    return out
+
+
+def trimmed_header(header: Any, shape: tuple[int, int]) -> None:
+    """Say in ``header`` that its frame was trimmed to ``shape``: TRIMSEC the whole image,
+    BIASSEC and DATASEC renamed (they point into the untrimmed frame).
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> h = fits.Header({"BIASSEC": "[5:6,1:4]"})
+    >>> trimmed_header(h, (4, 4))
+    >>> h["TRIMSEC"], h["OLDBIASS"]
+    ('[1:4,1:4]', '[5:6,1:4]')
+    """
     from .sections import format_section
 
-    out.header["TRIMSEC"] = (
-        format_section(slice(0, out.shape[0]), slice(0, out.shape[1])),
+    header["TRIMSEC"] = (
+        format_section(slice(0, shape[0]), slice(0, shape[1])),
         "trimmed: whole image",
     )
     for key in ("BIASSEC", "DATASEC"):
-        if key in out.header:
-            out.header.rename_keyword(key, f"OLD{key[:5]}")
-    return out
+        if key in header:
+            header.rename_keyword(key, f"OLD{key[:5]}")
 
 
 # ---------------------------------------------------------------------------- masters
@@ -598,6 +622,29 @@ def saturation_mask(frame: Frame, saturation: float | None) -> np.ndarray:
     return frame.data >= np.float32(saturation)
 
 
+def saturation_level(
+    frame: Frame, saturation: float | None = None
+) -> tuple[float | None, tuple[float, str] | None]:
+    """The saturation level (ADU) of a raw frame, and the SATINFER card where it was
+    inferred: ``saturation``, else the header's SATURATE, else the ADC's ceiling where the
+    data reach it (:func:`adc_ceiling`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> saturation_level(Frame(np.array([[10.0, 4095.0, 4095.0]])))
+    (4095.0, (4095.0, '[adu] saturation: 12-bit ADC ceiling'))
+    """
+    sat = saturation if saturation is not None else _header_float(frame, ("SATURATE",))
+    if sat is not None:
+        return sat, None
+    ceiling = adc_ceiling(frame.data)
+    if ceiling is None:
+        return None, None
+    short = ceiling[1].replace(", stored shifted left by ", "<<").removesuffix(" bits")
+    return ceiling[0], (ceiling[0], f"[adu] saturation: {short} ADC ceiling")
+
+
 def flag_saturation(frame: Frame, saturation: float | None = None) -> Frame:
     """A copy of a raw frame with SATURATED (and NO_DATA for NaN) set in its mask.
 
@@ -612,14 +659,10 @@ def flag_saturation(frame: Frame, saturation: float | None = None) -> Frame:
     >>> flags.describe(out.mask[0, 1])
     ['SATURATED']
     """
-    sat = saturation if saturation is not None else _header_float(frame, ("SATURATE",))
+    sat, card = saturation_level(frame, saturation)
     header = frame.header.copy()
-    if sat is None:
-        ceiling = adc_ceiling(frame.data)
-        if ceiling is not None:
-            sat = ceiling[0]
-            short = ceiling[1].replace(", stored shifted left by ", "<<").removesuffix(" bits")
-            header["SATINFER"] = (sat, f"[adu] saturation: {short} ADC ceiling")
+    if card is not None:
+        header["SATINFER"] = card
     mask = frame.mask_or_zeros().copy()
     mask[saturation_mask(frame, sat)] |= flags.SATURATED
     mask[~np.isfinite(frame.data)] |= flags.NO_DATA
@@ -740,6 +783,9 @@ def calibrate(
         NO_PHOTONS,
         calibrate_pixels,  # here: numba loads in 0.2 s
     )
+    from .compiled import say_if_compiling
+
+    say_if_compiling(("calibrate",))
 
     holds_bias = bias is None and dark is not None and dark.header.get("BIASSUB") is False
     if dark is not None and t is None and not from_header:
@@ -901,10 +947,13 @@ __all__ = [
     "flag_saturation",
     "flat_correct",
     "gain_correct",
+    "overscan_card",
     "overscan_level",
+    "saturation_level",
     "saturation_mask",
     "subtract_bias",
     "subtract_dark",
     "subtract_overscan",
     "trim",
+    "trimmed_header",
 ]

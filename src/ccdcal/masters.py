@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -178,6 +179,41 @@ def with_exptime(frame: Frame, exptime: float | None) -> Frame:
     return frame
 
 
+def _streamed(items: Sequence[FrameLike]) -> bool:
+    """Whether a master's inputs are all raw files that the combine can read prepared, band
+    by band (:mod:`ccdcal.preparation`): uncompressed files (a compressed one cannot be
+    read from the middle; those, frames and arrays are prepared whole, in memory)."""
+    return bool(items) and all(
+        isinstance(i, str | os.PathLike)
+        and Path(i).suffix.lower() not in {".gz", ".fz", ".bz2", ".z"}
+        for i in items
+    )
+
+
+def _plans(
+    items: Sequence[FrameLike],
+    progress: Progress | None,
+    exptimes: Sequence[float | None] | None = None,
+    **how: Any,
+) -> list[Any]:
+    """Each raw file's :class:`~ccdcal.preparation.Preparation` (read once each, whole),
+    all of one shape."""
+    from . import preparation
+
+    plans = []
+    for i, item in enumerate(items):
+        exptime = None if exptimes is None else exptimes[i]
+        prep = preparation.plan(item, exptime=exptime, **how)  # type: ignore[arg-type]
+        if plans and prep.shape != plans[0].shape:
+            raise CcdcalError(
+                f"{prep.path}: shape {prep.shape} differs from {plans[0].path} {plans[0].shape}"
+            )
+        plans.append(prep)
+        if progress:
+            progress(1)
+    return plans
+
+
 def _nbytes(frame: Frame) -> int:
     return sum(a.nbytes for a in (frame.data, frame.mask, frame.variance) if a is not None)
 
@@ -249,12 +285,12 @@ def master_bias(
         The master bias in ADU with its variance (of the mean, from the frames' scatter).
     """
     spec = combine or CombineSpec.default("bias")
+    how = {"biassec": biassec, "trimsec": trimsec, "overscan": overscan}
+    if _streamed(frames):
+        plans = _plans(frames, progress, **how)
+        return finish_bias(spec.run(plans), len(plans), noise=noise)
     with prepared_inputs(
-        frames,
-        lambda f: preprocess(f, biassec=biassec, trimsec=trimsec, overscan=overscan),
-        progress,
-        spec=spec,
-        workdir=workdir,
+        frames, lambda f: preprocess(f, **how), progress, spec=spec, workdir=workdir
     ) as prepared:
         return finish_bias(spec.run(prepared.inputs), len(prepared.inputs), noise=noise)
 
@@ -455,22 +491,30 @@ def master_dark(
     the master bias's, which every dark had subtracted.
     """
     spec = combine or CombineSpec.default("dark")
-    with prepared_inputs(
-        frames,
-        lambda f: prepare_dark(f, bias=bias, biassec=biassec, trimsec=trimsec, overscan=overscan),
-        progress,
-        exptimes,
-        spec=spec,
-        workdir=workdir,
-    ) as prepared:
-        times = set(prepared.exptimes)
-        if len(times) > 1:
-            raise CcdcalError(
-                f"darks of different exposure times combined together: {sorted(map(str, times))}"
-            )
-        combined = spec.run(prepared.inputs)
-    return finish_dark(combined, len(prepared.inputs), exptime=times.pop(), hot_sigma=hot_sigma,
-                       bias=bias, noise=noise)  # fmt: skip
+    how = {"biassec": biassec, "trimsec": trimsec, "overscan": overscan}
+    if _streamed(frames):
+        plans = _plans(frames, progress, exptimes, bias=bias, **how)
+        times = _one_exposure([p.exptime for p in plans])
+        combined, count = spec.run(plans), len(plans)
+    else:
+        with prepared_inputs(
+            frames, lambda f: prepare_dark(f, bias=bias, **how), progress, exptimes, spec=spec,
+            workdir=workdir,
+        ) as prepared:  # fmt: skip
+            times = _one_exposure(prepared.exptimes)
+            combined, count = spec.run(prepared.inputs), len(prepared.inputs)
+    return finish_dark(combined, count, exptime=times, hot_sigma=hot_sigma, bias=bias,
+                       noise=noise)  # fmt: skip
+
+
+def _one_exposure(exptimes: Sequence[float | None]) -> float | None:
+    """The one exposure time of a master dark's inputs; refused when they have several."""
+    times = set(exptimes)
+    if len(times) > 1:
+        raise CcdcalError(
+            f"darks of different exposure times combined together: {sorted(map(str, times))}"
+        )
+    return times.pop()
 
 
 def prepare_dark(
@@ -563,16 +607,20 @@ def master_flat(
     (from the flats' scatter) plus the subtracted bias's and scaled dark's.
     """
 
-    def step(f: Frame) -> Frame:
-        return prepare_flat(
-            f, bias=bias, dark=dark, biassec=biassec, trimsec=trimsec, overscan=overscan
-        )
-
+    how = {"bias": bias, "dark": dark, "biassec": biassec, "trimsec": trimsec,
+           "overscan": overscan}  # fmt: skip
     spec = flat_spec(combine or CombineSpec.default("flat"))
-    with prepared_inputs(frames, step, progress, exptimes, spec=spec, workdir=workdir) as prepared:
-        combined = spec.run(prepared.inputs)
-        count = len(prepared.inputs)
-        times = prepared.exptimes
+    if _streamed(frames):
+        plans = _plans(frames, progress, exptimes, flat=True, **how)
+        combined, count, times = spec.run(plans), len(plans), [p.exptime for p in plans]
+    else:
+        with prepared_inputs(
+            frames, lambda f: prepare_flat(f, **how), progress, exptimes, spec=spec,
+            workdir=workdir,
+        ) as prepared:  # fmt: skip
+            combined = spec.run(prepared.inputs)
+            count = len(prepared.inputs)
+            times = prepared.exptimes
     return finish_flat(combined, count, min_response=min_response, bias=bias, dark=dark,
                        exptimes=times, noise=noise)  # fmt: skip
 

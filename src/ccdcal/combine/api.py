@@ -478,7 +478,8 @@ class Combination:
         thr = np.array([-np.inf if lo is None else lo, np.inf if hi is None else hi], np.float32)
         from ..compiled import say_if_compiling
 
-        say_if_compiling(("combine/kernels",))  # where they are first called: inputs are good
+        # where they are first called: the inputs are good
+        say_if_compiling((f"combine:{algo}", "decode"))
         with contextlib.closing(bands):
             for y, r, buf, mbuf, vbuf, cbuf in bands:
                 y_in0 = 0 if direct is None else y

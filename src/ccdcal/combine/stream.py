@@ -67,6 +67,11 @@ class Source:
         """Release the file, if any."""
 
     @property
+    def threadsafe(self) -> bool:
+        """Whether bands of this input may be read on any thread, beside other inputs."""
+        return False
+
+    @property
     def exptime(self) -> float | None:
         """Exposure time from the header (EXPTIME or EXPOSURE), or None."""
         for key in ("EXPTIME", "EXPOSURE"):
@@ -150,8 +155,8 @@ class FileSource(Source):
         self._open = True
 
     @property
-    def direct(self) -> bool:
-        """Whether every plane is read by ``pread`` and decoded here (safe on any thread)."""
+    def threadsafe(self) -> bool:
+        """Every plane read by ``pread`` and decoded here (not through astropy)."""
         return self._fd is not None and self._reader is None
 
     def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -331,6 +336,8 @@ class ArraySource(Source):
 
 
 def _make_source(item: Any, index: int) -> Source:
+    if hasattr(item, "combine_source"):  # an input that makes its own (a raw file prepared)
+        return item.combine_source(index)
     if isinstance(item, Frame):
         return FrameSource(item, index)
     if isinstance(item, str | os.PathLike):
@@ -520,8 +527,8 @@ def iter_bands(
     # files read by pread and decoded by a kernel that releases the GIL are read by
     # several threads at once; the others (through astropy, whose warning filters are
     # process-wide) in this thread
-    direct = [i for i, s in enumerate(sources) if isinstance(s, FileSource) and s.direct]
-    others = [i for i in range(n) if not (isinstance(sources[i], FileSource) and sources[i].direct)]
+    direct = [i for i, s in enumerate(sources) if s.threadsafe]
+    others = [i for i, s in enumerate(sources) if not s.threadsafe]
     lock = threading.Lock()
 
     def load(i: int, y0: int, y1: int) -> Any:

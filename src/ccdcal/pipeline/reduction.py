@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from ..collection import Collection
+from ..compiled import compile_ahead, stop_ahead
 from ..config import Config
 from ..errors import CcdcalError
-from ..parallel import executor
+from ..parallel import DaskCluster, executor
 from . import recipes
 from .execution import Outcome, check_band_rows, execute
 from .outfolder import claim
@@ -329,13 +330,15 @@ def reduce(
     with claim(out, durable=durable):
         for notice in the_plan.notices:  # before the work: a failure must not hide them
             log.warning("%s", notice)
-        from ..compiled import say_if_compiling
-
-        say_if_compiling()
-        outcome = execute(
-            the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
-            progress=show,
-        )  # fmt: skip
+        if not isinstance(run, DaskCluster):  # a cluster's workers compile their own
+            compile_ahead(kernels_of(the_plan))
+        try:
+            outcome = execute(
+                the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
+                progress=show,
+            )  # fmt: skip
+        finally:
+            stop_ahead()
         result = ReduceResult.from_run(the_plan, outcome, out)
         for notice in result.notices[len(the_plan.notices) :]:
             log.warning("%s", notice)
@@ -344,6 +347,37 @@ def reduce(
 
             result.report = write_report(result)
     return result
+
+
+def kernels_of(the_plan: Plan) -> list[str]:
+    """The compiled kernels a plan's products call (:mod:`ccdcal.compiled`), in the order
+    they first call them: the decoders of raw files, the combine of each master's
+    rejection, the calibration, the stacks' combine (``"auto"``: each light's variance,
+    :class:`~ccdcal.combine.VarianceClip`, as on a night whose noise is known).
+
+    Examples
+    --------
+    >>> kernels_of(Plan(Path("raw"), Path("out"), None, None))
+    []
+    """
+    from ..combine.rejection import NONE, VARCLIP
+    from ..masters import CombineSpec
+
+    names: list[str] = []
+    for product in the_plan.products.values():
+        spec = product.options.get("combine")
+        if isinstance(spec, CombineSpec):  # a master
+            names += ["decode", f"combine:{NONE if spec.reject is None else spec.reject.code}"]
+        elif product.kind == "light":
+            names.append("calibrate")
+        elif product.kind == "stack":
+            reject = getattr(spec, "reject", "auto")
+            code = VARCLIP if reject == "auto" else None
+            if code is None:
+                made = spec.rejection() if hasattr(spec, "rejection") else None
+                code = NONE if made is None else made.code
+            names += ["decode", f"combine:{code}"]
+    return list(dict.fromkeys(names))
 
 
 def _check_memory(the_plan: Plan, limit: int) -> None:
