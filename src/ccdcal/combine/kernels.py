@@ -54,11 +54,13 @@ from .rejection import (
     VARCLIP,
     WINSOR,
 )
+from .varclip import varclip_block
 from .windows import (
     _SIRIL,
     _avsigclip,
     _esd,
     _iraf_pclip,
+    _kept_split,
     _linfit,
     _median,
     _medsig,
@@ -67,7 +69,6 @@ from .windows import (
     _nested_clip,
     _pclip,
     _sigclip_astropy_block,
-    _varclip,
 )
 
 #: pixels per block (one row segment); the sorting network's inner loop runs over them
@@ -149,6 +150,16 @@ def _make_kernel(algo: int):
         fv = np.empty((2, BLOCK), np.float32)
         acc = np.empty((8, BLOCK), np.float64)
         fb = np.empty((5, BLOCK), np.float64)
+        nvc = n if algo == VARCLIP else 1  # VarianceClip's scratch (see varclip_block)
+        need_b = np.zeros(BLOCK, np.int64)
+        vk = np.zeros((nvc, BLOCK), np.int64)
+        vs = np.zeros((nvc, BLOCK), np.float64)
+        vd = np.zeros((nvc, BLOCK), np.float64)
+        vv_ = np.zeros((nvc, BLOCK), np.float64)
+        va = np.zeros((nvc, BLOCK), np.float64)
+        vz = np.zeros((nvc, BLOCK), np.float64)
+        vpix = np.zeros((11, BLOCK), np.float64)
+        vtmp = np.zeros((12, BLOCK), np.float64)
         for t in range(t0, t1):
             x0 = (t % nxb) * BLOCK
             bw = min(BLOCK, nx - x0)
@@ -310,13 +321,19 @@ def _make_kernel(algo: int):
                     for p in range(bw):
                         krow[p] = False
                 vmed = fv[0]
+                if algo == VARCLIP:  # the whole block at once, its steps vectorised
+                    for p in range(bw):
+                        need_b[p] = _need(nkeep, nv_a[p])
+                    varclip_block(
+                        w, ix, vblk, cblk, has_com, fscale, fzero, nv_a, need_b, prm, lam,
+                        bw, vk, vs, vd, vv_, va, vz, vpix, vtmp,
+                    )  # fmt: skip
                 for p in range(bw):
                     nv = nv_a[p]
                     if algo == VARCLIP:
-                        lo, hi, med = _varclip(
-                            w, ix, vblk, cblk, has_com, fscale, fzero, p, nv, prm, lam,
-                            _need(nkeep, nv), slo, tmp, tmp2,
-                        )  # fmt: skip
+                        for j in range(nv):
+                            slo[j] = vk[j, p]
+                        lo, hi, med = _kept_split(w, p, nv, slo)
                     elif algo == LINFIT:
                         lo, hi, med = _linfit(w, p, nv, prm, _need(nkeep, nv), slo, tmp)
                     else:
