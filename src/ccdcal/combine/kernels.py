@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit
 
 from .. import threads
+from .esd import esd_block
 from .rejection import (
     AVSIG,
     CCDCLIP,
@@ -58,7 +59,6 @@ from .varclip import varclip_block
 from .windows import (
     _SIRIL,
     _avsigclip,
-    _esd,
     _iraf_pclip,
     _kept_split,
     _linfit,
@@ -145,7 +145,6 @@ def _make_kernel(algo: int):
         tmp2 = np.empty(n + 1, np.float64)
         rep = np.zeros((3, BLOCK), np.float64)
         slo = np.zeros(n + 1, np.int64)
-        shi = np.zeros(n + 1, np.int64)
         iv = np.empty((5, BLOCK), np.int32)
         fv = np.empty((2, BLOCK), np.float32)
         acc = np.empty((8, BLOCK), np.float64)
@@ -160,6 +159,9 @@ def _make_kernel(algo: int):
         vz = np.zeros((nvc, BLOCK), np.float64)
         vpix = np.zeros((11, BLOCK), np.float64)
         vtmp = np.zeros((12, BLOCK), np.float64)
+        nesd = n if algo == ESD else 0  # the generalized ESD's scratch (see esd_block)
+        epix = np.zeros((4, BLOCK), np.float64)
+        esteps = np.zeros((2 * nesd + 2, BLOCK), np.int64)
         for t in range(t0, t1):
             x0 = (t % nxb) * BLOCK
             bw = min(BLOCK, nx - x0)
@@ -353,6 +355,10 @@ def _make_kernel(algo: int):
                     klo_a[p] = lo
                     khi_a[p] = nv - hi
                     vmed[p] = med
+            elif algo == ESD:  # the whole block at once, its sums vectorised
+                for p in range(bw):
+                    need_b[p] = _need(nkeep, nv_a[p])
+                esd_block(w, bw, nv_a, need_b, prm, lam, klo_a, khi_a, epix, esteps)
             else:
                 for p in range(bw):
                     nv = nv_a[p]
@@ -372,8 +378,6 @@ def _make_kernel(algo: int):
                             klo, khi = _iraf_pclip(w, p, nv, prm, need)
                         elif algo == AVSIG:  # the line's σ factor, one per output row
                             klo, khi = _avsigclip(w, p, nv, prm, lam[0, y_out], need)
-                        elif algo == ESD:
-                            klo, khi = _esd(w, p, nv, prm, lam, need, slo, shi)
                     klo_a[p] = klo
                     khi_a[p] = khi
             olo = out_lo[y_out, x0 : x0 + bw]

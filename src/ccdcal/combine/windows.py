@@ -276,38 +276,6 @@ def _minmax(nv, prm, need):
 
 
 @njit(cache=True, error_model="numpy")
-def _esd(w, p, nv, prm, lam, need, slo, shi):
-    r = math.floor(prm[0] * nv) if prm[1] != 0.0 else int(prm[0])
-    r = min(r, nv - 2, nv - need)
-    if r <= 0:
-        return 0, nv
-    lo = 0
-    hi = nv
-    nout = 0
-    for i in range(1, r + 1):
-        cnt = hi - lo
-        mean = _mean(w, p, lo, hi)
-        sd = np.sqrt(_sumsq(w, p, lo, hi, mean) / (cnt - 1))
-        if not sd > 0.0:
-            break
-        dlo = mean - w[lo, p]
-        dhi = w[hi - 1, p] - mean
-        if dhi >= dlo:
-            big = dhi / sd
-            hi -= 1
-        else:
-            big = dlo / sd
-            lo += 1
-        slo[i] = lo
-        shi[i] = hi
-        if big > lam[nv, i]:
-            nout = i
-    if nout == 0:
-        return 0, nv
-    return slo[nout], shi[nout]
-
-
-@njit(cache=True, error_model="numpy")
 def _kth_deviation(w, p, lo, hi, med, k):
     """(k+1)-th smallest |w - med| over the sorted window: the k+1 values closest to med
     are a contiguous run [a, a+k]; find a by bisection."""
