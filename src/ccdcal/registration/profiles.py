@@ -100,6 +100,8 @@ class Shapes:
         the smaller along the two axes, and along the two diagonals.
     width_err, sharpness_err, axis_err, diagonal_err
         Their standard errors from the sky noise.
+    clean
+        No excluded pixel (a saturated core) among the 5x5.
     """
 
     flux: np.ndarray
@@ -113,6 +115,7 @@ class Shapes:
     sharpness_err: np.ndarray
     axis_err: np.ndarray
     diagonal_err: np.ndarray
+    clean: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -127,13 +130,17 @@ class Locus:
     count: int
 
 
-def _stamps(sub: np.ndarray, bad: np.ndarray, y: np.ndarray, x: np.ndarray, r: int) -> np.ndarray:
-    """(n, 2r+1, 2r+1) pixels around each (y, x), excluded pixels set to 0 (no light)."""
+def _stamps(
+    sub: np.ndarray, bad: np.ndarray, y: np.ndarray, x: np.ndarray, r: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 2r+1, 2r+1) pixels around each (y, x), excluded pixels set to 0 (no light), and
+    whether each has none excluded."""
     ny, nx = sub.shape
     d = np.arange(-r, r + 1)
     yy = np.clip(y[:, None, None] + d[None, :, None], 0, ny - 1)
     xx = np.clip(x[:, None, None] + d[None, None, :], 0, nx - 1)
-    return np.where(bad[yy, xx], 0.0, sub[yy, xx].astype(np.float64))
+    excluded = bad[yy, xx]
+    return np.where(excluded, 0.0, sub[yy, xx].astype(np.float64)), ~excluded.any(axis=(1, 2))
 
 
 def measure(sub: np.ndarray, bad: np.ndarray, y: np.ndarray, x: np.ndarray, noise: float) -> Shapes:
@@ -154,7 +161,7 @@ def measure(sub: np.ndarray, bad: np.ndarray, y: np.ndarray, x: np.ndarray, nois
     -------
     Shapes
     """
-    stamp = _stamps(sub, bad, np.asarray(y, np.intp), np.asarray(x, np.intp), 2)
+    stamp, clean = _stamps(sub, bad, np.asarray(y, np.intp), np.asarray(x, np.intp), 2)
     flux = stamp.sum(axis=(1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(flux > 0, 1.0 / flux, np.nan)
@@ -189,7 +196,7 @@ def measure(sub: np.ndarray, bad: np.ndarray, y: np.ndarray, x: np.ndarray, nois
         flux=flux, snr=flux / (5.0 * noise) if noise > 0 else np.full(len(flux), np.inf),
         width=width, length=length, sharpness=sharpness, axis=axis, diagonal=diagonal,
         width_err=width_err, sharpness_err=sharpness_err, axis_err=axis_err,
-        diagonal_err=diagonal_err,
+        diagonal_err=diagonal_err, clean=clean,
     )  # fmt: skip
 
 
@@ -237,6 +244,7 @@ def stellar(shapes: Shapes) -> np.ndarray:
         )
         well_measured = (
             possible
+            & shapes.clean
             & (shapes.snr >= 20.0)
             & (shapes.width >= NARROWEST)
             & (shapes.sharpness > 0)
