@@ -488,3 +488,119 @@ def test_affine_fits_draw_their_triples_and_flags_spread_only_where_they_weigh()
     hit = (out.mask & flags.COSMIC_RAY) != 0
     assert hit.sum() == 12
     np.testing.assert_allclose(out.data[4:-4, 4:-4], 1.0, rtol=1e-5)
+
+
+# ------------------------------------------------------------- stars among cosmic rays
+# Lights of 60 s at the simulator's default cosmic-ray rate: on 1024x1024, some 500 hits
+# each (tracks and single pixels of 20,000 to 80,000 e-, as bright as the stars) against
+# 30 stars. The first two lights look at the same place; the others moved and rotated.
+COSMIC_VIEWS = [
+    Pointing(fwhm=3.0),
+    Pointing(fwhm=3.0),
+    Pointing(dx=6.3, dy=-4.1, rotation=0.4, fwhm=2.6),
+    Pointing(dx=-5.2, dy=7.7, rotation=-0.3, fwhm=3.6),
+]
+
+
+def _calibrated_lights(base: Path, shape: tuple[int, int], views: list[Pointing], **options):
+    night = ccdcal.simulate.night(base / "night", seed=41, shape=shape, nbias=3, ndark=2, nflat=3,
+                                  nlight=len(views), pointings=views, **options)  # fmt: skip
+    result = reduce(night.raw_dir, base / "out", report=False, only="calibrated")
+    return night, [Frame.read(p) for p in result.calibrated]
+
+
+@pytest.fixture(scope="module")
+def cosmic(tmp_path_factory):
+    return _calibrated_lights(tmp_path_factory.mktemp("cosmic"), (1024, 1024), COSMIC_VIEWS)
+
+
+def _found_against_truth(night, frame: Frame, stars) -> tuple[float, float]:
+    """The share of the true stars (10 px or more inside the frame, their cores not
+    saturated) found within 1.5 px, and the share of the detections there that are no
+    true star."""
+    from scipy.spatial import cKDTree
+
+    truth = _reference_stars(night, frame.path.name)
+    ny, nx = frame.shape
+
+    def inside(x, y):
+        return (x >= 10) & (y >= 10) & (x <= nx - 11) & (y <= ny - 11)
+
+    tx, ty = np.asarray(truth["x"]), np.asarray(truth["y"])
+    excluded = ndimage.maximum_filter((frame.mask & flags.EXCLUDE) != 0, size=5)
+    clear = ~excluded[np.clip(np.round(ty).astype(int), 0, ny - 1),
+                      np.clip(np.round(tx).astype(int), 0, nx - 1)]  # fmt: skip
+    txy = np.column_stack([tx, ty])[inside(tx, ty) & clear]
+    found = stars.xy()[inside(stars.x, stars.y)]
+    recovered = float(np.mean(cKDTree(found).query(txy)[0] < 1.5))
+    false = float(np.mean(cKDTree(txy).query(found)[0] >= 1.5))
+    return recovered, false
+
+
+def test_stars_are_told_from_cosmic_rays(cosmic):
+    """Each light's stars are the simulator's: nearly all found, hardly a hit among them,
+    and the seeing they give is the truth's (the hits' would be half of it)."""
+    night, frames = cosmic
+    table = Table.read(night.truth["pointing"], format="ascii.ecsv")
+    for frame, row in zip(frames, table, strict=True):
+        hits = ndimage.label(fits.getdata(night.truth[f"cosmic_{row['frame']}"]) > 0)[1]
+        stars, quality = find_stars(frame)
+        recovered, false = _found_against_truth(night, frame, stars)
+        print(
+            f"{row['frame']}: {hits} hits, {len(stars)} stars found, {recovered:.1%} of "
+            f"the truth's, {false:.1%} false; FWHM {quality.fwhm:.3f} ({row['fwhm']} true)"
+        )
+        assert hits > 10 * len(stars)
+        assert recovered >= 0.9 and false < 0.1
+        assert quality.fwhm == pytest.approx(row["fwhm"], rel=0.06)
+
+
+def test_unmoved_lights_share_their_stars(cosmic):
+    """Two lights of the same field taken one after the other find the same stars (not
+    each its own hits): nearly every detection of one is within a pixel of one of the
+    other's."""
+    from scipy.spatial import cKDTree
+
+    _, frames = cosmic
+    first, second = (find_stars(f)[0] for f in frames[:2])
+    shared = cKDTree(second.xy()).query(first.xy())[0] < 1.0
+    print(f"{shared.sum()} of {len(first)} stars shared ({len(second)} in the other light)")
+    assert shared.mean() >= 0.9 and len(first) >= 20
+
+
+def test_lights_among_cosmic_rays_are_aligned(cosmic):
+    """The lights are aligned to the truth within 0.05 px at the centre and the corners;
+    the unmoved one has not moved."""
+    night, frames = cosmic
+    reg = register(frames, reference=0, select=None)
+    truth = _truth_to_reference(night, frames[0].path.name)
+    ny, nx = frames[0].shape
+    points = np.array([[(nx - 1) / 2, (ny - 1) / 2], [0, 0], [nx - 1, 0], [0, ny - 1],
+                       [nx - 1, ny - 1]], float)  # fmt: skip
+    for frame, f in zip(frames, reg.frames, strict=True):
+        assert f.transform is not None, f.why
+        err = np.hypot(*(f.transform.apply(points) - truth[frame.path.name].apply(points)).T)
+        print(f"{f.name}: {f.method}, {f.matched} pairs, error up to {err.max():.4f} px")
+        assert err.max() <= 0.05
+    assert reg.frames[1].transform.displacement(frames[0].shape) < 0.05
+
+
+def test_undersampled_stars_are_told_from_cosmic_rays(tmp_path):
+    """Stars of FWHM 1.2 px are nearly as sharp as a hit on one pixel: they are still
+    found, hits are not, and the lights are aligned (to their centroids' precision, about
+    0.2 px per star for such stars, which the transform's error states)."""
+    views = [Pointing(fwhm=1.2), Pointing(dx=3.4, dy=-2.7, fwhm=1.2),
+             Pointing(dx=-1.6, dy=4.3, rotation=0.3, fwhm=1.2)]  # fmt: skip
+    night, frames = _calibrated_lights(tmp_path, (512, 512), views)
+    for frame in frames:
+        recovered, false = _found_against_truth(night, frame, find_stars(frame)[0])
+        print(f"{frame.path.name}: {recovered:.1%} of the true stars, {false:.1%} false")
+        assert recovered >= 0.9 and false < 0.1
+    reg = register(frames, reference=0, select=None)
+    truth = _truth_to_reference(night, frames[0].path.name)
+    for frame, f in zip(frames[1:], reg.frames[1:], strict=True):
+        assert f.method == "stars", f.why
+        err = np.hypot(*(f.transform.apply([[0, 0], [511, 511]])
+                         - truth[frame.path.name].apply([[0, 0], [511, 511]])).T)  # fmt: skip
+        print(f"{f.name}: error up to {err.max():.3f} px, stated {f.error:.3f}")
+        assert err.max() <= max(3 * f.error, 0.05)

@@ -4,7 +4,9 @@ Detection is sep's (Source Extractor's algorithms as a library): a background ma
 5 sigma above it over at least 5 connected pixels, then windowed centroids (``sep.winpos``).
 Measured on simulated frames of 1024x1024 (``benchmarks/register_vs_peers.py``), sep found
 stars faster than photutils' DAOStarFinder and its windowed centroids came 3x closer to the
-truth, so ccdcal uses sep.
+truth, so ccdcal uses sep. Of what sep detects, cosmic-ray hits and tracks and hot pixels,
+sharper than the frame's point-spread function, are left out before anything else is
+measured (:mod:`~ccdcal.registration.profiles`).
 
 The FWHM of a star is twice its half-light radius (exact for a Gaussian), corrected for the
 pixel's own width (an integrated pixel adds 1/12 to a Gaussian's variance on each axis).
@@ -32,6 +34,7 @@ import numpy as np
 
 from .. import flags
 from ..frame import Frame
+from .profiles import measure, stellar
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _HALF_LIGHT_PER_SIGMA = math.sqrt(2.0 * math.log(2.0))  # a Gaussian's r(50 %) / sigma
@@ -130,21 +133,6 @@ def _data_and_mask(image: Frame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return data, bad
 
 
-#: the largest fraction of its 3x3 pixels' light a star's brightest pixel holds when the
-#: star is sampled by 1.5 pixels per FWHM or more; hits of cosmic rays hold more
-SHARP = 0.45
-
-
-def _sharpness_cut(sharpness: np.ndarray) -> float:
-    """:data:`SHARP`, or for a frame whose objects are mostly that sharp (undersampled
-    stars), four robust sigma above their median (at most 0.9: a one-pixel hit)."""
-    if sharpness.size < 5 or float(np.median(sharpness)) < SHARP - 0.05:
-        return SHARP
-    med = float(np.median(sharpness))
-    spread = 1.4826 * float(np.median(np.abs(sharpness - med)))
-    return float(min(max(SHARP, med + 4.0 * max(spread, 0.02)), 0.9))
-
-
 def find_stars(
     image: Frame | np.ndarray,
     *,
@@ -169,8 +157,9 @@ def find_stars(
     Returns
     -------
     stars : Stars
-        Brightest first. Cosmic rays and hot pixels (far sharper than the stars) and
-        objects at the image edge or touching excluded pixels are left out.
+        Brightest first. Cosmic-ray hits and tracks and hot pixels (sharper than the
+        frame's stars, see :func:`~ccdcal.registration.profiles.stellar`) and objects at
+        the image edge or touching excluded pixels are left out.
     quality : Quality
         Star count, median FWHM and ellipticity, sky level and noise.
     """
@@ -182,8 +171,8 @@ def find_stars(
     sky = background.back()
     noise = float(background.globalrms)
     sub = data - sky
-    found = sep.extract(sub, threshold, err=noise, mask=bad, minarea=min_area,
-                        deblend_cont=0.005)  # fmt: skip
+    found, segments = sep.extract(sub, threshold, err=noise, mask=bad, minarea=min_area,
+                                  deblend_cont=0.005, segmentation_map=True)  # fmt: skip
     empty = Stars(*(np.empty(0) for _ in range(5)))
     level = float(np.median(sky))
     if len(found) == 0:
@@ -191,13 +180,18 @@ def find_stars(
     # objects at the edges or on excluded pixels: their centroids would be biased
     x0, x1, y0, y1 = found["xmin"], found["xmax"], found["ymin"], found["ymax"]
     inside = (x0 > 1) & (y0 > 1) & (x1 < nx - 2) & (y1 < ny - 2)
+    number = np.arange(1, len(found) + 1)[inside]  # in the segmentation map
     found = found[inside]
-    # cosmic rays and hot pixels: sharper than any star can be. A star's brightest pixel
-    # holds at most a third of the light of the 3x3 pixels around it (a third at a FWHM of
-    # 1.5 px, a fifth at 2 px); a hit on one or two pixels holds half or more. Undersampled
-    # stars (FWHM near 1 px) are as sharp: where most objects are, the cut moves above them
-    sharpness = _sharpness(sub, found)
-    found = found[sharpness < _sharpness_cut(sharpness)]
+    # cosmic rays and hot pixels: sharper than the PSF (see profiles.py); left out before
+    # anything is measured on them (a long light has thousands), and their pixels set to
+    # the sky, so that a hit beside a star pulls neither its centroid nor its width
+    scatter = _pixel_noise(data, segments, bad, noise)
+    star = stellar(measure(sub, bad, found["ypeak"], found["xpeak"], scatter))
+    if not star.all():
+        refused = np.zeros(len(inside) + 1, bool)
+        refused[number[~star]] = True
+        sub[refused[segments]] = 0.0
+    found = found[star]
     if len(found) == 0:
         return empty, Quality(0, math.nan, math.nan, level, noise)
     # the half-light radius within one aperture for all, three times the frame's typical
@@ -213,8 +207,10 @@ def find_stars(
     typical = typical_of(FWHM_PER_SIGMA * np.sqrt((found["a"] ** 2 + found["b"] ** 2) / 2.0))
     for _ in range(2):
         rmax = np.full(len(found), max(3.0 * typical, 4.0))
-        half, flag = sep.flux_radius(sub, found["x"], found["y"], rmax, 0.5, mask=bad,
-                                     subpix=5)  # fmt: skip
+        # excluded pixels are left out of it: one in a star's wings (a saturated hit)
+        # takes almost none of its light; one in its core is refused below
+        half, _ = sep.flux_radius(sub, found["x"], found["y"], rmax, 0.5, mask=bad,
+                                  subpix=5)  # fmt: skip
         sigma_eff = half / _HALF_LIGHT_PER_SIGMA
         fwhm = FWHM_PER_SIGMA * np.sqrt(np.clip(sigma_eff**2 - 1.0 / 12.0, 1e-6, None))
         typical = typical_of(fwhm)
@@ -229,7 +225,6 @@ def find_stars(
         & np.isfinite(y)
         & (flux > 0)
         & np.isfinite(fwhm)
-        & ((flag & sep.APER_HASMASKED) == 0)
         & ((fflag & sep.APER_HASMASKED) == 0)
     )
     x, y, flux, fwhm, ellipticity = (v[ok] for v in (x, y, flux, fwhm, ellipticity))
@@ -263,18 +258,21 @@ def find_stars(
     return stars, quality
 
 
-def _sharpness(sub: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Each object's brightest pixel over the sum of the 3x3 pixels around it."""
-    ny, nx = sub.shape
-    xp = np.clip(found["xpeak"], 1, nx - 2)
-    yp = np.clip(found["ypeak"], 1, ny - 2)
-    box = np.zeros(len(found))
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            box += sub[yp + dy, xp + dx]
-    peak = sub[yp, xp]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(box > 0, peak / box, 1.0)
+def _pixel_noise(data: np.ndarray, segments: np.ndarray, bad: np.ndarray, noise: float) -> float:
+    """The sky noise, or the data's quantization where it is larger. Where most of the
+    sky's pixels hold one same value (Feder's 8-bit frames: 0 around objects made of steps
+    of about 1 ADU), the sky's noise is below the data's step, and a pixel is known only to
+    the step over sqrt(12) (the step: the median distance of the other sky values from that
+    one). In other frames the sky's values are spread like the noise: nothing changes."""
+    step = 4  # every 16th pixel: enough for a median, cheap on any frame
+    sky = data[::step, ::step][(segments[::step, ::step] == 0) & ~bad[::step, ::step]]
+    if sky.size < 100:
+        return noise
+    level = np.median(sky)
+    off = np.abs(sky[sky != level] - level)
+    if off.size > 0.5 * sky.size or off.size == 0:
+        return noise
+    return max(noise, float(np.median(off)) / math.sqrt(12.0))
 
 
 def _trustworthy(
