@@ -386,7 +386,7 @@ class DemoOutcome:
     photometry: Any = None
 
 
-def demo(out_dir: str | Path, *, seed: int = 1, **night_options: Any) -> DemoOutcome:
+def demo(out_dir: str | Path, *, seed: int = 0, **night_options: Any) -> DemoOutcome:
     """Simulate the default night, reduce it, and compare with the truth.
 
     Parameters
