@@ -46,10 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table and the summary; 0, or 1 for a missing or empty folder."""
-    from ..config import EXAMPLE_TOML, Config, load_config
+    from ..config import Config, example_toml, load_config
 
     if args.example_config:
-        print(EXAMPLE_TOML, end="")
+        print(example_toml(), end="")
         return 0
     from ..collection import FITS_SUFFIXES, scan
     from ..errors import CcdcalError
