@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..errors import CcdcalError
+from ..wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
     # combine() has written the provenance (step, inputs, parameters) into the header
     frame.write(args.output)
     log.info(
-        "combined %d frames into %s in %.2f s",
-        len(args.files),
+        "combined %s into %s in %.2f s",
+        plural(len(args.files), "frame"),
         args.output,
         time.perf_counter() - start,
     )

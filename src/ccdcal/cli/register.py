@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..wording import plural
+
 
 def _fraction(text: str) -> float | None:
     if text.lower() in ("none", "off", "false"):
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     table["throughput"].format = ".3f"
     table["frame", "method", "dx", "dy", "rotation", "matched", "rms", "fwhm", "throughput",
           "used", "why"].pprint_all()  # fmt: skip
-    print(f"{len(written)} of {len(reg.frames)} frames written to {out}; table: {table_path}")
+    done = f"{len(written)} of {plural(len(reg.frames), 'frame')}"
+    print(f"{done} written to {out}; table: {table_path}")
     for notice in reg.notices:
         print(f"notice: {notice}")
     return 0

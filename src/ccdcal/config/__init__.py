@@ -13,7 +13,8 @@ Sections
     ``imagetyp`` (IMAGETYP, OBSTYPE, FRAMETYP, FRAME; the first whose value names a known
     type), ``exptime`` (EXPTIME, EXPOSURE, ITIME, EXP_TIME, DARKTIME), ``filter`` (FILTER,
     FILTNAME, FILTNAM, INSFLNAM, FILTERID, FILTER1, FILTER2, INSFILTE, FILT; flats without
-    one: the filter named in OBJECT), ``object`` (OBJECT, OBJNAME, TARGNAME), ``gain``
+    one: the filter named in OBJECT), ``object`` (OBJECT, OBJNAME, TARGNAME, FIELD; lights
+    without any: named after their folder or file names), ``gain``
     (GAIN, EGAIN, CCDSENS, GAINE, AGAIN_01: e-/ADU), ``gain_unsure`` (CCDGAIN, DETGAIN:
     e-/ADU on some cameras only, used where the flats' measured gain agrees), ``rdnoise``
     (RDNOISE, READNOIS, RON, READNOISE, ARDNS_01), ``saturation`` (SATURATE, SATLEVEL,

@@ -88,7 +88,7 @@ _KEYWORDS = {
     "imagetyp": "the first whose value names a known type",
     "exptime": "seconds",
     "filter": 'flats without any: the filter in OBJECT ("V twil flat")',
-    "object": "",
+    "object": "lights without any: named after their folder, else their file names",
     "gain": "e-/ADU",
     "gain_unsure": "e-/ADU on some cameras only: used where the flats' gain agrees",
     "rdnoise": "e-",
