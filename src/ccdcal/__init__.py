@@ -1,24 +1,62 @@
 """ccdcal: CCD calibration from raw frames to science-ready stacks, and a faithful CCD simulator.
 
+Every public name resolves one way: ``ccdcal.calibrate`` and ``ccdcal.combine`` are the
+functions, and ``ccdcal.calibration``, ``ccdcal.stacking``, ``ccdcal.experiments``,
+``ccdcal.simulate`` ... the modules. Names and modules load on first use, so that
+``import ccdcal`` and the command line stay quick.
+
 Examples
 --------
 >>> import ccdcal
 >>> ccdcal.__version__
 '0.1.0'
+>>> ccdcal.experiments.__name__
+'ccdcal.experiments'
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .calibrate import calibrate  # bound here so that the submodule cannot shadow it
 from .errors import CcdcalError, CcdcalWarning, FrameError
-from .frame import Frame
 
-# Heavier parts load on first use, so that `import ccdcal` and the CLI stay quick.
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from . import (
+        camera,
+        config,
+        experiments,
+        flags,
+        pipeline,
+        quality,
+        registration,
+        report,
+        simulate,
+    )
+    from .camera import characterize
+    from .combine import (
+        AvSigClip,
+        CCDClip,
+        ESDClip,
+        LinearFitClip,
+        MedianSigmaClip,
+        MinMaxClip,
+        PClip,
+        PercentileClip,
+        SigmaClip,
+        VarianceClip,
+        WinsorizedSigmaClip,
+        combine,
+    )
+    from .frame import Frame
+    from .pipeline import plan, reduce
+    from .registration import register
+
+#: names of other modules, loaded on first use: name -> (module, attribute)
 _LAZY = {
+    "Frame": ("ccdcal.frame", "Frame"),
     "combine": ("ccdcal.combine", "combine"),
     "SigmaClip": ("ccdcal.combine", "SigmaClip"),
     "MinMaxClip": ("ccdcal.combine", "MinMaxClip"),
@@ -35,28 +73,74 @@ _LAZY = {
     "characterize": ("ccdcal.camera", "characterize"),
     "plan": ("ccdcal.pipeline", "plan"),
     "register": ("ccdcal.registration", "register"),
-    "simulate": ("ccdcal.simulate", None),
-    "flags": ("ccdcal.flags", None),
 }
+
+#: the modules a user reaches from ``ccdcal`` (every other submodule loads on first use too)
+SUBPACKAGES = (
+    "camera",
+    "config",
+    "experiments",
+    "flags",
+    "pipeline",
+    "quality",
+    "registration",
+    "report",
+    "simulate",
+)
 
 
 def __getattr__(name: str) -> Any:
-    try:
+    if name in _LAZY:
         module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'ccdcal' has no attribute {name!r}") from None
-    module = importlib.import_module(module_name)
-    value = module if attr is None else getattr(module, attr)
+        value = getattr(importlib.import_module(module_name), attr)
+    elif name.startswith("__"):
+        raise AttributeError(f"module 'ccdcal' has no attribute {name!r}")
+    else:  # a submodule: ccdcal.experiments, ccdcal.masters, ...
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'ccdcal' has no attribute {name!r}") from None
     globals()[name] = value
     return value
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+# the API and the modules (``from ccdcal import *`` loads them all)
 __all__ = [
+    "AvSigClip",
+    "CCDClip",
     "CcdcalError",
     "CcdcalWarning",
+    "ESDClip",
     "Frame",
     "FrameError",
+    "LinearFitClip",
+    "MedianSigmaClip",
+    "MinMaxClip",
+    "PClip",
+    "PercentileClip",
+    "SigmaClip",
+    "VarianceClip",
+    "WinsorizedSigmaClip",
     "__version__",
     "calibrate",
-    *_LAZY,
+    "camera",
+    "characterize",
+    "combine",
+    "config",
+    "experiments",
+    "flags",
+    "pipeline",
+    "plan",
+    "quality",
+    "reduce",
+    "register",
+    "registration",
+    "report",
+    "simulate",
 ]
