@@ -194,10 +194,10 @@ def test_calibrate_is_the_function_even_after_importing_the_module():
     import sys
 
     import ccdcal
-    from ccdcal.calibrate import trim  # importing from the module leaves ccdcal.calibrate be
+    from ccdcal.calibration import trim  # importing from the module leaves ccdcal.calibrate be
 
     assert callable(trim)
-    module = sys.modules["ccdcal.calibrate"]
+    module = sys.modules["ccdcal.calibration"]
     assert callable(ccdcal.calibrate) and ccdcal.calibrate is module.calibrate
 
 

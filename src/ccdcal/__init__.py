@@ -20,7 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .calibrate import calibrate  # bound here so that the submodule cannot shadow it
+from .calibration import calibrate  # bound here so that the submodule cannot shadow it
 from .errors import CcdcalError, CcdcalWarning, FrameError
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors

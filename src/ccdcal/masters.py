@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import flags
-from .calibrate import (
+from .calibration import (
     Overscan,
     Section,
     exposure_time,

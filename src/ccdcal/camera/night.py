@@ -42,7 +42,7 @@ class _Reader:
     (1, or 16 for 12-bit values stored shifted left) from the raw values."""
 
     def __init__(self, cfg: Config, window: int | None) -> None:
-        from ..calibrate import Overscan
+        from ..calibration import Overscan
 
         det = cfg.detector
         self.cfg = cfg
@@ -54,7 +54,7 @@ class _Reader:
         self.first: tuple[FrameInfo, tuple[int, ...]] | None = None
 
     def __call__(self, info: FrameInfo) -> tuple[np.ndarray, np.ndarray]:
-        from ..calibrate import flag_saturation
+        from ..calibration import flag_saturation
         from ..masters import preprocess
 
         det = self.cfg.detector

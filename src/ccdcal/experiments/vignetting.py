@@ -225,7 +225,7 @@ def vignetting(
     -------
     VignettingResult
     """
-    from ..calibrate import calibrate
+    from ..calibration import calibrate
     from ..combine import SigmaClip, combine
     from ..frame import Frame
     from ..photometry import compare_with_truth

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..calibrate import exposure_time
+from ..calibration import exposure_time
 from ..combine import Combination, Rows, Setup
 from ..cosmic import median_model
 from ..errors import CcdcalError

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..calibrate import MAX_DARK_SCALE, Overscan
+from ..calibration import MAX_DARK_SCALE, Overscan
 from ..classify import FrameInfo
 from ..collection import Collection, scan
 from ..config import Config, load_config

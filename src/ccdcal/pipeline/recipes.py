@@ -199,7 +199,7 @@ def light_recipe(
     ``cosmic`` holds L.A.Cosmic's options; ``header`` cards set on the result. A gain or
     read noise ``"measured"``, or an ``unsure`` gain keyword, is settled by the ``camera``
     table (see :mod:`ccdcal.pipeline.camera`)."""
-    from ..calibrate import calibrate as calibrate_frame
+    from ..calibration import calibrate as calibrate_frame
     from .camera import resolve
 
     (raw,) = inputs
@@ -701,7 +701,7 @@ def _light_spec(
 def warm() -> None:
     """Load the compiled kernels of calibration and combine (a worker process runs this while
     the calling process plans)."""
-    from ..calibrate import calibrate
+    from ..calibration import calibrate
 
     ones = np.ones((4, 4), np.float32)
     frame = Frame(ones, variance=ones, mask=np.zeros((4, 4), np.uint16), header={"EXPTIME": 1.0})
