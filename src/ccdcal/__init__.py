@@ -36,7 +36,10 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         simulate,
     )
     from .camera import characterize
-    from .combine import (
+    from .frame import Frame
+    from .pipeline import plan, reduce
+    from .registration import register
+    from .stacking import (
         AvSigClip,
         CCDClip,
         ESDClip,
@@ -50,25 +53,22 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         WinsorizedSigmaClip,
         combine,
     )
-    from .frame import Frame
-    from .pipeline import plan, reduce
-    from .registration import register
 
 #: names of other modules, loaded on first use: name -> (module, attribute)
 _LAZY = {
     "Frame": ("ccdcal.frame", "Frame"),
-    "combine": ("ccdcal.combine", "combine"),
-    "SigmaClip": ("ccdcal.combine", "SigmaClip"),
-    "MinMaxClip": ("ccdcal.combine", "MinMaxClip"),
-    "AvSigClip": ("ccdcal.combine", "AvSigClip"),
-    "LinearFitClip": ("ccdcal.combine", "LinearFitClip"),
-    "MedianSigmaClip": ("ccdcal.combine", "MedianSigmaClip"),
-    "PClip": ("ccdcal.combine", "PClip"),
-    "PercentileClip": ("ccdcal.combine", "PercentileClip"),
-    "WinsorizedSigmaClip": ("ccdcal.combine", "WinsorizedSigmaClip"),
-    "VarianceClip": ("ccdcal.combine", "VarianceClip"),
-    "CCDClip": ("ccdcal.combine", "CCDClip"),
-    "ESDClip": ("ccdcal.combine", "ESDClip"),
+    "combine": ("ccdcal.stacking", "combine"),
+    "SigmaClip": ("ccdcal.stacking", "SigmaClip"),
+    "MinMaxClip": ("ccdcal.stacking", "MinMaxClip"),
+    "AvSigClip": ("ccdcal.stacking", "AvSigClip"),
+    "LinearFitClip": ("ccdcal.stacking", "LinearFitClip"),
+    "MedianSigmaClip": ("ccdcal.stacking", "MedianSigmaClip"),
+    "PClip": ("ccdcal.stacking", "PClip"),
+    "PercentileClip": ("ccdcal.stacking", "PercentileClip"),
+    "WinsorizedSigmaClip": ("ccdcal.stacking", "WinsorizedSigmaClip"),
+    "VarianceClip": ("ccdcal.stacking", "VarianceClip"),
+    "CCDClip": ("ccdcal.stacking", "CCDClip"),
+    "ESDClip": ("ccdcal.stacking", "ESDClip"),
     "reduce": ("ccdcal.pipeline", "reduce"),
     "characterize": ("ccdcal.camera", "characterize"),
     "plan": ("ccdcal.pipeline", "plan"),

@@ -16,7 +16,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: the modules whose kernels every reduction and combine runs (``cache=True``)
-KERNEL_MODULES = ("calibration_kernel", "combine/kernels")
+KERNEL_MODULES = ("calibration_kernel", "stacking/kernels")
 _said = False
 
 

@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
     """Combine the files and write the result; returns the exit status."""
     import time
 
-    from ..combine import combine
     from ..errors import CcdcalError
+    from ..stacking import combine
 
     try:
         reject = _reject(args)

@@ -226,9 +226,9 @@ def vignetting(
     VignettingResult
     """
     from ..calibration import calibrate
-    from ..combine import SigmaClip, combine
     from ..frame import Frame
     from ..photometry import compare_with_truth
+    from ..stacking import SigmaClip, combine
 
     if quick:
         shape = (min(shape[0], 128), min(shape[1], 128))

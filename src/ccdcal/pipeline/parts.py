@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from ..calibration import exposure_time
-from ..combine import Combination, Rows, Setup
 from ..cosmic import median_model
 from ..errors import CcdcalError
 from ..frame import Frame
@@ -25,6 +24,7 @@ from ..masters import (
     preprocess,
     with_exptime,
 )
+from ..stacking import Combination, Rows, Setup
 from .products import Product
 from .recipes import (
     History,

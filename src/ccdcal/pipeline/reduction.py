@@ -345,7 +345,7 @@ def reduce(
 def _check_memory(the_plan: Plan, limit: int) -> None:
     """Refuse a memory limit too small for the largest combine of the plan, in one line
     naming it, before any work (the combine engine's own count of what it needs)."""
-    from ..combine.stream import plan_rows
+    from ..stacking.stream import plan_rows
 
     combined = the_plan.of_kind(*recipes.COMBINED)
     if not combined or the_plan.shape is None:
@@ -371,7 +371,7 @@ def _check_memory(the_plan: Plan, limit: int) -> None:
 def _memory_limit(value: int | str | None) -> int | None:
     if value is None:
         return None
-    from ..combine.stream import parse_bytes
+    from ..stacking.stream import parse_bytes
 
     try:
         return parse_bytes(value)

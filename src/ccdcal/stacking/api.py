@@ -480,7 +480,7 @@ class Combination:
         thr = np.array([-np.inf if lo is None else lo, np.inf if hi is None else hi], np.float32)
         from ..compiled import say_if_compiling
 
-        say_if_compiling(("combine/kernels",))  # where they are first called: inputs are good
+        say_if_compiling(("stacking/kernels",))  # where they are first called: inputs are good
         with contextlib.closing(bands):
             for y, r, buf, mbuf, vbuf, cbuf in bands:
                 y_in0 = 0 if direct is None else y
@@ -535,7 +535,7 @@ def combine(
         ``scale`` (``"median"``, ``"mode"``, ``"exposure"`` or one level per frame) and z_i
         from ``zero`` (``"median"`` of the scaled frame, or one level per frame); statistics
         from ``scale_region`` = (slice_y, slice_x) (default the whole frame, sampled when
-        large). See :mod:`ccdcal.combine.scaling`.
+        large). See :mod:`ccdcal.stacking.scaling`.
     weights
         None, one positive number per frame, or ``"variance"`` (inverse variance per pixel
         from the inputs' variance planes).
