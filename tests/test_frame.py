@@ -190,17 +190,6 @@ def test_outputs_are_readable_by_others(tmp_path):
     assert (tmp_path / "a.fits").stat().st_mode & 0o777 == 0o644
 
 
-def test_calibrate_is_the_function_even_after_importing_the_module():
-    import sys
-
-    import ccdcal
-    from ccdcal.calibration import trim  # importing from the module leaves ccdcal.calibrate be
-
-    assert callable(trim)
-    module = sys.modules["ccdcal.calibration"]
-    assert callable(ccdcal.calibrate) and ccdcal.calibrate is module.calibrate
-
-
 def test_ccddata_mask_holds_only_excluding_flags():
     mask = np.array([[flags.HOT, flags.SATURATED]], np.uint16)
     ccd = Frame(np.ones((1, 2)), mask=mask).to_ccddata()

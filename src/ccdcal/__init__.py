@@ -20,11 +20,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .calibration import calibrate  # bound here so that the submodule cannot shadow it
 from .errors import CcdcalError, CcdcalWarning, FrameError
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from . import (
+        calibration,
         camera,
         config,
         experiments,
@@ -34,7 +34,9 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         registration,
         report,
         simulate,
+        stacking,
     )
+    from .calibration import calibrate
     from .camera import characterize
     from .frame import Frame
     from .pipeline import plan, reduce
@@ -57,6 +59,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
 #: names of other modules, loaded on first use: name -> (module, attribute)
 _LAZY = {
     "Frame": ("ccdcal.frame", "Frame"),
+    "calibrate": ("ccdcal.calibration", "calibrate"),
     "combine": ("ccdcal.stacking", "combine"),
     "SigmaClip": ("ccdcal.stacking", "SigmaClip"),
     "MinMaxClip": ("ccdcal.stacking", "MinMaxClip"),
@@ -77,6 +80,7 @@ _LAZY = {
 
 #: the modules a user reaches from ``ccdcal`` (every other submodule loads on first use too)
 SUBPACKAGES = (
+    "calibration",
     "camera",
     "config",
     "experiments",
@@ -86,6 +90,7 @@ SUBPACKAGES = (
     "registration",
     "report",
     "simulate",
+    "stacking",
 )
 
 
@@ -129,6 +134,7 @@ __all__ = [
     "WinsorizedSigmaClip",
     "__version__",
     "calibrate",
+    "calibration",
     "camera",
     "characterize",
     "combine",
@@ -143,4 +149,5 @@ __all__ = [
     "registration",
     "report",
     "simulate",
+    "stacking",
 ]
