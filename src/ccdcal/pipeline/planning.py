@@ -414,7 +414,7 @@ class _Planner:
 
     def _leveled(self, info: FrameInfo) -> bool:
         """Whether the level no photon made is known for a light (see
-        :func:`ccdcal.calibrate.calibrate`): a master bias, a configured bias level, an
+        :func:`ccdcal.calibration.calibrate`): a master bias, a configured bias level, an
         overscan, or a dark of its exposure that holds the bias."""
         det = self.cfg.detector
         if self.bias is not None or det.bias_level is not None or self._overscanned(info):
