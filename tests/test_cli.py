@@ -120,5 +120,5 @@ def test_combine_frame_weights_are_the_inverse_median_variances(tmp_path, capsys
     argv = ["-q", "combine", *paths[:2], str(tmp_path / "plain.fits"), "-o", str(out), "--weights",
             "frame"]  # fmt: skip
     assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("ccdcal: error: ") and "plain.fits: no MEDVAR" in err
+    last = capsys.readouterr().err.splitlines()[-1]  # after "compiling kernels" on a first run
+    assert last.startswith("ccdcal: error: ") and "plain.fits: no MEDVAR" in last
