@@ -33,7 +33,7 @@ CCDCAL = """
 import sys, time, json
 from pathlib import Path
 from ccdcal.frame import Frame
-from ccdcal.calibrate import calibrate
+from ccdcal.calibration import calibrate
 d = Path(sys.argv[1]); n = int(sys.argv[2])
 bias, dark, flat = (Frame.read(d / f"{k}.fits") for k in ("bias", "dark", "flat"))
 phases = {"read": 0.0, "calibrate": 0.0, "write": 0.0}

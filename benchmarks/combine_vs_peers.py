@@ -82,7 +82,7 @@ def _stack(files: list[str]) -> np.ndarray:
 
 
 def _ccdcal(kind: str, files: list[str]) -> tuple[object, np.ndarray]:
-    from ccdcal.combine import SigmaClip, combine
+    from ccdcal.stacking import SigmaClip, combine
 
     combine([np.zeros((8, 8), np.float32)] * 3, reject=SigmaClip())  # load compiled kernels
     inputs = _stack(files) if kind.endswith("-mem") else files

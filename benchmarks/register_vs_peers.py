@@ -191,7 +191,7 @@ def memory(folder: Path, nframes: int, size: int, limit: str) -> list[str]:
            limit]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     stats = json.loads(done.stdout.strip().splitlines()[-1])
-    from ccdcal.combine.stream import parse_bytes
+    from ccdcal.stacking.stream import parse_bytes
 
     raw_bytes = nframes * size * size * 10
     return [

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ccdcal
-from ccdcal.calibrate import calibrate
+from ccdcal.calibration import calibrate
 from ccdcal.cli import main
 from ccdcal.collection import read_info
 from ccdcal.errors import CcdcalError, CcdcalTypeError
@@ -487,7 +487,7 @@ def test_a_combine_stays_within_its_memory_limit(tmp_path):
 
 
 def test_flats_that_are_not_normalized_or_empty_are_refused():
-    from ccdcal.calibrate import flat_correct
+    from ccdcal.calibration import flat_correct
 
     frame = Frame(np.full((8, 8), 100.0))
     with pytest.raises(CcdcalError, match=r"median is 1e\+04, not about 1"):
@@ -592,7 +592,7 @@ FIRST_RUN = """
 import logging, sys
 import numpy as np
 from ccdcal import compiled
-from ccdcal.combine import Combination, kernels
+from ccdcal.stacking import Combination, kernels
 logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
 assert not compiled.cached("combine:0"), "a fresh cache holds nothing"
 compiled.compile_ahead(["combine:0"])  # compiled in a background process

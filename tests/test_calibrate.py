@@ -9,7 +9,7 @@ import pytest
 from astropy import units as u
 
 from ccdcal import flags
-from ccdcal.calibrate import (
+from ccdcal.calibration import (
     Overscan,
     calibrate,
     flag_saturation,

@@ -12,7 +12,7 @@ from astropy.io import fits
 
 import ccdcal
 from ccdcal import flags
-from ccdcal.calibrate import adc_ceiling
+from ccdcal.calibration import adc_ceiling
 from ccdcal.classify import classify
 from ccdcal.cli import main
 from ccdcal.config import Config, Detector, loads_config

@@ -19,7 +19,7 @@ def test_simulate_writes_a_night(tmp_path, capsys):
     code = main(["simulate", str(out), "--seed", "1", "--size", "48x32", *SMALL])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "2 bias, 1 dark, 2 flat, 3 light" in printed and str(out / "raw") in printed
+    assert "2 biases, 1 dark, 2 flats, 3 lights" in printed and str(out / "raw") in printed
     raw = sorted(p.name for p in (out / "raw").glob("*.fits"))
     assert raw[0] == "bias_001.fits" and "light_V_003.fits" in raw and len(raw) == 8
     # WIDTHxHEIGHT: 48 columns, 32 rows

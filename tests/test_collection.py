@@ -134,13 +134,14 @@ def test_bias_and_dark_carry_no_filter(tmp_path):
     assert dark.filter is None and "FILTNAME='VR' ignored for dark" in dark.reason
 
 
-@pytest.mark.parametrize("key", ["OBJECT", "OBJNAME", "TARGNAME"])
+@pytest.mark.parametrize("key", ["OBJECT", "OBJNAME", "TARGNAME", "FIELD"])
 def test_object_fallbacks(tmp_path, key):
     info = info_of(tmp_path, {"IMAGETYP": "LIGHT", "EXPTIME": 1, key: " SA 112 "})
     assert info.object == "SA 112"
     assert ("object from" in info.reason) == (key != "OBJECT")
     missing = info_of(tmp_path / "b", {"IMAGETYP": "LIGHT", "EXPTIME": 1})
-    assert missing.object is None and "no object (OBJECT, OBJNAME, TARGNAME)" in missing.reason
+    assert missing.object is None
+    assert "no object (OBJECT, OBJNAME, TARGNAME, FIELD)" in missing.reason
 
 
 def test_detector_values_and_dates(tmp_path):

@@ -10,7 +10,7 @@ from astropy.io import fits
 
 import ccdcal
 from ccdcal import Frame, flags
-from ccdcal.combine import (
+from ccdcal.stacking import (
     CCDClip,
     ESDClip,
     MinMaxClip,
@@ -19,7 +19,7 @@ from ccdcal.combine import (
     WinsorizedSigmaClip,
     combine,
 )
-from ccdcal.combine.kernels import sorting_network
+from ccdcal.stacking.kernels import sorting_network
 
 ALL_REJECTS = [
     None,
@@ -346,7 +346,7 @@ def test_scale_exposure_and_region():
 
 
 def test_scale_on_large_frames_uses_sample():
-    from ccdcal.combine.scaling import sample_rows
+    from ccdcal.stacking.scaling import sample_rows
 
     groups, _ = sample_rows(None, (4096, 4096))
     assert sum(len(g) for g in groups) * 4096 <= 2**20 + 8 * 4096

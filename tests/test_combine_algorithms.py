@@ -2,7 +2,7 @@
 
 Stacks have n = 1..50 frames, NaNs, masks, ties (small integers) or continuous values, and
 outliers. ``SigmaClip(rule="astropy")`` is checked against astropy's ``sigma_clip(axis=0)``
-itself; the others against the NumPy references in :mod:`ccdcal.combine.reference`. Clipping
+itself; the others against the NumPy references in :mod:`ccdcal.stacking.reference`. Clipping
 thresholds are "irrational" numbers so that no value falls exactly on a bound (where the
 order of a floating-point sum may decide either way, in astropy as here).
 """
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ccdcal import Frame, flags
-from ccdcal.combine import (
+from ccdcal.stacking import (
     CCDClip,
     ESDClip,
     LinearFitClip,
@@ -29,7 +29,7 @@ from ccdcal.combine import (
     WinsorizedSigmaClip,
     combine,
 )
-from ccdcal.combine import reference as ref
+from ccdcal.stacking import reference as ref
 
 SIGMAS = [0.7071, 1.3137, 2.0417, 2.5519, 3.1416, 4.4721]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccdcal import Frame, flags
-from ccdcal.combine import (
+from ccdcal.stacking import (
     CCDClip,
     Combination,
     ESDClip,

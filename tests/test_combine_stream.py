@@ -11,8 +11,8 @@ from astropy.io import fits
 
 from ccdcal import Frame, flags
 from ccdcal.cli import main
-from ccdcal.combine import MinMaxClip, SigmaClip, combine
-from ccdcal.combine.stream import OPEN_FILE_BYTES, OUTPUT_BYTES_PER_PIXEL, plan_rows
+from ccdcal.stacking import MinMaxClip, SigmaClip, combine
+from ccdcal.stacking.stream import OPEN_FILE_BYTES, OUTPUT_BYTES_PER_PIXEL, plan_rows
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_uint16_bzero_files_do_not_overflow(tmp_path):
 )
 def test_files_decode_as_astropy_reads_them(tmp_path, stored, keywords):
     """Bands decoded from the mapped bytes equal astropy's scaled data, BLANK as NaN."""
-    from ccdcal.combine.stream import FileSource
+    from ccdcal.stacking.stream import FileSource
 
     rng = np.random.default_rng(8)
     raw = rng.integers(-32768, 32767, (37, 23)).astype(stored)
@@ -152,7 +152,7 @@ def test_files_decode_as_astropy_reads_them(tmp_path, stored, keywords):
 @pytest.mark.parametrize("dtype", ["uint16", None])  # None: float32
 def test_one_open_file_per_plain_input(tmp_path, dtype):
     """A combine of a thousand raw frames must stay within the usual limit of 1024 files."""
-    from ccdcal.combine.stream import FileSource
+    from ccdcal.stacking.stream import FileSource
 
     paths = []
     for i in range(30):
@@ -169,8 +169,8 @@ def test_one_open_file_per_plain_input(tmp_path, dtype):
 
 
 def test_truncated_file_named_at_open(tmp_path):
-    from ccdcal.combine.stream import FileSource
     from ccdcal.errors import FrameError
+    from ccdcal.stacking.stream import FileSource
 
     path = tmp_path / "cut.fits"
     fits.PrimaryHDU(np.zeros((200, 100), np.int16)).writeto(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,13 @@ from ccdcal.config import (
     REJECT_PARAMS,
     CombineOptions,
     Config,
+    DarkOptions,
+    Detector,
+    FlatOptions,
+    Keywords,
+    RegisterOptions,
     Rule,
+    SelectOptions,
     config_from_dict,
     load_config,
     loads_config,
@@ -124,6 +131,95 @@ def test_builtin_types():
 
 def test_example_toml_is_the_defaults():
     assert loads_config(EXAMPLE_TOML) == Config()
+
+
+_CHOICES = re.compile(r"^([\w-]+(?: \| [\w-]+)+)(?:;|$)")
+_PARAM_CHOICES = re.compile(r"(\w+) ([\w-]+(?: \| [\w-]+)+)")
+
+
+def _documented_choices(text: str) -> list[tuple[str, str, str, str | None]]:
+    """(section, key, choice, reject) for every ``a | b | c`` the example documents: in a
+    key's comment (beside it or above it), and for the rejections' parameters."""
+    found: list[tuple[str, str, str, str | None]] = []
+    section, above = "", []
+    for line in text.splitlines():
+        if line.startswith("["):
+            section, above = line.strip("[]"), []
+        elif line.startswith("#   ") and line[4] != " ":  # a rejection: name (params): note
+            name = line[4:].split()[0]
+            found.append(("combine.light", "reject", name, None))
+            for param, choices in _PARAM_CHOICES.findall(line.split(":", 1)[-1]):
+                found.extend(("combine.light", param, c, name) for c in choices.split(" | "))
+        elif line.startswith("# ") and " = " not in line:
+            above.append(line[2:])
+        elif m := re.match(r"^(\w+) = ", line):
+            comment = line.split("# ", 1)[1] if "# " in line else " ".join(above)
+            if choices := _CHOICES.match(comment):
+                found.extend((section, m[1], c, None) for c in choices[1].split(" | "))
+            above = []
+        else:
+            above = []
+    return found
+
+
+def _refused(text: str) -> list[str]:
+    """The documented choices that the parser refuses or does not keep."""
+    refused = []
+    for section, key, choice, reject in _documented_choices(text):
+        toml = f'[{section}]\n{key} = "{choice}"\n'
+        if reject is not None:
+            toml = f'[{section}]\nreject = "{reject}"\n{key} = "{choice}"\n'
+        try:
+            cfg = loads_config(toml)
+        except CcdcalError:
+            refused.append(f"[{section}] {key} = {choice}")
+            continue
+        if section.startswith("combine."):
+            options = cfg.combine_options(section.split(".")[1])
+            kept = options.params[key] if reject else getattr(options, key)
+        else:
+            kept = getattr(getattr(cfg, section), key)
+        if kept != choice and not (choice == "none" and kept is None):
+            refused.append(f"[{section}] {key} = {choice} (kept as {kept!r})")
+    return refused
+
+
+def test_example_toml_documents_only_choices_the_parser_takes():
+    """Every ``a | b | c`` of ``ccdcal info --example-config`` loads (the example once
+    documented ``scale = none, median or mean``, and the parser refused "mean")."""
+    found = _documented_choices(EXAMPLE_TOML)
+    keys = {(section, key) for section, key, _, _ in found}
+    for expected in [("combine.flat", "scale"), ("combine.light", "weights"),
+                     ("combine.light", "reject"), ("combine.light", "spread"),
+                     ("detector", "overscan"), ("register", "grid"), ("dark", "match"),
+                     ("cosmic", "method")]:  # fmt: skip
+        assert expected in keys, expected
+    assert {c for s, k, c, _ in found if k == "reject"} == set(REJECT_PARAMS)
+    assert {c for s, k, c, _ in found if (s, k) == ("combine.bias", "scale")} == {
+        "none",
+        "median",
+        "mode",
+        "exposure",
+    }
+    assert _refused(EXAMPLE_TOML) == []
+    # the check finds a wrong choice where the example would document one
+    wrong = EXAMPLE_TOML.replace("none | median | mode | exposure", "none | median | mean")
+    assert _refused(wrong) == [f"[combine.{kind}] scale = mean" for kind in KINDS]
+
+
+def test_example_toml_shows_every_key_of_the_model():
+    text = EXAMPLE_TOML
+    for cls, section in [(Keywords, "keywords"), (Detector, "detector"),
+                         (RegisterOptions, "register"), (SelectOptions, "select"),
+                         (DarkOptions, "dark"), (FlatOptions, "flat")]:  # fmt: skip
+        body = text.split(f"[{section}]\n", 1)[1].split("\n[", 1)[0]
+        for f in dataclasses.fields(cls):
+            assert re.search(rf"^(# )?{f.name} = ", body, re.M), (section, f.name)
+    for kind in KINDS:
+        body = text.split(f"[combine.{kind}]\n", 1)[1].split("\n[", 1)[0]
+        defaults = Config().combine_options(kind)
+        for key in ("method", "scale", "zero", "reject", *defaults.params):
+            assert re.search(rf"^{key} = ", body, re.M), (kind, key)
 
 
 def test_config_is_immutable_and_combine_options_are_copies():

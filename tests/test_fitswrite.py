@@ -30,6 +30,8 @@ ARRAYS = {
     "int16": np.arange(-7, 8, dtype=np.int16).reshape(3, 5),
     "uint16": (np.arange(15, dtype=np.uint16) * 4099).reshape(3, 5),  # top bits set too
     "int32": np.arange(-3, 4, dtype=np.int32) * 123456789,
+    "uint8": (np.arange(15, dtype=np.uint8) * 17).reshape(3, 5),  # 15 bytes: a word padded
+    "uint8 over chunks": np.arange(fitswrite.CHUNK + 7, dtype=np.uint32).astype(np.uint8),
     "big-endian float32": np.arange(6, dtype=">f4").reshape(2, 3),
     # more values than one chunk, an odd count: the 16-bit pairs cross the chunks
     "uint16 over chunks": np.arange(fitswrite.CHUNK * 2 + 3, dtype=np.uint32).astype(np.uint16),
@@ -70,7 +72,7 @@ def test_what_it_does_not_write_astropy_does(tmp_path):
     table = fits.BinTableHDU.from_columns([fits.Column(name="a", format="J", array=[1, 2])])
 
     def hdul() -> fits.HDUList:
-        return fits.HDUList([fits.PrimaryHDU(np.arange(4, dtype=np.uint8)), table.copy()])
+        return fits.HDUList([fits.PrimaryHDU(np.arange(4, dtype=np.int8)), table.copy()])
 
     assert _ours(hdul(), tmp_path / "b.fits", "t") == _astropy(hdul(), tmp_path / "a.fits", "t")
 

@@ -195,18 +195,95 @@ def test_outputs_are_readable_by_others(tmp_path):
     assert (tmp_path / "a.fits").stat().st_mode & 0o777 == 0o644
 
 
-def test_calibrate_is_the_function_even_after_importing_the_module():
-    import sys
-
-    import ccdcal
-    from ccdcal.calibrate import trim  # importing from the module leaves ccdcal.calibrate be
-
-    assert callable(trim)
-    module = sys.modules["ccdcal.calibrate"]
-    assert callable(ccdcal.calibrate) and ccdcal.calibrate is module.calibrate
-
-
 def test_ccddata_mask_holds_only_excluding_flags():
     mask = np.array([[flags.HOT, flags.SATURATED]], np.uint16)
     ccd = Frame(np.ones((1, 2)), mask=mask).to_ccddata()
     assert ccd.mask.tolist() == [[False, True]]
+
+
+def test_astropy_reads_the_mask_ccdcal_means(tmp_path):
+    """On a reduced simulated night, ``CCDData.read`` masks exactly the pixels
+    :meth:`Frame.to_ccddata` masks (HOT pixels are flagged but used, so a mask of every
+    flag would mask more), reads the bit flags from FLAGS, and warns of nothing (MJD-OBS)."""
+    import ccdcal
+
+    ccdcal.simulate.night(tmp_path / "n", seed=3, shape=(96, 96), nbias=4, ndark=3, nflat=3,
+                          nlight=3)  # fmt: skip
+    result = ccdcal.reduce(tmp_path / "n" / "raw", tmp_path / "o", report=False)
+    outputs = [result.calibrated[0], *result.masters.values(), *result.stacks.values()]
+    hot_but_used = 0
+    for path in [p for p in outputs if p.suffix == ".fits"]:
+        frame = Frame.read(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no 'datfix' (MJD-OBS), no unit or WCS fix
+            ccd = CCDData.read(path, hdu_flags="FLAGS")
+        assert ccd.mask is not None, path
+        np.testing.assert_array_equal(ccd.mask, frame.to_ccddata().mask, err_msg=str(path))
+        np.testing.assert_array_equal(ccd.flags, frame.mask, err_msg=str(path))
+        hot_but_used += int((((frame.mask & flags.HOT) != 0) & ~ccd.mask).sum())
+        if "DATE-OBS" in ccd.header:
+            assert "MJD-OBS" in ccd.header
+    assert hot_but_used > 0  # the night has hot pixels that a mask of every flag would mask
+
+
+def test_old_files_with_flags_in_mask_read_as_before(tmp_path):
+    """Files of earlier versions hold the bit flags in MASK (no FLAGS): read as flags, by
+    Frame.read and by the combine's file reader (direct and through astropy)."""
+    from ccdcal import combine
+
+    data = np.ones((4, 5), np.float32)
+    old = np.zeros((4, 5), np.uint16)
+    old[1, 1], old[2, 3] = flags.HOT, flags.SATURATED
+    path = tmp_path / "old.fits"
+    fits.HDUList([fits.PrimaryHDU(data), fits.ImageHDU(old, name="MASK")]).writeto(path)
+    np.testing.assert_array_equal(Frame.read(path).mask, old)
+    zipped = tmp_path / "old.fits.gz"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    for p in (path, zipped):
+        stack = combine([p, p], method="mean")
+        assert stack.extras["NCOMBINE"][2, 3] == 0 and stack.extras["NCOMBINE"][1, 1] == 2
+
+
+def test_the_combine_reads_the_flags_not_the_mask(tmp_path):
+    """Where MASK and FLAGS disagree, the flags decide (both ways of reading a file)."""
+    from ccdcal import combine
+
+    data = np.ones((4, 5), np.float32)
+    bits = np.zeros((4, 5), np.uint16)
+    bits[0, 4] = flags.COSMIC_RAY
+    hdul = fits.HDUList([fits.PrimaryHDU(data), fits.ImageHDU(np.zeros((4, 5), np.uint8),
+                         name="MASK"), fits.ImageHDU(bits, name="FLAGS")])  # fmt: skip
+    path = tmp_path / "new.fits"
+    hdul.writeto(path)
+    zipped = tmp_path / "new.fits.gz"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    for p in (path, zipped):
+        np.testing.assert_array_equal(Frame.read(p).mask, bits)
+        stack = combine([p, p, p], method="mean")
+        assert stack.extras["NCOMBINE"][0, 4] == 0 and stack.extras["NCOMBINE"][0, 0] == 3
+
+
+def test_mjd_obs_from_date_obs(tmp_path):
+    """MJD-OBS written from DATE-OBS (joined to TIME-OBS where it holds the date alone), so
+    that astropy's WCS finds them consistent and warns of nothing."""
+    from astropy.time import Time
+    from astropy.wcs import WCS
+
+    for header, iso in [
+        ({"DATE-OBS": "2013-07-04T05:40:16"}, "2013-07-04T05:40:16"),
+        ({"DATE-OBS": "2013-07-04", "TIME-OBS": "05:40:16.5"}, "2013-07-04T05:40:16.5"),
+    ]:
+        path = tmp_path / "a.fits"
+        Frame(np.ones((2, 2)), header=header).write(path)
+        written = fits.getheader(path)
+        assert written["DATE-OBS"] == iso
+        assert written["MJD-OBS"] == pytest.approx(Time(iso, scale="utc").mjd, abs=1e-9)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            WCS(written)
+            CCDData.read(path, unit="adu")
+    # a header that has MJD-OBS keeps it; one without a date gets none
+    Frame(np.ones((2, 2)), header={"DATE-OBS": "2013-07-04T05:40:16", "MJD-OBS": 1.5}).write(path)
+    assert fits.getheader(path)["MJD-OBS"] == 1.5
+    Frame(np.ones((2, 2))).write(path)
+    assert "MJD-OBS" not in fits.getheader(path)

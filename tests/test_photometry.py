@@ -136,7 +136,7 @@ def test_recovers_simulated_fluxes_on_flat_fielded_stack(tmp_path):
     """Median measured/true flux within 1 % on a simulated night's calibrated stack."""
     simulate = _simulator()
     import ccdcal
-    from ccdcal.calibrate import calibrate
+    from ccdcal.calibration import calibrate
     from ccdcal.masters import master_bias, master_dark, master_flat
 
     night = tmp_path / "night"

@@ -271,6 +271,12 @@ def test_plan_of_feder(feder_night, tmp_path):
         assert len(lights) == 10 and registration.startswith("registration/")
         assert all(p.products[n].about["filter"] == stack.about["filter"] for n in lights)
     assert "stay in ADU" in " ".join(p.notices)
+    # its lights name no object (OBJECT was deleted from them): named after their files
+    assert sorted(q.name for q in p.of_kind("stack")) == [
+        f"stacks/SA112-SF1_{f}.fits" for f in "BIRV"
+    ]
+    assert any(n.startswith("40 lights (SA112-SF1-001B1.fit.gz") and "named 'SA112-SF1' after "
+               "their file names" in n for n in p.notices)  # fmt: skip
 
 
 @pytest.mark.realdata
@@ -338,3 +344,52 @@ def test_bad_band_rows_and_name_clashes_are_one_line(two_filters, tmp_path, caps
     (raw / "light_V_001.fit").write_bytes((two_filters / "light_V_001.fits").read_bytes())
     with pytest.raises(CcdcalError, match=r"calibrated/light_V_001\.fits: both light_V_001\.fit"):
         plan(raw, tmp_path / "out2")
+
+
+def _without_object(path: Path, to: Path) -> None:
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        del hdul[0].header["OBJECT"]
+        to.parent.mkdir(parents=True, exist_ok=True)
+        hdul.writeto(to)
+    path.unlink()
+
+
+def test_lights_without_object_are_named_after_their_field(tmp_path):
+    """Lights whose headers name no object are stacked under their folder's name, or their
+    file names' (the series before the frame number), and a notice says so in English."""
+    ccdcal.simulate.night(tmp_path / "n", seed=5, shape=(32, 32), nbias=2, ndark=2, nflat=1,
+                          nlight=2, filters=("V", "R"))  # fmt: skip
+    raw = tmp_path / "n" / "raw"
+    for path in sorted(raw.glob("light_V_*.fits")):
+        _without_object(path, raw / "m51" / path.name)  # a folder per field
+    for i, path in enumerate(sorted(raw.glob("light_R_*.fits")), start=1):
+        _without_object(path, raw / f"SA112-SF1-00{i}R1.fits")  # a camera's series
+    p = plan(raw, tmp_path / "o")
+    assert sorted(q.name for q in p.of_kind("stack")) == [
+        "stacks/SA112-SF1_R.fits", "stacks/m51_V.fits"]  # fmt: skip
+    assert {q.about["object"] for q in p.of_kind("stack")} == {"SA112-SF1", "m51"}
+    light = next(q for q in p.of_kind("light") if "m51" in q.name)
+    assert light.options["header"]["OBJECT"][0] == "m51"  # the calibrated light carries it
+    notices = " | ".join(p.notices)
+    assert (
+        "2 lights (light_V_001.fits, light_V_002.fits) name no object "
+        "(OBJECT/OBJNAME/TARGNAME/FIELD): named 'm51' after their folder" in notices
+    )
+    assert "named 'SA112-SF1' after their file names" in notices
+    assert "1 flats" not in notices
+
+
+def test_notices_count_in_english(tmp_path):
+    """One flat of a filter no light has: "1 flat", not "1 flats"."""
+    ccdcal.simulate.night(tmp_path / "n", seed=5, shape=(32, 32), nbias=2, ndark=2, nflat=1,
+                          nlight=1, filters=("V", "R"))  # fmt: skip
+    raw = tmp_path / "n" / "raw"
+    (raw / "light_R_001.fits").unlink()
+    p = plan(raw, tmp_path / "o")
+    assert "1 flat in filter 'R': no light in that filter; not used" in p.notices
+    assert p.table().splitlines()[-1].startswith("6 products: 6 to build")
+    summary = ccdcal.simulate.night(tmp_path / "m", seed=5, shape=(32, 32), nbias=1, ndark=2,
+                                    nflat=1, nlight=0).summary()  # fmt: skip
+    assert "1 bias, 2 darks, 1 flat, 0 lights" in summary

@@ -1,6 +1,6 @@
 """VarianceClip: rejection by each frame's own noise, against its reference and statistics.
 
-The reference (:func:`ccdcal.combine.reference.varclip_keep`) is checked on
+The reference (:func:`ccdcal.stacking.reference.varclip_keep`) is checked on
 hypothesis-generated stacks with variance planes; the statistics on large stacks of known
 noise: the fraction of good values rejected must be the normal distribution's for the
 threshold, as often high as low, and outliers must go.
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 from ccdcal import Frame, flags
-from ccdcal.combine import CCDClip, VarianceClip, combine
-from ccdcal.combine import reference as ref
+from ccdcal.stacking import CCDClip, VarianceClip, combine
+from ccdcal.stacking import reference as ref
 
 SIGMAS = [1.3137, 2.0417, 2.5519, 3.1416]
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ccdcal import Frame
-from ccdcal.combine import (
+from ccdcal.stacking import (
     AvSigClip,
     CCDClip,
     Combination,
@@ -25,7 +25,7 @@ from ccdcal.combine import (
     SigmaClip,
     combine,
 )
-from ccdcal.combine import reference as ref
+from ccdcal.stacking import reference as ref
 
 
 def _stack(values, mask_last: int = 0):
@@ -335,7 +335,7 @@ def test_avsigclip_line_factor_and_clip():
     med = combine(frames, reject=AvSigClip(center="median"), method="median")
     assert float(med.data[0, 3]) == pytest.approx(405.0)
     stack = np.stack([f.data for f in frames])
-    from ccdcal.combine.rejection import line_sigmas
+    from ccdcal.stacking.rejection import line_sigmas
 
     assert float(line_sigmas(stack)[0]) == pytest.approx(2.2738, abs=1e-4)
     with pytest.raises(ValueError, match="row bands"):
@@ -346,7 +346,7 @@ def test_avsigclip_line_factor_and_clip():
 @given(st.integers(0, 2**32 - 1), st.integers(1, 25), st.sampled_from(["mean", "median"]),
        st.integers(0, 3))  # fmt: skip
 def test_avsigclip_equals_reference(seed, n, center, nkeep):
-    from ccdcal.combine.rejection import line_sigmas
+    from ccdcal.stacking.rejection import line_sigmas
 
     rng = np.random.default_rng(seed)
     data = rng.poisson(50.0, (n, 3, 6)).astype(np.float32) + rng.normal(0, 1, (n, 3, 6))

@@ -17,8 +17,8 @@ from scipy.stats import norm
 
 import ccdcal
 from ccdcal import Frame, flags
-from ccdcal.combine import combine
 from ccdcal.quality import Truth
+from ccdcal.stacking import combine
 
 NIGHTS = {
     "5 bias, 3 darks": {"nbias": 5, "ndark": 3, "nflat": 5},

@@ -1,8 +1,8 @@
-"""The per-pixel arithmetic of :func:`ccdcal.calibrate.calibrate` in one compiled pass.
+"""The per-pixel arithmetic of :func:`ccdcal.calibration.calibrate` in one compiled pass.
 
-The calibration steps (:func:`~ccdcal.calibrate.subtract_bias`,
-:func:`~ccdcal.calibrate.subtract_dark`, :func:`~ccdcal.calibrate.flat_correct`,
-:func:`~ccdcal.calibrate.gain_correct`) each return a new frame, which is what a user
+The calibration steps (:func:`~ccdcal.calibration.subtract_bias`,
+:func:`~ccdcal.calibration.subtract_dark`, :func:`~ccdcal.calibration.flat_correct`,
+:func:`~ccdcal.calibration.gain_correct`) each return a new frame, which is what a user
 composing them wants. Chained, they allocate and fill a dozen full-frame arrays: on a
 2048x2048 frame that cost more than the arithmetic itself (fresh pages, zeroed by the
 kernel, at every step). This pass reads each input once and writes the data and variance

@@ -48,6 +48,7 @@ from .classify import ALL_KINDS, FITS_SUFFIXES, FrameInfo, _text, classify
 from .config import Config
 from .errors import CcdcalError, FrameError
 from .fitsio import ImageReader, find_image_hdu, open_fits
+from .wording import plural
 
 PathLike = str | os.PathLike[str]
 
@@ -437,7 +438,7 @@ class Collection:
                 for (o, fl), v in g.lights.items()
             ),
         }
-        lines = [f"{len(self.frames)} files in {self.root}"]
+        lines = [f"{plural(len(self.frames), 'file')} in {self.root}"]
         width = max(len(k) for k in ALL_KINDS)
         digits = len(str(max(counts.values(), default=0)))
         for kind in ALL_KINDS:

@@ -2,7 +2,7 @@
 run will need in a background process while the run begins.
 
 The kernels are compiled on their first call and cached by numba (``cache=True``), once per
-machine and version: the combine's for each rejection algorithm (:mod:`ccdcal.combine.
+machine and version: the combine's for each rejection algorithm (:mod:`ccdcal.stacking.
 kernels`, a few seconds each), the calibration's and the FITS decoders' (under a second).
 A first run says once that it compiles. :func:`compile_ahead` starts a process that
 compiles, into the same cache, the kernels a reduction's plan will call, in the order it
@@ -13,7 +13,7 @@ reading of files and measuring of the camera.
 
 Examples
 --------
->>> from ccdcal.combine.rejection import ESD
+>>> from ccdcal.stacking.rejection import ESD
 >>> isinstance(cached(f"combine:{ESD}"), bool)
 True
 """
@@ -40,7 +40,7 @@ def _dispatchers(name: str) -> list[Any]:
     """The numba dispatchers behind kernel ``name`` ("decode", "calibrate" or
     "combine:<algorithm code>")."""
     if name == "decode":
-        from .combine import decode
+        from .stacking import decode
 
         return [decode.swap32_into, decode.decode16]
     if name == "calibrate":
@@ -48,7 +48,7 @@ def _dispatchers(name: str) -> list[Any]:
 
         return [calibration_kernel._calibrate_rows]
     if name.startswith("combine:"):
-        from .combine import kernels
+        from .stacking import kernels
 
         return [kernels.kernel(int(name.split(":", 1)[1]))]
     raise ValueError(f"no kernel named {name!r}")
@@ -170,19 +170,19 @@ def _compile(name: str) -> None:
 
     ones = np.ones((4, 4), np.float32)
     if name == "decode":
-        from .combine import decode
+        from .stacking import decode
 
         decode.swap32_into(np.zeros((1, 2), np.uint32), np.zeros((1, 2), np.uint32))
         decode.decode16(np.zeros((1, 2), np.uint16), np.zeros((1, 2), np.float32),
                         np.float32(1), np.float32(0), 0, False)  # fmt: skip
     elif name == "calibrate":
-        from .calibrate import calibrate
+        from .calibration import calibrate
 
         frame = Frame(ones, variance=ones, mask=np.zeros((4, 4), np.uint16),
                       header={"EXPTIME": 1.0})  # fmt: skip
         calibrate(frame, bias=frame, dark=frame, flat=frame, gain=1.0, read_noise=1.0)
     else:  # through the combine itself: the kernel gets the very types a run gives it
-        from .combine import Combination, rejection
+        from .stacking import Combination, rejection
 
         code = int(name.split(":", 1)[1])
         kinds = [c for c in vars(rejection).values()

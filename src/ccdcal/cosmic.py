@@ -115,7 +115,7 @@ def median_model(
     level (its median), so that a frame of brighter sky or under cloud neither drags the
     median nor stands out against it.
     """
-    from .combine import combine
+    from .stacking import combine
 
     scale = None
     if throughput is not None:

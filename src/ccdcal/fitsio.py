@@ -47,8 +47,11 @@ STRUCTURAL = frozenset(
     }
 )  # fmt: skip
 
-#: extension names ccdcal writes beside the image (CCDData's own names for the first two)
+#: extension names ccdcal writes beside the image (CCDData's own names for the first two):
+#: MASK holds 1 where a pixel is not to be used (a flag of :data:`ccdcal.flags.EXCLUDE`),
+#: as astropy reads it; FLAGS the bit flags (``CCDData.read(path, hdu_flags="FLAGS")``)
 MASK_EXT = "MASK"
+FLAGS_EXT = "FLAGS"
 UNCERT_EXT = "UNCERT"
 #: the part of the variance that the master frames bring (the same in every frame
 #: calibrated with them: a stack counts it once, it does not average down)
@@ -262,7 +265,9 @@ class ImageReader:
             self.shape: tuple[int, int] = shape
             self._three_d = int(hdu.header.get("NAXIS", 2)) == 3
             names = {h.name.upper(): i for i, h in enumerate(self._hdul) if i != self._index}
-            self._mask_index = names.get(MASK_EXT)
+            # the bit flags: FLAGS, else MASK (earlier versions of ccdcal wrote them there;
+            # another program's 0/1 mask reads as BAD)
+            self._mask_index = names.get(FLAGS_EXT, names.get(MASK_EXT))
             self._uncert_index = names.get(UNCERT_EXT)
             self._common_index = names.get(COMMON_EXT)
         except BaseException:
@@ -281,7 +286,7 @@ class ImageReader:
 
     @property
     def has_mask(self) -> bool:
-        """True when the file carries a MASK extension."""
+        """True when the file carries a FLAGS or MASK extension."""
         return self._mask_index is not None
 
     @property
@@ -406,7 +411,7 @@ class ImageReader:
         return self._integer(self._index, y0, y1)
 
     def mask_rows(self, y0: int = 0, y1: int | None = None) -> np.ndarray | None:
-        """Rows of the MASK extension as uint16, or None when there is none."""
+        """Rows of the bit flags (FLAGS, else MASK) as uint16, or None when there are none."""
         if self._mask_index is None:
             return None
         return self._integer(self._mask_index, y0, y1).astype(np.uint16)

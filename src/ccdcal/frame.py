@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,15 @@ from astropy.io import fits
 
 from . import flags
 from .errors import CcdcalError, CcdcalTypeError, FrameError
-from .fitsio import COMMON_EXT, MASK_EXT, UNCERT_EXT, ImageReader, clean_header, write_hdul
+from .fitsio import (
+    COMMON_EXT,
+    FLAGS_EXT,
+    MASK_EXT,
+    UNCERT_EXT,
+    ImageReader,
+    clean_header,
+    write_hdul,
+)
 from .provenance import add_history
 
 if TYPE_CHECKING:
@@ -169,15 +178,31 @@ class Frame:
         return frame
 
     def to_hdulist(self, *, dtype: str | None = None) -> fits.HDUList:
-        """The frame as FITS HDUs: image in the primary HDU, then MASK, UNCERT and extras.
+        """The frame as FITS HDUs: image in the primary HDU, then MASK, FLAGS, UNCERT and
+        extras.
+
+        MASK is what astropy's ``CCDData.read`` takes as its mask, 1 where a pixel is not to
+        be used (a flag of :data:`ccdcal.flags.EXCLUDE`): the mask of :meth:`to_ccddata`.
+        FLAGS holds every bit flag (HOT and COLD pixels are flagged and used), which
+        :meth:`read` reads. A DATE-OBS gets its MJD-OBS, as astropy's WCS would otherwise
+        add it with a warning on every read.
 
         Parameters
         ----------
         dtype
             ``None`` writes float32. ``"uint16"`` rounds and clips to 0..65535 and writes
             BITPIX 16 with BZERO 32768, as a camera's ADC does; ``"uint8"`` (masks) BITPIX 8.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ccdcal import flags
+        >>> mask = np.array([[0, flags.HOT], [flags.SATURATED, 0]])
+        >>> hdul = Frame(np.ones((2, 2)), mask=mask).to_hdulist()
+        >>> hdul["MASK"].data.tolist(), hdul["FLAGS"].data.tolist()
+        ([[0, 0], [1, 0]], [[0, 2], [8, 0]])
         """
-        header = clean_header(self.header)
+        header = _dated(clean_header(self.header))
         if dtype is None:
             primary = fits.PrimaryHDU(self.data, header=header)
         elif dtype in ("uint8", "uint16"):
@@ -188,10 +213,20 @@ class Frame:
             raise CcdcalError(f"dtype must be None, 'uint8' or 'uint16', not {dtype!r}")
         hdus: list[Any] = [primary]
         if self.mask is not None:
+            excluded = ((self.mask & flags.EXCLUDE) != 0).astype(np.uint8)
             mhdr = fits.Header()
+            mhdr["MASKDEF"] = (
+                "|".join(flags.describe(flags.EXCLUDE)),
+                f"1: one of these flags (of {FLAGS_EXT})",
+            )
+            hdus.append(fits.ImageHDU(excluded, header=mhdr, name=MASK_EXT))
+            fhdr = fits.Header()
             for key, value, comment in flags.header_cards():
-                mhdr[key] = (value, comment)
-            hdus.append(fits.ImageHDU(self.mask, header=mhdr, name=MASK_EXT))
+                fhdr[key] = (value, comment)
+            # bytes where no flag needs more than 8 bits (NONLINEAR): half the disk
+            small = int(self.mask.max(initial=0)) < 256
+            plane = self.mask.astype(np.uint8) if small else self.mask
+            hdus.append(fits.ImageHDU(plane, header=fhdr, name=FLAGS_EXT))
         if self.variance is not None:
             uhdr = fits.Header()
             uhdr["UTYPE"] = ("VarianceUncertainty", "astropy.nddata uncertainty class")
@@ -287,6 +322,45 @@ class Frame:
         if ccd.unit is not None:
             header["BUNIT"] = ccd.unit.to_string()
         return cls(np.asarray(ccd.data), variance=variance, mask=mask, header=header)
+
+
+#: the Modified Julian Date's origin, 1858-11-17T00:00
+_MJD_ZERO = datetime(1858, 11, 17)
+
+
+def _dated(header: fits.Header) -> fits.Header:
+    """``header`` with MJD-OBS from DATE-OBS where it has none (astropy's WCS warns that it
+    adds it, 'datfix', on every read otherwise). A DATE-OBS of a date alone is joined to its
+    TIME-OBS (or UTC-OBS, UTCSTART, UT) first, as the FITS standard writes it since 1997:
+    astropy's WCS takes MJD-OBS from DATE-OBS alone.
+
+    Examples
+    --------
+    >>> h = _dated(fits.Header({"DATE-OBS": "2013-07-04", "TIME-OBS": "05:40:16"}))
+    >>> h["DATE-OBS"], round(h["MJD-OBS"], 6)
+    ('2013-07-04T05:40:16', 56477.236296)
+    """
+    date = header.get("DATE-OBS")
+    if not isinstance(date, str) or "MJD-OBS" in header:
+        return header
+    text = date.strip()
+    if "T" not in text:
+        key = next((k for k in ("TIME-OBS", "UTC-OBS", "UTCSTART", "UT")
+                    if isinstance(header.get(k), str)), None)  # fmt: skip
+        if key is None:
+            return header
+        text = f"{text}T{header[key].strip()}"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:  # another form (dd/mm/yy): left as it is
+        return header
+    if when.tzinfo is not None:
+        return header
+    if text != date:
+        header["DATE-OBS"] = (text, f"date and {key}, joined")
+    mjd = (when - _MJD_ZERO).total_seconds() / 86400.0
+    header.set("MJD-OBS", mjd, "[d] modified Julian date of DATE-OBS", after="DATE-OBS")
+    return header
 
 
 def as_frame(item: Frame | PathLike | np.ndarray) -> Frame:

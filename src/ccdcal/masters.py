@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from . import flags
-from .calibrate import (
+from .calibration import (
     Overscan,
     Section,
     exposure_time,
@@ -92,8 +92,8 @@ class CombineSpec:
         return cls.from_options(Config().combine_options(kind))
 
     def combination(self, **more: Any) -> Any:
-        """This specification as a :class:`ccdcal.combine.Combination` (``more`` added)."""
-        from .combine import Combination
+        """This specification as a :class:`ccdcal.stacking.Combination` (``more`` added)."""
+        from .stacking import Combination
 
         return Combination(method=self.method, reject=self.reject, **self.options, **more)
 
@@ -125,7 +125,7 @@ def prepared_inputs(
     exit). Masters prepare raw frames so; stacks resample registered lights so."""
     if not items:
         raise CcdcalError("no frames given to build a master from")
-    from .combine.stream import default_memory_limit, parse_bytes
+    from .stacking.stream import default_memory_limit, parse_bytes
 
     option = None if spec is None else spec.options.get("memory_limit")
     budget = parse_bytes(option) or default_memory_limit()
@@ -269,7 +269,7 @@ def master_bias(
         Combination method and rejection; default the configuration's (a mean with
         generalized-ESD rejection).
     biassec, trimsec, overscan
-        See :func:`ccdcal.calibrate.calibrate`.
+        See :func:`ccdcal.calibration.calibrate`.
     progress
         Called with 1 after each frame is prepared.
     workdir
@@ -398,7 +398,7 @@ def fitted_variance(combined: Frame, level: np.ndarray | None = None) -> np.ndar
     >>> rng = np.random.default_rng(0)
     >>> level = np.linspace(100.0, 5000.0, 200 * 200).reshape(200, 200)
     >>> frames = [Frame(level + rng.normal(0, np.sqrt(25.0 + level / 2.0))) for _ in range(5)]
-    >>> from ccdcal.combine import combine
+    >>> from ccdcal.stacking import combine
     >>> v = fitted_variance(combine(frames))
     >>> [round(float(v[0, 0]) * 5 / 75.0, 1), round(float(v[-1, -1]) * 5 / 2525.0, 1)]
     [1.0, 1.0]
@@ -483,7 +483,7 @@ def master_dark(
     """Combine darks of one exposure time after subtracting the master bias.
 
     The result (ADU, EXPTIME kept) can be scaled to another exposure by
-    :func:`ccdcal.calibrate.subtract_dark`. Pixels whose dark signal stands more than
+    :func:`ccdcal.calibration.subtract_dark`. Pixels whose dark signal stands more than
     ``hot_sigma`` robust standard deviations above the median are flagged HOT. ``exptimes``
     supplies exposure times for files whose header has no EXPTIME (found under another
     keyword); ``combine`` defaults to the configuration's recipe; ``workdir`` and ``noise``

@@ -33,6 +33,7 @@ import numpy as np
 from . import flags
 from .errors import CcdcalError
 from .frame import Frame
+from .wording import plural
 
 if TYPE_CHECKING:
     from astropy.table import Table
@@ -278,7 +279,7 @@ class PhotometryComparison:
         """
         left = ", ".join(f"{v} {k}" for k, v in self.excluded.items() if v)
         lines = [
-            f"{len(self.table)} of {self.n_stars} stars measured"
+            f"{len(self.table)} of {plural(self.n_stars, 'star')} measured"
             + (f" (left out: {left})" if left else "")
         ]
         lines.append(

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import flags
-from .calibrate import (
+from .calibration import (
     Overscan,
     Section,
     _check_shape,
@@ -49,10 +49,10 @@ from .calibrate import (
     saturation_level,
     trimmed_header,
 )
-from .combine.stream import FileSource, Source
 from .errors import CcdcalError
 from .fitsio import clean_header
 from .frame import Frame, PathLike
+from .stacking.stream import FileSource, Source
 
 #: rows of a flat sampled (every this many) for the check that light is left in it
 FLAT_CHECK_STEP = 8

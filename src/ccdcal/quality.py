@@ -24,6 +24,7 @@ import numpy as np
 
 from . import flags
 from .frame import Frame
+from .wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,7 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
                 "",
                 0.15,
                 kind="below",
-                note=f"expected noise of {n_flat:g} combined flats",
+                note=f"expected noise of {plural(int(n_flat), 'combined flat')}",
             )
         )
         out.residuals[f"master flat {filt} / true flat - 1"] = ratio - 1
@@ -341,7 +342,7 @@ def compare_with_truth(night_dir: str | Path, result: Any) -> TruthComparison:
                 exp_std,
                 "electron",
                 0.10,
-                note=f"{n} frames; sigma-clipping costs a few %",
+                note=f"{plural(n, 'frame')}; sigma-clipping costs a few %",
             )
         )
         if stack.variance is not None:
@@ -386,7 +387,7 @@ class DemoOutcome:
     photometry: Any = None
 
 
-def demo(out_dir: str | Path, *, seed: int = 1, **night_options: Any) -> DemoOutcome:
+def demo(out_dir: str | Path, *, seed: int = 0, **night_options: Any) -> DemoOutcome:
     """Simulate the default night, reduce it, and compare with the truth.
 
     Parameters

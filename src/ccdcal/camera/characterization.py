@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..wording import plural
 from .measures import DISAGREEMENT, Linearity, TransferPoint, Value
 
 
@@ -133,7 +134,9 @@ class Characterization:
                 if not lin.measured
                 else ("within 1 %" if lin.limit is None else f"1 % at {lin.limit:.0f} ADU")
             )
-            rows.append(["linearity", what, f"flats at {len(lin.levels)} exposures", "", ""])
+            rows.append(
+                ["linearity", what, f"flats at {plural(len(lin.levels), 'exposure')}", "", ""]
+            )
         if self.bad_pixels is not None:
             rows.append(["bad pixels", str(int(self.bad_pixels.sum())), "flat ratio", "", ""])
         widths = [max(len(r[i]) for r in rows) for i in range(5)]

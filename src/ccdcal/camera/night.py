@@ -16,6 +16,7 @@ from ..collection import Collection, scan
 from ..config import Config, load_config
 from ..errors import CcdcalError
 from ..frame import Frame
+from ..wording import plural
 from .characterization import Characterization
 from .measures import (
     MAX_PAIRS,
@@ -41,7 +42,7 @@ class _Reader:
     (1, or 16 for 12-bit values stored shifted left) from the raw values."""
 
     def __init__(self, cfg: Config, window: int | None) -> None:
-        from ..calibrate import Overscan
+        from ..calibration import Overscan
 
         det = cfg.detector
         self.cfg = cfg
@@ -53,7 +54,7 @@ class _Reader:
         self.first: tuple[FrameInfo, tuple[int, ...]] | None = None
 
     def __call__(self, info: FrameInfo) -> tuple[np.ndarray, np.ndarray]:
-        from ..calibrate import flag_saturation
+        from ..calibration import flag_saturation
         from ..masters import preprocess
 
         det = self.cfg.detector
@@ -217,7 +218,7 @@ def characterize(
                 "were quantized more coarsely than their noise; read noise not measured"
             )
         elif values:
-            source = f"{len(values)} bias pair{'s' if len(values) > 1 else ''}"
+            source = plural(len(values), "bias pair")
             rn_adu = out.read_noise_adu = Value(rn, err, "ADU", source)
             for text, v in region_values.items():
                 r, e, _ = _weighted(*zip(*v, strict=True))
@@ -327,7 +328,7 @@ def _flat_pairs(
         out.transfer.append(point)
     if coarse:
         out.notes.append(
-            f"{coarse} flat pair{'s' if coarse > 1 else ''} with a photon noise of about one "
+            f"{plural(coarse, 'flat pair')} with a photon noise of about one "
             "ADC step or less (data quantized more coarsely than their noise): not used"
         )
     by_time: dict[float, list[float]] = {}
@@ -346,7 +347,7 @@ def _flat_pairs(
     if points:
         g, err, chi2 = _weighted([p.gain for p in points], [p.error for p in points])
         n = len(points)
-        source = f"{n} flat pair{'s' if n > 1 else ''} ({filt})"
+        source = f"{plural(n, 'flat pair')} ({filt})"
         out.gain = Value(g, err, "e-/ADU", source)
         if chi2 > 4 and n > 2:
             out.notes.append(
@@ -402,9 +403,12 @@ def _darks(
         else:
             slope, error = level[0] / t[0], spread[0] / t[0]
         n = used
-        out.dark_current = Value(float(slope) * scale, float(error) * scale, unit,
-                                 f"{n} darks at {len(t)} exposure time"
-                                 + ("s" if len(t) > 1 else ""))  # fmt: skip
+        out.dark_current = Value(
+            float(slope) * scale,
+            float(error) * scale,
+            unit,
+            f"{plural(n, 'dark')} at {plural(len(t), 'exposure time')}",
+        )
     else:
         out.notes.append("no biases: the darks' level holds the bias; dark current not measured")
     t, image, n = longest

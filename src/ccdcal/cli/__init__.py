@@ -25,6 +25,9 @@ from typing import Any
 from .._version import __version__
 from ..errors import CcdcalError
 
+#: the seed of simulate, demo and experiment, as of :func:`ccdcal.simulate.night`,
+#: :func:`ccdcal.quality.demo` and the experiments (one night unless told otherwise)
+DEFAULT_SEED = 0
 #: subcommands in the order ``ccdcal --help`` lists them
 COMMANDS = (
     "simulate",
@@ -38,15 +41,60 @@ COMMANDS = (
 )
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with each option's default where it has one worth saying.
+
+    Unlike :class:`argparse.ArgumentDefaultsHelpFormatter` it leaves out flags, ``None``
+    and empty defaults (no value given) and options whose help already says its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or action.nargs == 0  # a flag: given or not
+            or default is None
+            or default is argparse.SUPPRESS
+            or (isinstance(default, list | tuple) and not default)
+            or (not action.option_strings and action.nargs not in ("?", "*"))
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
+
+
+class RawDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """:class:`HelpFormatter` that keeps the description's and epilog's line breaks."""
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, *, default: bool) -> None:
+    """``-v``/``-q`` on ``parser``; a subcommand's leave the top level's value unless given
+    (argparse copies every attribute a sub-parser sets over the top level's)."""
+    keep = argparse.SUPPRESS
+    parser.add_argument("-v", "--verbose", action="count", default=0 if default else keep,
+                        help="more log output (debug messages)")  # fmt: skip
+    parser.add_argument("-q", "--quiet", action="store_true", default=False if default else keep,
+                        help="only warnings and errors")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with one sub-parser per command."""
+    """The full argument parser, with one sub-parser per command.
+
+    Each sub-parser takes ``-v``/``-q`` too (``ccdcal reduce -v ...`` as well as
+    ``ccdcal -v reduce ...``), and its help shows the options' defaults.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["info", "-v", "night/"]).verbose
+    1
+    """
     parser = argparse.ArgumentParser(
         prog="ccdcal",
         description="CCD calibration: masters, calibrated frames and clean stacks from raw FITS.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    _add_verbosity(parser, default=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -56,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+        command = sub.choices[name]
+        raw = issubclass(command.formatter_class, argparse.RawDescriptionHelpFormatter)
+        command.formatter_class = RawDescriptionHelpFormatter if raw else HelpFormatter
+        _add_verbosity(command, default=False)
     return parser
 
 

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..errors import CcdcalError
+from ..wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,22 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="input FITS files (one shape)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.fits", help="output file")
-    p.add_argument("--method", choices=("mean", "median", "sum"), default="mean")
-    p.add_argument("--reject", choices=tuple(ALGORITHMS), default="none")
+    p.add_argument("--method", choices=("mean", "median", "sum"), default="mean",
+                   help="how the values left at a pixel are combined")  # fmt: skip
+    p.add_argument("--reject", choices=tuple(ALGORITHMS), default="none",
+                   help="outlier rejection (see below)")  # fmt: skip
     p.add_argument("--sigma", type=float, default=3.0, help="clipping threshold (both sides)")
     p.add_argument("--low", type=float, help="low threshold (sigma, or percentile for pclip)")
     p.add_argument("--high", type=float, help="high threshold (sigma, or percentile for pclip)")
     p.add_argument("--maxiters", type=int, default=5, help="most clipping iterations (0: no limit)")
-    p.add_argument("--center", choices=("median", "mean"), default="median")
-    p.add_argument("--spread", choices=("std", "mad_std"), default="std")
+    p.add_argument(
+        "--center",
+        choices=("median", "mean"),
+        default="median",
+        help="sigclip, ccdclip, avsigclip: the center the clipping measures from",
+    )
+    p.add_argument("--spread", choices=("std", "mad_std"), default="std",
+                   help="sigclip: the spread its sigma is")  # fmt: skip
     p.add_argument(
         "--rule", choices=("astropy", "siril", "count", "iraf"),
         help="sigclip: astropy (default) or siril; minmax: count (default) or iraf",
@@ -70,9 +79,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-outliers", type=float, default=0.3, help="esd: count or fraction")
     p.add_argument("--alpha", type=float, default=0.05, help="esd: significance level")
     p.add_argument("--nkeep", type=int, default=1, help="least values kept per pixel")
-    p.add_argument("--scale", choices=("none", "median", "mode", "exposure"), default="none")
-    p.add_argument("--zero", choices=("none", "median"), default="none")
-    p.add_argument("--weights", choices=("none", "variance"), default="none")
+    p.add_argument("--scale", choices=("none", "median", "mode", "exposure"), default="none",
+                   help="bring each frame to a common level first, by this factor")  # fmt: skip
+    p.add_argument(
+        "--zero",
+        choices=("none", "median"),
+        default="none",
+        help="additive offsets that bring each frame's median to a common level",
+    )
+    p.add_argument("--weights", choices=("none", "frame", "variance"), default="none",
+                   help="frame: one weight per file, 1/its median variance (MEDVAR, written "
+                   "by calibration), as reduce weights lights; variance: 1/each pixel's "
+                   "variance (UNCERT)")  # fmt: skip
     p.add_argument("--memory-limit", metavar="SIZE", help="e.g. 2GB (default: 1/4 of free RAM)")
     p.add_argument(
         "--keep-rejected", action="store_true", help="also write the REJECTED cube extension"
@@ -124,6 +142,29 @@ def _slopes(files: list[str]) -> tuple[float, ...]:
     return tuple(float(fits.getheader(f).get("VARSLOPE", 0.0)) for f in files)
 
 
+def _weights(args: argparse.Namespace) -> Any:
+    """``--weights`` as :func:`ccdcal.combine` takes it."""
+    if args.weights == "frame":
+        return _frame_weights(args.files)
+    return None if args.weights == "none" else args.weights
+
+
+def _frame_weights(files: list[str]) -> list[float]:
+    """1 / each file's median variance (MEDVAR, written by calibration)."""
+    from astropy.io import fits
+
+    weights = []
+    for f in files:
+        medvar = fits.getheader(f).get("MEDVAR")
+        if medvar is None or not float(medvar) > 0:
+            raise CcdcalError(
+                f"{f}: no MEDVAR (median variance) for --weights frame: a frame calibrated "
+                "by ccdcal has it; or use --weights variance"
+            )
+        weights.append(1.0 / float(medvar))
+    return weights
+
+
 def _count(value: float) -> float:
     return int(value) if value >= 1 and value == int(value) else value
 
@@ -132,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
     """Combine the files and write the result; returns the exit status."""
     import time
 
-    from ..combine import combine
     from ..errors import CcdcalError
+    from ..stacking import combine
 
     try:
         reject = _reject(args)
@@ -149,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
     # combine() has written the provenance (step, inputs, parameters) into the header
     frame.write(args.output)
     log.info(
-        "combined %d frames into %s in %.2f s",
-        len(args.files),
+        "combined %s into %s in %.2f s",
+        plural(len(args.files), "frame"),
         args.output,
         time.perf_counter() - start,
     )
@@ -164,7 +205,7 @@ def _combine(combine: Any, args: argparse.Namespace, reject: Any) -> Any:
         reject=reject,
         scale=None if args.scale == "none" else args.scale,
         zero=None if args.zero == "none" else args.zero,
-        weights=None if args.weights == "none" else args.weights,
+        weights=_weights(args),
         nkeep=args.nkeep,
         memory_limit=args.memory_limit,
         keep_rejected=args.keep_rejected,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import DEFAULT_SEED
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -12,8 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simulate the default night into OUT_DIR/night, reduce it into "
         "OUT_DIR/reduced, and print how close the results come to the simulator's truth.",
     )
-    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default="ccdcal-demo")
-    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default="ccdcal-demo",
+                   help="folder for the night and its reduction")  # fmt: skip
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulation seed")
 
 
 def run(args: argparse.Namespace) -> int:

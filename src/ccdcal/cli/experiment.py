@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import DEFAULT_SEED
+
 NAMES = ("frames", "cosmic-rays", "vignetting")
 
 
@@ -17,17 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "photometric error across the field for flats of several qualities.",
     )
     p.add_argument("name", metavar="NAME", choices=NAMES, help=" | ".join(NAMES))
-    p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
-    p.add_argument("--size", default="200x200", help="detector size NXxNY (default 200x200)")
-    p.add_argument("--out", default=None, help="output folder (default experiment-NAME)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulation seed")
+    p.add_argument("--size", default="200x200", help="detector size NXxNY (default: 200x200)")
+    p.add_argument("--out", default=None, help="output folder (default: experiment-NAME)")
     p.add_argument("--quick", action="store_true", help="small and fast settings (tests)")
     p.add_argument("--keep", action="store_true", help="keep the simulated nights under OUT/nights")
     g = p.add_argument_group("ranges (comma-separated)")
-    g.add_argument("--n", help="frames: numbers of frames to stack (default 1,2,4,8,16,32)")
-    g.add_argument("--rates", help="cosmic-rays: rates × the default (default 1,5,20)")
-    g.add_argument("--nframes", help="cosmic-rays: numbers of frames (default 3,5,10)")
-    g.add_argument("--strengths", help="vignetting: strengths (default 0,0.15,0.3,0.5)")
-    g.add_argument("--flats", help="vignetting: flat qualities (default good,few,other night,none)")
+    g.add_argument("--n", help="frames: numbers of frames to stack (default: 1,2,4,8,16,32)")
+    g.add_argument("--rates", help="cosmic-rays: rates × the default (default: 1,5,20)")
+    g.add_argument("--nframes", help="cosmic-rays: numbers of frames (default: 3,5,10)")
+    g.add_argument("--strengths", help="vignetting: strengths (default: 0,0.15,0.3,0.5)")
+    g.add_argument(
+        "--flats", help="vignetting: flat qualities (default: good,few,other night,none)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "print a table and a summary by type. Only headers are read.",
     )
     p.add_argument("dir", metavar="DIR", nargs="?", help="folder of FITS files")
-    p.add_argument("--config", metavar="TOML", help="night configuration (see ccdcal.config)")
+    p.add_argument("--config", metavar="TOML",
+                   help="the night's configuration: keywords, rules, detector, combine options "
+                   "(ccdcal info --example-config prints every key with its default)")  # fmt: skip
     p.add_argument("--why", action="store_true", help="add how each frame was classified")
     p.add_argument(
         "--no-recursive", action="store_true", help="do not look into sub-folders of DIR"
@@ -44,10 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table and the summary; 0, or 1 for a missing or empty folder."""
-    from ..config import EXAMPLE_TOML, Config, load_config
+    from ..config import Config, example_toml, load_config
 
     if args.example_config:
-        print(EXAMPLE_TOML, end="")
+        print(example_toml(), end="")
         return 0
     from ..collection import FITS_SUFFIXES, scan
     from ..errors import CcdcalError

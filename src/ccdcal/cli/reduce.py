@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("raw_dir", metavar="RAW_DIR", help="folder of raw FITS files")
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
-    p.add_argument("--config", metavar="TOML", help="night configuration (see ccdcal.config)")
+    p.add_argument("--config", metavar="TOML",
+                   help="the night's configuration: keywords, rules, detector, combine options "
+                   "(ccdcal info --example-config prints every key with its default)")  # fmt: skip
     p.add_argument("--no-report", action="store_true", help="skip figures and the HTML report")
     p.add_argument(
         "--cosmic",
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="build the products on N local processes, independent ones at the same time "
-        "(default 1: here, one after another)",
+        "(default: 1: here, one after another)",
     )
     p.add_argument(
         "--scheduler",

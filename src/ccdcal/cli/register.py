@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..wording import plural
+
 
 def _fraction(text: str) -> float | None:
     if text.lower() in ("none", "off", "false"):
@@ -34,12 +36,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--reference", default="best",
                    help="best (sharpest among those with most stars) or a file name")  # fmt: skip
-    p.add_argument("--method", choices=("auto", "stars", "wcs"), default="auto")
+    p.add_argument("--method", choices=("auto", "stars", "wcs"), default="auto",
+                   help="match stars, or the frames' WCS; auto: stars, else WCS")  # fmt: skip
     p.add_argument("--transform", choices=("shift", "similarity", "affine"),
-                   default="similarity")  # fmt: skip
+                   default="similarity", help="similarity: shift, rotation and scale")  # fmt: skip
     p.add_argument("--interpolation", choices=("lanczos3", "bicubic", "bilinear"),
-                   default="lanczos3")  # fmt: skip
-    p.add_argument("--grid", choices=("reference", "union", "intersection"), default="reference")
+                   default="lanczos3", help="kernel of the resampling")  # fmt: skip
+    p.add_argument("--grid", choices=("reference", "union", "intersection"), default="reference",
+                   help="the output grid: the reference frame's, or the union or "
+                   "intersection of the used frames")  # fmt: skip
     p.add_argument("--threshold", type=float, default=5.0, help="star detection, in sky sigma")
     for flag, default, what in (
         ("--max-fwhm", 1.5, "with a FWHM above X times the median"),
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     table["throughput"].format = ".3f"
     table["frame", "method", "dx", "dy", "rotation", "matched", "rms", "fwhm", "throughput",
           "used", "why"].pprint_all()  # fmt: skip
-    print(f"{len(written)} of {len(reg.frames)} frames written to {out}; table: {table_path}")
+    done = f"{len(written)} of {plural(len(reg.frames), 'frame')}"
+    print(f"{done} written to {out}; table: {table_path}")
     for notice in reg.notices:
         print(f"notice: {notice}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import DEFAULT_SEED
+
 MIN_SIZE = 24  # stars keep 10 pixels from the edges: smaller frames have no room for them
 
 
@@ -96,46 +98,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         "seed gives byte-identical files.",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write raw/ and truth/ into")
-    p.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of everything")
     p.add_argument("--size", type=parse_size, default=(200, 200), metavar="WxH",
-                   help="science area, width x height in pixels (default 200x200)")  # fmt: skip
+                   help="science area, width x height in pixels (default: 200x200)")  # fmt: skip
     for kind, default in (("bias", 25), ("dark", 15), ("flat", 15), ("light", 10)):
         per = " per filter" if kind in ("flat", "light") else ""
         p.add_argument(f"--n{kind}", type=_count, default=default, metavar="N",
-                       help=f"{kind} frames{per} (default {default})")  # fmt: skip
+                       help=f"{kind} frames{per} (default: {default})")  # fmt: skip
     p.add_argument("--filters", type=_filters, default=("V",), metavar="F1,F2",
-                   help="comma-separated filter names (default V)")  # fmt: skip
+                   help="comma-separated filter names (default: V)")  # fmt: skip
     p.add_argument("--overscan", type=int, default=0, metavar="N",
-                   help="overscan columns right of the image (default 0)")  # fmt: skip
+                   help="overscan columns right of the image (default: 0)")  # fmt: skip
     p.add_argument("--exptime", type=_positive, default=60.0, metavar="S",
-                   help="light exposure, seconds (default 60)")  # fmt: skip
+                   help="light exposure, seconds (default: 60)")  # fmt: skip
     p.add_argument("--dark-exptime", type=_times, default=60.0, metavar="S[,S...]",
                    help="dark exposure, seconds; several (e.g. 5,30,120) take --ndark darks "
-                   "at each (default 60)")  # fmt: skip
+                   "at each (default: 60)")  # fmt: skip
     p.add_argument("--flat-level", type=_positive, default=30_000.0, metavar="E",
-                   help="flat illumination, electrons (default 30000)")  # fmt: skip
+                   help="flat illumination, electrons (default: 30000)")  # fmt: skip
     p.add_argument("--gain", type=_positive, default=1.0, metavar="G",
-                   help="e-/ADU (default 1)")  # fmt: skip
+                   help="e-/ADU (default: 1)")  # fmt: skip
     p.add_argument("--read-noise", type=_nonnegative, default=8.0, metavar="E",
-                   help="read noise, electrons (default 8)")  # fmt: skip
+                   help="read noise, electrons (default: 8)")  # fmt: skip
     p.add_argument("--vignetting", type=_nonnegative, default=0.15, metavar="V",
-                   help="fractional fall-off of the flat at the edge (default 0.15)")  # fmt: skip
+                   help="fractional fall-off of the flat at the edge (default: 0.15)")  # fmt: skip
     p.add_argument("--cosmic-rate", type=_nonnegative, default=None, metavar="R",
-                   help="cosmic-ray hits per pixel per second in lights (default "
+                   help="cosmic-ray hits per pixel per second in lights (default: "
                    "20/(200*200*60), the tutorial's)")  # fmt: skip
     p.add_argument("--bias-drift", type=_nonnegative, default=0.0, metavar="ADU",
-                   help="frame-to-frame rms of the bias level (default 0)")  # fmt: skip
+                   help="frame-to-frame rms of the bias level (default: 0)")  # fmt: skip
     p.add_argument("--nstars", type=_count, default=30, metavar="N",
-                   help="stars in the field (default 30)")  # fmt: skip
+                   help="stars in the field (default: 30)")  # fmt: skip
     p.add_argument("--fwhm", type=_positive, default=3.0, metavar="PIX",
-                   help="seeing: stars' FWHM, pixels (default 3)")  # fmt: skip
+                   help="seeing: stars' FWHM, pixels (default: 3)")  # fmt: skip
     p.add_argument("--nonlinearity", type=_nonnegative, default=0.0, metavar="F",
-                   help="fractional loss of response at the full well (default 0)")  # fmt: skip
+                   help="fractional loss of response at the full well (default: 0)")  # fmt: skip
     p.add_argument("--adc-bits", type=int, default=16, choices=range(8, 17), metavar="B",
-                   help="bits of the ADC (default 16; 12 and 14 are common)")  # fmt: skip
+                   help="bits of the ADC (default: 16; 12 and 14 are common)")  # fmt: skip
     p.add_argument("--adc-shift", type=int, default=0, choices=range(0, 9), metavar="S",
                    help="bits the values are shifted left in the 16-bit file, as CMOS "
-                   "cameras store 12-bit values (default 0)")  # fmt: skip
+                   "cameras store 12-bit values (default: 0)")  # fmt: skip
     motion = p.add_argument_group(
         "a telescope that moves, under seeing and clouds that change (each light's transform, "
         "seeing, transparency and sky go to truth/pointing.ecsv)"

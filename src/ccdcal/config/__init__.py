@@ -2,8 +2,9 @@
 
 ``Config()`` works for most cameras; a TOML file changes only what it names. Every section
 and key is optional. Unknown sections or keys and values of the wrong type are refused with
-one line, ``night.toml: [section] key: problem``. :data:`EXAMPLE_TOML` is a complete,
-commented file with every default (``ccdcal info --example-config`` prints it).
+one line, ``night.toml: [section] key: problem``. :data:`EXAMPLE_TOML` (:func:`example_toml`) is a
+complete, commented file with every default and choice, written from the model
+(``ccdcal info --example-config`` prints it).
 
 Sections
 --------
@@ -12,7 +13,8 @@ Sections
     ``imagetyp`` (IMAGETYP, OBSTYPE, FRAMETYP, FRAME; the first whose value names a known
     type), ``exptime`` (EXPTIME, EXPOSURE, ITIME, EXP_TIME, DARKTIME), ``filter`` (FILTER,
     FILTNAME, FILTNAM, INSFLNAM, FILTERID, FILTER1, FILTER2, INSFILTE, FILT; flats without
-    one: the filter named in OBJECT), ``object`` (OBJECT, OBJNAME, TARGNAME), ``gain``
+    one: the filter named in OBJECT), ``object`` (OBJECT, OBJNAME, TARGNAME, FIELD; lights
+    without any: named after their folder or file names), ``gain``
     (GAIN, EGAIN, CCDSENS, GAINE, AGAIN_01: e-/ADU), ``gain_unsure`` (CCDGAIN, DETGAIN:
     e-/ADU on some cameras only, used where the flats' measured gain agrees), ``rdnoise``
     (RDNOISE, READNOIS, RON, READNOISE, ARDNS_01), ``saturation`` (SATURATE, SATLEVEL,
@@ -101,7 +103,9 @@ CombineOptions(method='median', reject='none', params={}, scale='median', zero=N
                weights=None, exposures='separate')
 """
 
-from .example import EXAMPLE_TOML
+from typing import Any
+
+from .example import example_toml
 from .model import (
     BUILTIN_TYPES,
     COMBINE_METHODS,
@@ -153,8 +157,15 @@ __all__ = [
     "Rule",
     "SelectOptions",
     "config_from_dict",
+    "example_toml",
     "load_config",
     "loads_config",
     "normalize_type",
     "rejection_from_name",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EXAMPLE_TOML":  # written on first use (see ccdcal.config.example)
+        return example_toml()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -92,7 +92,7 @@ class Keywords:
         "FILTER", "FILTNAME", "FILTNAM", "INSFLNAM", "FILTERID", "FILTER1", "FILTER2",
         "INSFILTE", "FILT",
     )  # fmt: skip
-    object: tuple[str, ...] = ("OBJECT", "OBJNAME", "TARGNAME")
+    object: tuple[str, ...] = ("OBJECT", "OBJNAME", "TARGNAME", "FIELD")
     gain: tuple[str, ...] = ("GAIN", "EGAIN", "CCDSENS", "GAINE", "AGAIN_01")
     gain_unsure: tuple[str, ...] = ("CCDGAIN", "DETGAIN")
     rdnoise: tuple[str, ...] = ("RDNOISE", "READNOIS", "RON", "READNOISE", "ARDNS_01")

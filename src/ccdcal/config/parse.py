@@ -205,7 +205,7 @@ REJECT_PARAMS: Mapping[str, Mapping[str, _Check]] = MappingProxyType(
 
 
 def rejection_from_name(name: str, **params: Any) -> Any:
-    """Build a rejection dataclass of :mod:`ccdcal.combine` from its configuration name.
+    """Build a rejection dataclass of :mod:`ccdcal.stacking` from its configuration name.
 
     The one mapping from the names of the configuration and the command line ("sigclip",
     "minmax", "pclip", "winsorized", "ccdclip", "esd", "varclip", "none") to the algorithms;
@@ -218,7 +218,7 @@ def rejection_from_name(name: str, **params: Any) -> Any:
     >>> rejection_from_name("none") is None
     True
     """
-    from ..combine import rejection as rj
+    from ..stacking import rejection as rj
 
     classes = {
         "sigclip": rj.SigmaClip,

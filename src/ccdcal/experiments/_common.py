@@ -250,7 +250,7 @@ def build_masters(
 
 def calibrate_lights(paths: Sequence[Path], masters: Masters) -> list[Frame]:
     """Calibrate raw lights (to electrons) with the given masters."""
-    from ..calibrate import calibrate
+    from ..calibration import calibrate
 
     return [
         calibrate(Frame.read(p), bias=masters.bias, dark=masters.dark, flat=masters.flat)
@@ -282,7 +282,7 @@ def expected_raw(night: SimNight, light: Path) -> Frame:
 
 def fixed_pattern(night: SimNight, light: Path, masters: Masters) -> np.ndarray:
     """What calibration with ``masters`` leaves in a noise-free light: calibrated − truth (e-)."""
-    from ..calibrate import calibrate
+    from ..calibration import calibrate
 
     ideal = expected_raw(night, light)
     t = float(ideal.header["EXPTIME"])

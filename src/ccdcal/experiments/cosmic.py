@@ -50,7 +50,7 @@ def methods(read_noise: float = 8.0) -> dict[str, tuple[str, Any]]:
     >>> list(methods())[:3]
     ['mean', 'median', 'sigma clip']
     """
-    from ..combine import (
+    from ..stacking import (
         CCDClip,
         ESDClip,
         MinMaxClip,
@@ -193,7 +193,7 @@ def cosmic_rays(
     -------
     CosmicRaysResult
     """
-    from ..combine import combine
+    from ..stacking import combine
 
     if quick:
         shape = (min(shape[0], 96), min(shape[1], 96))

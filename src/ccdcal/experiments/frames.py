@@ -217,7 +217,7 @@ def frames(
     -------
     FramesResult
     """
-    from ..combine import SigmaClip, combine
+    from ..stacking import SigmaClip, combine
 
     if quick:
         shape = (min(shape[0], 96), min(shape[1], 96))

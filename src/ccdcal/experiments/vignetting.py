@@ -225,10 +225,10 @@ def vignetting(
     -------
     VignettingResult
     """
-    from ..calibrate import calibrate
-    from ..combine import SigmaClip, combine
+    from ..calibration import calibrate
     from ..frame import Frame
     from ..photometry import compare_with_truth
+    from ..stacking import SigmaClip, combine
 
     if quick:
         shape = (min(shape[0], 128), min(shape[1], 128))

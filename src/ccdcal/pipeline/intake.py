@@ -1,19 +1,22 @@
 """What of a raw folder a reduction can use, decided from headers alone: frames whose
 exposure makes no sense for their kind or that ccdcal made are left out with a notice,
 sections are checked before any pixel is read, and a folder with nothing classified gets
-the ``[[rules]]`` that would classify it (see :func:`ccdcal.plan`)."""
+the ``[[rules]]`` that would classify it, and lights that name no object are named after
+their folder or file names (see :func:`ccdcal.plan`)."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..classify import FrameInfo
 from ..collection import Collection
 from ..config import Config
 from ..errors import CcdcalError
+from ..wording import plural, verb
 from .products import Plan
 
 
@@ -23,7 +26,7 @@ def left_out(frames: Sequence[FrameInfo | Path], why: str, notices: list[str]) -
         return
     paths = [f.path if isinstance(f, FrameInfo) else f for f in frames]
     names = ", ".join(str(p) for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
-    notices.append(f"{len(paths)} file{'s' if len(paths) > 1 else ''} left out ({names}): {why}")
+    notices.append(f"{plural(len(paths), 'file')} left out ({names}): {why}")
 
 
 def sensible(usable: list[FrameInfo], notices: list[str]) -> list[FrameInfo]:
@@ -69,7 +72,8 @@ def no_lights(collection: Collection, cfg: Config) -> str:
     for glob, kind in _guess_rules(collection, unknown):
         rules.append(f'[[rules]]\nmatch = {{ path = "{glob}" }}\nset = {{ kind = "{kind}" }}')
     text += (
-        f"; {len(unknown)} of {len(collection.frames)} files have no {kw} value that names "
+        f"; {len(unknown)} of {plural(len(collection.frames), 'file')} "
+        f"{verb(len(unknown), 'has', 'have')} no {kw} value that names "
         "a type. Classify them with [[rules]] in a file given with --config"
     )
     if rules:
@@ -140,3 +144,61 @@ def check_sections(frames: Sequence[FrameInfo], the_plan: Plan) -> None:
 
 
 __all__ = ["check_sections", "left_out", "no_lights", "sensible"]
+
+
+#: a file name's field: what comes before the frame's number (and a filter after it), as
+#: cameras' software names a series: "SA112-SF1-001R1" -> "SA112-SF1", "m51_005" -> "m51"
+_SERIES = re.compile(r"(?P<field>.+?)[-_. ]+\d+[A-Za-z]*\d*$")
+_SUFFIXES = re.compile(r"(\.(fits?|fts))?(\.(gz|fz|bz2))?$", re.IGNORECASE)
+
+
+def field_name(relpath: str) -> tuple[str, str]:
+    """The name of the field a light without an object shows, and where it comes from: its
+    folder (below the raw folder), else its file name without the frame's number.
+
+    Examples
+    --------
+    >>> field_name("SA112-SF1-001R1.fit.gz")
+    ('SA112-SF1', 'file name')
+    >>> field_name("m51/IMG_0001.fits")
+    ('m51', 'folder')
+    >>> field_name("target.fits")
+    ('target', 'file name')
+    """
+    folder, _, name = relpath.replace(os.sep, "/").rpartition("/")
+    if folder:
+        return folder.rsplit("/", 1)[-1], "folder"
+    stem = _SUFFIXES.sub("", name)
+    match = _SERIES.match(stem)
+    return (match["field"] if match else stem), "file name"
+
+
+def name_fields(
+    lights: Sequence[FrameInfo],
+    collection: Collection,
+    keywords: Sequence[str],
+    notices: list[str],
+) -> list[FrameInfo]:
+    """``lights``, those that name no object named after their field (:func:`field_name`),
+    with one notice per name: the stacks and calibrated lights carry it as OBJECT."""
+    out: list[FrameInfo] = []
+    named: dict[tuple[str, str], list[FrameInfo]] = {}
+    for f in lights:
+        if f.object:
+            out.append(f)
+            continue
+        name, source = field_name(collection.relative(f))
+        named.setdefault((name, source), []).append(f)
+        sources = {**f.sources, "object": source}
+        out.append(replace(f, object=name, sources=sources))
+    keys = "/".join(keywords)
+    for (name, source), infos in named.items():
+        n = len(infos)
+        first = ", ".join(f.path.name for f in infos[:2]) + (", ..." if n > 2 else "")
+        where = source if n == 1 or source == "folder" else f"{source}s"
+        notices.append(
+            f"{plural(n, 'light')} ({first}) {verb(n, 'names', 'name')} no object ({keys}): "
+            f"named {name!r} after {verb(n, 'its', 'their')} {where}; set object with a "
+            f"[[rules]] entry to name {verb(n, 'it', 'them')} otherwise"
+        )
+    return out

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..calibrate import exposure_time
-from ..combine import Combination, Rows, Setup
+from ..calibration import exposure_time
 from ..cosmic import median_model
 from ..errors import CcdcalError
 from ..frame import Frame
@@ -25,6 +24,7 @@ from ..masters import (
     preprocess,
     with_exptime,
 )
+from ..stacking import Combination, Rows, Setup
 from .products import Product
 from .recipes import (
     History,

@@ -31,15 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..calibrate import MAX_DARK_SCALE, Overscan
+from ..calibration import MAX_DARK_SCALE, Overscan
 from ..classify import FrameInfo
 from ..collection import Collection, scan
 from ..config import Config, load_config
 from ..errors import CcdcalError
 from ..masters import CombineSpec, Noise
+from ..wording import plural, verb
 from . import recipes
 from .camera import camera_inputs, camera_recipe
-from .intake import check_sections, left_out, no_lights, sensible
+from .intake import check_sections, left_out, name_fields, no_lights, sensible
 from .products import Plan, Product, product_key
 
 PathLike = str | os.PathLike[str]
@@ -137,6 +138,7 @@ def _groups(collection: Collection, the_plan: Plan) -> _Groups:
     for f in usable:
         if f.kind == "dark":
             darks.setdefault(float(f.exptime), []).append(f)
+    lights = name_fields(lights, collection, the_plan.config.keywords.object, the_plan.notices)
     groups: dict[tuple[str, str], list[FrameInfo]] = {}
     for f in lights:
         groups.setdefault((f.object or "unknown", f.filter or "none"), []).append(f)
@@ -155,14 +157,13 @@ def _groups(collection: Collection, the_plan: Plan) -> _Groups:
         n = len(flats[filt])
         if filt == "none":
             the_plan.notices.append(
-                f"{n} flat{'s have' if n > 1 else ' has'} no filter while the lights have "
+                f"{plural(n, 'flat')} {verb(n, 'has', 'have')} no filter while the lights have "
                 f"{', '.join(sorted(wanted))}: not used, never mixed with other filters; "
                 "set the filter with a [[rules]] entry (see `ccdcal info --why`)"
             )
         else:
             the_plan.notices.append(
-                f"{n} flat{'s' if n > 1 else ''} in filter {filt!r}: no light in that "
-                "filter; not used"
+                f"{plural(n, 'flat')} in filter {filt!r}: no light in that filter; not used"
             )
         del flats[filt]
     for f in collection.frames:
@@ -413,7 +414,7 @@ class _Planner:
 
     def _leveled(self, info: FrameInfo) -> bool:
         """Whether the level no photon made is known for a light (see
-        :func:`ccdcal.calibrate.calibrate`): a master bias, a configured bias level, an
+        :func:`ccdcal.calibration.calibrate`): a master bias, a configured bias level, an
         overscan, or a dark of its exposure that holds the bias."""
         det = self.cfg.detector
         if self.bias is not None or det.bias_level is not None or self._overscanned(info):
@@ -428,14 +429,14 @@ class _Planner:
         if unconfirmed and self.camera is None:
             key, value = unconfirmed[0].gain_unsure
             notices.append(
-                f"{key} = {value:g} not used as the gain of {len(unconfirmed)} light"
-                f"{'s' if len(unconfirmed) > 1 else ''} (its meaning varies between cameras, "
+                f"{key} = {value:g} not used as the gain of {plural(len(unconfirmed), 'light')}"
+                " (its meaning varies between cameras, "
                 "and no pair of flats can confirm it): they stay in ADU; set [detector] gain"
             )
         no_gain = [i for i in everyone if _gain(i, cfg) is None and i.gain_unsure is None]
         if no_gain:
             notices.append(
-                f"no gain for {len(no_gain)} light{'s' if len(no_gain) > 1 else ''} (no "
+                f"no gain for {plural(len(no_gain), 'light')} (no "
                 f"{'/'.join(cfg.keywords.gain)} keyword, no [detector] gain in the config): "
                 "they and their stacks stay in ADU"
                 + (' (or set [detector] gain = "measured")' if self.camera is not None else "")
@@ -454,7 +455,8 @@ class _Planner:
         unleveled = [i for infos in lights.values() for i in infos if not self._leveled(i)]
         if unleveled:
             notices.append(
-                f"no bias level known for {len(unleveled)} lights (no bias frames, no dark of "
+                f"no bias level known for {plural(len(unleveled), 'light')} (no bias frames, "
+                "no dark of "
                 "their exposure, no overscan): their variance counts no photon noise; set "
                 "[detector] bias_level"
             )
@@ -463,7 +465,8 @@ class _Planner:
             flat = self.flats.get(filt)
             if flat is None:
                 notices.append(
-                    f"no flat for filter {filt!r}: {len(infos)} lights of {obj} stay unflattened"
+                    f"no flat for filter {filt!r}: {plural(len(infos), 'light')} of {obj} "
+                    f"{verb(len(infos), 'stays', 'stay')} unflattened"
                 )
             for info in infos:
                 dark = self.dark_for(info)
@@ -635,7 +638,7 @@ def _origin(infos: Sequence[FrameInfo], name: str, configured: Any) -> str:
         counts[text or "none"] = counts.get(text or "none", 0) + 1
     if len(counts) == 1:
         return next(iter(counts))
-    return "; ".join(f"{text} ({n} lights)" for text, n in counts.items())
+    return "; ".join(f"{text} ({plural(n, 'light')})" for text, n in counts.items())
 
 
 __all__ = ["choose_dark", "output_name", "plan", "safe_name"]

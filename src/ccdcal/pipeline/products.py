@@ -23,6 +23,7 @@ from .._version import __version__
 from ..collection import Collection
 from ..config import Config
 from ..errors import CcdcalError
+from ..wording import plural
 
 #: the parts of a reduction, in the order they are made; ``--only`` takes one of these
 PARTS = ("masters", "calibrated", "registered", "stacks")
@@ -333,7 +334,7 @@ class Plan:
         lines.insert(1, "  ".join("-" * w for w in [*widths, 5]))
         todo = len(building)
         lines.append(
-            f"{len(self.products)} products: {todo} to build, "
+            f"{plural(len(self.products), 'product')}: {todo} to build, "
             f"{sum(s.up_to_date for s in states.values())} up to date"
         )
         return "\n".join(lines)
@@ -350,7 +351,7 @@ def describe_inputs(product: Product) -> str:
     '2 calibrated lights'
     """
     if product.kind in ("stack", "registration"):
-        return f"{len(product.inputs)} calibrated lights"
+        return plural(len(product.inputs), "calibrated light")
     if product.kind == "stars":
         return product.inputs[0].name
     n = len(product.inputs)

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from ..combine import CCDClip, Combination, SigmaClip, VarianceClip
 from ..config import CombineOptions
 from ..cosmic import flag_against_model, median_model
 from ..errors import CcdcalError
@@ -39,6 +38,7 @@ from ..masters import (
 from ..provenance import fits_text
 from ..registration.resample import REG_KEYS, blot, resample
 from ..registration.stars import FWHM_PER_SIGMA
+from ..stacking import CCDClip, Combination, SigmaClip, VarianceClip
 from .products import Product
 
 History = dict[str, Any]
@@ -199,7 +199,7 @@ def light_recipe(
     ``cosmic`` holds L.A.Cosmic's options; ``header`` cards set on the result. A gain or
     read noise ``"measured"``, or an ``unsure`` gain keyword, is settled by the ``camera``
     table (see :mod:`ccdcal.pipeline.camera`)."""
-    from ..calibrate import calibrate as calibrate_frame
+    from ..calibration import calibrate as calibrate_frame
     from .camera import resolve
 
     (raw,) = inputs
@@ -384,7 +384,7 @@ def stack_recipe(
         return finish_stack(combination(chosen.paths), chosen.exptimes, chosen.left_out), history
     # copies (in memory or in a scratch folder): the calibrated lights are never written to;
     # the copies kept in memory and the combine share the memory limit, half each
-    from ..combine.stream import default_memory_limit, parse_bytes
+    from ..stacking.stream import default_memory_limit, parse_bytes
 
     limit = parse_bytes(combination.memory_limit) or default_memory_limit()
     combination = replace(combination, memory_limit=limit // 2)
@@ -493,7 +493,7 @@ def stack_combination(
     """How calibrated lights are stacked: the configuration's combine, with ``reject =
     "auto"`` resolved and the frames' weights (1 / median variance) read from their headers.
 
-    "auto" is :class:`~ccdcal.combine.VarianceClip`, each light's own variance pixel by pixel,
+    "auto" is :class:`~ccdcal.stacking.VarianceClip`, each light's own variance pixel by pixel,
     where every light's variance is complete (photons counted, VARSLOPE > 0, and a read noise
     known); else IRAF's ccdclip, whose sigma comes from the noise model (read noise and
     Poisson), where the calibrated frames are in electrons with a known read noise and alike
@@ -701,7 +701,7 @@ def _light_spec(
 def warm() -> None:
     """Load the compiled kernels of calibration and combine (a worker process runs this while
     the calling process plans)."""
-    from ..calibrate import calibrate
+    from ..calibration import calibrate
 
     ones = np.ones((4, 4), np.float32)
     frame = Frame(ones, variance=ones, mask=np.zeros((4, 4), np.uint16), header={"EXPTIME": 1.0})

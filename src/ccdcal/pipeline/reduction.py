@@ -33,6 +33,7 @@ from ..compiled import compile_ahead, stop_ahead
 from ..config import Config
 from ..errors import CcdcalError
 from ..parallel import DaskCluster, executor
+from ..wording import plural
 from . import recipes
 from .execution import Outcome, check_band_rows, execute
 from .outfolder import claim
@@ -136,8 +137,9 @@ class ReduceResult:
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(
-            f"{len(self.calibrated)} calibrated lights, {len(self.stacks)} stacks, "
-            f"{len(self.reused)} outputs reused, {len(self.failures)} failures"
+            f"{plural(len(self.calibrated), 'calibrated light')}, "
+            f"{plural(len(self.stacks), 'stack')}, {plural(len(self.reused), 'output')} "
+            f"reused, {plural(len(self.failures), 'failure')}"
         )
         lines += self.detector_lines()
         return "\n".join(lines)
@@ -206,7 +208,7 @@ def _orphan_notices(the_plan: Plan) -> list[str]:
     names = ", ".join(str(p.relative_to(the_plan.out_dir)) for p in gone[:3])
     more = ", ..." if len(gone) > 3 else ""
     return [
-        f"{len(gone)} calibrated light{'s' if len(gone) > 1 else ''} of an earlier run "
+        f"{plural(len(gone), 'calibrated light')} of an earlier run "
         f"({names}{more}) whose raw file is no longer in {the_plan.raw_dir}: in no stack of "
         "this run; delete them, or put the raw files back"
     ]
@@ -226,8 +228,8 @@ def _saturation_notices(lights: Sequence[Path], config: Config) -> list[str]:
             levels[key] = levels.get(key, 0) + 1
     return [
         f"no saturation level in the headers ({'/'.join(config.keywords.saturation)}): "
-        f"{level:g} ADU, the {adc} ceiling that the data reach, taken in {n} "
-        f"light{'s' if n > 1 else ''} (set [detector] saturation to choose another)"
+        f"{level:g} ADU, the {adc} ceiling that the data reach, taken in "
+        f"{plural(n, 'light')} (set [detector] saturation to choose another)"
         for (level, adc), n in levels.items()
     ]
 
@@ -360,8 +362,8 @@ def kernels_of(the_plan: Plan) -> list[str]:
     >>> kernels_of(Plan(Path("raw"), Path("out"), None, None))
     []
     """
-    from ..combine.rejection import NONE, VARCLIP
     from ..masters import CombineSpec
+    from ..stacking.rejection import NONE, VARCLIP
 
     names: list[str] = []
     for product in the_plan.products.values():
@@ -383,7 +385,7 @@ def kernels_of(the_plan: Plan) -> list[str]:
 def _check_memory(the_plan: Plan, limit: int) -> None:
     """Refuse a memory limit too small for the largest combine of the plan, in one line
     naming it, before any work (the combine engine's own count of what it needs)."""
-    from ..combine.stream import plan_rows
+    from ..stacking.stream import plan_rows
 
     combined = the_plan.of_kind(*recipes.COMBINED)
     if not combined or the_plan.shape is None:
@@ -409,7 +411,7 @@ def _check_memory(the_plan: Plan, limit: int) -> None:
 def _memory_limit(value: int | str | None) -> int | None:
     if value is None:
         return None
-    from ..combine.stream import parse_bytes
+    from ..stacking.stream import parse_bytes
 
     try:
         return parse_bytes(value)

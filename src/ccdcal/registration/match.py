@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CcdcalError
+from ..wording import plural, verb
 from .stars import Stars
 from .transform import MIN_PAIRS, Transform, fit, position_error, residuals
 
@@ -106,7 +107,7 @@ def match(
     need = max(3, MIN_PAIRS[kind])
     if len(stars) < need or len(reference) < need:
         raise MatchError(
-            f"{name}: {len(stars)} stars found (reference: {len(reference)}); at least "
+            f"{name}: {plural(len(stars), 'star')} found (reference: {len(reference)}); at least "
             f"{need} are needed to match it"
         )
     seeing = float(np.nanmedian(reference.fwhm)) if len(reference) else 2.0
@@ -137,7 +138,8 @@ def match(
         return found
     hint = "" if kind == "affine" else "; a mirrored frame needs transform='affine'"
     raise MatchError(
-        f"{name}: its {len(stars)} stars match no pattern of the reference's "
+        f"{name}: its {plural(len(stars), 'star')} {verb(len(stars), 'matches', 'match')} no "
+        "pattern of the reference's "
         f"{len(reference)} (none pairs {MIN_SHARE:.0%} of them{'; ' if problem else ''}"
         f"{problem}{hint})"
     )

@@ -40,6 +40,7 @@ from ..errors import CcdcalError
 from ..fitsio import write_hdul
 from ..frame import Frame
 from ..provenance import add_history
+from ..wording import plural
 from .cosmics import DEFAULT_COSMIC_RATE
 from .detector import Detector, _filter_key
 from .pointing import Footprint, Pointing, footprint, frame_rate, moves
@@ -120,7 +121,8 @@ class Night:
         """A few lines for people: frames by kind and where they are."""
         ny, nx = self.detector.shape
         over = f" + {self.detector.overscan} overscan columns" if self.detector.overscan else ""
-        counts = ", ".join(f"{n} {k}" for k, n in self.counts().items())
+        counts = ", ".join(plural(n, k, "biases" if k == "bias" else None)
+                           for k, n in self.counts().items())  # fmt: skip
         return (
             f"simulated night (seed {self.params.get('seed')}, {nx}x{ny} pixels{over}): "
             f"{counts}\nraw frames: {self.raw_dir}\ntruth:      {self.truth_dir}"
@@ -442,7 +444,7 @@ def night(
 
     _remove_stale(raw_dir, written)
     _remove_stale(truth_dir, written)
-    log.debug("simulated night: %s", ", ".join(f"{n} {k}" for k, n in result.counts().items()))
+    log.debug("simulated night: %s", result.summary().splitlines()[0])
     return result
 
 

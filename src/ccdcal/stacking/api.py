@@ -533,7 +533,7 @@ def combine(
         ``scale`` (``"median"``, ``"mode"``, ``"exposure"`` or one level per frame) and z_i
         from ``zero`` (``"median"`` of the scaled frame, or one level per frame); statistics
         from ``scale_region`` = (slice_y, slice_x) (default the whole frame, sampled when
-        large). See :mod:`ccdcal.combine.scaling`.
+        large). See :mod:`ccdcal.stacking.scaling`.
     weights
         None, one positive number per frame, or ``"variance"`` (inverse variance per pixel
         from the inputs' variance planes).

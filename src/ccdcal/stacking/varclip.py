@@ -1,10 +1,10 @@
 """VarianceClip's window for a whole block of pixels at once (numba), called by
-:mod:`ccdcal.combine.kernels`.
+:mod:`ccdcal.stacking.kernels`.
 
 Each value is judged by its own frame's noise at the centre, the centre's own noise, pull
 and growth counted, photon skewness by Cornish-Fisher (see
 :class:`ccdcal.combine.VarianceClip` and its reference,
-:func:`ccdcal.combine.reference.varclip_keep`). That takes several square roots and
+:func:`ccdcal.stacking.reference.varclip_keep`). That takes several square roots and
 divisions per value and pass; done pixel by pixel they did not vectorise, and a stack of
 40 lights of 2048x2048 took 15-30 s. Here every step runs over the block's pixels in the
 inner loop (each pixel's passes masked once it is done), so the square roots and divisions

@@ -1,6 +1,6 @@
 """FITS pixels as stored (big-endian) decoded into float32 rows, in parallel (numba).
 
-A combine reads each band of each file as stored (:class:`ccdcal.combine.stream.FileSource`,
+A combine reads each band of each file as stored (:class:`ccdcal.stacking.stream.FileSource`,
 one ``pread``) and decodes it into the band buffer: 32-bit floats are byte-swapped, 16-bit
 integers are swapped, scaled (BSCALE, BZERO) and their BLANK value made NaN on the way. The
 arithmetic is astropy's, in float32: ``float32(stored) * float32(BSCALE) + float32(BZERO)``,

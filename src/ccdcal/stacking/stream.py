@@ -104,7 +104,7 @@ class FileSource(Source):
 
     The pixels of an uncompressed float32 or 16-bit integer image, and its MASK and UNCERT
     planes, are read band by band with ``pread`` into a buffer and decoded from it in
-    parallel (:mod:`ccdcal.combine.decode`: byte swap, BSCALE, BZERO, BLANK). The file's
+    parallel (:mod:`ccdcal.stacking.decode`: byte swap, BSCALE, BZERO, BLANK). The file's
     pages stay in the system's page cache, never in the process: a memory-mapped file's
     pages count in the process's memory until given back, and the kernel maps more than is
     read (whole large folios of a file just written: measured here, a combine of 200 such
@@ -261,7 +261,7 @@ class FileSource(Source):
 
 
 def _direct(layout: RawLayout) -> bool:
-    """Whether :mod:`~ccdcal.combine.decode` decodes this storage (the common cameras' and
+    """Whether :mod:`~ccdcal.stacking.decode` decodes this storage (the common cameras' and
     ccdcal's own): float32 unscaled, or 16-bit integers."""
     if layout.dtype.str == ">f4":
         return layout.bscale == 1.0 and layout.bzero == 0.0

@@ -926,7 +926,7 @@ def calibrate(
 def _variance_slope(base: int, flat: Frame | None, divisor: np.ndarray | None) -> float:
     """How a calibrated light's variance grows with its value: the photons' 1/F (median over
     the frame; 0 where no photons are counted). Rejection by each frame's variance
-    (:class:`~ccdcal.combine.VarianceClip`) takes it at the stack's centre with it."""
+    (:class:`~ccdcal.stacking.VarianceClip`) takes it at the stack's centre with it."""
     from .calibration_kernel import NO_PHOTONS
 
     if base == NO_PHOTONS:

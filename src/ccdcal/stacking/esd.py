@@ -1,10 +1,10 @@
 """The generalized ESD test (Rosner 1983) for a whole block of pixels at once (numba),
-called by :mod:`ccdcal.combine.kernels`.
+called by :mod:`ccdcal.stacking.kernels`.
 
 Up to ``r`` times, the value farthest from the mean of those left (the lowest or the
 highest of the sorted values) is taken out, its distance in standard deviations ``R_i``
 noted; the outliers are the ``k`` farthest, ``k`` the last ``i`` whose ``R_i`` passes
-Rosner's critical value ``λ_i`` (:func:`ccdcal.combine.rejection.esd_critical_values`).
+Rosner's critical value ``λ_i`` (:func:`ccdcal.stacking.rejection.esd_critical_values`).
 Each step's mean and spread are sums over the values left; done pixel by pixel they did not
 vectorise, and a master bias of 30 frames of 2048x2048 took 3 s. Here the sums run over the
 block's pixels in the inner loop, each pixel's window masked, in the same order and with

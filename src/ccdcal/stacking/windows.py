@@ -1,4 +1,4 @@
-"""Per-pixel rejection windows (numba), called by :mod:`ccdcal.combine.kernels`.
+"""Per-pixel rejection windows (numba), called by :mod:`ccdcal.stacking.kernels`.
 
 Every algorithm works on one pixel's valid values, sorted, in column ``p`` of a block ``w``
 (n, BLOCK), and returns the window ``[klo, khi)`` of the values it keeps.
