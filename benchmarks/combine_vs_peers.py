@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 SKY, NOISE = 1000.0, 10.0
+RESULTS = Path(__file__).resolve().parent / "results" / "combine_vs_peers.md"
 
 
 # --------------------------------------------------------------------------- data
@@ -258,8 +259,8 @@ PLAN = [
 ]
 
 
-def _targets(results: dict[str, dict], stack_mb: float) -> None:
-    """The goals on a 2-core machine (20 frames of 2048x2048), met or not."""
+def _targets(results: dict[str, dict], stack_mb: float, command_s: float) -> list[str]:
+    """The goals on a 2-core machine (20 frames of 2048x2048), met or not, as lines."""
 
     def t(key: str) -> float | None:
         res = results.get(key)
@@ -272,22 +273,28 @@ def _targets(results: dict[str, dict], stack_mb: float) -> None:
         ("ccdcal sigclip (files) / numpy.sum", "ccdcal-sigclip:f32", "numpy-sum:f32", "<=", 6),
         ("ccdcal median (files) / numpy.sum", "ccdcal-median:f32", "numpy-sum:f32", "<=", 6),
     ]  # fmt: skip
-    print("targets:")
+    lines = []
     for text, num, den, op, goal in checks:
         a, b = t(num), t(den)
         if a is None or b is None or b == 0:
             continue
         value = a / b
         ok = value >= goal if op == ">=" else value <= goal
-        print(f"  {text:38} {value:7.1f}  (goal {op} {goal}: {'met' if ok else 'NOT met'})")
+        lines.append(f"| {text} | {value:.1f} | {op} {goal} | {'met' if ok else 'NOT met'} |")
     for key in ("ccdcal-sigclip:f32", "ccdcal-sigclip:u16", "ccdcal-median:f32"):
         res = results.get(key)
         if res:
             value = res["peak_mb"] / stack_mb
-            print(
-                f"  {'peak RSS / float32 stack, ' + key:38} {value:7.2f}  "
-                f"(goal <= 1.3: {'met' if value <= 1.3 else 'NOT met'})"
-            )
+            lines.append(f"| peak RSS / float32 stack, {key} | {value:.2f} | <= 1.3 | "
+                         f"{'met' if value <= 1.3 else 'NOT met'} |")  # fmt: skip
+    files = t("ccdcal-sigclip:f32")
+    if files is not None:
+        over = command_s - files
+        lines.append(f"| fresh `ccdcal combine` less the in-process combine, s | {over:.2f} | "
+                     f"<= 1 | {'met' if over <= 1 else 'NOT met'} |")  # fmt: skip
+    for line in lines:
+        print("  " + line)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="8 frames of 512x512")
     parser.add_argument("--dir", type=Path, default=Path("bench-output/combine_vs_peers"))
     parser.add_argument("--skip", nargs="*", default=[], help="contender kinds to leave out")
+    parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--files", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
@@ -368,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'siril stack alone (its log)':32} {siril['stack_seconds']:8.3f}"
                   f"   / ccdcal sigclip files {siril['stack_seconds'] / ours['seconds']:.2f}"
                   f"   ({agree}; Siril clips with its own rule)")  # fmt: skip
-    _targets(results, stack_mb)
+    goals = _targets(results, stack_mb, command_s)
+    if not args.quick and not args.no_write:
+        _write_results(results, arrays, PLAN, siril, command_s, goals, n, size, stack_mb)
     a = arrays.get("ccdcal-sigclip:f32")
     b = arrays.get("ccdcal-sigclip:u16")
     if a is not None and b is not None:
@@ -381,6 +391,49 @@ def main(argv: list[str] | None = None) -> int:
             f"peak {base['peak_mb']:.0f} MiB for a {stack_mb:.0f} MiB stack"
         )
     return 0
+
+
+def _write_results(
+    results: dict, arrays: dict, plan: list, siril: dict | None, command_s: float,
+    goals: list[str], n: int, size: int, stack_mb: float,
+) -> None:  # fmt: skip
+    """The table README quotes, with the machine and the date."""
+    import datetime as dt
+
+    rows = ["| contender | time (s) | peak MiB | vs ccdcal | max abs difference |",
+            "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for label, kind, which, _, ref in plan:
+        res = results.get(f"{kind}:{which}")
+        if res is None:
+            continue
+        ref_key = f"{ref}:f32" if ref else None
+        ratio = diff = ""
+        if ref_key and ref_key in results:
+            x = res["seconds"] / results[ref_key]["seconds"]
+            ratio = f"{x:.1f}x slower" if x >= 1 else f"{1 / x:.1f}x faster"
+            if kind == "numpy-sum":
+                ratio = f"ccdcal from files: {1 / x:.1f}x this"
+            else:
+                diff = f"{np.nanmax(np.abs(arrays[f'{kind}:{which}'] - arrays[ref_key])):.1e}"
+        rows.append(f"| {' '.join(label.split())} | {res['seconds']:.3f} | "
+                    f"{res['peak_mb']:.0f} | {ratio} | {diff} |")  # fmt: skip
+    rows.append(f"| `ccdcal combine` as a fresh command, f32 files | {command_s:.2f} | | | |")
+    if siril is not None:
+        rows.append(f"| `siril-cli` convert + stack, f32 files | {siril['seconds']:.2f} | "
+                    f"{siril['peak_mb']:.0f} | {siril['seconds'] / command_s:.2f}x the "
+                    "fresh `ccdcal combine` | Siril's own rule |")  # fmt: skip
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python "
+               f"{platform.python_version()}")  # fmt: skip
+    text = "\n".join([
+        f"Measured by `benchmarks/combine_vs_peers.py` on {dt.date.today().isoformat()}, "
+        f"{machine}: {n} frames of {size}x{size} ({stack_mb:.0f} MiB as float32), each "
+        "contender in its own process (peak memory: that process's maximum RSS), best of "
+        "its repeats.", "", *rows, "", "| goal | value | target | |", "| --- | --- | --- | --- |",
+        *goals,
+    ])  # fmt: skip
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(text + "\n")
+    print(f"written: {RESULTS}")
 
 
 if __name__ == "__main__":
