@@ -453,7 +453,8 @@ def _flat_divisor(flat: Frame, min_value: float) -> tuple[np.ndarray, np.ndarray
         bad |= (flat.mask & flags.BAD) != 0
     if bad.all():
         raise CcdcalError(f"{flat.name}: no pixel of the flat is at or above {min_value:g}")
-    level = float(np.median(f[::4, ::4][~bad[::4, ::4]])) if (~bad[::4, ::4]).any() else 1.0
+    kept = f[::4, ::4][~bad[::4, ::4]]  # a copy: sorted in place by its median
+    level = float(np.median(kept, overwrite_input=True)) if kept.size else 1.0
     if not FLAT_LEVELS[0] <= level <= FLAT_LEVELS[1]:
         # a raw flat, or one normalized wrongly, would scale every frame by its level
         raise CcdcalError(
@@ -885,14 +886,14 @@ def calibrate(
     good = sample.good & np.isfinite(work.variance[::3, ::3])
     if good.any():
         work.header["MEDVAR"] = (
-            float(np.median(work.variance[::3, ::3][good])),
+            float(np.median(work.variance[::3, ::3][good], overwrite_input=True)),
             "median variance of good pixels (1 in 9 sampled)",
         )
         # the level and the robust scatter the variance must explain: a stack leaves out a
         # light whose pixels scatter far more or less than its variance says (see
         # ccdcal.pipeline.screening)
         values = work.data[::3, ::3][good].astype(np.float64)
-        level = float(np.median(values))
+        level = float(np.median(values, overwrite_input=True))  # a copy: sorted in place
         work.header["MEDLEVEL"] = (level, "median of good pixels (1 in 9)")
         # the noise from neighbours' differences: gradients, nebulae and crowded fields
         # cancel in them, as they do not in a whole frame's spread
@@ -903,7 +904,9 @@ def calibrate(
         both = ok[:, 1:] & ok[:, :-1]
         if both.any():
             diff = (rows[:, 1:] - rows[:, :-1])[both].astype(np.float64)
-            noise = 1.482602218505602 * float(np.median(np.abs(diff - np.median(diff))))
+            centre = np.median(diff, overwrite_input=True)  # a copy: sorted in place
+            spread = np.median(np.abs(diff - centre), overwrite_input=True)
+            noise = 1.482602218505602 * float(spread)
             work.header["LOCNOISE"] = (noise / np.sqrt(2.0), "noise from neighbours' differences")
     work.header["VARSLOPE"] = (_variance_slope(base, flat, safe), "d variance / d value (photons)")
     steps = [
@@ -935,7 +938,8 @@ def _variance_slope(base: int, flat: Frame | None, divisor: np.ndarray | None) -
         return 1.0
     sample = divisor[::3, ::3]
     good = np.isfinite(sample) & (sample > 0)
-    return round(float(np.median(1.0 / sample[good])), 6) if good.any() else 1.0
+    slope = float(np.median(1.0 / sample[good], overwrite_input=True)) if good.any() else 1.0
+    return round(slope, 6)
 
 
 __all__ = [

@@ -147,11 +147,13 @@ class Frame:
 
     # ------------------------------------------------------------------ FITS
     @classmethod
-    def read(cls, path: PathLike) -> Frame:
+    def read(cls, path: PathLike, *, variance: bool = True, extras: bool = True) -> Frame:
         """Read the first image of a FITS file, with its MASK and UNCERT extensions if present.
 
         Handles BITPIX 8, 16 (BZERO 32768 as unsigned), 32, -32, -64, and gzip-compressed
         files. Raises :class:`~ccdcal.errors.FrameError` naming the file on any problem.
+        ``variance=False`` and ``extras=False`` leave those planes unread (a calibrated
+        2048x2048 light's stars need a third of its bytes).
 
         Examples
         --------
@@ -165,12 +167,12 @@ class Frame:
             data = reader.rows()
             frame = cls(
                 data,
-                variance=reader.variance_rows(),
+                variance=reader.variance_rows() if variance else None,
                 mask=reader.mask_rows(),
                 header=clean_header(reader.header),
                 extras={
                     name: reader.extension(name)  # type: ignore[misc]
-                    for name in reader.extension_names()
+                    for name in (reader.extension_names() if extras else ())
                     if name in EXTRA_EXTS
                 },
                 path=Path(path),

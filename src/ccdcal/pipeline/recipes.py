@@ -232,7 +232,8 @@ def stars_recipe(
     from ..registration.stars import find_stars, stars_table
 
     (light,) = inputs
-    stars, quality = find_stars(Frame.read(light), threshold=threshold)
+    frame = Frame.read(light, variance=False, extras=False)  # the stars need no variance
+    stars, quality = find_stars(frame, threshold=threshold)
     return stars_table(stars, quality), {"threshold": threshold}
 
 
