@@ -486,6 +486,41 @@ def test_a_combine_stays_within_its_memory_limit(tmp_path):
     assert peak - baseline <= limit, (peak, baseline)
 
 
+MASTER = """
+import glob, resource, sys, tempfile
+def spill(*args, **kwargs):
+    raise AssertionError("prepared frames written to a scratch folder")
+tempfile.mkdtemp = spill  # streamed: no frame is prepared whole, none spilled
+from ccdcal.masters import CombineSpec, master_bias
+spec = CombineSpec.default("bias")
+spec = CombineSpec(spec.method, spec.reject, {"memory_limit": "30MB"})
+master = master_bias(sorted(glob.glob(sys.argv[1] + "/bias_*.fits")), combine=spec)
+assert master.header["NCOMBINE"] == int(sys.argv[2])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in kilobytes: Linux")
+def test_a_master_of_100_frames_stays_within_its_memory_limit(tmp_path):
+    """A master bias of 100 raw frames of 512² (100 MB as float32), each read prepared band
+    by band, under a memory limit of 30 MB: its process's peak resident memory stays within
+    the limit above that of the same master of three tiny frames."""
+    for name, shape, nbias in (("big", (512, 512), 100), ("tiny", (32, 32), 3)):
+        ccdcal.simulate.night(tmp_path / name, seed=1, shape=shape, nbias=nbias, ndark=1,
+                              nflat=1, nlight=1)  # fmt: skip
+
+    def peak(name: str, n: int) -> int:
+        done = subprocess.run([sys.executable, "-c", MASTER, str(tmp_path / name / "raw"),
+                               str(n)], capture_output=True, text=True, check=True)  # fmt: skip
+        return int(done.stdout.strip().splitlines()[-1]) * 1024  # kilobytes on Linux
+
+    peak("tiny", 3)  # compiles what the kernels need, once
+    baseline = min(peak("tiny", 3) for _ in range(2))
+    big = min(peak("big", 100) for _ in range(2))
+    assert big - baseline <= 30 * 2**20, (big, baseline)
+
+
 def test_flats_that_are_not_normalized_or_empty_are_refused():
     from ccdcal.calibration import flat_correct
 
