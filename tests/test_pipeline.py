@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -120,10 +121,18 @@ def test_calibrated_light_equals_ccdproc_chain(reduced_night):
     np.testing.assert_allclose(ours, ccd.data, rtol=1e-5, atol=0.05)
 
 
-def test_rerun_reuses_and_resumes(reduced_night, tmp_path):
+def test_rerun_reuses_and_resumes(reduced_night, tmp_path, caplog):
     base, result = reduced_night
-    again = reduce(base / "night" / "raw", base / "out", report=False)
-    assert len(again.reused) == len(result.plan.products)  # masters, lights, stars, stacks
+    n = len(result.plan.products)  # masters, lights, stars, stacks
+    assert len(result.built) == n and not result.reused
+    assert f"{n} outputs built, 0 up to date (kept); 10 calibrated lights, 1 stack, 0 failures" \
+        in result.summary()  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="ccdcal"):
+        again = reduce(base / "night" / "raw", base / "out", report=False)
+    assert len(again.reused) == n and not again.built
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("ccdcal.pipeline")]
+    assert sorted(said) == sorted(f"{name}: up to date" for name in result.plan.products)
+    assert f"0 outputs built, {n} up to date (kept)" in again.summary()
     # a crashed run: a calibrated frame missing and a stack cut short
     victim = result.calibrated[3]
     victim.unlink()
@@ -134,6 +143,7 @@ def test_rerun_reuses_and_resumes(reduced_night, tmp_path):
     assert victim.exists() and Frame.read(stack).shape == (200, 200)
     assert result.masters["bias"].stat().st_mtime_ns == mtime  # kept, not redone
     assert len(resumed.reused) == len(again.reused) - 2
+    assert sorted(resumed.built) == sorted([victim, stack])
 
 
 def test_raw_inputs_never_modified(tmp_path):

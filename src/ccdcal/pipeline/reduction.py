@@ -62,6 +62,8 @@ class ReduceResult:
         What the user should know (missing calibrations and what was done instead).
     failures
         Files that could not be used, with the reason; a CLI exits non-zero when any.
+    built
+        Outputs this run made.
     reused
         Outputs kept from an earlier run (checksums and inputs unchanged).
     collection
@@ -83,6 +85,7 @@ class ReduceResult:
     notices: list[str] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     reused: list[Path] = field(default_factory=list)
+    built: list[Path] = field(default_factory=list)
     report: Path | None = None
     collection: Collection | None = None
     config: Config | None = None
@@ -100,6 +103,7 @@ class ReduceResult:
             notices=list(the_plan.notices),
             failures=list(the_plan.failures),
             reused=[p.path for p in outcome.reused],
+            built=[p.path for p in outcome.built],
             collection=the_plan.collection,
             config=the_plan.config,
             plan=the_plan,
@@ -136,8 +140,11 @@ class ReduceResult:
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(
-            f"{len(self.calibrated)} calibrated lights, {len(self.stacks)} stacks, "
-            f"{len(self.reused)} outputs reused, {len(self.failures)} failures"
+            f"{len(self.built)} {_plural(len(self.built), 'output')} built, "
+            f"{len(self.reused)} up to date (kept); "
+            f"{len(self.calibrated)} calibrated {_plural(len(self.calibrated), 'light')}, "
+            f"{len(self.stacks)} {_plural(len(self.stacks), 'stack')}, "
+            f"{len(self.failures)} {_plural(len(self.failures), 'failure')}"
         )
         lines += self.detector_lines()
         return "\n".join(lines)
@@ -161,6 +168,17 @@ class ReduceResult:
                         f"({meta[name + '_source']})"
                     )
         return lines
+
+
+def _plural(n: int, word: str) -> str:
+    """``word``, or its plural for any count but one.
+
+    Examples
+    --------
+    >>> _plural(1, "stack"), _plural(2, "stack"), _plural(0, "failure")
+    ('stack', 'stacks', 'failures')
+    """
+    return word if n == 1 else f"{word}s"
 
 
 #: a stack rejecting more than this fraction of its values says so: a 3σ rejection of
