@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
+import os
 import re
 import shutil
 import subprocess
@@ -231,6 +233,51 @@ def test_reduce_writes_report(tmp_path):
     assert "calibrated/" in html and "made by this run" in html
     again = ccdcal.reduce(raw, tmp_path / "out")
     assert f"{n} products: 0 made by this run, {n} kept" in again.report.read_text()
+
+
+def _times(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")}
+
+
+def test_rerun_redraws_only_the_figures_whose_inputs_changed(tmp_path, caplog):
+    raw = make_raw_night(tmp_path / "night", seed=4)
+    first = ccdcal.reduce(raw, tmp_path / "out")
+    folder = first.report.parent
+    past = 1_000_000_000_000_000_000
+    for png in folder.glob("*.png"):
+        os.utime(png, ns=(past, past))
+    with caplog.at_level(logging.INFO, logger="ccdcal.report"):
+        ccdcal.reduce(raw, tmp_path / "out")
+    assert set(_times(folder).values()) == {past}  # nothing redrawn
+    n = len(_times(folder))
+    assert f"({n} images, 0 drawn, {n} up to date)" in caplog.text
+    # another flat: the master flat, the calibrated lights and the stack change; the
+    # master bias and dark, the raw light and the camera's photon transfer do not
+    flat = raw / "flat_1.fits"
+    with fits.open(flat) as hdul:
+        data, header = hdul[0].data.astype(np.float64) * 1.01, hdul[0].header.copy()
+    flat.unlink()
+    _write(
+        raw,
+        "flat_1.fits",
+        data,
+        **{k: header[k] for k in ("IMAGETYP", "EXPTIME", "FILTER", "GAIN", "RDNOISE")},
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ccdcal.report"):
+        third = ccdcal.reduce(raw, tmp_path / "out")
+    redrawn = {name for name, t in _times(folder).items() if t != past}
+    assert {"master_flat_V.png", "calibrated_light_0.png"} <= redrawn
+    assert any(name.startswith("stack_") for name in redrawn)
+    assert not {"master_bias.png", "master_dark_30s.png", "raw_light_0.png"} & redrawn
+    assert f"{len(redrawn)} drawn" in caplog.text
+    check_images(third.report)
+    # a figure removed by hand, or a torn index, is drawn again
+    (folder / "master_bias.png").unlink()
+    (folder / "figures.json").write_text("{")
+    again = ccdcal.reduce(raw, tmp_path / "out")
+    assert check_images(again.report) and (folder / "master_bias.png").is_file()
+    assert set(_times(folder).values()).isdisjoint({past})
 
 
 def _chromium() -> str | None:
