@@ -219,6 +219,30 @@ def test_demo(tmp_path):
     assert Path(tmp_path / "demo" / "reduced" / "stacks").is_dir()
 
 
+def test_demo_again_reuses_its_work(tmp_path, caplog):
+    """A second demo into the same folder simulates the same night without touching a file,
+    so the reduction keeps every product and the report keeps every figure."""
+    from ccdcal.quality import demo
+
+    small = {"shape": (64, 64), "nbias": 5, "ndark": 3, "nflat": 3, "nlight": 4}
+    first = demo(tmp_path, seed=1, **small)
+    assert first.result.built and not first.result.reused
+    raw = sorted(p for p in (tmp_path / "night").rglob("*") if p.is_file())
+    times = {p: p.stat().st_mtime_ns for p in raw}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ccdcal"):
+        second = demo(tmp_path, seed=1, **small)
+    assert not second.result.built
+    assert sorted(second.result.reused) == sorted(first.result.built)
+    assert {p: p.stat().st_mtime_ns for p in raw} == times
+    assert second.truth.table() == first.truth.table()
+    n = len(list((tmp_path / "reduced" / "report").glob("*.png")))
+    assert f"({n} images, 0 drawn, {n} up to date)" in caplog.text
+    # another seed is another night: everything is made again
+    third = demo(tmp_path, seed=2, **small)
+    assert not third.result.reused
+
+
 @pytest.mark.parametrize(("gain", "dark_exptime"), [(2.0, 300.0), (1.5, 30.0)])
 def test_against_truth_with_gain_and_scaled_darks(tmp_path, gain, dark_exptime):
     """Electrons from ADU and darks scaled by exposure, checked end to end against the truth."""
