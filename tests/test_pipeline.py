@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,13 +208,6 @@ def test_overscan_night(tmp_path):
     assert Frame.read(result.calibrated[0]).shape == (60, 50)
     mask = Frame.read(result.calibrated[0]).mask
     assert mask is not None and not (mask & flags.NO_DATA).any()
-
-
-def test_demo(tmp_path):
-    assert main(["demo", str(tmp_path / "demo")]) == 0
-    assert (tmp_path / "demo" / "reduced" / "report" / "index.html").exists()
-    assert os.path.isdir(tmp_path / "demo" / "night" / "truth")
-    assert Path(tmp_path / "demo" / "reduced" / "stacks").is_dir()
 
 
 def test_demo_again_reuses_its_work(tmp_path, caplog):
