@@ -301,11 +301,21 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def render_in_chromium(index: Path, tmp_path: Path) -> dict:
-    """Copy the report, add a script listing images that failed to load, dump the DOM."""
+def _chromium_or_skip() -> str:
+    """The browser; without one the test skips, but fails under CI=true (where `.ci/run`
+    installs Debian's chromium), so that CI never passes without rendering the page."""
     binary = _chromium()
     if binary is None:
-        pytest.skip("no chromium binary found")
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail("CI=true but no chromium found: .ci/run installs Debian's chromium "
+                        "(apt-get install -y chromium)")  # fmt: skip
+        pytest.skip("no chromium binary found (under CI=true this fails)")
+    return binary
+
+
+def render_in_chromium(index: Path, tmp_path: Path) -> dict:
+    """Copy the report, add a script listing images that failed to load, dump the DOM."""
+    binary = _chromium_or_skip()
     copy = tmp_path / "page"
     shutil.copytree(index.parent, copy)
     check = copy / "_check.html"
@@ -334,6 +344,16 @@ def test_report_renders_in_chromium(full_report, tmp_path):
     status = render_in_chromium(full_report, tmp_path)
     assert status["n"] == len(image_sources(full_report))
     assert status["broken"] == []
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "failed"), ("", "skipped")])
+def test_no_chromium_fails_under_ci(monkeypatch, ci, outcome):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception)) as caught:
+        _chromium_or_skip()
+    assert isinstance(caught.value, pytest.fail.Exception) == (outcome == "failed")
 
 
 def test_chromium_check_sees_a_broken_image(full_report, tmp_path):
