@@ -230,7 +230,7 @@ def test_readme_example_is_what_the_commands_print(tmp_path, monkeypatch, capsys
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("<!-- characterize-example -->\n```\n", 1)[1].split("\n```", 1)[0]
+    block = readme.split("<!-- characterize-example -->\n```text\n", 1)[1].split("\n```", 1)[0]
     monkeypatch.chdir(tmp_path)
     args = shlex.split("cam --seed 1 --gain 2 --read-noise 6 --size 256x256 --nlight 1")
     assert main(["simulate", *args]) == 0

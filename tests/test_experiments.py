@@ -81,11 +81,20 @@ def test_frames_is_reproducible(frames_result):
 def test_frames_outputs(frames_result, tmp_path):
     text = frames_result.table()
     assert "random noise ∝ N^" in text and "masters [e-]" in text
-    csv_path, png_path = frames_result.write(tmp_path)
+    csv_path, png_path, md_path = frames_result.write(tmp_path)
     rows = read_csv(csv_path)
     assert [int(r["n"]) for r in rows] == [1, 2, 4, 8]
     assert float(rows[0]["noise"]) == frames_result.rows[0]["noise"]  # full precision
     assert plt.imread(png_path).shape[0] > 300
+    md = md_path.read_text()
+    assert md == frames_result.markdown()
+    cells = [line.split(" | ") for line in md.splitlines() if line.startswith("| ")][2:]
+    assert [int(c[0].strip("| ")) for c in cells] == [1, 2, 4, 8]
+    first = frames_result.rows[0]
+    assert cells[0][1] == f"{first['noise']:.3f} ± {first['noise_err']:.3f}"
+    slope = f"{frames_result.slope_mean:.4f}".replace("-", "−")
+    assert f"Plain-mean stacks fall as N^({slope} ± " in md
+    assert f"floor of {frames_result.floor_fit:.3f} ± " in md
 
 
 def test_frames_rejects_bad_n():
@@ -124,11 +133,20 @@ def test_rejection_costs_noise(cosmic_result):
 
 def test_cosmic_outputs(cosmic_result, tmp_path):
     assert "winsorized sigma clip" in cosmic_result.table()
-    csv_path, png_path = cosmic_result.write(tmp_path / "cr")
-    assert csv_path.name == "cosmic_rays.csv"
+    csv_path, png_path, md_path = cosmic_result.write(tmp_path / "cr")
+    assert csv_path.name == "cosmic_rays.csv" and md_path.name == "cosmic_rays.md"
     rows = read_csv(csv_path)
     assert len(rows) == 2 * 2 * 9
     assert plt.imread(png_path).shape[1] > 500
+    # the Markdown's first table: 10 frames at rates x1 and x20, each method's count
+    md = md_path.read_text().split("\n\n")
+    table = [line.split(" | ") for line in md[2].splitlines()[2:]]
+    assert len(table) == 9
+    for cells in table:
+        method = cells[0].strip("| ")
+        assert cells[1] == f"{cosmic_result.survived(method, rate_factor=1.0, nframes=10):,}"
+        assert cells[2] == f"{cosmic_result.survived(method, rate_factor=20.0, nframes=10):,}"
+    assert table[0][3] == "reference |"
 
 
 # ---------------------------------------------------------------------------- vignetting
@@ -152,8 +170,13 @@ def test_flat_fielded_photometry_at_noise_level(vignetting_result):
 
 def test_vignetting_outputs(vignetting_result, tmp_path):
     paths = vignetting_result.write(tmp_path)
-    assert [p.name for p in paths] == ["vignetting.csv", "vignetting.png", "vignetting_stars.csv"]
-    stars = read_csv(paths[2])
+    assert [p.name for p in paths] == [
+        "vignetting.csv", "vignetting.png", "vignetting.md", "vignetting_stars.csv"
+    ]  # fmt: skip
+    md = paths[2].read_text()
+    rms = f"| none | {vignetting_result.row(0.0, 'none')['rms_dmag']:.4f} | "
+    assert rms + f"{vignetting_result.row(0.5, 'none')['rms_dmag']:.4f} |" in md
+    stars = read_csv(paths[3])
     assert {s["flat"] for s in stars} == set(ex.FLAT_QUALITIES)
     assert plt.imread(paths[1]).ndim == 3
 
@@ -168,8 +191,9 @@ def test_cli_experiment(tmp_path, capsys):
     out = tmp_path / "res"
     assert main(["experiment", "frames", "--quick", "--seed", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "random noise" in printed and "frames.csv" in printed
+    assert "random noise" in printed and "frames.csv" in printed and "frames.md" in printed
     assert (out / "frames.csv").exists() and (out / "frames.png").exists()
+    assert (out / "frames.md").read_text().startswith("`ccdcal experiment frames` (seed 2, ")
 
 
 def test_cli_experiment_ranges_and_errors(tmp_path, capsys):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,10 +119,18 @@ def test_calibrated_light_equals_ccdproc_chain(reduced_night):
     np.testing.assert_allclose(ours, ccd.data, rtol=1e-5, atol=0.05)
 
 
-def test_rerun_reuses_and_resumes(reduced_night, tmp_path):
+def test_rerun_reuses_and_resumes(reduced_night, tmp_path, caplog):
     base, result = reduced_night
-    again = reduce(base / "night" / "raw", base / "out", report=False)
-    assert len(again.reused) == len(result.plan.products)  # masters, lights, stars, stacks
+    n = len(result.plan.products)  # masters, lights, stars, stacks
+    assert len(result.built) == n and not result.reused
+    assert f"{n} outputs built, 0 up to date (kept); 10 calibrated lights, 1 stack, 0 failures" \
+        in result.summary()  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="ccdcal"):
+        again = reduce(base / "night" / "raw", base / "out", report=False)
+    assert len(again.reused) == n and not again.built
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("ccdcal.pipeline")]
+    assert sorted(said) == sorted(f"{name}: up to date" for name in result.plan.products)
+    assert f"0 outputs built, {n} up to date (kept)" in again.summary()
     # a crashed run: a calibrated frame missing and a stack cut short
     victim = result.calibrated[3]
     victim.unlink()
@@ -134,6 +141,7 @@ def test_rerun_reuses_and_resumes(reduced_night, tmp_path):
     assert victim.exists() and Frame.read(stack).shape == (200, 200)
     assert result.masters["bias"].stat().st_mtime_ns == mtime  # kept, not redone
     assert len(resumed.reused) == len(again.reused) - 2
+    assert sorted(resumed.built) == sorted([victim, stack])
 
 
 def test_raw_inputs_never_modified(tmp_path):
@@ -202,11 +210,28 @@ def test_overscan_night(tmp_path):
     assert mask is not None and not (mask & flags.NO_DATA).any()
 
 
-def test_demo(tmp_path):
-    assert main(["demo", str(tmp_path / "demo")]) == 0
-    assert (tmp_path / "demo" / "reduced" / "report" / "index.html").exists()
-    assert os.path.isdir(tmp_path / "demo" / "night" / "truth")
-    assert Path(tmp_path / "demo" / "reduced" / "stacks").is_dir()
+def test_demo_again_reuses_its_work(tmp_path, caplog):
+    """A second demo into the same folder simulates the same night without touching a file,
+    so the reduction keeps every product and the report keeps every figure."""
+    from ccdcal.quality import demo
+
+    small = {"shape": (64, 64), "nbias": 5, "ndark": 3, "nflat": 3, "nlight": 4}
+    first = demo(tmp_path, seed=1, **small)
+    assert first.result.built and not first.result.reused
+    raw = sorted(p for p in (tmp_path / "night").rglob("*") if p.is_file())
+    times = {p: p.stat().st_mtime_ns for p in raw}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ccdcal"):
+        second = demo(tmp_path, seed=1, **small)
+    assert not second.result.built
+    assert sorted(second.result.reused) == sorted(first.result.built)
+    assert {p: p.stat().st_mtime_ns for p in raw} == times
+    assert second.truth.table() == first.truth.table()
+    n = len(list((tmp_path / "reduced" / "report").glob("*.png")))
+    assert f"({n} images, 0 drawn, {n} up to date)" in caplog.text
+    # another seed is another night: everything is made again
+    third = demo(tmp_path, seed=2, **small)
+    assert not third.result.reused
 
 
 @pytest.mark.parametrize(("gain", "dark_exptime"), [(2.0, 300.0), (1.5, 30.0)])

@@ -58,6 +58,27 @@ def test_lowell_master_bias_noise_is_read_noise_over_sqrt_n(lowell):
     assert abs(per_master / expected - 1) < 0.15, (per_master, expected)
 
 
+def test_lowell_bias_by_esd_not_by_a_mad_clip(lowell):
+    """16-bit biases with a read noise near 1 ADU: most of a pixel's values tie, the MAD
+    collapses and a MAD clip throws good values away; the default ESD keeps them. Each
+    master's noise from the difference of two masters of five biases each."""
+    from ccdcal.combine import SigmaClip
+
+    raw_dir, _ = lowell
+    paths = sorted((raw_dir / "zero").glob("*.fits*"))
+
+    def noise(spec: CombineSpec) -> float:
+        a = master_bias(paths[:5], combine=spec).data
+        b = master_bias(paths[5:], combine=spec).data
+        return sigma_clipped_stats(a - b, sigma=5)[2] / np.sqrt(2)
+
+    mean = noise(CombineSpec("mean"))
+    mad_clip = noise(CombineSpec("mean", SigmaClip(low=3, high=3, spread="mad_std")))
+    esd = noise(CombineSpec.default("bias"))
+    assert mad_clip > 1.10 * mean, (mad_clip, mean)
+    assert esd < 1.05 * mean, (esd, mean)
+
+
 def _box_medians(data: np.ndarray, boxes: int = 6) -> np.ndarray:
     ny, nx = data.shape
     out = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
+import os
 import re
 import shutil
 import subprocess
@@ -233,6 +235,51 @@ def test_reduce_writes_report(tmp_path):
     assert f"{n} products: 0 made by this run, {n} kept" in again.report.read_text()
 
 
+def _times(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")}
+
+
+def test_rerun_redraws_only_the_figures_whose_inputs_changed(tmp_path, caplog):
+    raw = make_raw_night(tmp_path / "night", seed=4)
+    first = ccdcal.reduce(raw, tmp_path / "out")
+    folder = first.report.parent
+    past = 1_000_000_000_000_000_000
+    for png in folder.glob("*.png"):
+        os.utime(png, ns=(past, past))
+    with caplog.at_level(logging.INFO, logger="ccdcal.report"):
+        ccdcal.reduce(raw, tmp_path / "out")
+    assert set(_times(folder).values()) == {past}  # nothing redrawn
+    n = len(_times(folder))
+    assert f"({n} images, 0 drawn, {n} up to date)" in caplog.text
+    # another flat: the master flat, the calibrated lights and the stack change; the
+    # master bias and dark, the raw light and the camera's photon transfer do not
+    flat = raw / "flat_1.fits"
+    with fits.open(flat) as hdul:
+        data, header = hdul[0].data.astype(np.float64) * 1.01, hdul[0].header.copy()
+    flat.unlink()
+    _write(
+        raw,
+        "flat_1.fits",
+        data,
+        **{k: header[k] for k in ("IMAGETYP", "EXPTIME", "FILTER", "GAIN", "RDNOISE")},
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ccdcal.report"):
+        third = ccdcal.reduce(raw, tmp_path / "out")
+    redrawn = {name for name, t in _times(folder).items() if t != past}
+    assert {"master_flat_V.png", "calibrated_light_0.png"} <= redrawn
+    assert any(name.startswith("stack_") for name in redrawn)
+    assert not {"master_bias.png", "master_dark_30s.png", "raw_light_0.png"} & redrawn
+    assert f"{len(redrawn)} drawn" in caplog.text
+    check_images(third.report)
+    # a figure removed by hand, or a torn index, is drawn again
+    (folder / "master_bias.png").unlink()
+    (folder / "figures.json").write_text("{")
+    again = ccdcal.reduce(raw, tmp_path / "out")
+    assert check_images(again.report) and (folder / "master_bias.png").is_file()
+    assert set(_times(folder).values()).isdisjoint({past})
+
+
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
@@ -254,11 +301,21 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def render_in_chromium(index: Path, tmp_path: Path) -> dict:
-    """Copy the report, add a script listing images that failed to load, dump the DOM."""
+def _chromium_or_skip() -> str:
+    """The browser; without one the test skips, but fails under CI=true (where `.ci/run`
+    installs Debian's chromium), so that CI never passes without rendering the page."""
     binary = _chromium()
     if binary is None:
-        pytest.skip("no chromium binary found")
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail("CI=true but no chromium found: .ci/run installs Debian's chromium "
+                        "(apt-get install -y chromium)")  # fmt: skip
+        pytest.skip("no chromium binary found (under CI=true this fails)")
+    return binary
+
+
+def render_in_chromium(index: Path, tmp_path: Path) -> dict:
+    """Copy the report, add a script listing images that failed to load, dump the DOM."""
+    binary = _chromium_or_skip()
     copy = tmp_path / "page"
     shutil.copytree(index.parent, copy)
     check = copy / "_check.html"
@@ -287,6 +344,16 @@ def test_report_renders_in_chromium(full_report, tmp_path):
     status = render_in_chromium(full_report, tmp_path)
     assert status["n"] == len(image_sources(full_report))
     assert status["broken"] == []
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "failed"), ("", "skipped")])
+def test_no_chromium_fails_under_ci(monkeypatch, ci, outcome):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception)) as caught:
+        _chromium_or_skip()
+    assert isinstance(caught.value, pytest.fail.Exception) == (outcome == "failed")
 
 
 def test_chromium_check_sees_a_broken_image(full_report, tmp_path):

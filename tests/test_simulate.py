@@ -14,6 +14,8 @@ import filecmp
 import itertools
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -445,6 +447,28 @@ def test_rerun_removes_only_its_own_stale_files(tmp_path):
     assert "light_V_003.fits" not in names and "notes.txt" in names
     assert not (tmp_path / "truth" / "cosmic_light_V_003.fits").exists()
     assert len(n.raw) == 12
+
+
+def test_rerun_of_the_same_night_leaves_its_files_untouched(tmp_path):
+    """Simulating the same night again changes no file, not even its time, so that a
+    reduction keyed on the raw files' times reuses its work; what changes is rewritten."""
+    night(tmp_path, seed=1, **SMALL)
+    files = _files(tmp_path)
+    past = 1_000_000_000_000_000_000  # 2001: a rewrite cannot keep this time by chance
+    for name in files:
+        os.utime(tmp_path / name, ns=(past, past))
+    night(tmp_path, seed=1, **SMALL)
+    assert _files(tmp_path) == files
+    assert all((tmp_path / name).stat().st_mtime_ns == past for name in files)
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # no temporary file left
+    # another read noise: every frame and the detector's description change; the truth
+    # images that do not depend on it are kept
+    night(tmp_path, seed=1, **{**SMALL, "read_noise": 9.0})
+    changed = {name for name in files if (tmp_path / name).stat().st_mtime_ns != past}
+    assert {p.relative_to(tmp_path) for p in (tmp_path / "raw").iterdir()} <= changed
+    assert Path("truth/detector.json") in changed
+    assert Path("truth/scene.fits") not in changed
+    assert fits.getval(tmp_path / "raw" / "bias_001.fits", "RDNOISE") == 9.0
 
 
 def test_default_night_is_quick(tmp_path):

@@ -471,7 +471,12 @@ def _umask() -> int:
 
 
 def write_hdul(
-    hdul: fits.HDUList, path: PathLike, *, when: str | None = None, durable: bool = True
+    hdul: fits.HDUList,
+    path: PathLike,
+    *,
+    when: str | None = None,
+    durable: bool = True,
+    keep_identical: bool = False,
 ) -> None:
     """Write an HDU list atomically, with CHECKSUM/DATASUM in every HDU.
 
@@ -490,6 +495,10 @@ def write_hdul(
     when
         Comment of the checksum cards; by default astropy's time stamp. The simulator passes a
         fixed text so that a seed gives byte-identical files.
+    keep_identical
+        Leave a file already at ``path`` that holds exactly these bytes as it is, time
+        included: a rerun of a deterministic writer (the simulator) then changes nothing, so
+        whatever keys on the file's time (a reduction's plan) sees it unchanged.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -497,6 +506,9 @@ def write_hdul(
     os.close(fd)
     try:
         fitswrite.write(hdul, tmp, when=when)  # checksums summed where the bytes pass
+        if keep_identical and _same_bytes(Path(tmp), target):
+            os.unlink(tmp)
+            return
         if durable:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -507,6 +519,22 @@ def write_hdul(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """True when ``b`` is a regular file with exactly the bytes of ``a``."""
+    try:
+        if not b.is_file() or b.is_symlink() or a.stat().st_size != b.stat().st_size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                block = fa.read(1 << 20)
+                if block != fb.read(1 << 20):
+                    return False
+                if not block:
+                    return True
+    except OSError:
+        return False
 
 
 def verify_checksums(path: PathLike) -> bool:

@@ -263,7 +263,8 @@ class Frame:
         dtype
             See :meth:`to_hdulist`.
         deterministic
-            Leave out time stamps, so that the same frame gives the same bytes.
+            Leave out time stamps, so that the same frame gives the same bytes; a file
+            already at ``path`` with those very bytes is then left untouched (its time too).
         durable
             Flush the file to the disk before it takes its name (see
             :func:`ccdcal.fitsio.write_hdul`).
@@ -273,7 +274,8 @@ class Frame:
             out = replace(self, header=self.header.copy())
             add_history(out.header, step, inputs=inputs, params=params, stamp=not deterministic)
         when = "ccdcal" if deterministic else None
-        write_hdul(out.to_hdulist(dtype=dtype), path, when=when, durable=durable)
+        write_hdul(out.to_hdulist(dtype=dtype), path, when=when, durable=durable,
+                   keep_identical=deterministic)  # fmt: skip
 
     # ------------------------------------------------------------------ CCDData
     def to_ccddata(self, *, unit: str | None = None) -> CCDData:

@@ -23,6 +23,7 @@ import itertools
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,12 +105,17 @@ def measure_stars(
     """
     from astropy.stats import SigmaClip
     from astropy.table import Table
-    from photutils.aperture import (
-        ApertureStats,
-        CircularAnnulus,
-        CircularAperture,
-        aperture_photometry,
-    )
+
+    with warnings.catch_warnings():
+        # photutils imports tqdm.auto, which warns in a notebook without ipywidgets about
+        # progress bars that this module never shows
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from photutils.aperture import (
+            ApertureStats,
+            CircularAnnulus,
+            CircularAperture,
+            aperture_photometry,
+        )
 
     r_in, r_out = (float(a) for a in annulus)
     if not 0 < radius <= r_in < r_out:

@@ -76,6 +76,29 @@ class TruthComparison:
                 return c
         raise KeyError(name)
 
+    def markdown(self) -> str:
+        """The checks as a Markdown table: check, measured, expected (model), note.
+
+        Examples
+        --------
+        >>> print(TruthComparison([TruthCheck("bias rms", 1.613, 1.6, "adu", 0.15)]).markdown())
+        | comparison with truth | measured | expected (model) | note |
+        | --- | ---: | ---: | --- |
+        | bias rms | 1.613 adu | 1.6 |  |
+        """
+        lines = ["| comparison with truth | measured | expected (model) | note |",
+                 "| --- | ---: | ---: | --- |"]  # fmt: skip
+        for c in self.checks:
+            sign = {"below": "≤ ", "zero": "\\|x\\| ≤ "}.get(c.kind, "")
+            measured, expected, unit = c.measured, c.expected, f" {c.unit}" if c.unit else ""
+            if c.unit == "fraction":
+                measured, expected, unit = 100 * measured, 100 * expected, " %"
+            value = f"{measured:.4g}{unit}".replace("-", "−") + ("" if c.ok else " (off)")
+            lines.append(f"| {c.name.replace(' - ', ' − ')} | {value} | "
+                         f"{sign}{expected:.4g}{' %' if unit == ' %' else ''} | "
+                         f"{c.note.replace('|', '/')} |")  # fmt: skip
+        return "\n".join(lines)
+
     def table(self) -> str:
         """A text table: check, measured, expected, agreement."""
         rows = [("comparison with truth", "measured", "expected", "unit", "", "note")]
@@ -386,6 +409,52 @@ class DemoOutcome:
     truth: TruthComparison
     photometry: Any = None
 
+    def markdown(self) -> str:
+        """The night, the comparison with the truth, the photometry and each stack's
+        rejection, as Markdown (``OUT_DIR/truth.md``; README includes it)."""
+        truth = Truth.read(self.night_dir)
+        night = truth.params.get("night", {})
+        ny, nx = truth.scene.shape
+        intro = (
+            f"`ccdcal demo` (seed {night.get('seed', truth.params.get('seed'))}: {nx}x{ny} "
+            f"pixels, {night.get('nbias')} bias, {night.get('ndark')} darks, "
+            f"{night.get('nflat')} flats and {night.get('nlight')} lights of "
+            f"{night.get('light_exptime', 0):g} s; gain {truth.param('gain'):g} e-/ADU, read "
+            f"noise {truth.param('read_noise', 'rdnoise'):g} e-), compared with the "
+            "simulator's truth; the expected values come from the detector model, not from "
+            "the pipeline's own variance:"
+        )
+        table = self.truth.markdown()
+        if self.photometry is not None:
+            p = self.photometry
+            table += (
+                f"\n| aperture photometry of the stack / true flux ({len(p.table)} stars) | "
+                f"{p.median_ratio:.4f} ± {p.median_ratio_err:.4f} | 1 | median; robust spread "
+                f"{p.ratio_spread:.4f} |"
+            )
+        parts = [intro, table]
+        for (obj, filt), path in self.result.stacks.items():
+            from astropy.io import fits
+
+            header = fits.getheader(path)
+            if "REJFRAC" not in header:
+                continue
+            n = header.get("NCOMBINE", "its")
+            std = next((c for c in self.truth.checks
+                        if c.name == f"stack {obj} {filt} - truth: std"), None)  # fmt: skip
+            cost = ""
+            if std is not None:
+                excess = f"{100 * (std.measured / std.expected - 1):.1f}".replace("-", "−")
+                cost = f"; its noise is {excess} % above the model's plain mean of its lights"
+            parts.append(
+                f"The stack {obj} {filt} of {n} lights rejects "
+                f"{100 * float(header['REJFRAC']):.2f} % of its values "
+                f"({100 * float(header.get('REJFRLO', 0.0)):.2f} % low, "
+                f"{100 * float(header.get('REJFRHI', 0.0)):.2f} % high, cosmic rays "
+                f"included){cost}."
+            )
+        return "\n\n".join(parts) + "\n"
+
 
 def demo(out_dir: str | Path, *, seed: int = 0, **night_options: Any) -> DemoOutcome:
     """Simulate the default night, reduce it, and compare with the truth.
@@ -393,8 +462,10 @@ def demo(out_dir: str | Path, *, seed: int = 0, **night_options: Any) -> DemoOut
     Parameters
     ----------
     out_dir
-        Receives ``night/`` (raw frames and truth) and ``reduced/`` (masters, calibrated
-        frames, stacks, report).
+        Receives ``night/`` (raw frames and truth), ``reduced/`` (masters, calibrated
+        frames, stacks, report) and ``truth.md`` (:meth:`DemoOutcome.markdown`). Run again
+        into the same folder, it simulates the same night without touching a file, and the
+        reduction and the report keep what they made.
     seed
         Simulation seed.
     **night_options
@@ -429,7 +500,14 @@ def demo(out_dir: str | Path, *, seed: int = 0, **night_options: Any) -> DemoOut
             log.warning(
                 "truth check off: %s = %.4g (expected %.4g)", c.name, c.measured, c.expected
             )
-    return DemoOutcome(night_dir, result, truth, photometry)
+    outcome = DemoOutcome(night_dir, result, truth, photometry)
+    text = outcome.markdown()
+    path = out / "truth.md"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        tmp = out / ".truth.md.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return outcome
 
 
 __all__ = ["DemoOutcome", "Truth", "TruthCheck", "TruthComparison", "compare_with_truth", "demo"]

@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="simulate a night, reduce it, compare with the truth",
         description="Simulate the default night into OUT_DIR/night, reduce it into "
-        "OUT_DIR/reduced, and print how close the results come to the simulator's truth.",
+        "OUT_DIR/reduced, and print how close the results come to the simulator's truth "
+        "(also written as OUT_DIR/truth.md). Run again into the same folder, it keeps "
+        "what it made.",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default="ccdcal-demo",
                    help="folder for the night and its reduction")  # fmt: skip
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     print(outcome.result.summary())
     print()
     print(outcome.truth.table())
+    print(f"\ncomparison with the truth as Markdown: {Path(args.out_dir) / 'truth.md'}")
     if outcome.result.report is not None:
-        print(f"\nreport: {outcome.result.report}")
+        print(f"report: {outcome.result.report}")
     return 0

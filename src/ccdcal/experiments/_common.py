@@ -6,6 +6,11 @@ Examples
 (100, 200)
 >>> parse_list("1,2,4", int)
 (1, 2, 4)
+>>> print(markdown_table(("N", "noise"), [(1, "2.0"), (4, "1.0")]))
+| N | noise |
+| ---: | ---: |
+| 1 | 2.0 |
+| 4 | 1.0 |
 """
 
 from __future__ import annotations
@@ -74,6 +79,41 @@ def parse_list(text: str, kind: Callable[[str], Any] = float) -> tuple[Any, ...]
         raise CcdcalError(f"cannot read {text!r} as a list of {kind.__name__}") from None
 
 
+# ---------------------------------------------------------------------------- markdown
+def markdown_table(
+    head: Sequence[str], rows: Sequence[Sequence[Any]], *, left: Sequence[int] = ()
+) -> str:
+    """A Markdown table; columns right-aligned (numbers) except those in ``left``."""
+    align = ["---" if i in left else "---:" for i in range(len(head))]
+    lines = [head, align, *[[str(c) for c in row] for row in rows]]
+    return "\n".join("| " + " | ".join(str(c) for c in line) + " |" for line in lines)
+
+
+def signed(value: float, fmt: str) -> str:
+    """``value`` formatted with a true minus sign (−), as README's numbers are.
+
+    Examples
+    --------
+    >>> signed(-0.5001, ".4f"), signed(0.25, "+.2f"), signed(-0.00001, "+.4f")
+    ('−0.5001', '+0.25', '+0.0000')
+    """
+    text = format(value, fmt)
+    if text.startswith("-") and not text.strip("-+0."):  # a negative zero after rounding
+        text = format(0.0, fmt)
+    return text.replace("-", "\u2212")
+
+
+def thousands(n: int) -> str:
+    """An integer with thousands separated by commas.
+
+    Examples
+    --------
+    >>> thousands(13772)
+    '13,772'
+    """
+    return f"{int(n):,}"
+
+
 # ---------------------------------------------------------------------------- results
 @dataclass
 class ExperimentResult:
@@ -129,12 +169,34 @@ class ExperimentResult:
         """Write the experiment's figure as PNG."""
         raise NotImplementedError
 
+    def markdown(self) -> str:
+        """The results as Markdown: what ran, a table, the notes (README includes it)."""
+        head = [h for _, h, _ in self.columns]
+        rows = [
+            ["-" if row.get(k) is None else format(row[k], fmt) for k, _, fmt in self.columns]
+            for row in self.rows
+        ]
+        return "\n\n".join([f"`ccdcal experiment {self.name}`, {self.params}:",
+                             markdown_table(head, rows), *self.notes]) + "\n"  # fmt: skip
+
+    def to_markdown(self, path: PathLike) -> Path:
+        """Write :meth:`markdown` to ``path``; returns the path."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(self.markdown(), encoding="utf-8")
+        return out
+
     def write(self, out_dir: PathLike) -> list[Path]:
-        """Write ``<name>.csv`` and ``<name>.png`` into ``out_dir``; returns their paths."""
+        """Write ``<name>.csv``, ``<name>.png`` and ``<name>.md`` (the results as Markdown)
+        into ``out_dir``; returns their paths."""
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
         stem = self.name.replace("-", "_")
-        return [self.to_csv(folder / f"{stem}.csv"), self.plot(folder / f"{stem}.png")]
+        return [
+            self.to_csv(folder / f"{stem}.csv"),
+            self.plot(folder / f"{stem}.png"),
+            self.to_markdown(folder / f"{stem}.md"),
+        ]
 
 
 def _csv_value(value: Any) -> Any:
@@ -373,8 +435,11 @@ __all__ = [
     "fit_loglog",
     "fixed_pattern",
     "frame_variance",
+    "markdown_table",
     "noise_and_error",
     "parse_list",
     "parse_size",
+    "signed",
+    "thousands",
     "work_folder",
 ]

@@ -28,7 +28,10 @@ from ._common import (
     build_masters,
     calibrate_lights,
     frame_variance,
+    markdown_table,
     noise_and_error,
+    signed,
+    thousands,
     work_folder,
 )
 
@@ -112,6 +115,56 @@ class CosmicRaysResult(ExperimentResult):
             ):
                 return int(r["survived"])
         raise KeyError((method, rate_factor, nframes))
+
+    def markdown(self) -> str:
+        """What ran; the cosmic-ray pixels each method leaves and its noise cost, for the
+        most frames at every rate and for every number of frames at the lowest rate."""
+        p = self.params
+        rates = sorted({r["rate_factor"] for r in self.rows})
+        ns = sorted({r["nframes"] for r in self.rows})
+        names = list(dict.fromkeys(r["method"] for r in self.rows))
+        rows = {(r["rate_factor"], r["nframes"], r["method"]): r for r in self.rows}
+        if not rates or not ns:
+            return "no rows\n"
+        most, lowest = ns[-1], rates[0]
+        intro = (
+            f"`ccdcal experiment cosmic-rays` (seed {p['seed']}, {p['shape']} pixels; "
+            f"cosmic-ray rates × {', '.join(f'{x:g}' for x in rates)} of the simulator's "
+            f"default; stacks of the first {', '.join(map(str, ns))} lights). A cosmic-ray "
+            f"pixel is left where the stack lies more than {SURVIVE_SIGMA:g} σ of its noise "
+            "from the truth; the noise, on star-free pixels that no cosmic ray hit, is "
+            "compared with a plain mean's of the same frames."
+        )
+
+        def injected(rate: float, n: int) -> str:
+            return thousands(rows[(rate, n, names[0])]["injected"])
+
+        def cost(values: list[float]) -> str:
+            if all(v == 1.0 for v in values):
+                return "reference"
+            lo, hi = (100 * (min(values) - 1), 100 * (max(values) - 1))
+            if f"{lo:.1f}" == f"{hi:.1f}":
+                return f"{signed(lo, '+.1f')} %"
+            return f"{signed(lo, '+.1f')} to {signed(hi, '+.1f')} %"
+
+        head = ["method"] + [f"left at ×{x:g} (of {injected(x, most)})" for x in rates]
+        head.append("noise vs mean")
+        by_rate = []
+        for name in names:
+            cells = [rows[(x, most, name)] for x in rates]
+            by_rate.append([name, *(thousands(c["survived"]) for c in cells),
+                            cost([c["noise_ratio"] for c in cells])])  # fmt: skip
+        head_n = ["method"] + [f"{n} frames (of {injected(lowest, n)})" for n in ns]
+        by_n = [
+            [name, *(thousands(rows[(lowest, n, name)]["survived"]) for n in ns)] for name in names
+        ]
+        return "\n\n".join([
+            intro,
+            f"Stacks of {most} frames:",
+            markdown_table(head, by_rate, left=(0,)),
+            f"Cosmic-ray pixels left at rate ×{lowest:g}, by the number of frames stacked:",
+            markdown_table(head_n, by_n, left=(0,)),
+        ]) + "\n"  # fmt: skip
 
     def plot(self, path: Any) -> Path:
         """Per rate: cosmic-ray pixels left and background-noise cost against frames."""

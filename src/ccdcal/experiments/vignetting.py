@@ -31,7 +31,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import CcdcalError
-from ._common import ExperimentResult, Masters, SimNight, build_masters, work_folder
+from ._common import (
+    ExperimentResult,
+    Masters,
+    SimNight,
+    build_masters,
+    markdown_table,
+    signed,
+    work_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +116,43 @@ class VignettingResult(ExperimentResult):
         out.write_text(buf.getvalue(), encoding="utf-8")
         return out
 
+    def markdown(self) -> str:
+        """What ran; the rms magnitude error and the edge's error by vignetting and flat."""
+        p = self.params
+        strengths = sorted({r["vignetting"] for r in self.rows})
+        flats = list(dict.fromkeys(r["flat"] for r in self.rows))
+        if not strengths:
+            return "no rows\n"
+        stars = sorted({r["stars"] for r in self.rows})
+        counted = f"{stars[0]}" if len(stars) == 1 else f"{stars[0]} to {stars[-1]}"
+        intro = (
+            f"`ccdcal experiment vignetting` (seed {p['seed']}, {p['shape']} pixels, "
+            f"{counted} stars measured; aperture photometry, r = "
+            f"{p['radius']:g} pix, of the sigma-clipped stack of {p['nlight']} lights, "
+            "cosmic rays masked from the truth, against the true fluxes). Flats: good "
+            f"({p['nflat']} frames), few ({p['few']} frames), other night (the flat of "
+            "another night, with half the vignetting), none."
+        )
+
+        def table(key: str, fmt: str) -> str:
+            head = ["flat", *(f"vignetting {v:g}" for v in strengths)]
+            rows = [[f, *(signed(self.row(v, f)[key], fmt) for v in strengths)] for f in flats]
+            return markdown_table(head, rows, left=(0,))
+
+        noise = [r["noise_mag"] for r in self.rows]
+        parts = [
+            intro,
+            f"rms error of the stars' magnitudes (the noise alone: {min(noise):.4f} to "
+            f"{max(noise):.4f} mag):",
+            table("rms_dmag", ".4f"),
+            "edge − centre (a fit of Δmag against (r/R)², R the half-width; > 0: the edge "
+            "measured too faint):",
+            table("edge_minus_centre", "+.4f"),
+        ]
+        return "\n\n".join(parts) + "\n"
+
     def write(self, out_dir: Any) -> list[Path]:
-        """CSV of the rows, CSV of every star, and the figure."""
+        """CSV of the rows, the figure, the Markdown results and a CSV of every star."""
         paths = super().write(out_dir)
         paths.append(self.stars_csv(Path(out_dir) / "vignetting_stars.csv"))
         return paths

@@ -112,6 +112,8 @@ def execute(
         for p in the_plan.products.values()
         if (only in (None, p.part) or p.name in needed) and states[p.name].up_to_date
     ]
+    for product in reused:  # said apart from what is built: a rerun tells the truth
+        log.info("%s: up to date", product.name)
     if not todo:
         return Outcome(built=[], reused=reused, states=states)
     tasks = graph(the_plan, todo, run, memory_limit=memory_limit, band_rows=band_rows)

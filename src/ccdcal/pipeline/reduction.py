@@ -63,6 +63,8 @@ class ReduceResult:
         What the user should know (missing calibrations and what was done instead).
     failures
         Files that could not be used, with the reason; a CLI exits non-zero when any.
+    built
+        Outputs this run made.
     reused
         Outputs kept from an earlier run (checksums and inputs unchanged).
     collection
@@ -84,6 +86,7 @@ class ReduceResult:
     notices: list[str] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     reused: list[Path] = field(default_factory=list)
+    built: list[Path] = field(default_factory=list)
     report: Path | None = None
     collection: Collection | None = None
     config: Config | None = None
@@ -101,6 +104,7 @@ class ReduceResult:
             notices=list(the_plan.notices),
             failures=list(the_plan.failures),
             reused=[p.path for p in outcome.reused],
+            built=[p.path for p in outcome.built],
             collection=the_plan.collection,
             config=the_plan.config,
             plan=the_plan,
@@ -137,9 +141,9 @@ class ReduceResult:
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(
+            f"{plural(len(self.built), 'output')} built, {len(self.reused)} up to date (kept); "
             f"{plural(len(self.calibrated), 'calibrated light')}, "
-            f"{plural(len(self.stacks), 'stack')}, {plural(len(self.reused), 'output')} "
-            f"reused, {plural(len(self.failures), 'failure')}"
+            f"{plural(len(self.stacks), 'stack')}, {plural(len(self.failures), 'failure')}"
         )
         lines += self.detector_lines()
         return "\n".join(lines)

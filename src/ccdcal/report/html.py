@@ -4,6 +4,11 @@ The page is self-contained for offline reading: a stylesheet inline, no scripts,
 referenced by relative file names in the same folder, so the folder can be copied or
 zipped as a whole. Every piece of text that comes from files or headers is escaped.
 
+A rerun redraws only the figures whose inputs changed: each figure has a key, a digest of
+what it shows (the keys of the products it is drawn from, which hold their inputs' and
+options' keys in turn, or the numbers it plots) and of the code that draws it, kept in
+``report/figures.json`` beside the PNGs with the figure's caption.
+
 Examples
 --------
 >>> _esc("<b>&")
@@ -12,11 +17,13 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,14 +69,99 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.strip()).strip("_.") or "image"
 
 
+#: the index of the figures' keys and captions, beside them
+INDEX = "figures.json"
+
+
+def _digest(*parts: Any) -> str:
+    """A digest of strings, numbers, arrays and nested sequences of them.
+
+    Examples
+    --------
+    >>> _digest("a", 1) == _digest("a", 1) != _digest("a", 2)
+    True
+    >>> _digest(np.zeros(3)) == _digest(np.zeros(3, np.float32))
+    False
+    """
+    h = hashlib.sha256()
+
+    def feed(part: Any) -> None:
+        if isinstance(part, np.ndarray):
+            data = np.ascontiguousarray(part)
+            h.update(f"<array {data.dtype.str} {data.shape}>".encode())
+            h.update(data.tobytes())
+        elif isinstance(part, list | tuple):
+            h.update(f"<{len(part)}>".encode())
+            for item in part:
+                feed(item)
+        else:
+            h.update(f"<{type(part).__name__}:{part!r}>".encode())
+
+    feed(parts)
+    return h.hexdigest()
+
+
+def _code_key() -> str:
+    """What draws the figures: the sources of the report and of the photometry's plot, and
+    the versions of ccdcal and matplotlib."""
+    import matplotlib
+
+    from .. import photometry
+    from . import figures
+
+    sources = [Path(m.__file__).read_bytes() for m in (figures, photometry)]
+    sources.append(Path(__file__).read_bytes())
+    return _digest(__version__, matplotlib.__version__, *(hashlib.sha256(b).hexdigest()
+                                                         for b in sources))  # fmt: skip
+
+
 @dataclass
 class _Page:
-    """The report being assembled: HTML sections and the images written for them."""
+    """The report being assembled: HTML sections and the images written for them.
+
+    ``keys`` maps an output path of the reduction to its product key (from the plan);
+    ``previous`` is the figure index an earlier report left.
+    """
 
     folder: Path
     parts: list[str] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
+    keys: dict[Path, str] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)
+    index: dict[str, Any] = field(default_factory=dict)
+    code: str = ""
+    drawn: int = 0
+
+    def key_of(self, path: PathLike) -> str:
+        """The product key of an output of the reduction; for any other file (a raw light)
+        its path, size and time."""
+        path = Path(path)
+        if path in self.keys:
+            return self.keys[path]
+        st = path.stat()
+        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+    def draw(
+        self, stem: str, inputs: Sequence[Any], make: Callable[[Path], str | None]
+    ) -> tuple[Path, str | None]:
+        """The figure ``stem``: kept where an earlier report drew it from the same
+        ``inputs`` with the same code, else drawn by ``make(path)``, which returns its
+        caption (None: no figure). Returns the path and the caption."""
+        path = self.name(stem)
+        key = _digest(self.code, stem, *inputs)
+        old = self.previous.get(path.name)
+        if (
+            isinstance(old, dict)
+            and old.get("key") == key
+            and (old.get("caption") is None or path.is_file())
+        ):
+            caption = old.get("caption")
+        else:
+            caption = make(path)
+            self.drawn += caption is not None
+        self.index[path.name] = {"key": key, "caption": caption}
+        return path, caption
 
     def name(self, stem: str) -> Path:
         """A unique PNG path in the report folder for ``stem``."""
@@ -180,16 +272,20 @@ def _products(page: _Page, result: Any) -> None:
 
 
 def _masters(page: _Page, result: Any) -> None:
+    from .figures import save_frame_png
+
     figs = []
     for name, path in result.masters.items():
-        frame = Frame.read(path)
-        unit = frame.header.get("BUNIT") or ("adu" if not name.startswith("flat") else "")
-        ncomb = frame.header.get("NCOMBINE")
-        caption = f"master {name.replace('_', ' ')}" + (f" ({ncomb} frames)" if ncomb else "")
-        png = page.name(f"master_{name}")
-        from .figures import save_frame_png
 
-        save_frame_png(frame, png, title=caption, unit=str(unit) or "relative response")
+        def make(png: Path, name: str = name, path: Path = path) -> str:
+            frame = Frame.read(path)
+            unit = frame.header.get("BUNIT") or ("adu" if not name.startswith("flat") else "")
+            ncomb = frame.header.get("NCOMBINE")
+            caption = f"master {name.replace('_', ' ')}" + (f" ({ncomb} frames)" if ncomb else "")
+            save_frame_png(frame, png, title=caption, unit=str(unit) or "relative response")
+            return caption
+
+        png, caption = page.draw(f"master_{name}", (page.key_of(path),), make)
         figs.append(page.figure(png, caption))
     body = _grid(figs) or "<p>No master frames were made.</p>"
     page.section("Master frames", body, "masters")
@@ -223,9 +319,14 @@ def _camera(page: _Page, result: Any) -> None:
         items = "".join(f"<li>{_esc(line)}</li>" for line in meta["notices"])
         body += f'<ul class="notices">{items}</ul>'
     if len(table):
-        png = page.name("photon_transfer")
-        save_transfer_png(table, png, header_gain=header.get("gain", (None, None))[1])
-        body += _grid([page.figure(png, "photon transfer: the pairs of flats")])
+        gain = header.get("gain", (None, None))[1]
+
+        def make(png: Path) -> str:
+            save_transfer_png(table, png, header_gain=gain)
+            return "photon transfer: the pairs of flats"
+
+        png, caption = page.draw("photon_transfer", (page.key_of(path), gain), make)
+        body += _grid([page.figure(png, caption)])
     page.section("Camera", body, "camera")
 
 
@@ -254,15 +355,24 @@ def _raw_vs_calibrated(page: _Page, result: Any) -> None:
     figs = []
     raw_path = _raw_for(result, cal_path)
     if raw_path is not None:
-        raw = Frame.read(raw_path)
-        png = page.name(f"raw_{cal_path.stem}")
-        caption = f"raw {raw_path.name}"
-        save_frame_png(raw, png, title=caption, unit=str(raw.header.get("BUNIT") or "adu"))
+
+        def make_raw(png: Path) -> str:
+            raw = Frame.read(raw_path)
+            caption = f"raw {raw_path.name}"
+            save_frame_png(raw, png, title=caption, unit=str(raw.header.get("BUNIT") or "adu"))
+            return caption
+
+        png, caption = page.draw(f"raw_{cal_path.stem}", (page.key_of(raw_path),), make_raw)
         figs.append(page.figure(png, caption))
-    cal = Frame.read(cal_path)
-    png = page.name(f"calibrated_{cal_path.stem}")
-    caption = f"calibrated {cal_path.name}"
-    save_frame_png(cal, png, title=caption)
+
+    def make_calibrated(png: Path) -> str:
+        caption = f"calibrated {cal_path.name}"
+        save_frame_png(Frame.read(cal_path), png, title=caption)
+        return caption
+
+    png, caption = page.draw(
+        f"calibrated_{cal_path.stem}", (page.key_of(cal_path),), make_calibrated
+    )
     figs.append(page.figure(png, caption))
     body = (
         "<p>The first light frame before and after calibration (overscan, trim, bias, dark, "
@@ -276,15 +386,26 @@ def _stacks(page: _Page, result: Any) -> None:
 
     figs = []
     for (obj, filt), path in result.stacks.items():
-        frame = Frame.read(path)
         label = f"{obj} {filt}"
-        ncomb = frame.header.get("NCOMBINE")
-        caption = f"stack {label}" + (f" ({ncomb} frames)" if ncomb else "")
-        png = page.name(f"stack_{obj}_{filt}")
-        save_frame_png(frame, png, title=caption)
-        figs.append(page.figure(png, caption))
-        lo, hi = frame.extras.get("NREJLO"), frame.extras.get("NREJHI")
-        if lo is not None or hi is not None:
+        read: dict[str, Frame] = {}
+
+        def stack(path: Path = path, read: dict[str, Frame] = read) -> Frame:
+            if "frame" not in read:  # read once for both figures, and only to draw them
+                read["frame"] = Frame.read(path)
+            return read["frame"]
+
+        def make_stack(png: Path, label: str = label, stack: Callable = stack) -> str:
+            frame = stack()
+            ncomb = frame.header.get("NCOMBINE")
+            caption = f"stack {label}" + (f" ({ncomb} frames)" if ncomb else "")
+            save_frame_png(frame, png, title=caption)
+            return caption
+
+        def make_rejected(png: Path, label: str = label, stack: Callable = stack) -> str | None:
+            frame = stack()
+            lo, hi = frame.extras.get("NREJLO"), frame.extras.get("NREJHI")
+            if lo is None and hi is None:
+                return None
             counts = np.zeros(frame.shape, np.int32)
             for plane in (lo, hi):
                 if plane is not None:
@@ -292,12 +413,17 @@ def _stacks(page: _Page, result: Any) -> None:
             total = int(counts.sum())
             lo_n = 0 if lo is None else int(np.asarray(lo).sum())
             hi_n = 0 if hi is None else int(np.asarray(hi).sum())
-            png = page.name(f"rejected_{obj}_{filt}")
-            caption = (
+            save_count_png(counts, png, title=f"rejected per pixel: {label}")
+            return (
                 f"rejection map {label}: values rejected per pixel (NREJLO + NREJHI); "
                 f"{total} in all, {lo_n} low, {hi_n} high"
             )
-            save_count_png(counts, png, title=f"rejected per pixel: {label}")
+
+        key = page.key_of(path)
+        png, caption = page.draw(f"stack_{obj}_{filt}", (key,), make_stack)
+        figs.append(page.figure(png, caption))
+        png, caption = page.draw(f"rejected_{obj}_{filt}", (key,), make_rejected)
+        if caption is not None:
             figs.append(page.figure(png, caption))
     body = _grid(figs) or "<p>No stacks were made.</p>"
     page.section("Stacks and rejection maps", body, "stacks")
@@ -317,16 +443,28 @@ def _registration(page: _Page, result: Any) -> None:
     for label, path in registrations.items():
         reg = Registration.read(path)
         table = reg.table()
-        png = page.name(f"registration_{label}")
-        save_registration_png(table, png, title=f"registration of {label}")
-        figs = [page.figure(png, f"{label}: shift, rotation and seeing of each light")]
+
+        def make_registration(png: Path, table: Any = table, label: str = label) -> str:
+            save_registration_png(table, png, title=f"registration of {label}")
+            return f"{label}: shift, rotation and seeing of each light"
+
+        png, caption = page.draw(f"registration_{label}", (page.key_of(path),), make_registration)
+        figs = [page.figure(png, caption)]
         moved = next((f for f in reg.frames if f.used and f.method == "stars"), None)
         if label in stacks and moved is not None:
             light = next(p for p in result.calibrated if Path(p).name == moved.name)
-            pair = page.name(f"aligned_{label}")
             titles = (f"calibrated {moved.name}", f"aligned stack {label}")
-            save_pair_png(Frame.read(light), Frame.read(stacks[label]), pair, titles=titles)
             caption = f"one light as taken, and the stack of {len(reg.used)} aligned lights"
+
+            def make_pair(
+                png: Path, light: Path = light, stack: Path = stacks[label],
+                titles: tuple[str, str] = titles, caption: str = caption,
+            ) -> str:  # fmt: skip
+                save_pair_png(Frame.read(light), Frame.read(stack), png, titles=titles)
+                return caption
+
+            inputs = (page.key_of(light), page.key_of(stacks[label]), titles, caption)
+            pair, caption = page.draw(f"aligned_{label}", inputs, make_pair)
             figs.append(page.figure(pair, caption))
         rows = [
             (r["frame"], r["method"], f"{r['dx']:.3f}", f"{r['dy']:.3f}",
@@ -404,26 +542,38 @@ def _truth(page: _Page, truth: Any) -> None:
     )
     figs = []
     for title, residual in getattr(truth, "residuals", {}).items():
-        png = page.name(f"residual_{title}")
         unit = None
         m = re.search(r"\[([^\]]+)\]", title)
         if m:
             unit = m.group(1)
-        save_residual_png(np.asarray(residual), png, title=title, unit=unit)
-        figs.append(page.figure(png, f"residual: {title}"))
+        data = np.asarray(residual)
+
+        def make(png: Path, data: np.ndarray = data, title: str = title,
+                 unit: str | None = unit) -> str:  # fmt: skip
+            save_residual_png(data, png, title=title, unit=unit)
+            return f"residual: {title}"
+
+        png, caption = page.draw(f"residual_{title}", (title, unit, data), make)
+        figs.append(page.figure(png, caption))
     body += _grid(figs)
     page.section("Comparison with the truth", body, "truth")
 
 
 def _photometry(page: _Page, photometry: Any) -> None:
-    png = page.name("photometry")
-    photometry.plot(png)
+    def make(png: Path) -> str:
+        photometry.plot(png)
+        return "measured / true flux and Δmag against distance from centre"
+
+    table = photometry.table
+    inputs = [getattr(photometry, k, None) for k in ("radius", "annulus", "exptime", "n_stars")]
+    inputs += [(name, np.asarray(table[name])) for name in table.colnames]
+    png, caption = page.draw("photometry", inputs, make)
     text = photometry.summary() if hasattr(photometry, "summary") else ""
     note = getattr(photometry, "note", "")
     body = f"<pre>{_esc(text)}</pre>"
     if note:
         body += f"<p>{_esc(note)}</p>"
-    body += _grid([page.figure(png, "measured / true flux and Δmag against distance from centre")])
+    body += _grid([page.figure(png, caption)])
     page.section("Photometry against the truth", body, "photometry")
 
 
@@ -453,13 +603,15 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
     calibrated version, each stack with its rejection map, the run's numbers, notices and
     failures, and for simulated nights the truth comparison and the photometry. Images are
     PNG files beside ``index.html`` referenced by relative names, so the page renders
-    offline and the folder can be moved as a whole. Old PNGs of the folder are replaced.
+    offline and the folder can be moved as a whole. A figure an earlier report drew from
+    the same inputs with the same code is kept (``figures.json`` holds their keys); PNGs
+    the page no longer shows are removed.
     """
     folder = Path(result.out_dir) / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink()
-    page = _Page(folder)
+    the_plan = getattr(result, "plan", None)
+    keys = {} if the_plan is None else {p.path: p.key for p in the_plan.products.values()}
+    page = _Page(folder, keys=keys, previous=_read_index(folder / INDEX), code=_code_key())
     _inputs(page, result)
     _products(page, result)
     _camera(page, result)
@@ -509,11 +661,32 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
         ]
     )
     index = folder / "index.html"
-    tmp = folder / ".index.html.tmp"
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(index)
-    log.info("report: %s (%d images)", index, len(page.images))
+    _write_atomic(index, doc)
+    _write_atomic(folder / INDEX, json.dumps(page.index, indent=1, sort_keys=True) + "\n")
+    shown = {p.name for p in page.images}
+    for old in folder.glob("*.png"):
+        if old.name not in shown:
+            old.unlink()
+    log.info(
+        "report: %s (%d images, %d drawn, %d up to date)",
+        index, len(page.images), page.drawn, len(page.images) - page.drawn,
+    )  # fmt: skip
     return index
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    """The figure index an earlier report wrote; empty where there is none or it is torn."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 __all__ = ["write_report"]

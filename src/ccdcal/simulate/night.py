@@ -392,7 +392,7 @@ def night(
             # masks as BITPIX 8: small, and readable by any FITS viewer
             add_history(header, "simulate", params={"seed": seed, "truth": name}, stamp=False)
             hdul = fits.HDUList([fits.PrimaryHDU(data.astype(np.uint8), header=header)])
-            write_hdul(hdul, path, when="ccdcal")
+            write_hdul(hdul, path, when="ccdcal", keep_identical=True)
         else:
             Frame(data, header=header).write(path, step="simulate", deterministic=True,
                                               params={"seed": seed, "truth": name})  # fmt: skip
@@ -493,6 +493,14 @@ def _ecsv(table: Any) -> str:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically; a file that already holds it is left untouched
+    (its time too), as the FITS files are, so that a rerun of the same night changes
+    nothing a reduction keys on."""
+    try:
+        if path.is_file() and path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
     tmp = path.with_name(f".{path.name}.part")
     tmp.write_text(text)
     os.replace(tmp, path)
