@@ -62,7 +62,7 @@ def test_lowell_bias_by_esd_not_by_a_mad_clip(lowell):
     """16-bit biases with a read noise near 1 ADU: most of a pixel's values tie, the MAD
     collapses and a MAD clip throws good values away; the default ESD keeps them. Each
     master's noise from the difference of two masters of five biases each."""
-    from ccdcal.combine import SigmaClip
+    from ccdcal.stacking import SigmaClip
 
     raw_dir, _ = lowell
     paths = sorted((raw_dir / "zero").glob("*.fits*"))

@@ -8,10 +8,11 @@ Every master goes through the one engine, :func:`ccdcal.combine`. Masters stay i
 - master flat (one per filter): flats minus bias and scaled dark, each scaled to a common
   level, combined, normalized to median 1; pixels with too little response flagged BAD.
 
-The prepared frames (overscan-subtracted, trimmed, bias- and dark-subtracted) are kept in
-memory when they fit the combine's memory limit, else written one by one to a temporary
-folder (``workdir``) and streamed from there by :func:`ccdcal.combine`: a hundred flats of a
-60-megapixel camera do not need 36 GB of memory.
+Raw files are read prepared (overscan-subtracted, trimmed, bias- and dark-subtracted) band
+by band as the combine reads them (:mod:`ccdcal.preparation`): no prepared frame is held, and
+a hundred flats of a 60-megapixel camera do not need 36 GB of memory. Frames, arrays and
+compressed files are prepared whole, kept in memory when they fit the combine's memory limit,
+else written one by one to a temporary folder (``workdir``) and streamed from there.
 
 Examples
 --------
