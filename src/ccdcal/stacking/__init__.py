@@ -1,7 +1,5 @@
-"""The one stacking engine: :func:`combine` and its rejection algorithms.
-
-``ccdcal.combine`` is both this package and the function: the package is callable, so that
-``ccdcal.combine(frames, ...)`` works whichever of the two an import left under that name.
+"""The one stacking engine: :func:`combine` and its rejection algorithms (``ccdcal.combine``
+is the function, this package ``ccdcal.stacking``).
 
 Examples
 --------
@@ -13,10 +11,6 @@ Examples
 """
 
 from __future__ import annotations
-
-import sys
-import types
-from typing import Any
 
 from .api import Combination, Rows, Setup, combine
 from .rejection import (
@@ -33,16 +27,6 @@ from .rejection import (
     VarianceClip,
     WinsorizedSigmaClip,
 )
-
-
-class _CallableModule(types.ModuleType):
-    """This package, callable as :func:`combine`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return combine(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "AvSigClip",
