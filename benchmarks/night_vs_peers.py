@@ -6,8 +6,9 @@ rounds, each contender a fresh process:
 
 - ``ccdcal reduce``, first run: numba's cache empty (``NUMBA_CACHE_DIR`` a new folder), as
   after a fresh install: the kernels the night needs are compiled;
-- ``ccdcal reduce``, warm: the kernels loaded from the cache; and so on 2 local worker
-  processes (``--workers 2``);
+- ``ccdcal reduce``, warm: the kernels loaded from the cache; so on 2 local worker
+  processes (``--workers 2``); and doing only what Siril's script does (no stars, no
+  alignment, no report: ``[register] method = "none"``, ``--no-report``);
 - a ccdproc script following astropy's CCD Data Reduction Guide (``peers/ccdproc_night.py``:
   master bias, darks and flats combined with sigma clipping, calibrated darks, flats and
   lights written, the lights stacked), where ccdproc is installed;
@@ -47,11 +48,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "night_vs_peers.md"
 PEERS = HERE / "peers"
-CONTENDERS = ("ccdcal-first", "ccdcal-warm", "ccdcal-2proc", "ccdproc", "siril", "floor")
+CONTENDERS = ("ccdcal-first", "ccdcal-warm", "ccdcal-2proc", "ccdcal-lean", "ccdproc", "siril",
+              "floor")  # fmt: skip
 LABELS = {
     "ccdcal-first": "`ccdcal reduce`, first run (kernels compiled)",
     "ccdcal-warm": "`ccdcal reduce`, kernels cached",
     "ccdcal-2proc": "`ccdcal reduce --workers 2`, kernels cached",
+    "ccdcal-lean": "`ccdcal reduce` doing Siril's script's work (no alignment, no report)",
     "ccdproc": "ccdproc script after astropy's CCD reduction guide",
     "siril": "`siril-cli` script (convert, masters, preprocess, stack)",
     "floor": "floor: raw files read once, ccdcal's outputs written once",
@@ -144,6 +147,10 @@ def command(name: str, raw: Path, work: Path, cache: Path) -> tuple[list[str], d
         exe = [sys.executable, "-m", "ccdcal", "-q", "reduce", str(raw), str(out)]
         if name == "ccdcal-2proc":
             exe += ["--workers", "2"]
+        if name == "ccdcal-lean":  # what Siril's script does: no stars, alignment or report
+            config = work / "lean.toml"
+            config.write_text('[register]\nmethod = "none"\n')
+            exe += ["--no-report", "--config", str(config)]
         return exe, env, [out]
     if name == "ccdproc":
         return [sys.executable, str(PEERS / "ccdproc_night.py"), str(raw), str(out)], env, [out]
