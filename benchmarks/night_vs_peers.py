@@ -200,14 +200,47 @@ def table(runs: dict[str, list[Run]], night: str, machine: str, rounds: int) -> 
         "",
         *rows,
     ]
-    if "ccdcal-warm" in runs and "floor" in runs:
-        w, f = best("ccdcal-warm").wall, best("floor").wall
-        lines += ["", f"The floor (reading every raw file once and writing ccdcal's outputs "
-                      f"once) is {f:.1f} s: {100 * f / w:.0f} % of a warm run."]  # fmt: skip
-    if "ccdcal-first" in runs and "ccdcal-warm" in runs:
-        ratio = best("ccdcal-first").wall / best("ccdcal-warm").wall
-        lines += ["", f"A first run takes {ratio:.2f}x a warm one."]
+    goals = []
+    if "ccdcal-warm" in runs:
+        warm = best("ccdcal-warm")
+        if "siril" in runs:
+            goals.append(("warm run / Siril's script", warm.wall / best("siril").wall, "<=", 0.5))
+        if "ccdproc" in runs:
+            goals.append(("ccdproc script / warm run", best("ccdproc").wall / warm.wall, ">=", 8))
+        if "ccdcal-first" in runs:
+            goals.append(("first run / warm run", best("ccdcal-first").wall / warm.wall, "<=",
+                          1.5))  # fmt: skip
+        goals.append(("warm run's peak RSS, GB", warm.peak / 1e9, "<=", 1.0))
+        if "floor" in runs:
+            goals.append(("floor / warm run", best("floor").wall / warm.wall, ">=", 0.6))
+    if goals:
+        lines += ["", "| issue 16's goal | value | target | |", "| --- | --- | --- | --- |"]
+        for text, value, op, target in goals:
+            met = value <= target if op == "<=" else value >= target
+            lines.append(f"| {text} | {value:.2f} | {op} {target} | "
+                         f"{'met' if met else 'not met'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def from_log(log: Path) -> tuple[dict[str, list[Run]], str, str, int]:
+    """The runs a log of this script holds (its lines ``round R NAME: ...``), its night,
+    machine and number of rounds: the table again without running the night again."""
+    import re
+
+    runs: dict[str, list[Run]] = {}
+    head = log.read_text().splitlines()
+    machine, night = head[0].split("; ", 1)
+    pattern = re.compile(r"round (\d+) (\S+): ([\d.]+) s wall, ([\d.]+) s CPU, ([\d.]+) GB "
+                         r"peak, ([\d.]+) GB written")  # fmt: skip
+    rounds = 0
+    for line in head:
+        m = pattern.fullmatch(line.strip())
+        if m:
+            rounds = max(rounds, int(m.group(1)))
+            wall, cpu, peak, written = (float(m.group(i)) for i in range(3, 7))
+            runs.setdefault(m.group(2), []).append(Run(wall, cpu, int(peak * 1e9),
+                                                       int(written * 1e9)))  # fmt: skip
+    return runs, night, machine, rounds
 
 
 def main() -> None:
@@ -218,7 +251,15 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--work", type=Path, default=Path("bench-output") / "night_vs_peers")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--from-log", type=Path, help="the table from a saved log of a run")
     args = parser.parse_args()
+    if args.from_log:
+        runs, night, machine, rounds = from_log(args.from_log)
+        text = table(runs, night, machine, rounds)
+        print(text)
+        if not args.no_write:
+            RESULTS.write_text(text)
+        return
     names = [n for n in CONTENDERS if n in args.only and available(n)]
     for n in args.only:
         if n not in names:
