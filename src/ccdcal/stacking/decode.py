@@ -1,4 +1,5 @@
-"""FITS pixels as stored (big-endian) decoded into float32 rows, in parallel (numba).
+"""FITS pixels as stored (big-endian) decoded into float32 rows (numba; the files of a band
+are decoded on several threads at once, see :func:`ccdcal.stacking.stream.iter_bands`).
 
 A combine reads each band of each file as stored (:class:`ccdcal.stacking.stream.FileSource`,
 one ``pread``) and decodes it into the band buffer: 32-bit floats are byte-swapped, 16-bit

@@ -1,8 +1,9 @@
 """Compiled per-pixel kernels of the stacking engine (numba).
 
-One kernel, :func:`combine_band`, serves every method and rejection algorithm. It works on a
+One kernel for each rejection algorithm (:func:`kernel`; the other algorithms' branches pruned
+when it is compiled) serves every method; :func:`combine_band` runs it. It works on a
 row band of the stack, ``(n, rows, nx)`` float32, in blocks of ``BLOCK`` neighbouring pixels
-of one row, the blocks shared out over the cores (``prange``):
+of one row, the blocks shared out over threads (:func:`combine_band`, :mod:`ccdcal.threads`):
 
 1. load the block (scale factor and zero offset applied; masked, NaN and infinite values
    become NaN), and a copy with ``+inf`` in place of NaN;
