@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
+import time
 import warnings
+from collections import deque
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from astropy.io import fits
 import ccdcal
 from ccdcal.cli import main
 from ccdcal.errors import CcdcalError, FrameError
-from ccdcal.parallel import run_tasks
+from ccdcal.parallel import InProcess, Ref, Task, catching_warnings, run_tasks
 from ccdcal.pipeline import reduce
 
 
@@ -45,6 +48,98 @@ def test_worker_errors_arrive_unchanged():
 def test_bad_worker_count():
     with pytest.raises(CcdcalError, match="workers must be a whole number of at least 1"):
         run_tasks(_square, [1], workers=0)
+
+
+def _log_call(log: deque, key: str, seconds: float = 0.0, *after: object) -> str:
+    """Logs its start and end (``after``: the results it waited for)."""
+    log.append(("start", key, threading.get_ident()))
+    time.sleep(seconds)
+    log.append(("end", key, threading.get_ident()))
+    return key
+
+
+def test_threads_run_independent_tasks_at_once_and_depth_first():
+    """Two lights at once; a light's stars start before the light two places later
+    (depth first; in the graph's order every light would come first); the results are
+    those of one task after another."""
+    log: deque = deque()  # not a list: a task's list argument is read as a list of Refs
+    tasks = [Task(f"light{i}", _log_call, (log, f"light{i}", 0.05)) for i in range(4)]
+    tasks += [Task(f"stars{i}", _log_call, (log, f"stars{i}", 0.0, Ref(f"light{i}")))
+              for i in range(4)]  # fmt: skip
+    tasks.append(Task("stack", len, ([Ref(f"stars{i}") for i in range(4)],)))
+    ticks: list[str] = []
+    out = InProcess(threads=2).run(tasks, progress=ticks.append)
+    assert out == InProcess().run(tasks)
+    assert sorted(ticks) == sorted(t.key for t in tasks)
+    threaded = list(log)[: 2 * (len(tasks) - 1)]
+    starts = [key for what, key, _ in threaded if what == "start"]
+    assert set(starts[:2]) == {"light0", "light1"}  # both threads busy from the start
+    assert len({ident for *_, ident in threaded}) == 2
+    for i in range(2):
+        assert starts.index(f"stars{i}") < starts.index(f"light{i + 2}")
+
+
+def _fail(log: deque) -> None:
+    log.append("failed")
+    raise FrameError("bad.fits", "not a FITS file")
+
+
+def test_threads_finish_running_tasks_then_raise_the_failure():
+    log: deque = deque()
+    tasks = [
+        Task("slow", _log_call, (log, "slow", 0.2)),
+        Task("bad", _fail, (log,)),
+        Task("after", _log_call, (log, Ref("bad"))),
+        Task("later", _log_call, (log, "later")),
+    ]
+    with pytest.raises(FrameError, match=r"bad\.fits: not a FITS file"):
+        InProcess(threads=2).run(tasks)
+    assert ("end", "slow") in [(what, key) for what, key, *_ in log if what == "end"]
+    assert all(entry[1] != "after" for entry in log if isinstance(entry, tuple))
+
+
+def _catch_many(n: int) -> None:
+    for _ in range(n):
+        with catching_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.warn("mine", UserWarning, stacklevel=1)
+        assert [str(w.message) for w in caught] == ["mine"]
+
+
+def test_catching_warnings_on_threads_leaves_the_filters_as_they_were():
+    before = list(warnings.filters)
+    threads = [threading.Thread(target=_catch_many, args=(300,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before
+
+
+def _leave_a_filter() -> None:
+    warnings.simplefilter("ignore", RuntimeWarning)  # as an overlapped block might
+
+
+def test_a_run_on_threads_puts_the_warning_filters_back():
+    before = list(warnings.filters)
+    InProcess(threads=2).run([Task("a", _leave_a_filter), Task("b", len, ("ab",))])
+    assert warnings.filters == before
+
+
+def test_reduce_on_threads_equals_one_task_at_a_time(tmp_path, monkeypatch):
+    """The default run shares products out on threads: the files are the same bytes' data
+    as one product after another's."""
+    import ccdcal.pipeline.reduction as reduction
+
+    raw = _night(tmp_path)
+    threaded = reduce(raw, tmp_path / "threads", report=False)
+    monkeypatch.setattr(reduction, "task_threads", lambda: 1)
+    serial = reduce(raw, tmp_path / "serial", report=False)
+    a, b = _images(serial), _images(threaded)
+    assert a.keys() == b.keys() and len(threaded.calibrated) == 6
+    for name in a:
+        for x, y in zip(a[name], b[name], strict=True):
+            np.testing.assert_array_equal(x, y, err_msg=name)
 
 
 def _night(tmp_path):

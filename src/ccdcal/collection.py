@@ -48,6 +48,7 @@ from .classify import ALL_KINDS, FITS_SUFFIXES, FrameInfo, _text, classify
 from .config import Config
 from .errors import CcdcalError, FrameError
 from .fitsio import ImageReader, find_image_hdu, open_fits
+from .parallel import catching_warnings
 from .wording import plural
 
 PathLike = str | os.PathLike[str]
@@ -172,7 +173,7 @@ def read_info(
     except ValueError:
         rel = p.name
     try:
-        with warnings.catch_warnings():
+        with catching_warnings():
             # raw headers are often not quite standard; their warnings are no use here
             warnings.simplefilter("ignore")
             with open_fits(p) as hdul:

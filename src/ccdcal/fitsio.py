@@ -34,6 +34,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from . import fitswrite
 from .errors import FrameError
+from .parallel import catching_warnings
 
 PathLike = str | os.PathLike[str]
 
@@ -107,7 +108,7 @@ def open_fits(
     if p.is_dir():
         raise FrameError(path, "is a directory, not a FITS file")
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with catching_warnings(record=True) as caught:
             warnings.simplefilter("always")
             hdul = fits.open(
                 p, memmap=memmap, lazy_load_hdus=False, do_not_scale_image_data=not scale
@@ -302,7 +303,7 @@ class ImageReader:
     def _read(self, index: int, y0: int, y1: int) -> np.ndarray:
         hdu = self._hdul[index]
         try:
-            with warnings.catch_warnings():
+            with catching_warnings():
                 warnings.simplefilter("ignore", AstropyUserWarning)
                 if index == self._index and self._three_d:
                     return np.asarray(hdu.section[0, y0:y1, :])
@@ -543,7 +544,7 @@ def verify_checksums(path: PathLike) -> bool:
     Used by the pipeline to decide whether an output of an earlier run is complete.
     """
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with catching_warnings(record=True) as caught:
             warnings.simplefilter("always")
             # the file opened here, so that it is closed even where astropy gives up on a
             # torn one halfway through opening it

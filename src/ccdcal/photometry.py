@@ -34,6 +34,7 @@ import numpy as np
 from . import flags
 from .errors import CcdcalError
 from .frame import Frame
+from .parallel import catching_warnings
 from .wording import plural
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def measure_stars(
     from astropy.stats import SigmaClip
     from astropy.table import Table
 
-    with warnings.catch_warnings():
+    with catching_warnings():
         # photutils imports tqdm.auto, which warns in a notebook without ipywidgets about
         # progress bars that this module never shows
         warnings.filterwarnings("ignore", message="IProgress not found")

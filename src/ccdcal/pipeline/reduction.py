@@ -267,6 +267,20 @@ def _stats_row(
     )
 
 
+#: the most threads independent products share in one process: past a few, the work that
+#: holds Python's lock (finding stars, drawing figures) is the limit; processes
+#: (``workers``) take more cores
+MAX_TASK_THREADS = 4
+
+
+def task_threads() -> int:
+    """How many threads a reduction's products share in this process: the cores it may use
+    (:func:`ccdcal.threads.count`), at most :data:`MAX_TASK_THREADS`."""
+    from .. import threads
+
+    return min(MAX_TASK_THREADS, threads.count())
+
+
 def reduce(
     raw_dir: PathLike,
     out_dir: PathLike,
@@ -322,7 +336,8 @@ def reduce(
     ReduceResult
         Paths of everything written, notices and failures.
     """
-    run = executor(workers, scheduler, warmup=recipes.warm)  # refused before any work
+    # refused before any work; in this process, independent products share a few threads
+    run = executor(workers, scheduler, warmup=recipes.warm, threads=task_threads())
     check_band_rows(band_rows)
     if only is not None and only not in PARTS:
         raise CcdcalError(f"only must be one of {', '.join(PARTS)}, not {only!r}")

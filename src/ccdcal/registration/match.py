@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CcdcalError
+from ..parallel import catching_warnings
 from ..wording import plural, verb
 from .stars import Stars
 from .transform import MIN_PAIRS, Transform, fit, position_error, residuals
@@ -268,7 +269,7 @@ def wcs_transform(
 
     from astropy.wcs import WCS, FITSFixedWarning
 
-    with warnings.catch_warnings():
+    with catching_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             own, ref = WCS(header), WCS(reference_header)

@@ -30,6 +30,7 @@ from .. import flags
 from ..errors import CcdcalError
 from ..fitsio import COMMON_EXT
 from ..frame import Frame
+from ..parallel import catching_warnings
 from .transform import Transform
 
 KERNELS = {"lanczos3": 0, "bicubic": 1, "bilinear": 2}
@@ -299,7 +300,7 @@ def grid_header(header: fits.Header, target: fits.Header | None, origin=(0, 0)) 
 
     from astropy.wcs import WCS, FITSFixedWarning, Sip
 
-    with warnings.catch_warnings():
+    with catching_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             w = WCS(target)

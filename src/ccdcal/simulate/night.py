@@ -39,6 +39,7 @@ from .._version import __version__
 from ..errors import CcdcalError
 from ..fitsio import write_hdul
 from ..frame import Frame
+from ..parallel import catching_warnings
 from ..provenance import add_history
 from ..wording import plural
 from .cosmics import DEFAULT_COSMIC_RATE
@@ -518,7 +519,7 @@ def _remove_stale(folder: Path, written: set[Path]) -> None:
         ours = path.name in {"stars.ecsv", "detector.json"}
         if path.suffix.lower() == ".fits":
             try:
-                with warnings.catch_warnings():
+                with catching_warnings():
                     warnings.simplefilter("ignore")
                     ours = "SIMSEED" in fits.getheader(path)
             except (OSError, ValueError):

@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import CcdcalError
+from ..parallel import catching_warnings
 
 # algorithm codes shared with kernels.py
 NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP, LINFIT, MEDSIG, AVSIG = (
@@ -415,7 +416,7 @@ def line_sigmas(values: np.ndarray, center: str = "mean") -> np.ndarray:
     n1 = valid.sum(axis=0)
     filled = np.where(valid, x, 0.0)
     total = filled.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+    with np.errstate(invalid="ignore", divide="ignore"), catching_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a pixel with no value: NaN
         if center == "median":
             c = np.nanmedian(np.where(valid, x, np.nan), axis=0)
