@@ -98,6 +98,30 @@ def test_threads_finish_running_tasks_then_raise_the_failure():
     assert all(entry[1] != "after" for entry in log if isinstance(entry, tuple))
 
 
+def _pid(*after: object) -> int:
+    return os.getpid()
+
+
+def _fail_aside(*after: object) -> None:
+    raise FrameError("side.fits", "truncated FITS file")
+
+
+def test_side_tasks_run_beside_the_threads_and_threads_help_them():
+    """Side tasks (finding stars) run on a process beside this one, two at a time there;
+    the others wait for a free thread there and the threads take them: every task runs
+    once, and a failure there arrives unchanged."""
+    tasks = [Task("light", _pid)]
+    tasks += [Task(f"stars{i}", _pid, (Ref("light"),), side=True) for i in range(6)]
+    pids = InProcess(threads=2).run(tasks)
+    assert pids["light"] == os.getpid()
+    elsewhere = {pids[f"stars{i}"] for i in range(6)} - {os.getpid()}
+    assert len(elsewhere) == 1  # one side process
+    assert set(InProcess().run(tasks).values()) == {os.getpid()}  # one thread: all here
+    failing = [Task("light", _pid), Task("stars", _fail_aside, (Ref("light"),), side=True)]
+    with pytest.raises(FrameError, match=r"side\.fits: truncated FITS file"):
+        InProcess(threads=2).run(failing)
+
+
 def _catch_many(n: int) -> None:
     for _ in range(n):
         with catching_warnings(record=True) as caught:

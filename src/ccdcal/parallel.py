@@ -62,6 +62,9 @@ class Task:
     key: str
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
+    #: its work holds Python's lock most of the time (finding stars): where this process
+    #: runs tasks on threads, it runs on a process beside them (see :class:`InProcess`)
+    side: bool = False
 
     def refs(self) -> list[str]:
         """Keys of the tasks whose results this one takes."""
@@ -151,16 +154,45 @@ class InProcess(Executor):
     split stack do not pile up.
 
     Threads help where a task spends its time outside Python's lock (the compiled kernels,
-    reading and writing files, NumPy's sorts) beside one that holds it (finding stars,
-    drawing figures): measured on a night of 40 lights of 2048x2048 on 2 cores, 2 threads
-    took a quarter off the wall time, with 50 MB more memory, where 2 processes
-    (``workers=2``) took a sixth off and 0.6 GB more. Python's warning filters are
-    process-wide: ccdcal's own blocks that catch warnings hold one lock
-    (:func:`catching_warnings`), and the filters of before the run are put back after it.
+    reading and writing files, NumPy's sorts). A task that holds the lock most of its time
+    (:attr:`Task.side`: finding stars) would only take turns with them: on threads it runs
+    on one process beside this one (started with the run, ``side_warmup`` run first in
+    it), two at a time there (one running, the next sent); the others wait for a free
+    thread here, so that once the lights are done the threads find stars too. Measured on a
+    night of 40 lights of 2048x2048 on 2 cores (issue 16's), without the report: one task
+    after another 28.1 s; 2 threads 22.2 s; 2 threads and the side process 17.6 s, peak
+    RSS 0.79 GB; 2 processes (``workers=2``) 24 s and 1.35 GB.
+
+    Python's warning filters are process-wide: ccdcal's own blocks that catch warnings hold
+    one lock (:func:`catching_warnings`), and the filters of before the run are put back
+    after it.
     """
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, *, side_warmup: Callable[[], Any] | None = None) -> None:
         self.threads = max(1, int(threads))
+        self.side_warmup = side_warmup
+        self._side: Any = None
+
+    def _start_side(self) -> Any:
+        if self._side is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._side = ProcessPoolExecutor(
+                1,
+                # not fork: this process holds threads (numba's, the tasks') a child cannot
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(1,),
+            )
+            self._side.submit(self.side_warmup or _nothing)
+        return self._side
+
+    def close(self) -> None:
+        """Stop the side process, if one was started."""
+        if self._side is not None:
+            self._side.shutdown(wait=True, cancel_futures=True)
+            self._side = None
 
     def _run(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
         if self.threads > 1 and len(tasks) > 1:
@@ -195,18 +227,38 @@ class InProcess(Executor):
         heapq.heapify(ready)
         finished = 0
         failure: BaseException | None = None
-        running: dict[Any, Task] = {}
+        running: dict[Any, tuple[Task, bool]] = {}
+        here = aside = 0  # tasks running on this process's threads, sent to the side one
+        side = self._start_side() if any(t.side for t in tasks) else None
         snapshot = _warning_state()
         try:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="ccdcal-task") as pool:
                 while running or (ready and failure is None):
-                    while ready and failure is None and len(running) < self.threads:
-                        _, _, task = heapq.heappop(ready)
+                    skipped = []  # tasks that wait for a free thread
+                    while ready and failure is None:
+                        item = heapq.heappop(ready)
+                        task = item[2]
+                        # a side task goes to the side process while it has fewer than two
+                        # (one running, the next sent), else to a free thread: once the
+                        # lights are done, the threads find stars too
+                        if task.side and side and aside < 2:
+                            to = side
+                        elif here < self.threads:
+                            to = pool
+                        else:
+                            skipped.append(item)
+                            continue
                         args = _resolve(task.args, results.__getitem__)
-                        running[pool.submit(task.fn, *args)] = task
+                        here += to is pool
+                        aside += to is side
+                        running[to.submit(task.fn, *args)] = task, to is side
+                    for item in skipped:
+                        heapq.heappush(ready, item)
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in sorted(done, key=lambda f: position[running[f].key]):
-                        task = running.pop(future)
+                    for future in sorted(done, key=lambda f: position[running[f][0].key]):
+                        task, was_aside = running.pop(future)
+                        here -= not was_aside
+                        aside -= was_aside
                         if future.exception() is not None:
                             failure = failure or future.exception()
                             continue
@@ -222,8 +274,12 @@ class InProcess(Executor):
                                 heapq.heappush(ready, (-finished, position[follower.key],
                                                        follower))  # fmt: skip
                         tick(task.key)
+        except BaseException:
+            self.close()  # the side process's queued tasks are dropped
+            raise
         finally:
             _restore_warning_state(snapshot)
+        self.close()  # the side process lives as long as the run
         if failure is not None:
             raise failure
         return {k: results[k] for k in want}
@@ -447,10 +503,12 @@ def executor(
     *,
     warmup: Callable[[], Any] | None = None,
     threads: int = 1,
+    side_warmup: Callable[[], Any] | None = None,
 ) -> Executor:
     """The executor for ``workers`` and ``scheduler`` (see the module's documentation);
     ``warmup`` runs first in each local worker process; with ``workers=1``, independent
-    tasks share ``threads`` threads of this process.
+    tasks share ``threads`` threads of this process, and :attr:`Task.side` tasks run on a
+    process beside it, where ``side_warmup`` runs first.
 
     Examples
     --------
@@ -462,7 +520,7 @@ def executor(
     check(workers, scheduler)
     if scheduler is None or scheduler in LOCAL_SCHEDULERS:
         if workers == 1:
-            return InProcess(threads)
+            return InProcess(threads, side_warmup=side_warmup)
         return LocalProcesses(workers, warmup=warmup)
     return DaskCluster(scheduler)
 

@@ -167,7 +167,9 @@ def graph(
         after = [Ref(n) for n in p.needs if n in building]
         count = _bands(the_plan, p, run, band_rows)
         if count is None:
-            tasks.append(Task(p.name, recipes.build, (p, memory_limit, after)))
+            # finding stars holds Python's lock: beside the threads that calibrate lights
+            side = p.kind == "stars"
+            tasks.append(Task(p.name, recipes.build, (p, memory_limit, after), side=side))
             continue
         if p.kind == "stack" and p.options.get("registration") is None:
             inputs: list[Ref] | None = None  # the calibrated lights themselves

@@ -710,6 +710,14 @@ def warm() -> None:
     Combination(reject=SigmaClip())([frame, frame, frame])
 
 
+def warm_stars() -> None:
+    """Import what finding stars needs (the process beside a run's threads runs this while
+    the masters are made)."""
+    import sep  # noqa: F401
+
+    from ..registration import stars  # noqa: F401
+
+
 # ---------------------------------------------------------------------------- one task
 def build(product: Product, memory_limit: int | None = None, after: Any = None) -> Path:
     """Make ``product`` with its recipe and write its file (atomically, with its key).

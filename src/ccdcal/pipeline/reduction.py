@@ -337,7 +337,8 @@ def reduce(
         Paths of everything written, notices and failures.
     """
     # refused before any work; in this process, independent products share a few threads
-    run = executor(workers, scheduler, warmup=recipes.warm, threads=task_threads())
+    run = executor(workers, scheduler, warmup=recipes.warm, threads=task_threads(),
+                   side_warmup=recipes.warm_stars)  # fmt: skip
     check_band_rows(band_rows)
     if only is not None and only not in PARTS:
         raise CcdcalError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
