@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CcdcalError
-from ..parallel import DaskCluster, Executor, Ref, Task, executor
+from ..parallel import DaskCluster, Executor, Ref, Task, executor, release_memory
 from . import parts as pieces
 from . import recipes
 from .products import PARTS, Plan, Product, State, describe_inputs
@@ -135,6 +135,7 @@ def execute(
         for p in split:
             shutil.rmtree(pieces.scratch(p), ignore_errors=True)
         recipes.forget_masters()
+        release_memory()  # what the products' tasks freed: the report comes next
     return Outcome(built=todo, reused=reused, states=states)
 
 

@@ -35,6 +35,7 @@ from ..masters import (
     master_flat,
     prepared_inputs,
 )
+from ..parallel import release_memory
 from ..provenance import fits_text
 from ..registration.resample import REG_KEYS, blot, resample
 from ..registration.stars import FWHM_PER_SIGMA
@@ -76,6 +77,9 @@ def master(ref: MasterRef | None) -> Frame | None:
     frame = _MASTERS.get(ref)  # one lookup: another thread may clear the cache meanwhile
     if frame is None:
         frame = Frame.read(ref.path)
+        # calibration takes a master's counts (a dark holding the bias: one dark's noise),
+        # never its rejection counts: 16 MB less a master of 2048x2048 held all the run
+        frame = replace(frame, extras={k: v for k, v in frame.extras.items() if k == "NCOMBINE"})
         if frame.header.get("PIPEKEY") != ref.key:
             raise CcdcalError(
                 f"{ref.path}: this master changed while the run used it (another run in the "
@@ -731,7 +735,11 @@ def build(product: Product, memory_limit: int | None = None, after: Any = None) 
         workdir=product.path.parent,  # scratch beside the outputs, not in (memory-backed) /tmp
         **product.options,
     )
-    return write(frame, product, history)
+    path = write(frame, product, history)
+    if product.kind in COMBINED:  # a combine's buffers, freed, are not the lights' to keep
+        del frame
+        release_memory()
+    return path
 
 
 def write(result: Any, product: Product, history: History) -> Path:

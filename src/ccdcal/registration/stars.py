@@ -168,13 +168,17 @@ def find_stars(
     data, bad = _data_and_mask(image)
     ny, nx = data.shape
     background = sep.Background(data, mask=bad)
-    sky = background.back()
+    level = float(np.median(background.back()))
     noise = float(background.globalrms)
-    sub = data - sky
+    # the sky's sample for the quantization's test, taken before the sky is subtracted from
+    # the data in place (the data are this function's copy: a sky map and a difference
+    # beside them were two frames more in memory)
+    sampled = (data[::_SAMPLE, ::_SAMPLE].copy(), bad[::_SAMPLE, ::_SAMPLE])
+    sub = data
+    background.subfrom(sub)
     found, segments = sep.extract(sub, threshold, err=noise, mask=bad, minarea=min_area,
                                   deblend_cont=0.005, segmentation_map=True)  # fmt: skip
     empty = Stars(*(np.empty(0) for _ in range(5)))
-    level = float(np.median(sky))
     if len(found) == 0:
         return empty, Quality(0, math.nan, math.nan, level, noise)
     # objects at the edges or on excluded pixels: their centroids would be biased
@@ -185,7 +189,7 @@ def find_stars(
     # cosmic rays and hot pixels: sharper than the PSF (see profiles.py); left out before
     # anything is measured on them (a long light has thousands), and their pixels set to
     # the sky, so that a hit beside a star pulls neither its centroid nor its width
-    scatter = _pixel_noise(data, segments, bad, noise)
+    scatter = _pixel_noise(*sampled, segments[::_SAMPLE, ::_SAMPLE], noise)
     star = stellar(measure(sub, bad, found["ypeak"], found["xpeak"], scatter))
     if not star.all():
         refused = np.zeros(len(inside) + 1, bool)
@@ -258,14 +262,19 @@ def find_stars(
     return stars, quality
 
 
-def _pixel_noise(data: np.ndarray, segments: np.ndarray, bad: np.ndarray, noise: float) -> float:
+#: every 4th pixel of every 4th row: enough for the sky's median, cheap on any frame
+_SAMPLE = 4
+
+
+def _pixel_noise(data: np.ndarray, bad: np.ndarray, segments: np.ndarray, noise: float) -> float:
     """The sky noise, or the data's quantization where it is larger. Where most of the
     sky's pixels hold one same value (Feder's 8-bit frames: 0 around objects made of steps
     of about 1 ADU), the sky's noise is below the data's step, and a pixel is known only to
     the step over sqrt(12) (the step: the median distance of the other sky values from that
-    one). In other frames the sky's values are spread like the noise: nothing changes."""
-    step = 4  # every 16th pixel: enough for a median, cheap on any frame
-    sky = data[::step, ::step][(segments[::step, ::step] == 0) & ~bad[::step, ::step]]
+    one). In other frames the sky's values are spread like the noise: nothing changes.
+    ``data``, ``bad`` and ``segments`` are the frame's sampled every :data:`_SAMPLE`
+    pixels."""
+    sky = data[(segments == 0) & ~bad]
     if sky.size < 100:
         return noise
     level = np.median(sky)

@@ -278,7 +278,7 @@ def _masters(page: _Page, result: Any) -> None:
     for name, path in result.masters.items():
 
         def make(png: Path, name: str = name, path: Path = path) -> str:
-            frame = Frame.read(path)
+            frame = Frame.read(path, variance=False, extras=False)  # the image is all it shows
             unit = frame.header.get("BUNIT") or ("adu" if not name.startswith("flat") else "")
             ncomb = frame.header.get("NCOMBINE")
             caption = f"master {name.replace('_', ' ')}" + (f" ({ncomb} frames)" if ncomb else "")
@@ -367,7 +367,7 @@ def _raw_vs_calibrated(page: _Page, result: Any) -> None:
 
     def make_calibrated(png: Path) -> str:
         caption = f"calibrated {cal_path.name}"
-        save_frame_png(Frame.read(cal_path), png, title=caption)
+        save_frame_png(Frame.read(cal_path, variance=False, extras=False), png, title=caption)
         return caption
 
     png, caption = page.draw(
@@ -391,7 +391,7 @@ def _stacks(page: _Page, result: Any) -> None:
 
         def stack(path: Path = path, read: dict[str, Frame] = read) -> Frame:
             if "frame" not in read:  # read once for both figures, and only to draw them
-                read["frame"] = Frame.read(path)
+                read["frame"] = Frame.read(path, variance=False)
             return read["frame"]
 
         def make_stack(png: Path, label: str = label, stack: Callable = stack) -> str:
@@ -460,7 +460,9 @@ def _registration(page: _Page, result: Any) -> None:
                 png: Path, light: Path = light, stack: Path = stacks[label],
                 titles: tuple[str, str] = titles, caption: str = caption,
             ) -> str:  # fmt: skip
-                save_pair_png(Frame.read(light), Frame.read(stack), png, titles=titles)
+                save_pair_png(Frame.read(light, variance=False, extras=False),
+                              Frame.read(stack, variance=False, extras=False), png,
+                              titles=titles)  # fmt: skip
                 return caption
 
             inputs = (page.key_of(light), page.key_of(stacks[label]), titles, caption)
