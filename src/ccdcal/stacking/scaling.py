@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import threads
 from ..errors import CcdcalError
 from .stream import Source
 
@@ -170,13 +171,18 @@ def factors(
     modes = np.full(n, np.nan)
     if need_median:
         groups, sx = sample_rows(scale_region, sources[0].shape)
-        for i, source in enumerate(sources):
-            values = _sample(source, groups, sx, exclude)
-            if values.size == 0:
-                raise CcdcalError(f"{source.name}: no valid pixel in the scaling region")
-            medians[i] = np.median(values)
-            if isinstance(scale, str) and scale == "mode":
-                modes[i] = _mode(values)
+
+        def measure(start: int, stop: int) -> None:
+            for i in range(start, stop):
+                values = _sample(sources[i], groups, sx, exclude)
+                if values.size == 0:
+                    raise CcdcalError(f"{sources[i].name}: no valid pixel in the scaling region")
+                medians[i] = np.median(values)
+                if isinstance(scale, str) and scale == "mode":
+                    modes[i] = _mode(values)
+
+        # the frames read and sorted on the cores at once (both let go of Python's lock)
+        threads.split(measure, n)
     if scale is not None:
         if isinstance(scale, str):
             if scale == "median":
