@@ -2,12 +2,13 @@
 
 Simulates nights with many independent products (4 filters, darks at 5 exposure times; by
 default of 1024x1024 and of 2048x2048 frames), then reduces each with ``ccdcal.reduce`` in
-one process, on N local worker processes and on a ``distributed.LocalCluster`` of N worker
-processes started by this script, each run in a fresh Python process (as a user's ``ccdcal
-reduce`` is), in interleaved rounds. It prints, and writes to
-``benchmarks/results/reduce_workers.md``, each configuration's wall time, the CPU time of the
-calling process and of the workers, the speed-up against one process, and whether every
-output equals the one-process run's.
+one process one product at a time, in one process as by default (independent products on
+threads, stars found on a process beside them), on N local worker processes and on a
+``distributed.LocalCluster`` of N worker processes started by this script, each run in a
+fresh Python process (as a user's ``ccdcal reduce`` is), in interleaved rounds. It prints,
+and writes to ``benchmarks/results/reduce_workers.md``, each configuration's wall time, the
+CPU time of the calling process and of the workers (a side process counts there), the
+speed-up against one product at a time, and whether every output equals that run's.
 
 Usage::
 
@@ -56,6 +57,10 @@ def one_run(raw: str, out: str, how: str, workers: int, cosmic: str) -> dict:
     cfg = replace(cfg, cosmic=replace(cfg.cosmic, method=cosmic))
     client = None
     options: dict = {"workers": workers if how == "processes" else 1}
+    if how == "serial":  # what a run was before products shared threads (issue 16)
+        import ccdcal.pipeline.reduction as reduction
+
+        reduction.task_threads = lambda: 1
     if how == "cluster":
         import distributed
 
@@ -146,11 +151,14 @@ def _bench_size(base: Path, size: int, args: argparse.Namespace, env: dict, mach
     )
     print(f"{machine}; {night}", flush=True)
     n = args.workers
-    hows = [("one process", "processes", 1), (f"{n} local processes", "processes", n),
+    serial = "one process, one product at a time"
+    hows = [(serial, "serial", 1),
+            ("one process (default: products on threads, stars beside)", "processes", 1),
+            (f"{n} local processes", "processes", n),
             (f"LocalCluster, {n} worker processes", "cluster", n)]  # fmt: skip
     times: dict[str, list[dict]] = {name: [] for name, _, _ in hows}
     same: dict[str, bool] = {}
-    reference = base / "out_processes_1_0"
+    reference = base / "out_serial_1_0"
     for r in range(args.rounds):
         for name, how, workers in hows:
             out = base / f"out_{how}_{workers}_{r}"
@@ -162,14 +170,14 @@ def _bench_size(base: Path, size: int, args: argparse.Namespace, env: dict, mach
                 same[name] = same.get(name, True) and identical(reference, out)
                 shutil.rmtree(out)
             print(f"round {r + 1} {name}: {times[name][-1]['wall']:.2f} s", flush=True)
-    best1 = min(t["wall"] for t in times["one process"])
+    best1 = min(t["wall"] for t in times[serial])
     rows = ["| how | wall s (best; all) | CPU s, calling process | CPU s, workers | "
             "speed-up | outputs identical |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name, _, _ in hows:
         runs = times[name]
         best = min(runs, key=lambda t: t["wall"])
         walls = ", ".join(f"{t['wall']:.1f}" for t in runs)
-        check = "reference" if name == "one process" else ("yes" if same[name] else "NO")
+        check = "reference" if name == serial else ("yes" if same[name] else "NO")
         workers = f"{best['workers']:.1f}" if best["workers"] > 0 else "-"
         rows.append(f"| {name} | {best['wall']:.1f} ({walls}) | {best['calling']:.1f} | "
                     f"{workers} | {best1 / best['wall']:.2f}x | {check} |")  # fmt: skip

@@ -604,3 +604,43 @@ def test_undersampled_stars_are_told_from_cosmic_rays(tmp_path):
                          - truth[frame.path.name].apply([[0, 0], [511, 511]])).T)  # fmt: skip
         print(f"{f.name}: error up to {err.max():.3f} px, stated {f.error:.3f}")
         assert err.max() <= max(3 * f.error, 0.05)
+
+
+def _field(rng, n=60):
+    from ccdcal.registration.stars import Stars
+
+    x, y = rng.uniform(50, 950, n), rng.uniform(50, 950, n)
+    flux = np.sort(rng.uniform(1e3, 1e5, n))[::-1]
+    return Stars(x, y, flux, np.full(n, 3.0), np.full(n, 0.05))
+
+
+def test_a_near_guess_is_refined_and_a_far_one_falls_back_to_triangles(monkeypatch):
+    """The previous frame's transform is tried first: where it pairs the stars, the
+    triangles (astroalign) are never drawn and the result is the triangles' own; a guess
+    far off pairs none and the triangles find the transform."""
+    import astroalign
+
+    from ccdcal.registration.match import match
+
+    rng = np.random.default_rng(8)
+    ref = _field(rng)
+    truth = Transform(np.array([[1.0, 0.0, -7.3], [0.0, 1.0, 4.1], [0.0, 0.0, 1.0]]), "shift")
+    inverse = np.linalg.inv(truth.matrix)
+    own_xy = (inverse @ np.vstack([ref.x, ref.y, np.ones(len(ref))]))[:2]
+    own_xy += rng.normal(0, 0.02, own_xy.shape)
+    own = replace(ref, x=own_xy[0], y=own_xy[1])
+    by_triangles = match(own, ref)
+    np.testing.assert_allclose(by_triangles.transform.matrix, truth.matrix, atol=0.05)
+    calls = []
+    find = astroalign.find_transform
+    monkeypatch.setattr(astroalign, "find_transform",
+                        lambda *a, **k: calls.append(1) or find(*a, **k))  # fmt: skip
+    near = Transform(np.array([[1.0, 0.0, -6.0], [0.0, 1.0, 3.0], [0.0, 0.0, 1.0]]), "shift")
+    guessed = match(own, ref, guess=near)
+    assert calls == []
+    np.testing.assert_array_equal(guessed.transform.matrix, by_triangles.transform.matrix)
+    assert guessed.matched == by_triangles.matched
+    far = Transform(np.array([[1.0, 0.0, 300.0], [0.0, 1.0, -250.0], [0.0, 0.0, 1.0]]), "shift")
+    fallen = match(own, ref, guess=far)
+    assert calls == [1]
+    np.testing.assert_allclose(fallen.transform.matrix, truth.matrix, atol=0.05)

@@ -423,3 +423,41 @@ def test_demo_report_with_truth_and_photometry(tmp_path):
     assert "photometry.png" in srcs
     text = index.read_text()
     assert "Comparison with the truth" in text and "Photometry against the truth" in text
+
+
+def test_figures_drawn_beside_equal_those_drawn_here(reduced, truth_and_photometry, tmp_path,
+                                                     monkeypatch):  # fmt: skip
+    """Figures go to a process beside this one where two cores may be used: the page and
+    every PNG are the same bytes as one process drawing them one after another; the truth's
+    and photometry's figures (of objects of this process) are drawn here."""
+    from dataclasses import replace as copy
+
+    import ccdcal.report.html as report_html
+    from ccdcal import threads
+
+    truth, phot = truth_and_photometry
+    sent: list[str] = []
+    send = report_html._Drawing.send
+
+    def spy(self, job):
+        send(self, job)
+        if job in self.waiting or job.number in self.sent:  # to be drawn beside
+            sent.append(job.path.name)
+
+    pages = {}
+    for how, cores in (("beside", 2), ("here", 1)):
+        out = tmp_path / how
+        shutil.copytree(reduced.out_dir, out)
+        monkeypatch.setattr(threads, "count", lambda cores=cores: cores)
+        monkeypatch.setattr(report_html._Drawing, "send", spy)
+        moved = copy(reduced, out_dir=out, masters={k: out / v.relative_to(reduced.out_dir)
+                                                  for k, v in reduced.masters.items()})  # fmt: skip
+        pages[how] = write_report(moved, truth=truth, photometry=phot).parent
+    assert {"master_bias.png", "raw_light_0.png", "calibrated_light_0.png"} <= set(sent)
+    assert any(name.startswith("stack_") for name in sent)
+    assert not any(name.startswith(("residual_", "photometry")) for name in sent)
+    for png in sorted(pages["here"].glob("*.png")):
+        assert png.read_bytes() == (pages["beside"] / png.name).read_bytes(), png.name
+    here = (pages["here"] / "index.html").read_text().replace(str(tmp_path / "here"), "OUT")
+    beside = (pages["beside"] / "index.html").read_text().replace(str(tmp_path / "beside"), "OUT")
+    assert here == beside

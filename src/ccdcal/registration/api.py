@@ -345,6 +345,7 @@ def register(
     ref_stars = measured[ref][0]
     out: list[FrameRegistration] = []
     notices: list[str] = []
+    previous: Transform | None = None  # the last frame's: where to look first
     for i, (own, quality) in enumerate(measured):
         if shapes[i] != shape:
             why = f"shape {shapes[i]} differs from the others' {shape}"
@@ -359,9 +360,10 @@ def register(
         problem = ""
         if method in ("auto", "stars"):
             try:
-                m = match(own, ref_stars, kind=transform, name=names[i])
+                m = match(own, ref_stars, kind=transform, name=names[i], guess=previous)
                 result = FrameRegistration(names[i], quality, m.transform, "stars", m.matched,
                                            m.rms, m.throughput, error=m.error)  # fmt: skip
+                previous = m.transform
             except MatchError as err:
                 problem = str(err)
         if result is None and method in ("auto", "wcs"):

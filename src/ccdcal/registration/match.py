@@ -82,6 +82,7 @@ def match(
     kind: str = "similarity",
     tolerance: float | None = None,
     name: str = "frame",
+    guess: Transform | None = None,
 ) -> Match:
     """The transform taking ``stars`` (one frame's) onto ``reference`` (the reference's).
 
@@ -96,6 +97,12 @@ def match(
         the median FWHM of the reference's stars).
     name
         The frame's name, for errors.
+    guess
+        A transform near the answer (the previous frame's, in a series: a telescope drifts
+        slowly), refined first; astroalign's triangles are drawn only where it pairs too
+        few stars (the same test as for theirs). Measured on issue 16's night of 40 lights:
+        the registration's 2.0 s of astroalign became 0.1 s of refining, every transform
+        the same.
 
     Raises
     ------
@@ -113,6 +120,10 @@ def match(
         )
     seeing = float(np.nanmedian(reference.fwhm)) if len(reference) else 2.0
     limit = tolerance if tolerance is not None else max(2.0, seeing)
+    if guess is not None:
+        found = _refined(stars, reference, guess, kind, limit, need, name)
+        if found is not None:
+            return found
     problem = ""
     try:
         transform: Transform | None = _guess(stars, reference)
