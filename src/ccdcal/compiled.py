@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -149,6 +150,10 @@ class _Ahead:
         except (OSError, ValueError):  # stopped
             pass
         process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):  # a pipe whose other end is gone
+                    stream.close()
         with self.changed:  # all ended: what none finished, the caller compiles
             if all(p.poll() is not None for p in self.processes):
                 self.done.update(self.names)

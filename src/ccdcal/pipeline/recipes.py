@@ -76,10 +76,7 @@ def master(ref: MasterRef | None) -> Frame | None:
         return None
     frame = _MASTERS.get(ref)  # one lookup: another thread may clear the cache meanwhile
     if frame is None:
-        frame = Frame.read(ref.path)
-        # calibration takes a master's counts (a dark holding the bias: one dark's noise),
-        # never its rejection counts: 16 MB less a master of 2048x2048 held all the run
-        frame = replace(frame, extras={k: v for k, v in frame.extras.items() if k == "NCOMBINE"})
+        frame = _held(Frame.read(ref.path))
         if frame.header.get("PIPEKEY") != ref.key:
             raise CcdcalError(
                 f"{ref.path}: this master changed while the run used it (another run in the "
@@ -89,6 +86,16 @@ def master(ref: MasterRef | None) -> Frame | None:
             _MASTERS.clear()
         _MASTERS[ref] = frame
     return frame
+
+
+def _held(frame: Frame) -> Frame:
+    """A master as calibration needs it, held the whole run: its counts only where it is a
+    dark holding the bias (one dark's noise), never its rejection counts (24 MB less a
+    master of 2048x2048)."""
+    counts = frame.extras.get("NCOMBINE")
+    holds_bias = frame.header.get("BIASSUB") is False
+    extras = {"NCOMBINE": counts} if counts is not None and holds_bias else {}
+    return replace(frame, extras=extras)
 
 
 def forget_masters() -> None:
