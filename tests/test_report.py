@@ -448,6 +448,7 @@ def test_figures_drawn_beside_equal_those_drawn_here(reduced, truth_and_photomet
     for how, cores in (("beside", 2), ("here", 1)):
         out = tmp_path / how
         shutil.copytree(reduced.out_dir, out)
+        shutil.rmtree(out / "report", ignore_errors=True)  # other tests' figures: none kept
         monkeypatch.setattr(threads, "count", lambda cores=cores: cores)
         monkeypatch.setattr(report_html._Drawing, "send", spy)
         moved = copy(reduced, out_dir=out, masters={k: out / v.relative_to(reduced.out_dir)
