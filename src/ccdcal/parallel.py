@@ -310,8 +310,9 @@ def release_memory() -> None:
     Arrays of a few MB are taken from malloc's heaps, one heap per thread, and what is
     freed in them stays there for the next ones: after the lights of a night were
     calibrated on two threads, about 0.3 GB freed was still counted in the process. Called
-    once a run's tasks are done (before the report), not after each task: taking the
-    memory back page by page cost a night of 40 lights 2.5 s.
+    after each combine, after each task of the side process and once a run's tasks are
+    done (before the report); not after each light here: taking the memory back page by
+    page after every task cost a night of 40 lights 2.5 s.
     """
     trim = _malloc_trim()
     if trim is not None:
