@@ -1,5 +1,5 @@
 """ccdcal's compiled kernels: whether numba's cache holds them, and compiling the ones a
-run will need in a background process while the run begins.
+run will need in background processes while the run begins.
 
 The kernels are compiled on their first call and cached by numba (``cache=True``), once per
 machine and version: the combine's for each rejection algorithm (:mod:`ccdcal.stacking.
@@ -177,7 +177,7 @@ class _Ahead:
 
 
 def compile_ahead(names: Iterable[str]) -> None:
-    """Start compiling, in a background process, the kernels among ``names`` (in their
+    """Start compiling, in background processes, the kernels among ``names`` (in their
     order) that numba's cache does not hold; nothing when it holds them all."""
     global _ahead
     missing = [n for n in dict.fromkeys(names) if not cached(n)]
@@ -201,7 +201,7 @@ def ready(name: str) -> None:
 
 
 def stop_ahead() -> None:
-    """End the background process (at the end of a run)."""
+    """End the background processes (at the end of a run)."""
     global _ahead
     with _lock:
         if _ahead is not None:

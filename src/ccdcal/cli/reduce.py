@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="build the products on N local processes, independent ones at the same time "
-        "(default: 1: here, one after another)",
+        "(default: 1: in this process, independent products on its threads)",
     )
     p.add_argument(
         "--scheduler",

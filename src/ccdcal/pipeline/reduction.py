@@ -325,9 +325,10 @@ def reduce(
     report
         Write the figures and the HTML report (after a whole run, not with ``only``).
     workers, scheduler
-        Where the products are built (see :mod:`ccdcal.parallel`): one after another here
-        (``workers=1``), on ``workers`` local processes, or on the Dask cluster whose
-        scheduler address (or ``distributed.Client``) is given. The results are the same.
+        Where the products are built (see :mod:`ccdcal.parallel`): here (``workers=1``;
+        independent products on :func:`task_threads` threads, the stars on a process
+        beside), on ``workers`` local processes, or on the Dask cluster whose scheduler
+        address (or ``distributed.Client``) is given. The results are the same.
     memory_limit
         Memory for each master and stack (bytes or text such as ``"4GB"``; default a quarter
         of the available memory): larger sets are streamed from disk.
