@@ -122,6 +122,34 @@ def test_side_tasks_run_beside_the_threads_and_threads_help_them():
         InProcess(threads=2).run(failing)
 
 
+def test_without_a_process_beside_side_tasks_run_here(monkeypatch, caplog):
+    """Where no process can be started (no working semaphores, as in some sandboxes),
+    the side tasks run on the threads: the run does not fail."""
+    import concurrent.futures
+
+    def refuse(*args, **kwargs):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    tasks = [Task("light", _pid)]
+    tasks += [Task(f"stars{i}", _pid, (Ref("light"),), side=True) for i in range(4)]
+    with caplog.at_level("INFO", logger="ccdcal.parallel"):
+        pids = InProcess(threads=2).run(tasks)
+    assert set(pids.values()) == {os.getpid()}
+    assert "no process beside this one" in caplog.text
+
+
+def _cores(_item: object = None) -> int:
+    from ccdcal import threads
+
+    return threads.count()
+
+
+def test_each_worker_process_takes_its_share_of_the_cores():
+    shares = run_tasks(_cores, [None] * 4, workers=2)
+    assert shares == [max(1, (os.cpu_count() or 1) // 2)] * 4
+
+
 def _catch_many(n: int) -> None:
     for _ in range(n):
         with catching_warnings(record=True) as caught:

@@ -462,3 +462,18 @@ def test_figures_drawn_beside_equal_those_drawn_here(reduced, truth_and_photomet
     here = (pages["here"] / "index.html").read_text().replace(str(tmp_path / "here"), "OUT")
     beside = (pages["beside"] / "index.html").read_text().replace(str(tmp_path / "beside"), "OUT")
     assert here == beside
+
+
+def test_without_a_process_beside_the_figures_are_drawn_here(reduced, tmp_path, monkeypatch):
+    import concurrent.futures
+    from dataclasses import replace as copy
+
+    def refuse(*args, **kwargs):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    out = tmp_path / "out"
+    shutil.copytree(reduced.out_dir, out)
+    shutil.rmtree(out / "report", ignore_errors=True)
+    index = write_report(copy(reduced, out_dir=out))
+    assert {"master_bias.png", "raw_light_0.png"} <= set(check_images(index))

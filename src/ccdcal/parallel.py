@@ -175,18 +175,10 @@ class InProcess(Executor):
         self._side: Any = None
 
     def _start_side(self) -> Any:
+        """The side process (started here), or None where this system cannot start one
+        (no working semaphores, as in some sandboxes): its tasks then run on the threads."""
         if self._side is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._side = ProcessPoolExecutor(
-                1,
-                # not fork: this process holds threads (numba's, the tasks') a child cannot
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(1,),
-            )
-            self._side.submit(self.side_warmup or _nothing)
+            self._side = start_process(self.side_warmup)
         return self._side
 
     def close(self) -> None:
@@ -293,6 +285,25 @@ class InProcess(Executor):
         return {k: results[k] for k in want}
 
 
+def start_process(warmup: Callable[[], Any] | None = None) -> Any:
+    """A pool of one spawned process (not forked: this process holds threads, numba's and
+    the tasks', that a child cannot) running ``warmup`` first; None, with a log line, where
+    this system cannot start one (no working semaphores, as in some sandboxes and
+    serverless runtimes): the caller then does the work itself."""
+    import logging
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(1,))  # fmt: skip
+    except (OSError, ImportError, NotImplementedError) as err:
+        logging.getLogger(__name__).info("no process beside this one (%s): working here", err)
+        return None
+    pool.submit(warmup or _nothing)
+    return pool
+
+
 def _then_release(fn: Callable[..., R], *args: Any) -> R:
     """``fn(*args)``, then what it freed given back (the side process's tasks: its memory
     counts with this one's, and holding a frame's worth of freed heap across tasks cost the
@@ -388,10 +399,10 @@ def _nothing() -> None:
 
 def _start_worker(threads: int) -> None:
     """Runs first in each local worker process: the worker's share of the cores for the
-    compiled kernels (the processes would fight for them otherwise)."""
-    import numba
+    compiled kernels and its products (the processes would fight for them otherwise)."""
+    from . import threads as cores
 
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    cores.set_count(max(1, min(threads, cores.count())))
 
 
 class LocalProcesses(Executor):

@@ -150,6 +150,7 @@ class _Drawing:
 
     def __init__(self) -> None:
         self.pool: Any = None
+        self.failed = False  # no process could be started beside: all drawn here
         self.sent: dict[int, Any] = {}
         self.waiting: deque[_Figure] = deque()
 
@@ -165,19 +166,20 @@ class _Drawing:
             pickle.dumps(job.make)
         except (pickle.PicklingError, TypeError, AttributeError):
             return
+        if self.pool is None:
+            if self.failed:
+                return
+            from ..parallel import start_process
+
+            self.pool = start_process(_start_drawing)
+            self.failed = self.pool is None
+            if self.failed:
+                return
         self.waiting.append(job)
         self._feed()
 
     def _feed(self) -> None:
         while self.waiting and sum(not f.done() for f in self.sent.values()) < self.AHEAD:
-            if self.pool is None:
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
-
-                self.pool = ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_drawing,
-                )  # fmt: skip
             job = self.waiting.popleft()
             self.sent[job.number] = self.pool.submit(job.make, job.path)
 
