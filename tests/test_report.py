@@ -444,6 +444,7 @@ def test_figures_drawn_beside_equal_those_drawn_here(reduced, truth_and_photomet
         if job in self.waiting or job.number in self.sent:  # to be drawn beside
             sent.append(job.path.name)
 
+    monkeypatch.setattr(report_html._Drawing, "FEWEST", 1)  # this small night's few figures
     pages = {}
     for how, cores in (("beside", 2), ("here", 1)):
         out = tmp_path / how
@@ -472,6 +473,7 @@ def test_without_a_process_beside_the_figures_are_drawn_here(reduced, tmp_path, 
         raise OSError(38, "Function not implemented")
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    monkeypatch.setattr(ccdcal.report.html._Drawing, "FEWEST", 1)
     out = tmp_path / "out"
     shutil.copytree(reduced.out_dir, out)
     shutil.rmtree(out / "report", ignore_errors=True)

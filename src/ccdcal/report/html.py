@@ -147,10 +147,13 @@ class _Drawing:
     #: figures sent ahead to the process beside (one drawn, the next waiting): a pool's
     #: queued tasks cannot be taken back (measured), so the rest wait here
     AHEAD = 2
+    #: the fewest figures worth the process's start (1.3 s; a figure takes about 0.35 s)
+    FEWEST = 8
 
-    def __init__(self) -> None:
+    def __init__(self, figures: int = 0) -> None:
         self.pool: Any = None
-        self.failed = False  # no process could be started beside: all drawn here
+        # no process beside for a few figures, nor where none could be started
+        self.here_only = figures < self.FEWEST
         self.sent: dict[int, Any] = {}
         self.waiting: deque[_Figure] = deque()
 
@@ -167,13 +170,13 @@ class _Drawing:
         except (pickle.PicklingError, TypeError, AttributeError):
             return
         if self.pool is None:
-            if self.failed:
+            if self.here_only:
                 return
             from ..parallel import start_process
 
             self.pool = start_process(_start_drawing)
-            self.failed = self.pool is None
-            if self.failed:
+            self.here_only = self.pool is None
+            if self.here_only:
                 return
         self.waiting.append(job)
         self._feed()
@@ -757,7 +760,8 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
     folder.mkdir(parents=True, exist_ok=True)
     the_plan = getattr(result, "plan", None)
     keys = {} if the_plan is None else {p.path: p.key for p in the_plan.products.values()}
-    page = _Page(folder, keys=keys, previous=_read_index(folder / INDEX), code=_code_key())
+    page = _Page(folder, keys=keys, previous=_read_index(folder / INDEX), code=_code_key(),
+                 drawing=_Drawing(_figures(result)))  # fmt: skip
     try:  # a failure while the page is put together stops the drawing beside
         _inputs(page, result)
         _products(page, result)
@@ -822,6 +826,14 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
         index, len(page.images), page.drawn, len(page.images) - page.drawn,
     )  # fmt: skip
     return index
+
+
+def _figures(result: Any) -> int:
+    """How many figures the report shows at most (for :class:`_Drawing`)."""
+    registrations = getattr(result, "registrations", {}) or {}
+    camera = getattr(result, "camera", None) is not None
+    return (len(result.masters) + 2 + 2 * len(result.stacks) + 2 * len(registrations)
+            + camera)  # fmt: skip
 
 
 def _read_index(path: Path) -> dict[str, Any]:
