@@ -650,3 +650,27 @@ def test_a_first_run_compiles_ahead_and_says_so_once(tmp_path):
                           text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("compiling its kernels") == 1
+
+
+TWO_AT_ONCE = """
+from ccdcal import compiled
+compiled.compile_ahead(["decode", "calibrate", "combine:0"])
+ahead = compiled._ahead
+assert len(ahead.processes) == 2, ahead.processes
+pids = {p.pid for p in ahead.processes}
+for name in ("combine:0", "decode", "calibrate"):  # waited for in any order
+    compiled.ready(name)
+    assert compiled.cached(name), name
+compiled.stop_ahead()
+print(len(pids))
+"""
+
+
+def test_two_processes_compile_ahead_each_taking_the_next_kernel(tmp_path):
+    """Where two cores may be used, two processes compile the plan's kernels, each sent the
+    next as it finishes one; every kernel ends in numba's cache."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", TWO_AT_ONCE], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
