@@ -16,8 +16,9 @@ from astropy.io import fits
 import ccdcal
 from ccdcal.cli import main
 from ccdcal.errors import CcdcalError, FrameError
-from ccdcal.parallel import InProcess, Ref, Task, catching_warnings, run_tasks
+from ccdcal.parallel import InProcess, Ref, Task, run_tasks
 from ccdcal.pipeline import reduce
+from ccdcal.process_state import catching_warnings
 
 
 def _square(x: int) -> int:

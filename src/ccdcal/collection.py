@@ -48,7 +48,7 @@ from .classify import ALL_KINDS, FITS_SUFFIXES, FrameInfo, _text, classify
 from .config import Config
 from .errors import CcdcalError, FrameError
 from .fitsio import ImageReader, find_image_hdu, open_fits
-from .parallel import catching_warnings
+from .process_state import catching_warnings
 from .wording import plural
 
 PathLike = str | os.PathLike[str]

@@ -34,7 +34,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from . import fitswrite
 from .errors import FrameError
-from .parallel import catching_warnings
+from .process_state import catching_warnings
 
 PathLike = str | os.PathLike[str]
 

@@ -18,21 +18,20 @@ runs such a graph; three implementations are chosen by two options a user sets o
 A task's function and its arguments travel to the workers by pickle: module-level functions
 and plain data only. An exception raised in a worker is raised here, unchanged.
 
-See :class:`InProcess` for what threads gain and how warnings stay safe on them.
+See :class:`InProcess` for what threads gain, and :mod:`ccdcal.process_state` for how
+warnings stay safe on them.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import CcdcalError
+from .process_state import release_memory, restore_warning_state, warning_state
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -82,6 +81,15 @@ def _resolve(args: tuple[Any, ...], value: Callable[[str], Any]) -> tuple[Any, .
         return value(item.key) if isinstance(item, Ref) else item
 
     return tuple([one(i) for i in a] if isinstance(a, list) else one(a) for a in args)
+
+
+def _let_go(task: Task, users: Counter[str], keep: set[str], results: dict[str, Any]) -> None:
+    """Count ``task``'s use of the results it took, and drop those that no later task
+    needs and nobody wants back."""
+    for key in task.refs():
+        users[key] -= 1
+        if users[key] == 0 and key not in keep:
+            results.pop(key, None)
 
 
 def _checked(tasks: Sequence[Task], want: Iterable[str] | None) -> tuple[list[Task], list[str]]:
@@ -165,8 +173,8 @@ class InProcess(Executor):
     RSS 0.79 GB; 2 processes (``workers=2``) 24 s and 1.35 GB.
 
     Python's warning filters are process-wide: ccdcal's own blocks that catch warnings hold
-    one lock (:func:`catching_warnings`), and the filters of before the run are put back
-    after it.
+    one lock (:func:`ccdcal.process_state.catching_warnings`), and the filters of before
+    the run are put back after it.
     """
 
     def __init__(self, threads: int = 1, *, side_warmup: Callable[[], Any] | None = None) -> None:
@@ -195,10 +203,7 @@ class InProcess(Executor):
         results: dict[str, Any] = {}
         for task in tasks:
             results[task.key] = task.fn(*_resolve(task.args, results.__getitem__))
-            for key in task.refs():
-                users[key] -= 1
-                if users[key] == 0 and key not in keep:
-                    del results[key]
+            _let_go(task, users, keep, results)
             tick(task.key)
         return {k: results[k] for k in want}
 
@@ -224,7 +229,7 @@ class InProcess(Executor):
         here = aside = 0  # tasks running on this process's threads, sent to the side one
         sides = sum(t.side for t in tasks)  # side tasks not yet done
         side = self._start_side() if sides else None
-        snapshot = _warning_state()
+        snapshot = warning_state()
         try:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="ccdcal-task") as pool:
                 while running or (ready and failure is None):
@@ -261,10 +266,7 @@ class InProcess(Executor):
                             continue
                         results[task.key] = future.result()
                         finished += 1
-                        for key in task.refs():
-                            users[key] -= 1
-                            if users[key] == 0 and key not in keep:
-                                del results[key]
+                        _let_go(task, users, keep, results)
                         sides -= task.side
                         if sides == 0:
                             self.close()  # its memory is the stack's
@@ -278,7 +280,7 @@ class InProcess(Executor):
             self.close()  # the side process's queued tasks are dropped
             raise
         finally:
-            _restore_warning_state(snapshot)
+            restore_warning_state(snapshot)
         self.close()  # the side process lives as long as the run
         if failure is not None:
             raise failure
@@ -312,85 +314,6 @@ def _then_release(fn: Callable[..., R], *args: Any) -> R:
         return fn(*args)
     finally:
         release_memory()
-
-
-def release_memory() -> None:
-    """Give the memory freed in this process back to the system (glibc's ``malloc_trim``;
-    elsewhere nothing).
-
-    Arrays of a few MB are taken from malloc's heaps, one heap per thread, and what is
-    freed in them stays there for the next ones: after the lights of a night were
-    calibrated on two threads, about 0.3 GB freed was still counted in the process. Called
-    after each combine, after each task of the side process and once a run's tasks are
-    done (before the report); not after each light here: taking the memory back page by
-    page after every task cost a night of 40 lights 2.5 s.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        return None
-
-
-#: held by every block of ccdcal's that catches or filters warnings (see
-#: :func:`catching_warnings`)
-_WARNINGS = threading.RLock()
-
-
-@contextmanager
-def catching_warnings(*, record: bool = False) -> Iterator[list[Any] | None]:
-    """``warnings.catch_warnings(record=record)``, one such block of ccdcal's at a time.
-
-    Python's warning filters belong to the process: two blocks that overlap on two threads
-    restore each other's filters in the wrong order and leave one behind (measured: a run on
-    threads once left filters that hid every later warning). ccdcal's blocks hold one lock,
-    so that tasks on threads (:class:`InProcess`) can catch warnings safely.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> with catching_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     warnings.warn("careful")
-    >>> [str(w.message) for w in caught]
-    ['careful']
-    """
-    import warnings
-
-    with _WARNINGS, warnings.catch_warnings(record=record) as caught:
-        yield caught
-
-
-def _warning_state() -> tuple[Any, ...]:
-    import warnings
-
-    return (list(warnings.filters), warnings.showwarning)
-
-
-def _restore_warning_state(state: tuple[Any, ...]) -> None:
-    """Put the warning filters back as they were before a run on threads: a block of
-    another library's that caught warnings while one of ccdcal's did may have left its
-    filters behind."""
-    import warnings
-
-    filters, show = state
-    if warnings.filters != filters or warnings.showwarning is not show:
-        warnings.filters[:] = filters
-        warnings.showwarning = show
-        warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
 def _nothing() -> None:
@@ -524,10 +447,7 @@ class DaskCluster(Executor):
                 tick(task.key)
                 # a result no later task needs is let go (the scheduler frees it once the
                 # tasks holding it are done): the bands of a stack do not pile up
-                for ref in task.refs():
-                    users[ref] -= 1
-                    if users[ref] == 0 and ref not in keep:
-                        futures.pop(ref, None)
+                _let_go(task, users, keep, futures)
             values = client.gather([futures[k] for k in want])
             return dict(zip(want, values, strict=True))
         except BaseException:
@@ -679,7 +599,6 @@ __all__ = [
     "LocalProcesses",
     "Ref",
     "Task",
-    "catching_warnings",
     "check",
     "executor",
     "run_tasks",

@@ -34,7 +34,7 @@ import numpy as np
 from . import flags
 from .errors import CcdcalError
 from .frame import Frame
-from .parallel import catching_warnings
+from .process_state import catching_warnings
 from .wording import plural
 
 if TYPE_CHECKING:

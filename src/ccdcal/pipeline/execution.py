@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CcdcalError
-from ..parallel import DaskCluster, Executor, Ref, Task, executor, release_memory
+from ..parallel import DaskCluster, Executor, Ref, Task, executor
+from ..process_state import release_memory
 from . import parts as pieces
 from . import recipes
 from .products import PARTS, Plan, Product, State, describe_inputs

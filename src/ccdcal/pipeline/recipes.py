@@ -35,7 +35,7 @@ from ..masters import (
     master_flat,
     prepared_inputs,
 )
-from ..parallel import release_memory
+from ..process_state import release_memory
 from ..provenance import fits_text
 from ..registration.resample import REG_KEYS, blot, resample
 from ..registration.stars import FWHM_PER_SIGMA

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CcdcalError
-from ..parallel import catching_warnings
+from ..process_state import catching_warnings
 from ..wording import plural, verb
 from .stars import Stars
 from .transform import MIN_PAIRS, Transform, fit, position_error, residuals

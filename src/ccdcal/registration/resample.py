@@ -30,7 +30,7 @@ from .. import flags
 from ..errors import CcdcalError
 from ..fitsio import COMMON_EXT
 from ..frame import Frame
-from ..parallel import catching_warnings
+from ..process_state import catching_warnings
 from .transform import Transform
 
 KERNELS = {"lanczos3": 0, "bicubic": 1, "bilinear": 2}

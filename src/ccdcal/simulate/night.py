@@ -39,7 +39,7 @@ from .._version import __version__
 from ..errors import CcdcalError
 from ..fitsio import write_hdul
 from ..frame import Frame
-from ..parallel import catching_warnings
+from ..process_state import catching_warnings
 from ..provenance import add_history
 from ..wording import plural
 from .cosmics import DEFAULT_COSMIC_RATE

@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import CcdcalError
-from ..parallel import catching_warnings
+from ..process_state import catching_warnings
 
 # algorithm codes shared with kernels.py
 NONE, SIGCLIP, MINMAX, PCLIP, WINSOR, CCDCLIP, ESD, VARCLIP, IRAFPCLIP, LINFIT, MEDSIG, AVSIG = (
