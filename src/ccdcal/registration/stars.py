@@ -105,7 +105,8 @@ class Quality:
     ellipticity
         Their median ellipticity.
     background
-        Median sky level (the frame's unit).
+        Sky level: the median of the sky's mesh, SExtractor's global background (the
+        frame's unit).
     noise
         Sky noise, robust rms (the frame's unit).
     fwhm_err
@@ -168,7 +169,10 @@ def find_stars(
     data, bad = _data_and_mask(image)
     ny, nx = data.shape
     background = sep.Background(data, mask=bad)
-    level = float(np.median(background.back()))
+    # SExtractor's global level and noise: the medians of the sky's mesh (the median of the
+    # interpolated sky map, as before, differed from it by under 2e-4 of the sky on issue
+    # 16's night and took a fifth of this function's time)
+    level = float(background.globalback)
     noise = float(background.globalrms)
     # the sky's sample for the quantization's test, taken before the sky is subtracted from
     # the data in place (the data are this function's copy: a sky map and a difference
