@@ -674,3 +674,38 @@ def test_two_processes_compile_ahead_each_taking_the_next_kernel(tmp_path):
                           text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2"
+
+
+COMPILE_NOW = """
+import sys
+from ccdcal import compiled
+from ccdcal.cli import main
+from ccdcal.registration.resample import _resample
+assert not compiled.cached("resample")
+assert compiled.compile_now(["decode", "resample"], 2) == ["decode", "resample"]
+assert compiled.cached("decode") and compiled.cached("resample")
+assert compiled.compile_now(["resample", "decode"]) == []  # cached: nothing to do
+assert main(["compile", "--processes", "0"]) == 1  # refused in one line
+import numpy as np
+from ccdcal.frame import Frame
+from ccdcal.registration import Transform, resample
+ones = np.ones((6, 6), np.float32)
+frame = Frame(ones, variance=ones, mask=np.zeros((6, 6), np.uint16), extras={"VARCOMMON": ones})
+frame.write(sys.argv[1], step="calibrate", inputs=[], params={})
+light = Frame.read(sys.argv[1])  # a calibrated light, as a stack reads it
+move = Transform(np.array([[1.0, 0.0, 0.3], [0.0, 1.0, -0.2], [0.0, 0.0, 1.0]]))
+resample(light, move, (6, 6))  # loaded, not compiled again
+assert not _resample.stats.cache_misses and sum(_resample.stats.cache_hits.values()) == 1
+"""
+
+
+def test_compile_now_fills_the_cache_that_a_run_then_loads(tmp_path):
+    """``ccdcal compile`` (:func:`ccdcal.compiled.compile_now`) compiles the kernels that
+    numba's cache lacks, on processes beside, and nothing when it holds them; a stack's
+    resampling then loads its kernel, compiled for the very types a run gives it."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    light = str(tmp_path / "light.fits")
+    done = subprocess.run([sys.executable, "-c", COMPILE_NOW, light], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--processes must be at least 1" in done.stderr

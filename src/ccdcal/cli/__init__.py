@@ -38,6 +38,7 @@ COMMANDS = (
     "reduce",
     "demo",
     "experiment",
+    "compile",
 )
 
 

@@ -414,6 +414,27 @@ def kernels_of(the_plan: Plan) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def default_kernels() -> list[str]:
+    """The compiled kernels a reduction with the default configuration may call (see
+    :func:`kernels_of`), the resampling of lights that moved included: what ``ccdcal
+    compile`` compiles, and ``make`` when it installs ccdcal.
+
+    Examples
+    --------
+    >>> default_kernels()
+    ['decode', 'combine:6', 'combine:0', 'calibrate', 'combine:7', 'resample']
+    """
+    from ..stacking.rejection import NONE, VARCLIP
+
+    config = Config()
+    names = ["decode"]
+    for kind in ("bias", "dark", "flat"):
+        made = config.combine_options(kind).rejection()
+        names.append(f"combine:{NONE if made is None else made.code}")
+    names += ["calibrate", f"combine:{VARCLIP}", "resample"]
+    return list(dict.fromkeys(names))
+
+
 def _check_memory(the_plan: Plan, limit: int) -> None:
     """Refuse a memory limit too small for the largest combine of the plan, in one line
     naming it, before any work (the combine engine's own count of what it needs)."""
