@@ -9,20 +9,11 @@ import pytest
 from astropy import units as u
 
 from ccdcal import flags
-from ccdcal.calibration import (
-    Overscan,
-    calibrate,
-    flag_saturation,
-    flat_correct,
-    gain_correct,
-    overscan_level,
-    subtract_bias,
-    subtract_dark,
-    subtract_overscan,
-    trim,
-)
+from ccdcal.calibration import calibrate, flat_correct, gain_correct, subtract_bias, subtract_dark
 from ccdcal.errors import CcdcalError, CcdcalWarning
 from ccdcal.frame import Frame
+from ccdcal.overscan import Overscan, overscan_level, subtract_overscan, trim
+from ccdcal.saturation import flag_saturation
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ from astropy.io import fits
 
 import ccdcal
 from ccdcal import flags
-from ccdcal.calibration import adc_ceiling
 from ccdcal.classify import classify
 from ccdcal.cli import main
 from ccdcal.config import Config, Detector, loads_config
 from ccdcal.errors import CcdcalError
 from ccdcal.frame import Frame
 from ccdcal.pipeline import plan, reduce
+from ccdcal.saturation import adc_ceiling
 
 
 def _night(tmp_path, name="night", **params):

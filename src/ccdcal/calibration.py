@@ -1,7 +1,9 @@
-"""Calibration steps: overscan, trim, bias, dark, flat, gain. Frame in, new Frame out.
+"""Calibration steps: bias, dark, flat, gain. Frame in, new Frame out.
 
 Each step propagates the variance and the data-quality mask. Data stay in ADU until
-:func:`gain_correct`, which converts to electrons; :func:`calibrate` runs the whole chain
+:func:`gain_correct`, which converts to electrons; :func:`calibrate` runs the whole chain,
+with the raw frame's saturation (:mod:`ccdcal.saturation`), overscan and trim
+(:mod:`ccdcal.overscan`) first,
 
     (raw - overscan - bias - dark * t / t_dark) / flat * gain
 
@@ -21,47 +23,24 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from . import flags
-from .errors import CcdcalError, CcdcalTypeError, CcdcalWarning
-from .frame import Frame
+from .errors import CcdcalError, CcdcalWarning
+from .frame import Frame, as_frame
+from .overscan import Overscan, subtract_overscan, trim
+from .saturation import flag_saturation
+from .sections import Section, is_none
 
 log = logging.getLogger(__name__)
 
-Section = tuple[slice, slice]
-OverscanMethod = Literal["none", "mean", "median", "rows", "poly"]
-
 
 # ---------------------------------------------------------------------------- helpers
-def _is_none(value: object) -> bool:
-    return isinstance(value, str) and value.strip().casefold() == "none"
-
-
-def _section(frame: Frame, value: str | Section | None, key: str) -> Section | None:
-    """A numpy (y, x) section from an explicit value or the frame's header keyword;
-    ``"none"`` means no section, whatever the header says."""
-    if _is_none(value):
-        return None
-    if value is None:
-        text = frame.header.get(key)
-        if not text or not str(text).strip():
-            return None
-        value = str(text)
-    if isinstance(value, str):
-        from .sections import parse_section
-
-        try:
-            return parse_section(value, shape=frame.shape)
-        except ValueError as err:
-            raise CcdcalError(f"{frame.name}: {key} = {value!r}: {err}") from err
-    return value
 
 
 def _check_shape(frame: Frame, other: Frame, what: str) -> None:
@@ -87,211 +66,6 @@ def _or_masks(*masks: np.ndarray | None) -> np.ndarray | None:
     for m in present[1:]:
         out |= m
     return out
-
-
-# ---------------------------------------------------------------------------- overscan
-@dataclass(frozen=True)
-class Overscan:
-    """How to estimate the bias level from the overscan strip.
-
-    Parameters
-    ----------
-    method
-        ``"mean"`` or ``"median"``: one sigma-clipped level for the whole strip (robust, the
-        least noisy); ``"rows"``: one value per line along the readout (follows bias drifts
-        within a frame, noisier); ``"poly"``: the per-line values fitted with a polynomial of
-        ``order`` (sigma-clipped), the IRAF way; ``"none"``: skip.
-    order
-        Polynomial order for ``"poly"``.
-    sigma
-        Clipping threshold for the level and the fit.
-    axis
-        The readout direction for ``"rows"`` and ``"poly"``: ``"x"`` (serial readout along
-        rows: one value per row), ``"y"`` (one value per column), or ``"auto"``: along the
-        strip's long side.
-
-    Examples
-    --------
-    >>> Overscan("poly", order=2)
-    Overscan(method='poly', order=2, sigma=3.0, axis='auto')
-    """
-
-    method: OverscanMethod = "median"
-    order: int = 1
-    sigma: float = 3.0
-    axis: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.method not in ("none", "mean", "median", "rows", "poly"):
-            raise CcdcalError(
-                f"overscan method must be none, mean, median, rows or poly, not {self.method!r}"
-            )
-        if self.axis not in ("auto", "x", "y"):
-            raise CcdcalError(f"overscan axis must be auto, x or y, not {self.axis!r}")
-        if self.order < 0:
-            raise CcdcalError(f"overscan order must be >= 0, not {self.order}")
-
-
-def overscan_level(frame: Frame, biassec: Section, overscan: Overscan = Overscan()) -> np.ndarray:
-    """The bias level estimated from the overscan, broadcastable to the frame's shape.
-
-    The readout direction is taken from the strip's shape: a strip of columns spanning every
-    row gives one value per row, a strip of rows one value per column.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> data = np.zeros((5, 8)); data[:, 6:] = 10.0
-    >>> float(overscan_level(Frame(data), (slice(None), slice(6, 8))).ravel()[0])
-    10.0
-    """
-    strip = frame.data[biassec]
-    if strip.size == 0:
-        raise CcdcalError(f"{frame.name}: the overscan section is empty")
-    if overscan.axis == "auto":
-        along_rows = strip.shape[0] >= strip.shape[1]  # a strip of columns: a value per row
-    else:
-        along_rows = overscan.axis == "x"
-    if overscan.method in ("mean", "median"):
-        # imported here, not at the top: astropy.stats loads astropy.units (slow to start)
-        from astropy.stats import sigma_clipped_stats
-
-        mean, median, _ = sigma_clipped_stats(strip, sigma=overscan.sigma, maxiters=5)
-        return np.asarray(mean if overscan.method == "mean" else median, dtype=np.float32)
-    line = np.median(strip, axis=1 if along_rows else 0).astype(np.float64)
-    if overscan.method == "poly":
-        line = _clipped_polyfit(line, overscan.order, overscan.sigma)
-    # the strip may cover only some rows (or columns): extend to the full frame
-    full = np.full(frame.shape[0] if along_rows else frame.shape[1], np.nan)
-    index = biassec[0] if along_rows else biassec[1]
-    full[index] = line
-    if np.isnan(full).any():
-        filled = np.interp(np.arange(full.size), np.flatnonzero(~np.isnan(full)), line)
-        full = filled
-    full32 = full.astype(np.float32)
-    return full32[:, None] if along_rows else full32[None, :]
-
-
-def _clipped_polyfit(values: np.ndarray, order: int, sigma: float) -> np.ndarray:
-    x = np.linspace(-1.0, 1.0, values.size)
-    keep = np.isfinite(values)
-    fit = np.full_like(values, np.nanmedian(values))
-    for _ in range(5):
-        if keep.sum() <= order:
-            break
-        poly = np.polynomial.Legendre.fit(x[keep], values[keep], order)
-        fit = poly(x)
-        resid = values - fit
-        std = np.std(resid[keep])
-        new_keep = np.isfinite(values) & (np.abs(resid) <= sigma * std if std > 0 else True)
-        if np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-    return fit
-
-
-def subtract_overscan(
-    frame: Frame,
-    *,
-    biassec: str | Section | None = None,
-    overscan: Overscan | str = "median",
-) -> Frame:
-    """Subtract the bias level measured in the overscan strip.
-
-    Parameters
-    ----------
-    frame
-        Raw frame in ADU.
-    biassec
-        The overscan region (FITS string or numpy slices); default the header's BIASSEC;
-        ``"none"``: no overscan, whatever the header says.
-    overscan
-        An :class:`Overscan` or its method name.
-
-    Returns
-    -------
-    Frame
-        A new frame; unchanged (a copy) when there is no overscan section.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> f = Frame(np.full((4, 6), 500.0), header={"BIASSEC": "[5:6,1:4]"})
-    >>> float(subtract_overscan(f).data[0, 0])
-    0.0
-    """
-    ov = Overscan(overscan) if isinstance(overscan, str) else overscan
-    if ov.method == "none":  # the header's BIASSEC is not even read: it may be malformed
-        return frame.copy()
-    section = _section(frame, biassec, "BIASSEC")
-    if section is None:
-        return frame.copy()
-    level = overscan_level(frame, section, ov)
-    # the level's own noise (read noise / sqrt(pixels of the strip)) is left out of the
-    # variance: hundreds of pixels make it negligible beside one pixel's read noise
-    out = _new(frame, frame.data - level, frame.variance, frame.mask)
-    out.header["OVERSCAN"] = overscan_card(ov, level)
-    return out
-
-
-def overscan_card(overscan: Overscan, level: np.ndarray) -> tuple[str, str]:
-    """The OVERSCAN card of a frame whose overscan ``level`` was subtracted.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> overscan_card(Overscan("median"), np.float32(500.004))
-    ('median 500.00', 'overscan method and mean level (ADU)')
-    """
-    return f"{overscan.method} {float(np.mean(level)):.2f}", "overscan method and mean level (ADU)"
-
-
-def trim(frame: Frame, trimsec: str | Section | None = None) -> Frame:
-    """Cut the frame to its science area (TRIMSEC by default, ``"none"`` to ignore it); a copy
-    when there is none.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> trim(Frame(np.zeros((4, 6)), header={"TRIMSEC": "[2:4,1:3]"})).shape
-    (3, 3)
-    """
-    section = _section(frame, trimsec, "TRIMSEC")
-    if section is None:
-        return frame.copy()
-    out = replace(
-        frame,
-        data=frame.data[section].copy(),
-        variance=None if frame.variance is None else frame.variance[section].copy(),
-        mask=None if frame.mask is None else frame.mask[section].copy(),
-        header=frame.header.copy(),
-        extras={},
-    )
-    trimmed_header(out.header, out.shape)
-    return out
-
-
-def trimmed_header(header: Any, shape: tuple[int, int]) -> None:
-    """Say in ``header`` that its frame was trimmed to ``shape``: TRIMSEC the whole image,
-    BIASSEC and DATASEC renamed (they point into the untrimmed frame).
-
-    Examples
-    --------
-    >>> from astropy.io import fits
-    >>> h = fits.Header({"BIASSEC": "[5:6,1:4]"})
-    >>> trimmed_header(h, (4, 4))
-    >>> h["TRIMSEC"], h["OLDBIASS"]
-    ('[1:4,1:4]', '[5:6,1:4]')
-    """
-    from .sections import format_section
-
-    header["TRIMSEC"] = (
-        format_section(slice(0, shape[0]), slice(0, shape[1])),
-        "trimmed: whole image",
-    )
-    for key in ("BIASSEC", "DATASEC"):
-        if key in header:
-            header.rename_keyword(key, f"OLD{key[:5]}")
 
 
 # ---------------------------------------------------------------------------- masters
@@ -496,32 +270,6 @@ FLAT_LEVELS = (0.2, 5.0)
 MIN_DARK_SCALE, MAX_DARK_SCALE = 0.0, 100.0
 
 
-def as_frame(value: Any, what: str = "frame") -> Frame:
-    """``value`` as a :class:`Frame`: a Frame as it is, a 2-d array wrapped, a path read.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> as_frame(np.zeros((2, 3))).shape
-    (2, 3)
-    >>> as_frame([1, 2])
-    Traceback (most recent call last):
-    ...
-    ccdcal.errors.CcdcalTypeError: frame: expected a Frame, a 2-d array or a FITS path, not list
-    """
-    if isinstance(value, Frame):
-        return value
-    if isinstance(value, str | os.PathLike):
-        return Frame.read(value)
-    if isinstance(value, np.ndarray):
-        if value.ndim != 2:
-            raise CcdcalError(f"{what}: expected a 2-d image, got an array of shape {value.shape}")
-        return Frame(value)
-    raise CcdcalTypeError(
-        f"{what}: expected a Frame, a 2-d array or a FITS path, not {type(value).__name__}"
-    )
-
-
 def _checked(
     frame: Frame, name: str, value: Any, *, zero_ok: bool, negative_ok: bool = False
 ) -> float | None:
@@ -554,120 +302,6 @@ def _header_number(
             raise CcdcalError(f"{frame.name}: {key} = {value!r} is not a valid {what}")
         return v
     return None
-
-
-def _header_float(frame: Frame, keys: Sequence[str]) -> float | None:
-    for key in keys:
-        value = frame.header.get(key)
-        try:
-            if value is not None and value != "":
-                return float(value)
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
-def adc_ceiling(data: np.ndarray) -> tuple[float, str] | None:
-    """The ADC's ceiling where raw counts reach it, and what ADC it is; None otherwise.
-
-    The largest value equals ``2^k - 1`` for a 12-, 14- or 16-bit ADC, or that shifted
-    left in 16 bits (CMOS cameras that store 12-bit values as multiples of 16, up to
-    65520): then every value is a multiple of the step. Below 16 bits it must be reached
-    by two pixels or more, so that a chance maximum of a deeper ADC is not taken for it.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> adc_ceiling(np.array([[100.0, 4095.0, 4095.0]]))
-    (4095.0, '12-bit')
-    >>> adc_ceiling(np.array([[160.0, 65520.0, 65520.0]]))
-    (65520.0, '12-bit, stored shifted left by 4 bits')
-    >>> adc_ceiling(np.array([[100.0, 4000.0]])) is None
-    True
-    """
-    lo, hi = float(data.min(initial=np.inf)), float(data.max(initial=-np.inf))
-    if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN or inf present (or no data): look closer
-        finite = data[np.isfinite(data)]
-        if not finite.size:
-            return None
-        lo, hi = float(finite.min()), float(finite.max())
-    if lo < 0 or hi > 65535 or hi != int(hi):
-        return None
-    from .classify import ADC_CEILINGS
-
-    if int(hi) not in ADC_CEILINGS:
-        return None
-    bits, shift = ADC_CEILINGS[int(hi)]
-    if bits == 16:
-        return hi, "16-bit"
-    if np.count_nonzero(data == hi) < 2:
-        return None
-    if shift:
-        if np.any(np.mod(data[np.isfinite(data)], 1 << shift) != 0):
-            return None
-        return hi, f"{bits}-bit, stored shifted left by {shift} bits"
-    return hi, f"{bits}-bit"
-
-
-def saturation_mask(frame: Frame, saturation: float | None) -> np.ndarray:
-    """Pixels at or above the saturation level (ADU) of a raw frame.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> saturation_mask(Frame(np.array([[10.0, 65535.0]])), 65535).tolist()
-    [[False, True]]
-    """
-    if saturation is None:
-        return np.zeros(frame.shape, bool)
-    return frame.data >= np.float32(saturation)
-
-
-def saturation_level(
-    frame: Frame, saturation: float | None = None
-) -> tuple[float | None, tuple[float, str] | None]:
-    """The saturation level (ADU) of a raw frame, and the SATINFER card where it was
-    inferred: ``saturation``, else the header's SATURATE, else the ADC's ceiling where the
-    data reach it (:func:`adc_ceiling`).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> saturation_level(Frame(np.array([[10.0, 4095.0, 4095.0]])))
-    (4095.0, (4095.0, '[adu] saturation: 12-bit ADC ceiling'))
-    """
-    sat = saturation if saturation is not None else _header_float(frame, ("SATURATE",))
-    if sat is not None:
-        return sat, None
-    ceiling = adc_ceiling(frame.data)
-    if ceiling is None:
-        return None, None
-    short = ceiling[1].replace(", stored shifted left by ", "<<").removesuffix(" bits")
-    return ceiling[0], (ceiling[0], f"[adu] saturation: {short} ADC ceiling")
-
-
-def flag_saturation(frame: Frame, saturation: float | None = None) -> Frame:
-    """A copy of a raw frame with SATURATED (and NO_DATA for NaN) set in its mask.
-
-    The level is ``saturation`` (ADU), else the header's SATURATE, else the ADC's ceiling
-    where the data reach it (:func:`adc_ceiling`: 12-, 14- or 16-bit, or shifted left in
-    16 bits), recorded in SATINFER.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> out = flag_saturation(Frame(np.array([[10.0, 65535.0]])))
-    >>> flags.describe(out.mask[0, 1])
-    ['SATURATED']
-    """
-    sat, card = saturation_level(frame, saturation)
-    header = frame.header.copy()
-    if card is not None:
-        header["SATINFER"] = card
-    mask = frame.mask_or_zeros().copy()
-    mask[saturation_mask(frame, sat)] |= flags.SATURATED
-    mask[~np.isfinite(frame.data)] |= flags.NO_DATA
-    return replace(frame, mask=mask, header=header, extras={})
 
 
 def calibrate(
@@ -913,7 +547,7 @@ def calibrate(
         name
         for name, done in (
             ("overscan", "OVERSCAN" in work.header),
-            ("trim", not _is_none(trimsec) and (trimsec is not None or "TRIMSEC" in frame.header)),
+            ("trim", not is_none(trimsec) and (trimsec is not None or "TRIMSEC" in frame.header)),
             ("bias", bias is not None),
             ("dark", dark is not None),
             ("flat", flat is not None),
@@ -943,21 +577,10 @@ def _variance_slope(base: int, flat: Frame | None, divisor: np.ndarray | None) -
 
 
 __all__ = [
-    "Overscan",
-    "adc_ceiling",
-    "as_frame",
     "calibrate",
     "exposure_time",
-    "flag_saturation",
     "flat_correct",
     "gain_correct",
-    "overscan_card",
-    "overscan_level",
-    "saturation_level",
-    "saturation_mask",
     "subtract_bias",
     "subtract_dark",
-    "subtract_overscan",
-    "trim",
-    "trimmed_header",
 ]

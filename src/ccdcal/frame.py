@@ -367,22 +367,31 @@ def _dated(header: fits.Header) -> fits.Header:
     return header
 
 
-def as_frame(item: Frame | PathLike | np.ndarray) -> Frame:
-    """A frame from a Frame (returned as is), a path (read), or an array (wrapped).
+def as_frame(item: Frame | PathLike | np.ndarray, what: str = "frame") -> Frame:
+    """A frame from a Frame (returned as is), a path (read), or a 2-d array (wrapped);
+    ``what`` names it in the error for anything else.
 
     Examples
     --------
     >>> import numpy as np
     >>> as_frame(np.zeros((2, 2))).shape
     (2, 2)
+    >>> as_frame([1, 2], "bias")
+    Traceback (most recent call last):
+    ...
+    ccdcal.errors.CcdcalTypeError: bias: expected a Frame, a 2-d array or a FITS path, not list
     """
     if isinstance(item, Frame):
         return item
     if isinstance(item, str | os.PathLike):
         return Frame.read(item)
     if isinstance(item, np.ndarray):
+        if item.ndim != 2:
+            raise CcdcalError(f"{what}: expected a 2-d image, got an array of shape {item.shape}")
         return Frame(item)
-    raise CcdcalTypeError(f"expected a Frame, a path or a 2-D array, not {type(item).__name__}")
+    raise CcdcalTypeError(
+        f"{what}: expected a Frame, a 2-d array or a FITS path, not {type(item).__name__}"
+    )
 
 
 __all__ = ["COMMON_EXT", "COUNT_EXTS", "EXTRA_EXTS", "Frame", "FrameError", "as_frame"]

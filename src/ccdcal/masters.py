@@ -39,16 +39,7 @@ from typing import Any
 import numpy as np
 
 from . import flags
-from .calibration import (
-    Overscan,
-    Section,
-    exposure_time,
-    flag_saturation,
-    subtract_bias,
-    subtract_dark,
-    subtract_overscan,
-    trim,
-)
+from .calibration import exposure_time, subtract_bias, subtract_dark
 from .errors import CcdcalError
 from .frame import Frame, PathLike, as_frame
 from .master_noise import (
@@ -58,6 +49,9 @@ from .master_noise import (
     fitted_variance,
     single_frame_variance,
 )
+from .overscan import Overscan, subtract_overscan, trim
+from .saturation import flag_saturation
+from .sections import Section
 
 log = logging.getLogger(__name__)
 

@@ -36,22 +36,13 @@ from typing import Any
 import numpy as np
 
 from . import flags
-from .calibration import (
-    Overscan,
-    Section,
-    _check_shape,
-    _dark_header,
-    _dark_scale,
-    _section,
-    exposure_time,
-    overscan_card,
-    overscan_level,
-    saturation_level,
-    trimmed_header,
-)
+from .calibration import _check_shape, _dark_header, _dark_scale, exposure_time
 from .errors import CcdcalError
 from .fitsio import clean_header
 from .frame import Frame, PathLike
+from .overscan import Overscan, overscan_card, overscan_level, trimmed_header
+from .saturation import saturation_level
+from .sections import Section, section_of
 from .stacking.stream import FileSource, Source
 
 #: rows of a flat sampled (every this many) for the check that light is left in it
@@ -206,11 +197,11 @@ def plan(
     ov = Overscan(overscan) if isinstance(overscan, str) else overscan
     level = None
     if ov.method != "none":  # the header's BIASSEC is not even read: it may be malformed
-        strip = _section(frame, biassec, "BIASSEC")
+        strip = section_of(frame, biassec, "BIASSEC")
         if strip is not None:
             level = np.asarray(overscan_level(frame, strip, ov), np.float32)
             header["OVERSCAN"] = overscan_card(ov, level)
-    section = _section(frame, trimsec, "TRIMSEC")
+    section = section_of(frame, trimsec, "TRIMSEC")
     rows, cols = _slices(section, frame.shape)
     shape = (rows.stop - rows.start, cols.stop - cols.start)
     if section is not None:

@@ -233,11 +233,51 @@ def header_section(
         raise FrameError(path, f"{key} = {value.strip()!r}: {err.headline}: {err.detail}") from err
 
 
+def is_none(value: object) -> bool:
+    """Whether an option says "none" (any case), as a section or a step may.
+
+    Examples
+    --------
+    >>> is_none(" None "), is_none(None)
+    (True, False)
+    """
+    return isinstance(value, str) and value.strip().casefold() == "none"
+
+
+def section_of(frame: Any, value: str | Section | None, key: str) -> Section | None:
+    """The numpy (y, x) section of ``frame`` (a :class:`~ccdcal.frame.Frame`, or anything
+    with its ``header``, ``shape`` and ``name``) from an explicit value or its header's
+    ``key``; ``"none"`` means no section, whatever the header says.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> f = SimpleNamespace(header={"TRIMSEC": "[2:4,1:3]"}, shape=(4, 6), name="f.fits")
+    >>> section_of(f, None, "TRIMSEC"), section_of(f, "none", "TRIMSEC")
+    ((slice(0, 3, None), slice(1, 4, None)), None)
+    """
+    if is_none(value):
+        return None
+    if value is None:
+        text = frame.header.get(key)
+        if not text or not str(text).strip():
+            return None
+        value = str(text)
+    if isinstance(value, str):
+        try:
+            return parse_section(value, shape=frame.shape)
+        except ValueError as err:
+            raise CcdcalError(f"{frame.name}: {key} = {value!r}: {err}") from err
+    return value
+
+
 __all__ = [
     "SECTION_KEYWORDS",
     "Section",
     "SectionError",
     "format_section",
     "header_section",
+    "is_none",
     "parse_section",
+    "section_of",
 ]

@@ -42,7 +42,7 @@ class _Reader:
     (1, or 16 for 12-bit values stored shifted left) from the raw values."""
 
     def __init__(self, cfg: Config, window: int | None) -> None:
-        from ..calibration import Overscan
+        from ..overscan import Overscan
 
         det = cfg.detector
         self.cfg = cfg
@@ -54,8 +54,8 @@ class _Reader:
         self.first: tuple[FrameInfo, tuple[int, ...]] | None = None
 
     def __call__(self, info: FrameInfo) -> tuple[np.ndarray, np.ndarray]:
-        from ..calibration import flag_saturation
         from ..masters import preprocess
+        from ..saturation import flag_saturation
 
         det = self.cfg.detector
         frame = Frame.read(info.path)

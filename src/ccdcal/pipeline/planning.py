@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..calibration import MAX_DARK_SCALE, Overscan
+from ..calibration import MAX_DARK_SCALE
 from ..classify import FrameInfo
 from ..collection import Collection, scan
 from ..config import Config, load_config
 from ..errors import CcdcalError
 from ..masters import CombineSpec, Noise
+from ..overscan import Overscan
 from ..wording import plural, verb
 from . import recipes
 from .camera import camera_inputs, camera_recipe
