@@ -2,8 +2,9 @@
 ``ccdcal reduce`` of the real nights (first run and rerun).
 
 Each command runs as a fresh ``ccdcal`` process, as a user types it, after one warm-up run
-that compiles the kernels into numba's cache (a first run on a machine spends about a
-minute more on that, once). Wall time is the best of ``--rounds`` runs; CPU time is the
+that compiles the kernels into numba's cache, as ``make``'s ``ccdcal compile`` does at
+install (a first run on a machine where nothing compiled them spends up to half a minute
+more on that, once). Wall time is the best of ``--rounds`` runs; CPU time is the
 process's user + system time in that run (above the wall time where the compiled kernels
 use several cores). The real nights are those in ``../shared/data``, left out where absent.
 It prints, and writes to ``benchmarks/results/user_timings.md``, the table that README
