@@ -432,26 +432,26 @@ def test_figures_drawn_beside_equal_those_drawn_here(reduced, truth_and_photomet
     and photometry's figures (of objects of this process) are drawn here."""
     from dataclasses import replace as copy
 
-    import ccdcal.report.html as report_html
+    import ccdcal.report.drawing as report_drawing
     from ccdcal import threads
 
     truth, phot = truth_and_photometry
     sent: list[str] = []
-    send = report_html._Drawing.send
+    send = report_drawing.Drawing.send
 
     def spy(self, job):
         send(self, job)
         if job in self.waiting or job.number in self.sent:  # to be drawn beside
             sent.append(job.path.name)
 
-    monkeypatch.setattr(report_html._Drawing, "FEWEST", 1)  # this small night's few figures
+    monkeypatch.setattr(report_drawing.Drawing, "FEWEST", 1)  # this small night's few figures
     pages = {}
     for how, cores in (("beside", 2), ("here", 1)):
         out = tmp_path / how
         shutil.copytree(reduced.out_dir, out)
         shutil.rmtree(out / "report", ignore_errors=True)  # other tests' figures: none kept
         monkeypatch.setattr(threads, "count", lambda cores=cores: cores)
-        monkeypatch.setattr(report_html._Drawing, "send", spy)
+        monkeypatch.setattr(report_drawing.Drawing, "send", spy)
         moved = copy(reduced, out_dir=out, masters={k: out / v.relative_to(reduced.out_dir)
                                                   for k, v in reduced.masters.items()})  # fmt: skip
         pages[how] = write_report(moved, truth=truth, photometry=phot).parent
@@ -473,7 +473,7 @@ def test_without_a_process_beside_the_figures_are_drawn_here(reduced, tmp_path, 
         raise OSError(38, "Function not implemented")
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
-    monkeypatch.setattr(ccdcal.report.html._Drawing, "FEWEST", 1)
+    monkeypatch.setattr(ccdcal.report.drawing.Drawing, "FEWEST", 1)
     out = tmp_path / "out"
     shutil.copytree(reduced.out_dir, out)
     shutil.rmtree(out / "report", ignore_errors=True)

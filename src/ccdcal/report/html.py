@@ -7,7 +7,8 @@ zipped as a whole. Every piece of text that comes from files or headers is escap
 A rerun redraws only the figures whose inputs changed: each figure has a key, a digest of
 what it shows (the keys of the products it is drawn from, which hold their inputs' and
 options' keys in turn, or the numbers it plots) and of the code that draws it, kept in
-``report/figures.json`` beside the PNGs with the figure's caption.
+``report/figures.json`` beside the PNGs with the figure's caption. The figures themselves,
+their keys and their drawing on a process beside are :mod:`ccdcal.report.drawing`'s.
 
 Examples
 --------
@@ -17,13 +18,11 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import logging
 import os
 import re
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,7 +32,20 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..frame import Frame
+from .drawing import (
+    Drawing,
+    Figure,
+    code_key,
+    digest,
+    draw_calibrated,
+    draw_master,
+    draw_pair,
+    draw_raw,
+    draw_registration,
+    draw_rejected,
+    draw_stack,
+    draw_transfer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,152 +87,6 @@ def _slug(text: str) -> str:
 INDEX = "figures.json"
 
 
-def _digest(*parts: Any) -> str:
-    """A digest of strings, numbers, arrays and nested sequences of them.
-
-    Examples
-    --------
-    >>> _digest("a", 1) == _digest("a", 1) != _digest("a", 2)
-    True
-    >>> _digest(np.zeros(3)) == _digest(np.zeros(3, np.float32))
-    False
-    """
-    h = hashlib.sha256()
-
-    def feed(part: Any) -> None:
-        if isinstance(part, np.ndarray):
-            data = np.ascontiguousarray(part)
-            h.update(f"<array {data.dtype.str} {data.shape}>".encode())
-            h.update(data.tobytes())
-        elif isinstance(part, list | tuple):
-            h.update(f"<{len(part)}>".encode())
-            for item in part:
-                feed(item)
-        else:
-            h.update(f"<{type(part).__name__}:{part!r}>".encode())
-
-    feed(parts)
-    return h.hexdigest()
-
-
-def _code_key() -> str:
-    """What draws the figures: the sources of the report and of the photometry's plot, and
-    the versions of ccdcal and matplotlib."""
-    import matplotlib
-
-    from .. import photometry
-    from . import figures
-
-    sources = [Path(m.__file__).read_bytes() for m in (figures, photometry)]
-    sources.append(Path(__file__).read_bytes())
-    return _digest(__version__, matplotlib.__version__, *(hashlib.sha256(b).hexdigest()
-                                                         for b in sources))  # fmt: skip
-
-
-@dataclass
-class _Figure:
-    """A figure to draw: ``make(path)`` returns its caption (None: no figure)."""
-
-    path: Path
-    key: str
-    make: Callable[[Path], str | None]
-    number: int
-
-    @property
-    def token(self) -> str:
-        """Where its HTML goes in the page until it is drawn (no text of the page holds
-        control characters: they are escaped or never written)."""
-        return f"\x00figure {self.number}\x00"
-
-
-class _Drawing:
-    """Figures drawn on one process beside this one while this one goes on: spawned at
-    the first figure to draw (matplotlib imported there while this process reads the
-    products and writes the page) and kept two figures ahead; at the end this process
-    draws the last figures while that one draws the first, until they meet
-    (:meth:`captions`). Only where the process may use two cores, and for figures drawn by
-    a module-level function of paths and plain values (picklable); the others are drawn
-    here. Measured on issue 16's night (10 figures of 2048x2048 frames, 2 cores): the
-    report took 4.8 s one figure after another, 4.4 s so (the process beside takes 1.3 s
-    to start)."""
-
-    #: figures sent ahead to the process beside (one drawn, the next waiting): a pool's
-    #: queued tasks cannot be taken back (measured), so the rest wait here
-    AHEAD = 2
-    #: the fewest figures worth the process's start (1.3 s; a figure takes about 0.35 s)
-    FEWEST = 8
-
-    def __init__(self, figures: int = 0) -> None:
-        self.pool: Any = None
-        # no process beside for a few figures, nor where none could be started
-        self.here_only = figures < self.FEWEST
-        self.sent: dict[int, Any] = {}
-        self.waiting: deque[_Figure] = deque()
-
-    def send(self, job: _Figure) -> None:
-        """Queue ``job`` to be drawn beside, where that can be done."""
-        import pickle
-
-        from .. import threads
-
-        if threads.count() < 2:
-            return
-        try:
-            pickle.dumps(job.make)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            return
-        if self.pool is None:
-            if self.here_only:
-                return
-            from ..parallel import start_process
-
-            self.pool = start_process(_start_drawing)
-            self.here_only = self.pool is None
-            if self.here_only:
-                return
-        self.waiting.append(job)
-        self._feed()
-
-    def _feed(self) -> None:
-        while self.waiting and sum(not f.done() for f in self.sent.values()) < self.AHEAD:
-            job = self.waiting.popleft()
-            self.sent[job.number] = self.pool.submit(job.make, job.path)
-
-    def captions(self, jobs: Sequence[_Figure]) -> list[str | None]:
-        """Each figure's caption; the figures not sent beside are drawn here, the last
-        first."""
-        captions: list[str | None] = [None] * len(jobs)
-        try:
-            queued = {job.number for job in self.waiting}
-            for job in jobs:  # those that cannot go beside
-                if job.number not in self.sent and job.number not in queued:
-                    captions[job.number] = job.make(job.path)
-            while self.waiting:
-                self._feed()
-                if self.waiting:
-                    job = self.waiting.pop()
-                    captions[job.number] = job.make(job.path)
-            for number, future in self.sent.items():
-                captions[number] = future.result()
-        finally:
-            self.close()
-        return captions
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-        self.sent = {}
-        self.waiting.clear()
-
-
-def _start_drawing() -> None:
-    """What drawing needs, imported first in the process beside."""
-    import matplotlib.figure  # noqa: F401
-
-    from . import figures  # noqa: F401
-
-
 @dataclass
 class _Page:
     """The report being assembled: HTML sections and the images written for them.
@@ -238,8 +104,8 @@ class _Page:
     index: dict[str, Any] = field(default_factory=dict)
     code: str = ""
     drawn: int = 0
-    jobs: list[_Figure] = field(default_factory=list)
-    drawing: _Drawing = field(default_factory=_Drawing)
+    jobs: list[Figure] = field(default_factory=list)
+    drawing: Drawing = field(default_factory=Drawing)
 
     def key_of(self, path: PathLike) -> str:
         """The product key of an output of the reduction; for any other file (a raw light)
@@ -252,13 +118,13 @@ class _Page:
 
     def draw(
         self, stem: str, inputs: Sequence[Any], make: Callable[[Path], str | None]
-    ) -> tuple[Path, str | _Figure | None]:
+    ) -> tuple[Path, str | Figure | None]:
         """The figure ``stem``: kept where an earlier report drew it from the same
         ``inputs`` with the same code, else to be drawn by ``make(path)``, which returns its
         caption (None: no figure). Returns the path and the caption, or the figure to be
         drawn (:meth:`finish` draws them all and puts their captions in)."""
         path = self.name(stem)
-        key = _digest(self.code, stem, *inputs)
+        key = digest(self.code, stem, *inputs)
         old = self.previous.get(path.name)
         if (
             isinstance(old, dict)
@@ -268,14 +134,14 @@ class _Page:
             caption = old.get("caption")
             self.index[path.name] = {"key": key, "caption": caption}
             return path, caption
-        job = _Figure(path, key, make, len(self.jobs))
+        job = Figure(path, key, make, len(self.jobs))
         self.jobs.append(job)
         self.drawing.send(job)
         return path, job
 
     def finish(self, html_text: str) -> str:
         """Draw the figures :meth:`draw` left to draw (here and on a process beside this
-        one, see :class:`_Drawing`), and put their captions, or nothing for a figure that
+        one, see :class:`Drawing`), and put their captions, or nothing for a figure that
         turned out to have none, where :meth:`figure` left their places."""
         captions = self.drawing.captions(self.jobs)
         for job, caption in zip(self.jobs, captions, strict=True):
@@ -298,9 +164,9 @@ class _Page:
         self.used.add(candidate)
         return self.folder / f"{candidate}.png"
 
-    def figure(self, path: Path, caption: str | _Figure) -> str:
+    def figure(self, path: Path, caption: str | Figure) -> str:
         """The HTML of a figure; for one still to be drawn, its place (see :meth:`finish`)."""
-        if isinstance(caption, _Figure):
+        if isinstance(caption, Figure):
             return caption.token
         self.images.append(path)
         return self._figure_html(path, caption)
@@ -343,98 +209,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-# ---------------------------------------------------------------------------- figures
-# each a module-level function of paths and plain values, so that it can be drawn on the
-# process beside (see _Drawing); each returns its caption
-
-
-def _draw_master(png: Path, *, name: str, path: Path) -> str:
-    from .figures import save_frame_png
-
-    frame = Frame.read(path, variance=False, extras=False)  # the image is all it shows
-    unit = frame.header.get("BUNIT") or ("adu" if not name.startswith("flat") else "")
-    ncomb = frame.header.get("NCOMBINE")
-    caption = f"master {name.replace('_', ' ')}" + (f" ({ncomb} frames)" if ncomb else "")
-    save_frame_png(frame, png, title=caption, unit=str(unit) or "relative response")
-    return caption
-
-
-def _draw_transfer(png: Path, *, table: Path, gain: float | None) -> str:
-    from astropy.table import Table
-
-    from .figures import save_transfer_png
-
-    save_transfer_png(Table.read(table, format="ascii.ecsv"), png, header_gain=gain)
-    return "photon transfer: the pairs of flats"
-
-
-def _draw_raw(png: Path, *, path: Path) -> str:
-    from .figures import save_frame_png
-
-    raw = Frame.read(path)
-    caption = f"raw {path.name}"
-    save_frame_png(raw, png, title=caption, unit=str(raw.header.get("BUNIT") or "adu"))
-    return caption
-
-
-def _draw_calibrated(png: Path, *, path: Path) -> str:
-    from .figures import save_frame_png
-
-    caption = f"calibrated {path.name}"
-    save_frame_png(Frame.read(path, variance=False, extras=False), png, title=caption)
-    return caption
-
-
-def _draw_stack(png: Path, *, label: str, path: Path) -> str:
-    from .figures import save_frame_png
-
-    frame = Frame.read(path, variance=False, extras=False)
-    ncomb = frame.header.get("NCOMBINE")
-    caption = f"stack {label}" + (f" ({ncomb} frames)" if ncomb else "")
-    save_frame_png(frame, png, title=caption)
-    return caption
-
-
-def _draw_rejected(png: Path, *, label: str, path: Path) -> str | None:
-    from .figures import save_count_png
-
-    frame = Frame.read(path, variance=False)
-    lo, hi = frame.extras.get("NREJLO"), frame.extras.get("NREJHI")
-    if lo is None and hi is None:
-        return None
-    counts = np.zeros(frame.shape, np.int32)
-    for plane in (lo, hi):
-        if plane is not None:
-            counts += np.asarray(plane, dtype=np.int32)
-    total = int(counts.sum())
-    lo_n = 0 if lo is None else int(np.asarray(lo).sum())
-    hi_n = 0 if hi is None else int(np.asarray(hi).sum())
-    save_count_png(counts, png, title=f"rejected per pixel: {label}")
-    return (
-        f"rejection map {label}: values rejected per pixel (NREJLO + NREJHI); "
-        f"{total} in all, {lo_n} low, {hi_n} high"
-    )
-
-
-def _draw_registration(png: Path, *, path: Path, label: str) -> str:
-    from ..registration import Registration
-    from .figures import save_registration_png
-
-    save_registration_png(Registration.read(path).table(), png, title=f"registration of {label}")
-    return f"{label}: shift, rotation and seeing of each light"
-
-
-def _draw_pair(
-    png: Path, *, light: Path, stack: Path, titles: tuple[str, str], caption: str
-) -> str:
-    from .figures import save_pair_png
-
-    save_pair_png(Frame.read(light, variance=False, extras=False),
-                  Frame.read(stack, variance=False, extras=False), png,
-                  titles=titles)  # fmt: skip
-    return caption
 
 
 # ---------------------------------------------------------------------------- sections
@@ -497,7 +271,7 @@ def _products(page: _Page, result: Any) -> None:
 def _masters(page: _Page, result: Any) -> None:
     figs = []
     for name, path in result.masters.items():
-        make = partial(_draw_master, name=name, path=path)
+        make = partial(draw_master, name=name, path=path)
         png, caption = page.draw(f"master_{name}", (page.key_of(path),), make)
         figs.append(page.figure(png, caption))
     body = _grid(figs) or "<p>No master frames were made.</p>"
@@ -531,7 +305,7 @@ def _camera(page: _Page, result: Any) -> None:
         body += f'<ul class="notices">{items}</ul>'
     if len(table):
         gain = header.get("gain", (None, None))[1]
-        make = partial(_draw_transfer, table=Path(path), gain=gain)
+        make = partial(draw_transfer, table=Path(path), gain=gain)
         png, caption = page.draw("photon_transfer", (page.key_of(path), gain), make)
         body += _grid([page.figure(png, caption)])
     page.section("Camera", body, "camera")
@@ -560,10 +334,10 @@ def _raw_vs_calibrated(page: _Page, result: Any) -> None:
     figs = []
     raw_path = _raw_for(result, cal_path)
     if raw_path is not None:
-        make = partial(_draw_raw, path=raw_path)
+        make = partial(draw_raw, path=raw_path)
         png, caption = page.draw(f"raw_{cal_path.stem}", (page.key_of(raw_path),), make)
         figs.append(page.figure(png, caption))
-    make = partial(_draw_calibrated, path=cal_path)
+    make = partial(draw_calibrated, path=cal_path)
     png, caption = page.draw(f"calibrated_{cal_path.stem}", (page.key_of(cal_path),), make)
     figs.append(page.figure(png, caption))
     body = (
@@ -578,10 +352,10 @@ def _stacks(page: _Page, result: Any) -> None:
     for (obj, filt), path in result.stacks.items():
         label = f"{obj} {filt}"
         key = page.key_of(path)
-        make = partial(_draw_stack, label=label, path=path)
+        make = partial(draw_stack, label=label, path=path)
         png, caption = page.draw(f"stack_{obj}_{filt}", (key,), make)
         figs.append(page.figure(png, caption))
-        make = partial(_draw_rejected, label=label, path=path)
+        make = partial(draw_rejected, label=label, path=path)
         png, caption = page.draw(f"rejected_{obj}_{filt}", (key,), make)
         if caption is not None:
             figs.append(page.figure(png, caption))
@@ -602,7 +376,7 @@ def _registration(page: _Page, result: Any) -> None:
     for label, path in registrations.items():
         reg = Registration.read(path)
         table = reg.table()
-        make = partial(_draw_registration, path=Path(path), label=label)
+        make = partial(draw_registration, path=Path(path), label=label)
         png, caption = page.draw(f"registration_{label}", (page.key_of(path),), make)
         figs = [page.figure(png, caption)]
         moved = next((f for f in reg.frames if f.used and f.method == "stars"), None)
@@ -610,7 +384,7 @@ def _registration(page: _Page, result: Any) -> None:
             light = next(p for p in result.calibrated if Path(p).name == moved.name)
             titles = (f"calibrated {moved.name}", f"aligned stack {label}")
             caption = f"one light as taken, and the stack of {len(reg.used)} aligned lights"
-            make = partial(_draw_pair, light=Path(light), stack=Path(stacks[label]),
+            make = partial(draw_pair, light=Path(light), stack=Path(stacks[label]),
                            titles=titles, caption=caption)  # fmt: skip
             inputs = (page.key_of(light), page.key_of(stacks[label]), titles, caption)
             pair, caption = page.draw(f"aligned_{label}", inputs, make)
@@ -760,8 +534,8 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
     folder.mkdir(parents=True, exist_ok=True)
     the_plan = getattr(result, "plan", None)
     keys = {} if the_plan is None else {p.path: p.key for p in the_plan.products.values()}
-    page = _Page(folder, keys=keys, previous=_read_index(folder / INDEX), code=_code_key(),
-                 drawing=_Drawing(_figures(result)))  # fmt: skip
+    page = _Page(folder, keys=keys, previous=_read_index(folder / INDEX), code=code_key(),
+                 drawing=Drawing(_figures(result)))  # fmt: skip
     try:  # a failure while the page is put together stops the drawing beside
         _inputs(page, result)
         _products(page, result)
@@ -829,7 +603,7 @@ def write_report(result: Any, *, truth: Any = None, photometry: Any = None) -> P
 
 
 def _figures(result: Any) -> int:
-    """How many figures the report shows at most (for :class:`_Drawing`)."""
+    """How many figures the report shows at most (for :class:`Drawing`)."""
     registrations = getattr(result, "registrations", {}) or {}
     camera = getattr(result, "camera", None) is not None
     return (len(result.masters) + 2 + 2 * len(result.stacks) + 2 * len(registrations)
