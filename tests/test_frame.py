@@ -98,6 +98,71 @@ def test_checksum_detects_corruption(tmp_path):
     assert not verify_checksums(path)
 
 
+def _astropy_verifies(path) -> bool:
+    """astropy's verdict on a file's checksums: every HDU has both cards, and opening and
+    reading it with ``checksum=True`` warns of none (nor fails)."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with open(path, "rb") as handle, fits.open(handle, checksum=True) as hdul:
+                for hdu in hdul:
+                    if "CHECKSUM" not in hdu.header or "DATASUM" not in hdu.header:
+                        return False
+                    if hdu.data is not None:
+                        np.asarray(hdu.data).sum()
+    except (OSError, ValueError, EOFError, TypeError, IndexError):
+        return False
+    return not any("checksum" in str(w.message).lower() for w in caught)
+
+
+def test_checksums_are_verified_as_the_fits_standard_says(tmp_path):
+    """verify_checksums sums the bytes itself (no decoding). On ccdcal's files its verdict is
+    astropy's for each kind of damage (a byte changed in a header, in a data unit or in its
+    padding, the file cut short, no checksum cards), except a file grown past its last HDU,
+    which astropy reads with a warning and ccdcal takes for no whole output. Files astropy
+    wrote with data units that carry a heap (a table of variable-length arrays, a
+    tile-compressed image) verify as written and fail with any such damage (astropy's own
+    check of those recomputes them from the table it read back, and gives no verdict to
+    compare with: it refuses the file as written and takes a changed data byte)."""
+    mask = np.zeros((40, 50), np.uint16)
+    mask[3, 4] = flags.HOT
+    rng = np.random.default_rng(3)
+    ours = tmp_path / "ours.fits"
+    Frame(rng.normal(100, 10, (40, 50)).astype(np.float32), variance=np.full((40, 50), 4.0),
+          mask=mask, extras={"VARCOMMON": np.full((40, 50), 1.0, np.float32)},
+          header={"EXPTIME": 5.0}).write(ours, step="test")  # fmt: skip
+    plain = tmp_path / "plain.fits"
+    fits.PrimaryHDU(np.ones((3, 3))).writeto(plain)  # no checksum cards
+    table = tmp_path / "table.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column("x", "E", array=np.arange(7.0)), fits.Column("v", "PJ()",
+         array=[np.arange(i) for i in range(7)])])]).writeto(table, checksum=True)  # fmt: skip
+    packed = tmp_path / "packed.fits"
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.CompImageHDU(rng.integers(0, 3000, (64, 64)).astype(np.int16))]
+    ).writeto(packed, checksum=True)
+    for path in (ours, plain, table, packed):
+        good = path.read_bytes()
+        damaged = {
+            "as written": good,
+            "header byte": good[:200] + b"#" + good[201:],
+            "data byte": good[: 2880 + 100] + bytes([good[2980] ^ 0x10]) + good[2981:],
+            "last byte": good[:-1] + bytes([good[-1] ^ 0x01]),
+            "cut in a header": good[:1000],
+            "cut in data": good[: len(good) - 3000],
+            "grown": good + b"\0" * 2880,
+        }
+        for what, raw in damaged.items():
+            path.write_bytes(raw)
+            if path in (ours, plain):
+                expected = _astropy_verifies(path) and what != "grown"
+            else:
+                expected = what == "as written"
+            assert verify_checksums(path) == expected, (path.name, what)
+        path.write_bytes(good)
+    assert _astropy_verifies(ours) and not _astropy_verifies(plain)
+
+
 def test_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "a.fits"
     Frame(np.ones((2, 2))).write(path)

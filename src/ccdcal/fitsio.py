@@ -539,21 +539,102 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 def verify_checksums(path: PathLike) -> bool:
-    """True when ``path`` opens as FITS and every HDU's CHECKSUM/DATASUM are present and right.
+    """True when ``path`` is whole FITS and every HDU's CHECKSUM and DATASUM are present and
+    right, as the FITS standard defines them (its appendix J; astropy's
+    ``fits.open(checksum=True)`` checks the same): DATASUM the ones'-complement sum of the
+    data unit's 32-bit big-endian words, and the whole HDU's sum, its header with its
+    CHECKSUM card included, all ones (-0). Every HDU's size follows from its header, and
+    the file ends where the last one does.
+
+    The bytes are summed as they are read, a chunk at a time, without decoding the data
+    (through astropy it took 75 ms a calibrated 2048² light of 56 MB).
 
     Used by the pipeline to decide whether an output of an earlier run is complete.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.fits")
+    >>> write_hdul(fits.HDUList([fits.PrimaryHDU(np.arange(6.0).reshape(2, 3))]), path)
+    >>> verify_checksums(path)
+    True
+    >>> with open(path, "r+b") as f:
+    ...     _ = f.seek(2880 + 9)
+    ...     _ = f.write(b"!")
+    >>> verify_checksums(path)
+    False
     """
     try:
-        with catching_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            # the file opened here, so that it is closed even where astropy gives up on a
-            # torn one halfway through opening it
-            with open(path, "rb") as handle, fits.open(handle, checksum=True) as hdul:
-                for hdu in hdul:
-                    if "CHECKSUM" not in hdu.header or "DATASUM" not in hdu.header:
-                        return False
-                    if hdu.data is not None:
-                        np.asarray(hdu.data).sum()
-    except (OSError, ValueError, EOFError, TypeError, IndexError):
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            at = hdus = 0
+            buffer = np.empty(min(_SUM_CHUNK, max(size, BLOCK)), np.uint8)
+            while at < size:
+                header, text_sum, length = _header_at(handle)
+                if "CHECKSUM" not in header or "DATASUM" not in header:
+                    return False
+                data = _data_bytes(header)
+                data_sum = _summed(handle, data, buffer)
+                if data_sum != int(str(header["DATASUM"]).strip()):
+                    return False
+                if fitswrite._fold(text_sum + data_sum) != 0xFFFFFFFF:
+                    return False
+                at += length + data
+                hdus += 1
+            return hdus > 0 and at == size
+    except (OSError, ValueError, KeyError, TypeError, VerifyError):
         return False
-    return not any("checksum" in str(w.message).lower() for w in caught)
+
+
+#: FITS's block: headers and data units take whole blocks of 2880 bytes
+BLOCK = 2880
+#: bytes of a data unit read and summed at a time
+_SUM_CHUNK = 1 << 23
+
+
+def _header_at(handle: Any) -> tuple[fits.Header, int, int]:
+    """The header that starts at ``handle``'s position (read up to its END card's block),
+    the sum of its words, and its length in bytes."""
+    blocks = []
+    while True:
+        block = handle.read(BLOCK)
+        if len(block) < BLOCK:
+            raise ValueError("the file ends inside a header")
+        blocks.append(block)
+        if any(block[i : i + 8] == b"END     " for i in range(0, BLOCK, 80)):
+            break
+    text = b"".join(blocks)
+    words = int(np.frombuffer(text, ">u4").sum(dtype=np.uint64))
+    with catching_warnings():
+        warnings.simplefilter("ignore")
+        header = fits.Header.fromstring(text.decode("ascii"))
+    return header, words, len(text)
+
+
+def _data_bytes(header: fits.Header) -> int:
+    """The bytes of an HDU's data unit, whole blocks (the FITS standard: |BITPIX| / 8 x
+    GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), none where NAXIS is 0)."""
+    naxis = int(header["NAXIS"])
+    if naxis == 0:
+        return 0
+    count = 1
+    for i in range(1, naxis + 1):
+        count *= int(header[f"NAXIS{i}"])
+    bits = abs(int(header["BITPIX"])) * int(header.get("GCOUNT", 1))
+    nbytes = bits * (int(header.get("PCOUNT", 0)) + count) // 8
+    return -(-nbytes // BLOCK) * BLOCK
+
+
+def _summed(handle: Any, nbytes: int, buffer: np.ndarray) -> int:
+    """The ones'-complement sum of the next ``nbytes`` of ``handle`` as 32-bit big-endian
+    words (FITS's data sum), read a chunk at a time into ``buffer``."""
+    total = 0
+    left = nbytes
+    while left > 0:
+        part = memoryview(buffer)[: min(left, buffer.size)]
+        got = handle.readinto(part)
+        if got != len(part):
+            raise ValueError("the file ends inside a data unit")
+        total += int(np.frombuffer(part, ">u4").sum(dtype=np.uint64))
+        left -= got
+    return fitswrite._fold(total)
