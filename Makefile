@@ -17,7 +17,7 @@ $(BIN)/python:
 	$(PIP) --upgrade pip
 
 # each install compiles the kernels a default reduction calls into numba's cache (ccdcal
-# compile: about 20 s on 2 cores), so that the first reduction runs at full speed
+# compile: about 25 s on 2 cores), so that the first reduction runs at full speed
 $(STAMP_PACKAGE): pyproject.toml | $(BIN)/python
 	$(PIP) -e .
 	$(BIN)/ccdcal compile

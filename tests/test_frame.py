@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -161,6 +163,46 @@ def test_checksums_are_verified_as_the_fits_standard_says(tmp_path):
             assert verify_checksums(path) == expected, (path.name, what)
         path.write_bytes(good)
     assert _astropy_verifies(ours) and not _astropy_verifies(plain)
+
+
+def test_checksum_verifier_edge_cases(tmp_path):
+    """Random groups (NAXIS1 = 0 left out of their size) verify; a file of zeros (what a
+    power cut leaves) is refused at its first block, not read to its end; a header value
+    too large for a number makes a refusal, not an error."""
+    groups = tmp_path / "groups.fits"
+    pars = [np.arange(400.0, dtype=np.float32), np.ones(400, np.float32)]
+    data = fits.GroupData(np.arange(400 * 6, dtype=np.float32).reshape(400, 2, 3),
+                          parnames=["a", "b"], bitpix=-32, pardata=pars)  # fmt: skip
+    fits.HDUList([fits.GroupsHDU(data)]).writeto(groups, checksum=True)
+    assert verify_checksums(groups)
+    zeros = tmp_path / "zeros.fits"
+    with open(zeros, "wb") as handle:
+        handle.truncate(64 * 2**20)
+    read = []
+
+    class Counted(io.FileIO):
+        def read(self, size=-1):
+            out = super().read(size)
+            read.append(len(out))
+            return out
+
+        def readinto(self, buffer):
+            got = super().readinto(buffer)
+            read.append(got)
+            return got
+
+    import ccdcal.fitsio
+
+    with mock.patch.object(ccdcal.fitsio, "open", Counted, create=True):
+        assert not verify_checksums(zeros)
+    assert sum(read) == 2880
+    huge = tmp_path / "huge.fits"
+    fits.PrimaryHDU(np.zeros((2, 2), np.float32)).writeto(huge, checksum=True)
+    raw = bytearray(huge.read_bytes())
+    at = raw.index(b"NAXIS1  =")
+    raw[at : at + 80] = b"NAXIS1  =                1E400".ljust(80)
+    huge.write_bytes(bytes(raw))
+    assert not verify_checksums(huge)
 
 
 def test_write_is_atomic(tmp_path, monkeypatch):

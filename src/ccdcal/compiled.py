@@ -13,8 +13,9 @@ night (five kernels, 31 s of compiling): the first run took 44 s with one such p
 39 s with two, against 22 s for a run that finds them all cached.
 
 :func:`compile_now` (``ccdcal compile``, which ``make`` runs when it installs ccdcal)
-compiles them before any run: the kernels a default reduction calls, on one process per
-core (on 2 cores: 23 s), after which a first reduction is as fast as any later one.
+compiles them before any run: the kernels a default reduction may call, on one process per
+core (eight kernels: 24 s on 2 cores), after which a first reduction is as fast as any later
+one.
 
 Examples
 --------
@@ -119,16 +120,20 @@ class _Ahead:
         self.done: set[str] = set()
         self.changed = threading.Condition()
         self.processes: list[subprocess.Popen] = []
-        for _ in range(max(1, min(processes, len(names)))):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "ccdcal.compiled", "-"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            )
-            self.processes.append(process)
+        try:
+            for _ in range(max(1, min(processes, len(names)))):
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "ccdcal.compiled", "-"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                )
+                self.processes.append(process)
+        except OSError:  # no more processes: none is left behind
+            self.stop()
+            raise
         for process in self.processes:
             self._send(process)
             threading.Thread(target=self._follow, args=(process,), daemon=True).start()
@@ -281,8 +286,8 @@ def every_kernel() -> list[str]:
 def compile_now(names: Iterable[str], processes: int | None = None) -> list[str]:
     """Compile into numba's cache the kernels among ``names`` that it does not hold, on
     ``processes`` processes at once (default: one per core, at most one per kernel), and
-    return those compiled. A kernel a process failed to compile is compiled here, so that
-    its error is raised.
+    return those compiled. A kernel a process failed to compile, or all of them where no
+    process can be started, are compiled here, so that an error is raised.
 
     Examples
     --------
@@ -294,12 +299,16 @@ def compile_now(names: Iterable[str], processes: int | None = None) -> list[str]
     missing = [n for n in dict.fromkeys(names) if not cached(n)]
     if not missing:
         return []
-    ahead = _Ahead(missing, processes or threads.count())
     try:
-        for name in missing:
-            ahead.wait_for(name)
-    finally:
-        ahead.stop()
+        ahead = _Ahead(missing, processes or threads.count())
+    except OSError as err:
+        log.info("no process to compile in (%s): compiling here", err)
+    else:
+        try:
+            for name in missing:
+                ahead.wait_for(name)
+        finally:
+            ahead.stop()
     for name in missing:
         if not cached(name):
             _compile(name)

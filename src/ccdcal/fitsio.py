@@ -582,8 +582,8 @@ def verify_checksums(path: PathLike) -> bool:
                 at += length + data
                 hdus += 1
             return hdus > 0 and at == size
-    except (OSError, ValueError, KeyError, TypeError, VerifyError):
-        return False
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError, VerifyError):
+        return False  # a value such as NAXIS1 = 1E400 overflows
 
 
 #: FITS's block: headers and data units take whole blocks of 2880 bytes
@@ -594,12 +594,16 @@ _SUM_CHUNK = 1 << 23
 
 def _header_at(handle: Any) -> tuple[fits.Header, int, int]:
     """The header that starts at ``handle``'s position (read up to its END card's block),
-    the sum of its words, and its length in bytes."""
+    the sum of its words, and its length in bytes. What does not start as a header does
+    (SIMPLE or XTENSION: a file of zeros a power cut left) is refused at its first block,
+    not read to its end."""
     blocks = []
     while True:
         block = handle.read(BLOCK)
         if len(block) < BLOCK:
             raise ValueError("the file ends inside a header")
+        if not blocks and block[:8] not in (b"SIMPLE  ", b"XTENSION"):
+            raise ValueError("no header here")
         blocks.append(block)
         if any(block[i : i + 8] == b"END     " for i in range(0, BLOCK, 80)):
             break
@@ -613,12 +617,23 @@ def _header_at(handle: Any) -> tuple[fits.Header, int, int]:
 
 def _data_bytes(header: fits.Header) -> int:
     """The bytes of an HDU's data unit, whole blocks (the FITS standard: |BITPIX| / 8 x
-    GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), none where NAXIS is 0)."""
+    GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), none where NAXIS is 0; random groups, with
+    NAXIS1 = 0, leave NAXIS1 out).
+
+    Examples
+    --------
+    >>> _data_bytes(fits.Header({"BITPIX": -32, "NAXIS": 2, "NAXIS1": 10, "NAXIS2": 100}))
+    5760
+    >>> _data_bytes(fits.Header({"BITPIX": 8, "NAXIS": 2, "NAXIS1": 0, "NAXIS2": 3,
+    ...                          "GROUPS": True, "PCOUNT": 2, "GCOUNT": 1000}))
+    5760
+    """
     naxis = int(header["NAXIS"])
     if naxis == 0:
         return 0
+    groups = int(header["NAXIS1"]) == 0 and header.get("GROUPS") is True
     count = 1
-    for i in range(1, naxis + 1):
+    for i in range(2 if groups else 1, naxis + 1):
         count *= int(header[f"NAXIS{i}"])
     bits = abs(int(header["BITPIX"])) * int(header.get("GCOUNT", 1))
     nbytes = bits * (int(header.get("PCOUNT", 0)) + count) // 8

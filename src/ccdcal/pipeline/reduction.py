@@ -416,22 +416,25 @@ def kernels_of(the_plan: Plan) -> list[str]:
 
 def default_kernels() -> list[str]:
     """The compiled kernels a reduction with the default configuration may call (see
-    :func:`kernels_of`), the resampling of lights that moved included: what ``ccdcal
-    compile`` compiles, and ``make`` when it installs ccdcal.
+    :func:`kernels_of`): the stacks' of each rejection their ``"auto"`` may choose
+    (:class:`~ccdcal.combine.VarianceClip` where the lights' noise is known, else
+    :class:`~ccdcal.combine.CCDClip` or a sigma clip; see
+    :func:`ccdcal.pipeline.recipes.stack_combination`) and the resampling of lights that
+    moved included: what ``ccdcal compile`` compiles, and ``make`` when it installs ccdcal.
 
     Examples
     --------
-    >>> default_kernels()
-    ['decode', 'combine:6', 'combine:0', 'calibrate', 'combine:7', 'resample']
+    >>> default_kernels()[:5], default_kernels()[-1]
+    (['decode', 'combine:6', 'combine:0', 'calibrate', 'combine:7'], 'resample')
     """
-    from ..stacking.rejection import NONE, VARCLIP
+    from ..stacking.rejection import CCDCLIP, NONE, SIGCLIP, VARCLIP
 
     config = Config()
     names = ["decode"]
     for kind in ("bias", "dark", "flat"):
         made = config.combine_options(kind).rejection()
         names.append(f"combine:{NONE if made is None else made.code}")
-    names += ["calibrate", f"combine:{VARCLIP}", "resample"]
+    names += ["calibrate", *(f"combine:{c}" for c in (VARCLIP, CCDCLIP, SIGCLIP)), "resample"]
     return list(dict.fromkeys(names))
 
 
