@@ -249,16 +249,21 @@ def _compile(name: str) -> None:
         shift = Transform(np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.25], [0.0, 0.0, 1.0]]))
         resample(frame, shift, (4, 4))
     else:  # through the combine itself: the kernel gets the very types a run gives it
-        from .stacking import Combination, rejection
+        from .stacking import Combination
 
         code = int(name.split(":", 1)[1])
-        kinds = [c for c in vars(rejection).values()
-                 if isinstance(c, type) and issubclass(c, rejection.Rejection)]  # fmt: skip
-        reject = next((c() for c in kinds if c is not rejection.Rejection and c.code == code),
-                      None)  # fmt: skip
+        reject = next((c() for c in _rejections() if c.code == code), None)
         frames = [Frame(ones * i, variance=ones, mask=np.zeros((4, 4), np.uint16),
                         header={"VARSLOPE": 1.0}) for i in (1, 2, 3)]  # fmt: skip
         Combination(reject=reject)(frames)
+
+
+def _rejections() -> list[type]:
+    """The rejection algorithms' classes (each with its kernel's ``code``)."""
+    from .stacking import rejection
+
+    return [c for c in vars(rejection).values() if isinstance(c, type)
+            and issubclass(c, rejection.Rejection) and c is not rejection.Rejection]  # fmt: skip
 
 
 def every_kernel() -> list[str]:
@@ -271,15 +276,9 @@ def every_kernel() -> list[str]:
     >>> names[:3], "combine:0" in names
     (['decode', 'calibrate', 'resample'], True)
     """
-    from .stacking import rejection
+    from .stacking.rejection import NONE
 
-    codes = {rejection.NONE} | {
-        c.code
-        for c in vars(rejection).values()
-        if isinstance(c, type)
-        and issubclass(c, rejection.Rejection)
-        and c is not rejection.Rejection
-    }
+    codes = {NONE} | {c.code for c in _rejections()}
     return ["decode", "calibrate", "resample", *(f"combine:{c}" for c in sorted(codes))]
 
 
