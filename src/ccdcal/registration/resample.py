@@ -12,7 +12,7 @@ output pixel are carried to it: a cosmic ray's neighbours in the resampled frame
 Output pixels whose centre falls outside the frame, or for which less than half of the
 kernel's weight is on usable pixels, are NaN and flagged NO_DATA.
 
-The kernel is compiled (numba) and runs over output rows in parallel.
+The kernel is compiled (numba); the output rows are shared out over :mod:`ccdcal.threads`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from typing import Any
 import numba
 import numpy as np
 from astropy.io import fits
-from numba import prange
 
-from .. import flags
+from .. import flags, threads
 from ..errors import CcdcalError
 from ..fitsio import COMMON_EXT
 from ..frame import Frame
@@ -87,78 +86,211 @@ def _look(table: np.ndarray, t: float) -> float:
     return table[k] + f * (table[k + 1] - table[k])
 
 
-@numba.njit(parallel=True, cache=True)
-def _resample(
-    data, mask, has_mask, var, has_var, com, has_com, m, table, half, area, exclude, no_data,
-    out_data, out_var, out_com, out_mask,
+@numba.njit(cache=True, nogil=True)
+def _finish(i, j, acc, acc_v, acc_c, wsum, wall, bits, has_var, has_com, area, no_data,
+            out_data, out_var, out_com, out_mask):  # fmt: skip
+    """Output pixel (j, i) from its sums: NaN and NO_DATA where less than half of the
+    kernel's weight is on usable pixels."""
+    if wall <= 0.0 or wsum < 0.5 * wall:
+        out_data[j, i] = np.nan
+        out_var[j, i] = np.nan
+        out_mask[j, i] = bits | no_data
+        if has_com:
+            out_com[j, i] = np.nan
+        return
+    out_data[j, i] = acc / wsum * area
+    out_var[j, i] = acc_v / (wsum * wsum) * area * area if has_var else 0.0
+    if has_com:
+        out_com[j, i] = acc_c / (wsum * wsum) * area * area
+    out_mask[j, i] = bits
+
+
+@numba.njit(cache=True, nogil=True)
+def _edge_pixel(
+    i, j, x0, y0, wxa, wya, data, mask, has_mask, var, has_var, com, has_com, area, exclude,
+    no_data, out_data, out_var, out_com, out_mask,
 ):  # fmt: skip
+    """One output pixel whose taps reach past the frame's edge: tap by tap, those outside
+    left out."""
     ny, nx = data.shape
-    oy, ox = out_data.shape
+    nt = wxa.shape[0]
+    acc = 0.0
+    acc_v = 0.0
+    acc_c = 0.0
+    wsum = 0.0
+    wall = 0.0
+    bits = 0
+    for r in range(nt):
+        yy = y0 + r
+        if yy < 0 or yy >= ny:
+            continue
+        for k in range(nt):
+            xx = x0 + k
+            if xx < 0 or xx >= nx:
+                continue
+            w = wya[r, i] * wxa[k, i]
+            if w == 0.0:
+                continue
+            wall += w
+            f = mask[yy, xx] if has_mask else 0
+            if abs(w) >= CARRY:
+                bits |= f
+            x = data[yy, xx]
+            if (f & exclude) != 0 or not math.isfinite(x):
+                continue
+            acc += w * x
+            wsum += w
+            if has_var:
+                acc_v += w * w * var[yy, xx]
+            if has_com:
+                acc_c += w * w * com[yy, xx]
+    _finish(i, j, acc, acc_v, acc_c, wsum, wall, bits, has_var, has_com, area, no_data,
+            out_data, out_var, out_com, out_mask)  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def _inner_run(
+    i0, i1, j, x0, y0, wxa, wya, data, mask, has_mask, var, has_var, com, has_com, area,
+    exclude, no_data, out_data, out_var, out_com, out_mask, sums, bits, wt, ew, ex,
+):  # fmt: skip
+    """Output pixels ``i0:i1`` of row ``j``, whose taps all lie inside the frame at the same
+    offset from the pixel (pixel ``i0 + p`` reads columns ``x0 + p ...``, rows ``y0 ...``).
+
+    Performance: each tap is one pass over the run, in loops of few arrays with selects
+    instead of branches, which LLVM vectorises; the sums are taken in the same order as
+    :func:`_edge_pixel`'s, so both give the same bits (1.5x faster than a pixel at a time).
+    """
+    n = i1 - i0
+    nt = wxa.shape[0]
+    acc = sums[0]
+    wsum = sums[1]
+    wall = sums[2]
+    acc_v = sums[3]
+    acc_c = sums[4]
+    for p in range(n):
+        acc[p] = 0.0
+        wsum[p] = 0.0
+        wall[p] = 0.0
+        acc_v[p] = 0.0
+        acc_c[p] = 0.0
+        bits[p] = 0
+    zero = np.float32(0.0)
+    for r in range(nt):
+        yy = y0 + r
+        wyr = wya[r, i0:i1]
+        for k in range(nt):
+            xx = x0 + k
+            wxk = wxa[k, i0:i1]
+            for p in range(n):
+                w = wyr[p] * wxk[p]
+                wt[p] = w
+                wall[p] += w
+            drow = data[yy, xx : xx + n]
+            # ew: a usable value's weight (0 for one left out); ex: the value (0 likewise)
+            if has_mask:
+                mrow = mask[yy, xx : xx + n]
+                for p in range(n):
+                    bits[p] |= mrow[p] if abs(wt[p]) >= CARRY else 0
+                for p in range(n):
+                    x = drow[p]
+                    use = ((mrow[p] & exclude) == 0) & ((x - x) == zero)
+                    ew[p] = wt[p] if use else 0.0
+                    ex[p] = x if use else zero
+            else:
+                for p in range(n):
+                    x = drow[p]
+                    use = (x - x) == zero
+                    ew[p] = wt[p] if use else 0.0
+                    ex[p] = x if use else zero
+            for p in range(n):
+                w = ew[p]
+                acc[p] += w * ex[p]
+                wsum[p] += w
+            if has_var:
+                vrow = var[yy, xx : xx + n]
+                for p in range(n):
+                    w = ew[p]
+                    acc_v[p] += w * w * vrow[p] if w != 0.0 else 0.0
+            if has_com:
+                crow = com[yy, xx : xx + n]
+                for p in range(n):
+                    w = ew[p]
+                    acc_c[p] += w * w * crow[p] if w != 0.0 else 0.0
+    for p in range(n):
+        _finish(i0 + p, j, acc[p], acc_v[p], acc_c[p], wsum[p], wall[p], bits[p], has_var,
+                has_com, area, no_data, out_data, out_var, out_com, out_mask)  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def _resample(
+    j0, j1, data, mask, has_mask, var, has_var, com, has_com, m, table, half, area, exclude,
+    no_data, out_data, out_var, out_com, out_mask,
+):  # fmt: skip
+    """Output rows ``j0:j1`` (:func:`resample` shares the rows out over threads).
+
+    Row by row: each output pixel's centre is mapped into the frame and its taps' weights
+    are looked up; then the pixels whose taps all lie inside the frame are done in runs
+    that read the frame at one offset (:func:`_inner_run`: a whole row, for the small
+    rotations of a drifting or dithered telescope), the others one by one.
+    """
+    ny, nx = data.shape
+    ox = out_data.shape[1]
     nt = 2 * half
-    for j in prange(oy):
-        wx = np.empty(nt)
-        wy = np.empty(nt)
+    wxa = np.empty((nt, ox))
+    wya = np.empty((nt, ox))
+    x0a = np.empty(ox, np.int64)
+    y0a = np.empty(ox, np.int64)
+    where = np.empty(ox, np.int8)  # 0 outside the frame, 1 near its edge, 2 inside
+    sums = np.empty((5, ox))
+    bits = np.empty(ox, np.int64)
+    wt = np.empty(ox)
+    ew = np.empty(ox)
+    ex = np.empty(ox, np.float32)
+    for j in range(j0, j1):
         for i in range(ox):
             sx = m[0, 0] * i + m[0, 1] * j + m[0, 2]
             sy = m[1, 0] * i + m[1, 1] * j + m[1, 2]
             if not (-0.5 <= sx < nx - 0.5 and -0.5 <= sy < ny - 0.5):
+                where[i] = 0
+                continue
+            x0 = math.floor(sx) - half + 1
+            y0 = math.floor(sy) - half + 1
+            x0a[i] = x0
+            y0a[i] = y0
+            where[i] = 2 if x0 >= 0 and x0 + nt <= nx and y0 >= 0 and y0 + nt <= ny else 1
+            for k in range(nt):
+                # a weight of rounding size (a whole-pixel shift) is none: it must neither
+                # touch the value nor carry a neighbour's flags
+                w = _look(table, sx - (x0 + k))
+                wxa[k, i] = w if abs(w) > 1e-9 else 0.0
+                w = _look(table, sy - (y0 + k))
+                wya[k, i] = w if abs(w) > 1e-9 else 0.0
+        i = 0
+        while i < ox:
+            if where[i] == 0:
                 out_data[j, i] = np.nan
                 out_var[j, i] = np.nan
                 out_mask[j, i] = no_data
                 if has_com:
                     out_com[j, i] = np.nan
-                continue
-            x0 = math.floor(sx) - half + 1
-            y0 = math.floor(sy) - half + 1
-            for k in range(nt):
-                # a weight of rounding size (a whole-pixel shift) is none: it must neither
-                # touch the value nor carry a neighbour's flags
-                w = _look(table, sx - (x0 + k))
-                wx[k] = w if abs(w) > 1e-9 else 0.0
-                w = _look(table, sy - (y0 + k))
-                wy[k] = w if abs(w) > 1e-9 else 0.0
-            acc = 0.0
-            acc_v = 0.0
-            acc_c = 0.0
-            wsum = 0.0
-            wall = 0.0
-            bits = 0
-            for r in range(nt):
-                yy = y0 + r
-                if yy < 0 or yy >= ny:
-                    continue
-                for k in range(nt):
-                    xx = x0 + k
-                    if xx < 0 or xx >= nx:
-                        continue
-                    w = wy[r] * wx[k]
-                    if w == 0.0:
-                        continue
-                    wall += w
-                    f = mask[yy, xx] if has_mask else 0
-                    if abs(w) >= CARRY:
-                        bits |= f
-                    x = data[yy, xx]
-                    if (f & exclude) != 0 or not math.isfinite(x):
-                        continue
-                    acc += w * x
-                    wsum += w
-                    if has_var:
-                        acc_v += w * w * var[yy, xx]
-                    if has_com:
-                        acc_c += w * w * com[yy, xx]
-            if wall <= 0.0 or wsum < 0.5 * wall:
-                out_data[j, i] = np.nan
-                out_var[j, i] = np.nan
-                out_mask[j, i] = bits | no_data
-                if has_com:
-                    out_com[j, i] = np.nan
-                continue
-            out_data[j, i] = acc / wsum * area
-            out_var[j, i] = acc_v / (wsum * wsum) * area * area if has_var else 0.0
-            if has_com:
-                out_com[j, i] = acc_c / (wsum * wsum) * area * area
-            out_mask[j, i] = bits
+                i += 1
+            elif where[i] == 1:
+                _edge_pixel(
+                    i, j, x0a[i], y0a[i], wxa, wya, data, mask, has_mask, var, has_var, com,
+                    has_com, area, exclude, no_data, out_data, out_var, out_com, out_mask,
+                )  # fmt: skip
+                i += 1
+            else:
+                e = i + 1
+                while (e < ox and where[e] == 2 and y0a[e] == y0a[i]
+                       and x0a[e] - e == x0a[i] - i):  # fmt: skip
+                    e += 1
+                _inner_run(
+                    i, e, j, x0a[i], y0a[i], wxa, wya, data, mask, has_mask, var, has_var,
+                    com, has_com, area, exclude, no_data, out_data, out_var, out_com,
+                    out_mask, sums, bits, wt, ew, ex,
+                )  # fmt: skip
+                i = e
 
 
 def resample(
@@ -232,11 +364,31 @@ def resample(
     out_var = np.empty((ny, nx), np.float32)
     out_com = np.empty((ny, nx) if has_com else (1, 1), np.float32)
     out_mask = np.empty((ny, nx), np.uint16)
-    _resample(
-        data, mask, has_mask, var, has_var, com, has_com, back, kernel_table(kind),
-        _HALF[kind], area, int(flags.EXCLUDE), int(flags.NO_DATA), out_data, out_var, out_com,
-        out_mask,
-    )  # fmt: skip
+    table = kernel_table(kind)
+    threads.split(
+        lambda j0, j1: _resample(
+            j0,
+            j1,
+            data,
+            mask,
+            has_mask,
+            var,
+            has_var,
+            com,
+            has_com,
+            back,
+            table,
+            _HALF[kind],
+            area,
+            int(flags.EXCLUDE),
+            int(flags.NO_DATA),
+            out_data,
+            out_var,
+            out_com,
+            out_mask,
+        ),
+        ny,
+    )
     header = grid_header(frame.header, wcs, origin)
     header["REGKERN"] = (kernel, "ccdcal: resampling kernel")
     for name, (i, j) in (("A11", (0, 0)), ("A12", (0, 1)), ("A21", (1, 0)), ("A22", (1, 1)),
