@@ -709,3 +709,75 @@ def test_compile_now_fills_the_cache_that_a_run_then_loads(tmp_path):
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "--processes must be at least 1" in done.stderr
+
+
+RACE_KERNELS = """
+import numba
+from ccdcal.compiled import guard_cache
+
+guard_cache()
+
+
+def make(c):
+    def kernel(x):
+        return x * 10.0 + c
+
+    return numba.njit(cache=True)(kernel)
+"""
+
+RACE_CHILD = """
+import sys, time
+import numba.core.caching as caching
+import racekernels
+
+c, start, guarded = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "1"
+if not guarded:  # the control: numba's own save
+    caching.IndexDataCacheFile.save = caching.IndexDataCacheFile.save.__wrapped__
+# numba's save made slow, so that saves at once overlap every time, not one time in many
+cache_file = caching.IndexDataCacheFile
+slow_index, slow_data = cache_file._save_index, cache_file._save_data
+def late_index(self, overloads):
+    time.sleep(0.3)
+    slow_index(self, overloads)
+def late_data(self, name, data):
+    time.sleep(0.3 if c % 2 else 0.6)  # each process's data written after the other's index
+    slow_data(self, name, data)
+cache_file._save_index = late_index
+cache_file._save_data = late_data
+kernel = racekernels.make(c)
+time.sleep(max(0.0, start - time.time()))
+assert kernel(1.0) == 10.0 + c
+"""
+
+RACE_CHECK = """
+import racekernels
+for c in range(4):
+    kernel = racekernels.make(c)
+    value = kernel(1.0)
+    print(c, value, sum(kernel.stats.cache_hits.values()))
+"""
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_processes_compiling_at_once_leave_each_kernel_in_the_cache_as_itself(tmp_path, guarded):
+    """Four processes save four variants of one kernel (one numba index, as the combine
+    kernels of four rejections) at the same moment: with :func:`ccdcal.compiled.guard_cache`
+    each is then loaded from the cache as itself. Without it (numba's own save, the
+    control) entries are lost or point at another variant's machine code."""
+    (tmp_path / "racekernels.py").write_text(RACE_KERNELS)
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": path}
+    start = time.time() + 8.0  # all four imported and compiled by then
+    args = [str(start), str(int(guarded))]
+    command = [sys.executable, "-c", RACE_CHILD]
+    options = {"env": env, "cwd": tmp_path, "stderr": subprocess.PIPE, "text": True}
+    children = [subprocess.Popen([*command, str(c), *args], **options) for c in range(4)]
+    for proc in children:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    done = subprocess.run([sys.executable, "-c", RACE_CHECK], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    right = all(float(value) == 10.0 + int(c) and hits == "1" for c, value, hits in rows)
+    assert right == guarded, rows

@@ -18,6 +18,9 @@ import numpy as np
 from numba import njit
 
 from . import threads
+from .compiled import guard_cache
+
+guard_cache()  # before the kernel is compiled
 
 #: where the photon noise is counted from (``base`` of :func:`calibrate_pixels`)
 NO_PHOTONS, ABOVE_BIAS, ABOVE_DARK, ABOVE_ZERO = range(4)

@@ -27,7 +27,9 @@ True
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import itertools
 import logging
 import os
 import subprocess
@@ -41,6 +43,69 @@ log = logging.getLogger(__name__)
 _said = False
 _lock = threading.Lock()
 _ahead: _Ahead | None = None
+
+
+_guarded = False
+
+
+def guard_cache() -> None:
+    """Have numba write its cache under a lock, so that processes compiling at once leave
+    every kernel in it, each under its own name.
+
+    numba saves a compiled function by reading the function's index, adding its entry and
+    writing the index back, then its machine code to the first file name the index does
+    not use (``numba.core.caching.IndexDataCacheFile.save``), with no lock between
+    processes (numba issues 4807, 10128). Two processes saving at once (``ccdcal compile``'s
+    two compiling the combine kernels of two rejections, which share one index; two
+    workers; a run beside another) can each drop the other's entry, and take the same
+    file name: the index then names one kernel's file and the file holds another's
+    machine code, which a later run loads for it. Here the save holds an exclusive
+    ``flock`` on a file beside the index, and writes the machine code before the index
+    entry that names it. Called as the modules that hold kernels are imported, before any
+    is compiled; where ``fcntl`` or numba's internals are missing, numba saves as it does.
+
+    Examples
+    --------
+    >>> guard_cache()
+    >>> guard_cache()  # once is enough; again does nothing
+    """
+    global _guarded
+    if _guarded:
+        return
+    _guarded = True
+    try:
+        import fcntl
+
+        from numba.core.caching import IndexDataCacheFile
+
+        needed = ("save", "_load_index", "_save_index", "_save_data", "_data_name")
+        if not all(hasattr(IndexDataCacheFile, n) for n in needed):
+            return
+    except ImportError:  # not POSIX, or numba moved its cache: its own save
+        return
+    unlocked = IndexDataCacheFile.save
+
+    @functools.wraps(unlocked)
+    def save(self: Any, key: Any, data: Any) -> None:
+        try:
+            lock = open(f"{self._index_path}.lock", "a")  # noqa: SIM115 (held below)
+        except OSError:  # a cache folder this process may not write a lock file in
+            return unlocked(self, key, data)
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+            overloads = self._load_index()
+            name = overloads.get(key)
+            if name is not None:  # a new build of a kernel already cached: same file
+                self._save_data(name, data)
+                return None
+            used = set(overloads.values())
+            name = next(n for n in map(self._data_name, itertools.count(1)) if n not in used)
+            self._save_data(name, data)
+            overloads[key] = name
+            self._save_index(overloads)
+        return None
+
+    IndexDataCacheFile.save = save
 
 
 def _dispatchers(name: str) -> list[Any]:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from ..compiled import guard_cache
 from .api import (
     FrameRegistration,
     Registration,
@@ -27,6 +28,8 @@ from .match import Match, MatchError, match, wcs_transform
 from .resample import KERNELS, resample
 from .stars import Quality, Stars, find_stars
 from .transform import Transform, fit
+
+guard_cache()  # before any of the package's kernels is compiled
 
 __all__ = [
     "KERNELS",

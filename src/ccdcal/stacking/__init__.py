@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+from ..compiled import guard_cache
 from .api import Combination, Rows, Setup, combine
 from .rejection import (
     AvSigClip,
@@ -27,6 +28,8 @@ from .rejection import (
     VarianceClip,
     WinsorizedSigmaClip,
 )
+
+guard_cache()  # before any of the package's kernels is compiled
 
 __all__ = [
     "AvSigClip",
