@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe  # benchmarks/machine.py
 
 CCDCAL = """
 import sys, time, json
@@ -134,9 +134,8 @@ def main() -> None:
             for i in range(args.n)
         )  # fmt: skip
     import datetime as dt
-    import os
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = describe()
     split = ", ".join(f"{k} {v / args.n:.3f} s" for k, v in ours["phases"].items())
     lines = [
         f"Measured by `benchmarks/calibrate_vs_ccdproc.py` on {dt.date.today().isoformat()}, "

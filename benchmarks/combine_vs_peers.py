@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -36,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe  # benchmarks/machine.py
 
 SKY, NOISE = 1000.0, 10.0
 RESULTS = Path(__file__).resolve().parent / "results" / "combine_vs_peers.md"
@@ -320,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     stack_mb = n * size * size * 4 / 2**20
     print(
         f"{n} frames of {size}x{size}: float32 stack {stack_mb:.0f} MiB; files in {folder} "
-        f"({time.perf_counter() - t0:.1f} s); {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores"
+        f"({time.perf_counter() - t0:.1f} s); {describe()}"
     )
     results: dict[str, dict] = {}
     arrays: dict[str, np.ndarray] = {}
@@ -422,8 +420,7 @@ def _write_results(
         rows.append(f"| `siril-cli` convert + stack, f32 files | {siril['seconds']:.2f} | "
                     f"{siril['peak_mb']:.0f} | {siril['seconds'] / command_s:.2f}x the "
                     "fresh `ccdcal combine` | Siril's own rule |")  # fmt: skip
-    machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python "
-               f"{platform.python_version()}")  # fmt: skip
+    machine = describe()
     text = "\n".join([
         f"Measured by `benchmarks/combine_vs_peers.py` on {dt.date.today().isoformat()}, "
         f"{machine}: {n} frames of {size}x{size} ({stack_mb:.0f} MiB as float32), each "

@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import datetime as dt
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -47,6 +46,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from machine import describe  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "night_vs_peers.md"
@@ -285,8 +286,7 @@ def main() -> None:
     night = (f"{count} raw frames from {raw}" if args.raw else
              f"a simulated night of 30 bias, 20 darks, 20 flats and 40 lights of "
              f"{args.size}x{args.size} (uint16), cosmic rays at the simulator's rate")  # fmt: skip
-    machine = (f"{platform.machine()}, {os.cpu_count()} cores, "
-               f"{_memory_gb():.0f} GB, Python {platform.python_version()}")  # fmt: skip
+    machine = describe()
     print(f"{machine}; {night}", flush=True)
     warm_cache = Path(tempfile.mkdtemp(prefix="numba-warm-", dir=args.work))
     runs: dict[str, list[Run]] = {}
@@ -319,12 +319,6 @@ def main() -> None:
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(text)
         print(f"written: {RESULTS}")
-
-
-def _memory_gb() -> float:
-    import psutil
-
-    return psutil.virtual_memory().total / 2**30
 
 
 if __name__ == "__main__":

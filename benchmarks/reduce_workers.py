@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -33,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from machine import describe  # benchmarks/machine.py
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reduce_workers.md"
 FILTERS = ("B", "V", "R", "I")
@@ -113,7 +113,7 @@ def main() -> None:
 
     import distributed
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = describe()
     sections = []
     with (
         tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp,

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -37,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe  # benchmarks/machine.py
 
 RESULTS = Path(__file__).resolve().parent / "results" / "register_vs_peers.md"
 MOTION = {"dither": 8.0, "drift": 0.5, "rotate": 0.5, "fwhm_range": (2.5, 4.0)}
@@ -233,7 +232,7 @@ def main() -> None:
 
     import ccdcal
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = describe()
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
         folder = Path(tmp)
         night = ccdcal.simulate.night(folder / "night", seed=1, shape=(args.size, args.size),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -28,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import describe  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "user_timings.md"
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure(args.rounds, Path(tmp))
     load = max(load, os.getloadavg()[0])
     when = dt.date.today().isoformat()
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = describe()
     nights = [label for label, folder in NIGHTS.items() if (DATA / folder).is_dir()]
     lines = [
         f"Measured by `benchmarks/user_timings.py` on {when}, {machine}; each command a fresh "
