@@ -53,6 +53,10 @@ class Prepared:
     exptimes: list[float | None] | None = None
     left_out: list[str] = field(default_factory=list)
 
+    def __sizeof__(self) -> int:
+        """A few bytes a file: what Dask's memory accounting counts (see :class:`Rows`)."""
+        return 4096 + 64 * len(self.inputs)
+
 
 def scratch(product: Product) -> Path:
     """The folder where a product made in parts keeps its prepared inputs."""
@@ -226,22 +230,3 @@ def assemble(product: Product, prepared: Prepared, parts: list[Rows | None]) -> 
 
 
 __all__ = ["Prepared", "assemble", "check", "model", "prepare", "rows", "scratch", "setup"]
-
-
-def _register_sizes() -> None:
-    """Tell Dask how large the results that travel between tasks are (its memory accounting
-    would take a band of a stack for a few bytes)."""
-    from dask.sizeof import sizeof
-
-    @sizeof.register(Rows)
-    def _rows(rows: Rows) -> int:
-        planes = (rows.data, rows.variance, rows.mask, rows.ncombine, rows.nrejlo, rows.nrejhi)
-        extra = 0 if rows.rejected is None else rows.rejected.nbytes
-        return sum(p.nbytes for p in planes) + extra
-
-    @sizeof.register(Prepared)
-    def _prepared(prepared: Prepared) -> int:
-        return 4096 + 64 * len(prepared.inputs)
-
-
-_register_sizes()

@@ -119,6 +119,13 @@ class Rows:
     rejected: np.ndarray | None = None
     common: np.ndarray | None = None
 
+    def __sizeof__(self) -> int:
+        """Its planes' bytes: what Dask's memory accounting counts as a band travels between
+        workers (``dask.sizeof`` falls back to ``sys.getsizeof``, which asks this)."""
+        planes = (self.data, self.variance, self.mask, self.ncombine, self.nrejlo,
+                  self.nrejhi, self.rejected, self.common)  # fmt: skip
+        return object.__sizeof__(self) + sum(p.nbytes for p in planes if p is not None)
+
 
 @dataclass(frozen=True)
 class Combination:
