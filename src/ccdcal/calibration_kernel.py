@@ -49,7 +49,18 @@ def calibrate_pixels(*args: Any) -> None:
     rn2, base, dark_holds_bvar, k2x, has_dfv, dark_frame_var, out_data, out_var,
     out_common``. The rows are shared out over :func:`ccdcal.threads.split`.
     """
-    threads.split(lambda y0, y1: _calibrate_rows(y0, y1, *args), args[0].shape[0])
+    # the inputs as read-only views: numba types a read-only array apart from a writable
+    # one, and a pipeline's masters are read-only where a user's arrays are not; one
+    # compiled kernel serves both
+    inputs = [_read_only(a) for a in args[:-3]]
+    threads.split(lambda y0, y1: _calibrate_rows(y0, y1, *inputs, *args[-3:]), args[0].shape[0])
+
+
+def _read_only(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.setflags(write=False)
+    return value
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -91,10 +91,14 @@ def master(ref: MasterRef | None) -> Frame | None:
 def _held(frame: Frame) -> Frame:
     """A master as calibration needs it, held the whole run: its counts only where it is a
     dark holding the bias (one dark's noise), never its rejection counts (24 MB less a
-    master of 2048x2048)."""
+    master of 2048x2048); read-only, as it is shared by every light (a read-only flat's
+    divisor is computed once, not once a light)."""
     counts = frame.extras.get("NCOMBINE")
     holds_bias = frame.header.get("BIASSUB") is False
     extras = {"NCOMBINE": counts} if counts is not None and holds_bias else {}
+    for plane in (frame.data, frame.variance, frame.mask, *extras.values()):
+        if plane is not None:
+            plane.setflags(write=False)
     return replace(frame, extras=extras)
 
 
