@@ -271,3 +271,42 @@ def test_compiled_pass_equals_the_chained_steps(rng, masters, gain):
     np.testing.assert_array_equal(got.mask, want.mask)
     for key in ("OVERSCAN", "TRIMSEC", "DARKSCAL", "GAINCORR", *(["BUNIT"] if gain else [])):
         assert got.header.get(key) == want.header.get(key), key
+
+
+def test_a_read_only_flat_is_prepared_once_and_a_writable_one_every_time(rng):
+    """The pipeline holds its masters read-only: a read-only flat's divisor is computed once
+    for all its lights (and forgotten with the flat); a writable flat may have changed
+    since the last light, so it is looked at again, every time."""
+    import gc
+
+    from ccdcal import calibration
+
+    shape = (40, 50)
+    light = Frame(rng.normal(1000, 30, shape).astype(np.float32), header={"EXPTIME": 10.0})
+    flat = Frame(rng.normal(1.0, 0.02, shape).astype(np.float32),
+                 mask=np.zeros(shape, np.uint16))  # fmt: skip
+
+    def cal(flat: Frame) -> Frame:  # photons counted above a constant bias: VARSLOPE
+        return calibrate(light, flat=flat, bias_level=100.0, warn_no_gain=False)
+
+    first = cal(flat)
+    flat.data[:, :10] *= 2.0  # a user's flat, changed in place
+    again = cal(flat)
+    np.testing.assert_allclose(again.data[:, :10], first.data[:, :10] / 2.0, rtol=1e-6)
+
+    held = Frame(flat.data.copy(), mask=flat.mask.copy())
+    for plane in (held.data, held.mask):
+        plane.setflags(write=False)
+    before = len(calibration._DIVISORS)
+    a = cal(held)
+    prepared = calibration._flat_divisor(held, 0.1)
+    assert calibration._flat_divisor(held, 0.1) is prepared  # computed once
+    b = cal(held)
+    for x in (a, b):  # as from the writable flat with the same values, bit for bit
+        np.testing.assert_array_equal(x.data, again.data)
+        np.testing.assert_array_equal(x.variance, again.variance)
+        assert x.header["VARSLOPE"] == again.header["VARSLOPE"]
+    assert len(calibration._DIVISORS) == before + 1
+    del held, prepared
+    gc.collect()
+    assert len(calibration._DIVISORS) == before  # forgotten with the flat
