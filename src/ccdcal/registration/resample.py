@@ -158,7 +158,10 @@ def _inner_run(
 
     Performance: each tap is one pass over the run, in loops of few arrays with selects
     instead of branches, which LLVM vectorises; the sums are taken in the same order as
-    :func:`_edge_pixel`'s, so both give the same bits (1.5x faster than a pixel at a time).
+    :func:`_edge_pixel`'s, so both give the same bits. Measured on 2 cores against the
+    kernel before it (a pixel at a time over numba's ``prange``): 1.25-1.4x faster alone on
+    lights of 1024² to 2048², and the Feder night's reduction 33 -> 27 s, where that
+    kernel's numba threads had competed with the products' threads.
     """
     n = i1 - i0
     nt = wxa.shape[0]
