@@ -634,6 +634,7 @@ compiled.compile_ahead(["combine:0"])  # compiled in a background process
 compiled.ready("combine:0")
 assert compiled.cached("combine:0")
 Combination(method="median")([np.ones((3, 4), np.float32)] * 3)  # loads it: nothing said
+assert not compiled._said, "arrays in memory need no decoder: none to announce"
 run = kernels.kernel(0)
 assert sum(run.stats.cache_hits.values()) == 1 and not run.stats.cache_misses, run.stats
 compiled.say_if_compiling(["combine:2"])  # another is not cached: said once

@@ -485,8 +485,8 @@ class Combination:
         thr = np.array([-np.inf if lo is None else lo, np.inf if hi is None else hi], np.float32)
         from ..compiled import say_if_compiling
 
-        # where they are first called: the inputs are good
-        say_if_compiling((f"combine:{algo}", "decode"))
+        # where they are first called: the inputs are good (arrays in memory decode nothing)
+        say_if_compiling((f"combine:{algo}", "decode") if files else (f"combine:{algo}",))
         with contextlib.closing(bands):
             for y, r, buf, mbuf, vbuf, cbuf in bands:
                 y_in0 = 0 if direct is None else y
