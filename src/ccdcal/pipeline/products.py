@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,13 +216,26 @@ class States(Mapping[str, State]):
         self._plan = plan
         self._known: dict[str, State] = {}
         self._stale: set[str] = set()
+        self._files: dict[str, State] = {}  # read ahead by read_files
+
+    def read_files(self, names: Iterable[str]) -> None:
+        """Read the files of products ``names`` ahead, on threads: verifying a rerun's
+        outputs is reading and summing gigabytes, which let go of Python's lock."""
+        from .. import threads
+
+        todo = [n for n in names if n not in self._known and n not in self._files]
+        if len(todo) < 2:
+            return
+        products = [self._plan.products[n] for n in todo]
+        with ThreadPoolExecutor(threads.count()) as pool:
+            self._files.update(zip(todo, pool.map(file_state, products), strict=True))
 
     def __getitem__(self, name: str) -> State:
         known = self._known.get(name)
         if known is not None:
             return known
         product = self._plan.products[name]
-        state = file_state(product)
+        state = self._files.pop(name, None) or file_state(product)
         if state.why == "out of date":
             self._stale.add(name)
             needs = [(n, self[n]) for n in product.needs]
@@ -302,6 +316,9 @@ class Plan:
         if only is not None and only not in PARTS:
             raise CcdcalError(f"only must be one of {', '.join(PARTS)}, not {only!r}")
         chosen: set[str] = set()
+        if isinstance(states, States):  # each selected product's file is read: read them now
+            states.read_files(p.name for p in self.products.values()
+                              if only is None or p.part == only)  # fmt: skip
 
         def visit(name: str) -> None:
             if name in chosen or states[name].up_to_date:
