@@ -135,3 +135,23 @@ def test_resample_without_variance_or_mask(planes):
     np.testing.assert_array_equal(out.data, data)
     np.testing.assert_array_equal(out.mask, mask)
     assert out.variance is None
+
+
+def test_grid_header_follows_the_target_as_it_is_now():
+    """The moved WCS is kept by the target's cards, not by the header object: a target
+    changed in place, or another origin, gives its own WCS."""
+    from astropy.io import fits
+
+    from ccdcal.registration.resample import grid_header
+
+    target = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 50.0,
+                          "CRPIX2": 60.0, "CRVAL1": 10.0, "CRVAL2": 20.0,
+                          "CD1_1": -1e-4, "CD2_2": 1e-4})  # fmt: skip
+    light = fits.Header({"OBJECT": "M1", "CRVAL1": 99.0})
+    first = grid_header(light, target, origin=(-5, 3))
+    assert (first["CRPIX1"], first["CRPIX2"], first["CRVAL1"]) == (55.0, 57.0, 10.0)
+    assert grid_header(light, target, origin=(0, 0))["CRPIX1"] == 50.0
+    target["CRVAL1"] = 11.0
+    assert grid_header(light, target, origin=(-5, 3))["CRVAL1"] == 11.0
+    assert "CRVAL1" not in grid_header(light, fits.Header({"OBJECT": "no WCS"}))
+    assert light["CRVAL1"] == 99.0  # the light's own header is left as it was

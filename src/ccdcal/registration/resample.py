@@ -451,26 +451,45 @@ def grid_header(header: fits.Header, target: fits.Header | None, origin=(0, 0)) 
     out = strip_wcs(header)
     if target is None:
         return out
+    for keyword, value, comment in _moved_wcs(target, (int(origin[0]), int(origin[1]))):
+        out[keyword] = (value, comment)
+    return out
+
+
+#: the WCS cards of targets already moved, by the target's cards and the origin: every
+#: light of a stack takes its reference's (parsing a WCS took 10 ms a light)
+_MOVED: dict[tuple[Any, ...], tuple[tuple[str, Any, str], ...]] = {}
+
+
+def _moved_wcs(target: fits.Header, origin: tuple[int, int]) -> tuple[tuple[str, Any, str], ...]:
+    """The WCS cards (keyword, value, comment) of ``target`` moved so that pixel (0, 0) is
+    its pixel ``origin``; none where it has no celestial WCS."""
+    key = (tuple((card.keyword, card.value) for card in target.cards), origin)
+    cards = _MOVED.get(key)
+    if cards is not None:
+        return cards
     import warnings
 
     from astropy.wcs import WCS, FITSFixedWarning, Sip
 
+    cards = ()
     with catching_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             w = WCS(target)
         except (ValueError, KeyError, MemoryError):
-            return out
-    if not w.has_celestial:
-        return out
-    w.wcs.crpix = w.wcs.crpix - np.array([origin[0], origin[1]], np.float64)
-    if w.sip is not None:
-        w.sip = Sip(w.sip.a, w.sip.b, w.sip.ap, w.sip.bp, w.wcs.crpix)
-    # only the coordinate system: to_header also writes the target's DATE-OBS and MJD-OBS
-    for card in w.to_header(relax=True).cards:
-        if _WCS_KEY.match(card.keyword):
-            out[card.keyword] = (card.value, card.comment)
-    return out
+            w = None
+    if w is not None and w.has_celestial:
+        w.wcs.crpix = w.wcs.crpix - np.array([origin[0], origin[1]], np.float64)
+        if w.sip is not None:
+            w.sip = Sip(w.sip.a, w.sip.b, w.sip.ap, w.sip.bp, w.wcs.crpix)
+        # only the coordinate system: to_header also writes the target's DATE-OBS and MJD-OBS
+        cards = tuple((c.keyword, c.value, c.comment) for c in w.to_header(relax=True).cards
+                      if _WCS_KEY.match(c.keyword))  # fmt: skip
+    if len(_MOVED) >= 16:
+        _MOVED.clear()
+    _MOVED[key] = cards
+    return cards
 
 
 def blot(
