@@ -782,3 +782,30 @@ def test_processes_compiling_at_once_leave_each_kernel_in_the_cache_as_itself(tm
     rows = [line.split() for line in done.stdout.splitlines()]
     right = all(float(value) == 10.0 + int(c) and hits == "1" for c, value, hits in rows)
     assert right == guarded, rows
+
+
+NO_LOCKS = """
+import errno, fcntl, sys
+def refused(*args):
+    raise OSError(errno.ENOLCK, "No locks available")  # NFS without lockd
+fcntl.flock = refused
+import racekernels
+kernel = racekernels.make(5)
+assert kernel(1.0) == 15.0
+"""
+
+
+def test_a_cache_on_a_file_system_without_locks_is_written_as_numba_writes_it(tmp_path):
+    """Where ``flock`` is refused (NFS without a lock daemon, Lustre without flock), the
+    kernel compiles and is saved by numba's own save: a second process loads it."""
+    (tmp_path / "racekernels.py").write_text(RACE_KERNELS)
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": path}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", NO_LOCKS], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    check = "import racekernels as r; k = r.make(5); k(1.0);print(sum(k.stats.cache_hits.values()))"
+    done = subprocess.run([sys.executable, "-c", check], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.stdout.strip() == "1", done.stderr

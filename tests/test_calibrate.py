@@ -310,3 +310,14 @@ def test_a_read_only_flat_is_prepared_once_and_a_writable_one_every_time(rng):
     del held, prepared
     gc.collect()
     assert len(calibration._DIVISORS) == before  # forgotten with the flat
+
+    # a read-only view of a writable array changes with it: not kept
+    base = flat.data.copy()
+    view = base[:]
+    view.setflags(write=False)
+    mask = flat.mask.copy()
+    mask.setflags(write=False)  # read-only and its own: only the view may change
+    seen = Frame(view, mask=mask)
+    first = cal(seen)
+    base *= 2.0
+    np.testing.assert_allclose(cal(seen).data, first.data / 2.0, rtol=1e-6)

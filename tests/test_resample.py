@@ -8,6 +8,8 @@ order shows here, bit for bit.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,21 @@ def test_grid_header_follows_the_target_as_it_is_now():
     assert grid_header(light, target, origin=(-5, 3))["CRVAL1"] == 11.0
     assert "CRVAL1" not in grid_header(light, fits.Header({"OBJECT": "no WCS"}))
     assert light["CRVAL1"] == 99.0  # the light's own header is left as it was
+
+
+def test_grid_header_takes_a_target_with_a_card_astropy_cannot_parse():
+    """A camera's header as read from its file (an unquoted DATE-OBS): its WCS is moved as
+    before, the card it cannot parse left alone."""
+    from astropy.io import fits
+
+    from ccdcal.registration.resample import grid_header
+
+    cards = ["CTYPE1  = 'RA---TAN'", "CTYPE2  = 'DEC--TAN'", "CRPIX1  =                  4.0",
+             "CRPIX2  =                  4.0", "CRVAL1  =                 10.0",
+             "CRVAL2  =                 20.0", "CD1_1   =              -0.0001",
+             "CD2_2   =               0.0001", "DATE-OBS= 2024-01-01T00:00:00"]  # fmt: skip
+    target = fits.Header.fromstring("".join(c.ljust(80) for c in cards))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy's word on the card it cannot parse
+        out = grid_header(fits.Header({"OBJECT": "M1"}), target, origin=(1, 2))
+    assert (out["CRPIX1"], out["CRPIX2"]) == (3.0, 2.0)

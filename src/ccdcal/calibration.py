@@ -245,8 +245,15 @@ _DIVISORS: dict[tuple[int, int, float], tuple[Any, Any, _Divisor]] = {}
 
 
 def _flat_divisor(flat: Frame, min_value: float) -> _Divisor:
-    """``flat`` ready to divide by; kept, for a flat that cannot change, as long as it."""
-    frozen = not flat.data.flags.writeable and (flat.mask is None or not flat.mask.flags.writeable)
+    """``flat`` ready to divide by; kept, for a flat that cannot change, as long as it.
+
+    A flat cannot change when its arrays are read-only and own their memory (a read-only
+    view of a writable array changes with it), as the pipeline's masters are; code that
+    makes such an array writable again to change it must give a new Frame."""
+    frozen = all(
+        plane is None or (plane.flags.owndata and not plane.flags.writeable)
+        for plane in (flat.data, flat.mask)
+    )
     key = (id(flat.data), id(flat.mask), min_value)
     if frozen and (hit := _DIVISORS.get(key)) is not None:
         data_ref, mask, divisor = hit

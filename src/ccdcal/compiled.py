@@ -87,12 +87,15 @@ def guard_cache() -> None:
 
     @functools.wraps(unlocked)
     def save(self: Any, key: Any, data: Any) -> None:
-        try:
-            lock = open(f"{self._index_path}.lock", "a")  # noqa: SIM115 (held below)
-        except OSError:  # a cache folder this process may not write a lock file in
+        try:  # read-only is enough to lock: a lock file another user made serves all
+            fd = os.open(f"{self._index_path}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError:  # a cache folder this process may not make a lock file in
             return unlocked(self, key, data)
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        with contextlib.closing(os.fdopen(fd, "rb")) as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+            except OSError:  # a file system without locks (NFS without lockd, Lustre)
+                return unlocked(self, key, data)
             overloads = self._load_index()
             name = overloads.get(key)
             if name is not None:  # a new build of a kernel already cached: same file

@@ -451,7 +451,7 @@ def grid_header(header: fits.Header, target: fits.Header | None, origin=(0, 0)) 
     out = strip_wcs(header)
     if target is None:
         return out
-    for keyword, value, comment in _moved_wcs(target, (int(origin[0]), int(origin[1]))):
+    for keyword, value, comment in _moved_wcs(target, (origin[0], origin[1])):
         out[keyword] = (value, comment)
     return out
 
@@ -461,10 +461,11 @@ def grid_header(header: fits.Header, target: fits.Header | None, origin=(0, 0)) 
 _MOVED: dict[tuple[Any, ...], tuple[tuple[str, Any, str], ...]] = {}
 
 
-def _moved_wcs(target: fits.Header, origin: tuple[int, int]) -> tuple[tuple[str, Any, str], ...]:
+def _moved_wcs(target: fits.Header, origin: tuple[Any, Any]) -> tuple[tuple[str, Any, str], ...]:
     """The WCS cards (keyword, value, comment) of ``target`` moved so that pixel (0, 0) is
     its pixel ``origin``; none where it has no celestial WCS."""
-    key = (tuple((card.keyword, card.value) for card in target.cards), origin)
+    # the cards as they are written (a card astropy cannot parse has an image but no value)
+    key = (target.tostring(), origin)
     cards = _MOVED.get(key)
     if cards is not None:
         return cards
