@@ -14,9 +14,10 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from ccdcal import flags
+from ccdcal.checksums import verify_checksums
 from ccdcal.cli import main
 from ccdcal.errors import FrameError
-from ccdcal.fitsio import ImageReader, verify_checksums
+from ccdcal.fitsio import ImageReader
 from ccdcal.frame import Frame
 
 VALUES = np.array([[0, 1, 2, 3], [100, 200, 250, 255]], dtype=np.int64)
@@ -191,9 +192,9 @@ def test_checksum_verifier_edge_cases(tmp_path):
             read.append(got)
             return got
 
-    import ccdcal.fitsio
+    import ccdcal.checksums
 
-    with mock.patch.object(ccdcal.fitsio, "open", Counted, create=True):
+    with mock.patch.object(ccdcal.checksums, "open", Counted, create=True):
         assert not verify_checksums(zeros)
     assert sum(read) == 2880
     huge = tmp_path / "huge.fits"

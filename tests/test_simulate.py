@@ -23,7 +23,7 @@ from astropy.io import fits
 from astropy.table import Table
 from scipy.ndimage import binary_dilation, gaussian_filter
 
-from ccdcal.fitsio import verify_checksums
+from ccdcal.checksums import verify_checksums
 from ccdcal.frame import Frame
 from ccdcal.simulate import (
     ADC_MAX,

@@ -34,49 +34,12 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from .checksums import BLOCK, encode, fold, words_sum
+
 #: dtypes whose DATASUM is the sum of the native 32-bit words (one or two to a value)
 _WORDS = ("float32", "float64", "int32", "int64")
 #: 16-bit dtypes, stored as they are (int16) or less 32768 (uint16 with BZERO 32768)
 _HALVES = ("int16", "uint16")
-
-#: FITS's checksum encoding (the FITS standard, appendix J): characters left out
-_EXCLUDE = (0x3A, 0x3B, 0x3C, 0x3D, 0x3E, 0x3F, 0x40, 0x5B, 0x5C, 0x5D, 0x5E, 0x5F, 0x60)
-
-
-def _fold(total: int) -> int:
-    """A sum of 32-bit words folded into 32 bits with end-around carry (ones' complement)."""
-    while total >> 32:
-        total = (total & 0xFFFFFFFF) + (total >> 32)
-    return total
-
-
-def encode(value: int) -> str:
-    """The 16 characters that stand for the 32-bit ``value`` in a CHECKSUM card (the FITS
-    standard's ASCII encoding; CHECKSUM holds the complement of the HDU's sum).
-
-    Examples
-    --------
-    >>> encode(0), encode(0xFFFFFFFF)
-    ('0000000000000000', 'orrrrooooooooooo')
-    """
-    chars = [0] * 16
-    for i in range(4):
-        byte = (value >> (24 - 8 * i)) & 0xFF
-        quotient, remainder = byte // 4 + ord("0"), byte % 4
-        ch = [quotient + remainder, quotient, quotient, quotient]
-        moved = True
-        while moved:  # step off the characters that are not letters or digits, in pairs
-            moved = False
-            for x in _EXCLUDE:
-                for j in (0, 2):
-                    if x in (ch[j], ch[j + 1]):
-                        ch[j] += 1
-                        ch[j + 1] -= 1
-                        moved = True
-        for j in range(4):
-            chars[4 * j + i] = ch[j]
-    return "".join(chr(chars[(i + 15) % 16]) for i in range(16))
-
 
 #: values converted and written at a time (a scratch buffer that stays in the caches)
 CHUNK = 1 << 18
@@ -134,7 +97,7 @@ class _Image:
                 hi = int(units[first::2].sum(dtype=np.uint64))
                 lo = int(units[1 - first :: 2].sum(dtype=np.uint64))
                 total += (hi << 16) + lo
-        return _fold(total)
+        return fold(total)
 
     @property
     def nbytes(self) -> int:
@@ -176,7 +139,7 @@ def _header(hdu: Any, datasum: int, when: str | None) -> bytes:
     header["DATASUM"] = (str(datasum), when or f"data unit checksum updated {stamp}")
     header.set("CHECKSUM", "0" * 16, when or f"HDU checksum updated {stamp}", before="DATASUM")
     text = header.tostring().encode("ascii")
-    total = _fold(datasum + int(np.frombuffer(text, ">u4").sum(dtype=np.uint64)))
+    total = fold(datasum + words_sum(text))
     header["CHECKSUM"] = encode(~total & 0xFFFFFFFF)
     return header.tostring().encode("ascii")
 
@@ -210,9 +173,9 @@ def write(hdul: fits.HDUList, path: str | os.PathLike[str], *, when: str | None 
             write_parts(fd, [_header(hdu, 0 if image is None else image.datasum, when)])
             if image is not None and image.nbytes:
                 image.write(fd)
-                write_parts(fd, [bytes(-image.nbytes % 2880)])
+                write_parts(fd, [bytes(-image.nbytes % BLOCK)])
     finally:
         os.close(fd)
 
 
-__all__ = ["encode", "write", "write_parts"]
+__all__ = ["write", "write_parts"]

@@ -175,7 +175,7 @@ def file_state(product: Product) -> State:
     and its ``PIPEKEY`` equals the product's key."""
     from astropy.io import fits
 
-    from ..fitsio import verify_checksums
+    from ..checksums import verify_checksums
 
     path = product.path
     if not path.exists():
