@@ -132,7 +132,7 @@ def _cosmic_rays_left(night, result) -> tuple[int, int]:
     some light, and how many of them stand 5 sigma above."""
     from dataclasses import replace
 
-    from ccdcal.pipeline.recipes import throughput_levels
+    from ccdcal.pipeline.stack_choice import throughput_levels
     from ccdcal.stacking import combine
 
     reg = Registration.read(result.registrations["SIMFIELD_V"])

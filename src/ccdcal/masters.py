@@ -98,6 +98,13 @@ class CombineSpec:
 
         return Combination(method=self.method, reject=self.reject, **self.options, **more)
 
+    def limited(self, memory_limit: int | None) -> CombineSpec:
+        """This specification with ``memory_limit`` (bytes) for its combine, where one is
+        given."""
+        if memory_limit is None:
+            return self
+        return replace(self, options={**self.options, "memory_limit": memory_limit})
+
     def run(self, frames: Sequence[Any], **more: Any) -> Frame:
         """Combine ``frames`` with this specification through :func:`ccdcal.combine`."""
         return self.combination(**more)(frames)

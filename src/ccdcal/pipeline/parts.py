@@ -31,7 +31,6 @@ from .recipes import (
     _aligned,
     _checked_and_aligned,
     _flags_against_median,
-    _limited,
     _stack,
     _stack_options,
     finish_stack,
@@ -181,7 +180,7 @@ def setup(
             exptimes = [t for _, t in inputs]  # the dark was scaled to each
         spec = options["combine"]
         spec = flat_spec(spec) if product.kind == "flat" else spec
-        combination = _limited(spec, memory_limit).combination()
+        combination = spec.limited(memory_limit).combination()
         history = _master_history(product)
     return Prepared(files, combination, combination.setup(files), history, exptime, exptimes,
                     left_out)  # fmt: skip

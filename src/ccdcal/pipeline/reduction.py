@@ -419,7 +419,7 @@ def default_kernels() -> list[str]:
     :func:`kernels_of`): the stacks' of each rejection their ``"auto"`` may choose
     (:class:`~ccdcal.combine.VarianceClip` where the lights' noise is known, else
     :class:`~ccdcal.combine.CCDClip` or a sigma clip; see
-    :func:`ccdcal.pipeline.recipes.stack_combination`) and the resampling of lights that
+    :func:`ccdcal.pipeline.stack_choice.stack_combination`) and the resampling of lights that
     moved included: what ``ccdcal compile`` compiles, and ``make`` when it installs ccdcal.
 
     Examples
