@@ -727,11 +727,11 @@ def make(c):
 """
 
 RACE_CHILD = """
-import sys, time
+import os, sys, time
 import numba.core.caching as caching
 import racekernels
 
-c, start, guarded = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "1"
+c, guarded = int(sys.argv[1]), sys.argv[2] == "1"
 if not guarded:  # the control: numba's own save
     caching.IndexDataCacheFile.save = caching.IndexDataCacheFile.save.__wrapped__
 # numba's save made slow, so that saves at once overlap every time, not one time in many
@@ -746,7 +746,9 @@ def late_data(self, name, data):
 cache_file._save_index = late_index
 cache_file._save_data = late_data
 kernel = racekernels.make(c)
-time.sleep(max(0.0, start - time.time()))
+open(f"ready{c}", "w").close()  # all four start compiling together, however slow to import
+while not all(os.path.exists(f"ready{i}") for i in range(4)):
+    time.sleep(0.01)
 assert kernel(1.0) == 10.0 + c
 """
 
@@ -768,8 +770,7 @@ def test_processes_compiling_at_once_leave_each_kernel_in_the_cache_as_itself(tm
     (tmp_path / "racekernels.py").write_text(RACE_KERNELS)
     path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": path}
-    start = time.time() + 8.0  # all four imported and compiled by then
-    args = [str(start), str(int(guarded))]
+    args = [str(int(guarded))]
     command = [sys.executable, "-c", RACE_CHILD]
     options = {"env": env, "cwd": tmp_path, "stderr": subprocess.PIPE, "text": True}
     children = [subprocess.Popen([*command, str(c), *args], **options) for c in range(4)]

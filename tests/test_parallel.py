@@ -59,25 +59,48 @@ def _log_call(log: deque, key: str, seconds: float = 0.0, *after: object) -> str
     return key
 
 
+def _log_held(log: deque, key: str, gate: threading.Event, *after: object) -> str:
+    """Logs its start, waits (10 s at most) for ``gate``, logs its end."""
+    log.append(("start", key, threading.get_ident()))
+    gate.wait(10)
+    log.append(("end", key, threading.get_ident()))
+    return key
+
+
+def _log_opening(log: deque, key: str, gate: threading.Event, *after: object) -> str:
+    log.append(("start", key, threading.get_ident()))
+    gate.set()
+    log.append(("end", key, threading.get_ident()))
+    return key
+
+
 def test_threads_run_independent_tasks_at_once_and_depth_first():
-    """Two lights at once; a light's stars start before the light two places later
-    (depth first; in the graph's order every light would come first); the results are
-    those of one task after another."""
+    """Two lights at once; while light1 holds one thread, the other runs light0, its stars,
+    light2 and its stars, in that order (depth first; in the graph's order every light
+    would come before any stars); the results are those of one task after another.
+
+    light1 is held until stars2 starts, so the order does not hang on timing (it did: a
+    loaded machine let light1 end first, and the thread it freed took light2 before
+    light0 had ended)."""
     log: deque = deque()  # not a list: a task's list argument is read as a list of Refs
-    tasks = [Task(f"light{i}", _log_call, (log, f"light{i}", 0.05)) for i in range(4)]
+    gate = threading.Event()
+    tasks = [Task(f"light{i}", _log_call, (log, f"light{i}", 0.01)) for i in range(4)]
+    tasks[1] = Task("light1", _log_held, (log, "light1", gate))
     tasks += [Task(f"stars{i}", _log_call, (log, f"stars{i}", 0.0, Ref(f"light{i}")))
               for i in range(4)]  # fmt: skip
+    tasks[6] = Task("stars2", _log_opening, (log, "stars2", gate, Ref("light2")))
     tasks.append(Task("stack", len, ([Ref(f"stars{i}") for i in range(4)],)))
     ticks: list[str] = []
     out = InProcess(threads=2).run(tasks, progress=ticks.append)
-    assert out == InProcess().run(tasks)
+    held = list(log)
+    assert out == InProcess().run(tasks)  # the gate stays open: light1 does not wait
     assert sorted(ticks) == sorted(t.key for t in tasks)
-    threaded = list(log)[: 2 * (len(tasks) - 1)]
-    starts = [key for what, key, _ in threaded if what == "start"]
+    starts = [key for what, key, _ in held if what == "start"]
     assert set(starts[:2]) == {"light0", "light1"}  # both threads busy from the start
-    assert len({ident for *_, ident in threaded}) == 2
-    for i in range(2):
-        assert starts.index(f"stars{i}") < starts.index(f"light{i + 2}")
+    holder = next(ident for what, key, ident in held if key == "light1")
+    other = [key for what, key, ident in held if what == "start" and ident != holder]
+    assert other[:4] == ["light0", "stars0", "light2", "stars2"]
+    assert len({ident for *_, ident in held}) == 2
 
 
 def _fail(log: deque) -> None:
