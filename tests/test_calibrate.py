@@ -321,3 +321,33 @@ def test_a_read_only_flat_is_prepared_once_and_a_writable_one_every_time(rng):
     first = cal(seen)
     base *= 2.0
     np.testing.assert_allclose(cal(seen).data, first.data / 2.0, rtol=1e-6)
+
+
+TRIM = {"TRIMSEC": "[1:50,1:40]"}
+
+
+@pytest.mark.parametrize("sections", [{}, TRIM, {**TRIM, "BIASSEC": "[51:60,1:40]"}])
+def test_calibrate_leaves_its_inputs_as_they_were(rng, sections):
+    """calibrate takes no copy of the raw frame on its way (it only reads its data) and ORs
+    the masters' flags into a mask of its own: neither the raw frame nor a master changes,
+    whether it is trimmed, overscan-subtracted or neither."""
+    shape = (40, 60) if sections else (40, 50)
+    raw = Frame(rng.normal(1500, 10, shape).astype(np.float32), header={"EXPTIME": 10.0,
+                **sections}, mask=np.zeros(shape, np.uint16))  # fmt: skip
+    raw.data[5, 5] = 70000  # saturated: flagged in the output, not in the input
+    bias = Frame(np.full((40, 50), 500.0, np.float32), mask=np.zeros((40, 50), np.uint16))
+    bias.mask[3, 4] = flags.HOT
+    dark = Frame(np.full((40, 50), 2.0, np.float32), header={"EXPTIME": 10.0},
+                 mask=np.zeros((40, 50), np.uint16))  # fmt: skip
+    dark.mask[7, 8] = flags.HOT
+    before = [a.copy() for a in (raw.data, raw.mask, bias.mask, dark.mask)]
+    out = calibrate(raw, bias=bias, dark=dark, gain=1.0, read_noise=5.0, saturation=65000)
+    assert out.shape == (40, 50)
+    assert out.mask[3, 4] & flags.HOT and out.mask[7, 8] & flags.HOT
+    assert out.mask[5, 5] & flags.SATURATED
+    for now, then in zip((raw.data, raw.mask, bias.mask, dark.mask), before, strict=True):
+        np.testing.assert_array_equal(now, then)
+    assert not np.shares_memory(out.mask, raw.mask) and not np.shares_memory(out.data, raw.data)
+    # as the steps one by one, each on a copy
+    expected = trim(subtract_overscan(raw)).data - np.float32(500.0) - np.float32(2.0)
+    np.testing.assert_array_equal(out.data[6:, 10:], expected[6:, 10:])

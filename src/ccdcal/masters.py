@@ -241,8 +241,11 @@ def preprocess(
     biassec: str | Section | None = None,
     trimsec: str | Section | None = None,
     overscan: Overscan | str = "median",
+    copy: bool = True,
 ) -> Frame:
     """Overscan-subtract and trim one raw frame (ADU), as every master's inputs are.
+    ``copy=False``, for a caller that owns ``frame``: the result may share its data (as
+    :func:`~ccdcal.overscan.trim`).
 
     Examples
     --------
@@ -253,7 +256,10 @@ def preprocess(
     ((3, 4), 0.0)
     """
     flagged = flag_saturation(frame)  # saturated flats must not enter the master
-    return trim(subtract_overscan(flagged, biassec=biassec, overscan=overscan), trimsec)
+    # the flagged frame's mask and header are its own, only its data the caller's: one
+    # copy at most, in trim
+    leveled = subtract_overscan(flagged, biassec=biassec, overscan=overscan, copy=False)
+    return trim(leveled, trimsec, copy=copy)
 
 
 def master_bias(

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ class _Reader:
         if det.saturation is not None or info.saturation is not None:
             frame = flag_saturation(frame, det.saturation or info.saturation)
         frame = preprocess(frame, biassec=det.biassec, trimsec=det.trimsec,
-                           overscan=self.overscan)  # fmt: skip
+                           overscan=self.overscan, copy=False)  # fmt: skip
         self.leveled = self.leveled or "OVERSCAN" in frame.header
         if self.first is None:
             self.first = (info, frame.shape)
@@ -74,11 +75,11 @@ class _Reader:
                 f"{info.path}: {info.kind} of shape {nx}x{ny} differs from "
                 f"{self.first[0].path.name}'s {mx}x{my}; move it out"
             )
-        data, good = frame.data.astype(np.float32), _good(frame)
-        if self.window is not None:
-            region = _central(data.shape, self.window)
-            data, good = data[region], good[region]
-        return data, good
+        if self.window is not None:  # the window alone is copied and tested
+            region = _central(frame.shape, self.window)
+            frame = replace(frame, data=frame.data[region], variance=None, extras={},
+                            mask=None if frame.mask is None else frame.mask[region])  # fmt: skip
+        return frame.data.astype(np.float32), _good(frame)
 
 
 def _central(shape: tuple[int, ...], size: int) -> tuple[slice, slice]:
