@@ -41,6 +41,8 @@ Stretch = Literal["zscale", "minmax", "percentile"]
 #: figure size (inches) and resolution of single-image PNGs
 IMAGE_SIZE = (5.6, 4.6)
 DPI = 100
+#: zlib level of the PNGs
+PNG_LEVEL = 3
 
 
 def new_figure(figsize: tuple[float, float] = IMAGE_SIZE, **kwargs: Any) -> Figure:
@@ -63,7 +65,9 @@ def save_figure(fig: Figure, path: PathLike, *, dpi: int = DPI) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")  # complete or absent, as every output
-    fig.savefig(tmp, dpi=dpi, format="png")
+    # zlib level 3, not 6: a noisy sky's image compresses no worse (200 against 215 kB
+    # for a calibrated light) and its encoding took a fifth of the figure's time
+    fig.savefig(tmp, dpi=dpi, format="png", pil_kwargs={"compress_level": PNG_LEVEL})
     tmp.replace(out)
     fig.clear()
     log.debug("wrote %s", out)
