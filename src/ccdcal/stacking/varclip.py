@@ -243,10 +243,10 @@ def _factor(t: float) -> float:
     return t - abs(t * t - 1.0) / 6.0
 
 
-_factor_jit = njit(cache=True, nogil=True, inline="always")(_factor)
+_factor_jit = njit(cache=True, nogil=True)(_factor)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _screens(first, sv, ks, aa, nv_a, act, wsum, lift0, su, sl, nmax, bw, vmin, scr):
     """For each pixel, ``scr[p]`` such that a value with ``(|x - c| + lift)² <= v scr`` is
     within both its bounds this pass (-1: no such screen).
@@ -290,7 +290,7 @@ def _screens(first, sv, ks, aa, nv_a, act, wsum, lift0, su, sl, nmax, bw, vmin, 
         scr[p] = (al * f) * (al * f) * (1.0 - SCREEN_MARGIN) if ok else -1.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _bounds(
     first, vj, aj, zj, kj, cen, wsum, s3, so20, lift0, su, sl, bw,
     k3x_r, u_r, so2_r, k3o_r, s0_r, grow_r, bhi_r, blo_r,
