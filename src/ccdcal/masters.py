@@ -50,6 +50,7 @@ from .master_noise import (
     single_frame_variance,
 )
 from .overscan import Overscan, subtract_overscan, trim
+from .robust import median_and_std
 from .saturation import flag_saturation
 from .sections import Section
 
@@ -426,11 +427,7 @@ def find_hot_pixels(dark: np.ndarray, *, sigma: float = 5.0) -> np.ndarray:
     [[3, 4]]
     """
     finite = np.isfinite(dark)
-    level = np.median(dark[finite])
-    # imported here, not at the top: astropy.stats loads astropy.units (slow to start)
-    from astropy.stats import mad_std
-
-    spread = mad_std(dark[finite])
+    level, spread = median_and_std(dark[finite])
     if not spread > 0:
         spread = np.std(dark[finite]) or 1.0
     return finite & (dark > level + sigma * spread)

@@ -326,9 +326,10 @@ def save_residual_png(
     show_image(ax, arr, title=title, unit=unit, cmap="RdBu_r", vmin=-lim, vmax=lim)
     finite = arr[np.isfinite(arr)]
     if finite.size:
-        from astropy.stats import mad_std
+        from ..robust import median_and_std
 
-        text = f"median {np.median(finite):.3g}\nrobust std {mad_std(finite):.3g}"
+        level, spread = median_and_std(finite)
+        text = f"median {level:.3g}\nrobust std {spread:.3g}"
         ax.text(
             0.02,
             0.98,
