@@ -78,6 +78,45 @@ def test_varclip_equals_reference(stk, sigma, nkeep, maxiters, snoise_sky):
     np.testing.assert_allclose(out.data, expect, rtol=2e-6, atol=1e-3, equal_nan=True)
 
 
+NAN = float("nan")
+# stacks with no noise of their own (every variance 0, photon slopes only) where the kernel
+# and the reference differed by rounding alone (hypothesis found them): the centre a value's
+# own within rounding, a value at a bound within rounding, two distances tied within rounding
+NOISELESS = [
+    ([63.176456451416016, 50.65009689331055, 50.820621490478516, NAN, NAN, 47.55192565917969,
+      52.01417541503906, 56.75784683227539, 50.568077087402344, 49.9949951171875, NAN,
+      52.106754302978516, 52.07777404785156, 51.28127670288086, 52.20341491699219,
+      53.98331832885742, 47.048095703125, 45.32301330566406, NAN, 51.698787689208984,
+      43.36085891723633, 49.986976623535156],
+     [0.5, 0.5, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0, 0.5, 0.5, 0.5,
+      0.0, 0.0, 1.0, 1.0], 1.3137, 0),
+    ([66.4542465209961, NAN, NAN, 52.32909393310547, 346.459228515625, 44.97563934326172,
+      64.3100814819336, 39.29512023925781, NAN, 52.418277740478516, 39.50898361206055,
+      48.840457916259766, 57.68013000488281, 48.187442779541016, 50.43080520629883, NAN],
+     [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.0, 0.0], 3.1416,
+     4),
+    ([49.517727, 50.30691, NAN, NAN, 47.327007, 39.151546, 49.1999, 54.9547, 53.233185,
+      42.589012, 50.461044, 40.892857, 54.515717, 46.327457],
+     [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 0.5, 1.0, 0.0, 0.0, 1.0, 0.0], 1.3137, -2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("values", "slopes", "sigma", "nkeep"), NOISELESS)
+def test_varclip_on_noiseless_values_equals_reference(values, slopes, sigma, nkeep):
+    """Where nothing but rounding separates two choices (see
+    :data:`ccdcal.stacking.varclip.TIE`), the kernel makes the reference's."""
+    data = np.array(values, np.float32).reshape(-1, 1, 1)
+    frames = [Frame(d, variance=np.zeros((1, 1), np.float32)) for d in data]
+    maxiters = 1 if nkeep == -2 else 3
+    rej = VarianceClip(low=sigma, high=sigma * 1.1, maxiters=maxiters, slope=tuple(slopes))
+    out = combine(frames, reject=rej, nkeep=nkeep, keep_rejected=True)
+    stack = data[:, 0, 0].astype(np.float64)
+    need = ref.need(nkeep, int(np.isfinite(stack).sum()))
+    keep = ref.varclip_keep(stack, variances=np.zeros(stack.size), slopes=np.array(slopes),
+                            low=sigma, high=sigma * 1.1, maxiters=maxiters, nkeep=need)  # fmt: skip
+    np.testing.assert_array_equal(out.extras["REJECTED"][:, 0, 0] == 0, keep)
+
+
 def _stack(rng, n, shape, sigmas, slope=0.0, level=100.0, read=5.0):
     frames = []
     for s in sigmas[:n]:

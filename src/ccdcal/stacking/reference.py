@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .varclip import TIE
+
 
 def _restore(values: np.ndarray, keep: np.ndarray, allowed: np.ndarray, center: float, need: int):
     """Add back allowed-but-not-kept values closest to ``center`` until ``need`` are kept."""
@@ -154,7 +156,8 @@ def varclip_keep(
     it = 0
     with np.errstate(divide="ignore", invalid="ignore"):
         while True:
-            v = np.maximum(v0 - a * (x - c), 0.01 * v0) + (snoise * max(c - sky, 0.0)) ** 2
+            dx = np.where(np.abs(x - c) > TIE * abs(c), x - c, 0.0)  # as the kernel's
+            v = np.maximum(v0 - a * dx, 0.01 * v0) + (snoise * max(c - sky, 0.0)) ** 2
             pos = v > 0
             k3x = a * a * np.maximum(c - z, 0.0)
             if it == 0:
@@ -193,12 +196,18 @@ def varclip_keep(
                         bhi[j] = bound
                     else:
                         blo[j] = bound
-            new = ((x >= c - blo) & (x <= c + bhi)) | single
-            dist = np.where(d > 0, np.abs(x - c) / d, np.where(x == c, 0.0, np.inf))
-            for j in sorted(np.flatnonzero(~new), key=lambda j: (dist[j], x[j])):
-                if new.sum() >= nkeep:
-                    break
-                new[j] = True
+            slack = TIE * abs(c)  # rounding's allowance, as the kernel's
+            new = ((x >= c - blo - slack) & (x <= c + bhi + slack)) | single
+            dist = np.where(d > 0, np.abs(x - c) / d,
+                            np.where(np.abs(x - c) <= slack, 0.0, np.inf))  # fmt: skip
+            # the nearest rejected value comes back, one at a time; distances within TIE
+            # (relative) tie, and of those the lower value comes back first
+            while new.sum() < nkeep and not new.all():
+                best = -1
+                for j in np.argsort(x, kind="stable"):
+                    if not new[j] and (best < 0 or dist[j] < dist[best] * (1.0 - TIE)):
+                        best = j
+                new[best] = True
             changed = bool(np.any(new != keep))
             keep = new
             it += 1

@@ -520,10 +520,11 @@ class VarianceClip(Rejection):
       term so that high and low values are rejected equally often.
 
     Passes repeat until the kept values no longer change, or ``maxiters`` passes after
-    the median's (None: 100, as a set can cycle). When fewer
-    than ``nkeep`` would be kept, the rejected ones nearest the centre (in *s_i*) come
-    back. On Gaussian values the fraction rejected is the normal distribution's for the
-    thresholds (within a few per cent from 10 values up; tests/test_rejection_noise.py).
+    the median's (None: 100, as a set can cycle). When fewer than ``nkeep`` would be kept,
+    the rejected ones nearest the centre (in *s_i*) come back, of those at one distance
+    (within rounding) the lower first. On Gaussian values the fraction rejected is the
+    normal distribution's for the thresholds (within a few per cent from 10 values up;
+    tests/test_rejection_noise.py).
     IRAF's ``ccdclip`` rejects by the same kind of model, ``rn² + c/g``, one for all
     frames, without the rest.
 

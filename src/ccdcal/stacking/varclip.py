@@ -21,6 +21,14 @@ import numpy as np
 from numba import njit
 
 HALF_PI_W = math.pi / 2.0
+#: rounding's allowance (relative): distances of rejected values that differ by less tie,
+#: and the lower value comes back first (two values that are each other's only partner in
+#: the weighted mean lie at exactly one distance from it); a value within it of a bound is
+#: inside, and a value within it of the centre is at the centre (a value with no noise of
+#: its own is kept where it is the centre, a weighted mean that comes out of it within
+#: rounding, and it adds no photon noise there). Rounding, not the data, would otherwise
+#: choose, and the order of the sums differs from the reference's.
+TIE = 1e-12
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -97,7 +105,9 @@ def varclip_block(
             # widen its bounds above the centre and narrow them below
             vj, rj, aj, xj, kj = sv[j], vr[j], aa[j], w[j], ks[j]
             for p in range(bw):
-                v = rj[p] - aj[p] * (np.float64(xj[p]) - cen[p])
+                dx = np.float64(xj[p]) - cen[p]
+                dx = dx if abs(dx) > TIE * abs(cen[p]) else 0.0  # the centre's own value
+                v = rj[p] - aj[p] * dx
                 vj[p] = max(v, 0.01 * rj[p]) + extra[p]
             for p in range(bw):
                 v = vj[p]
@@ -159,7 +169,10 @@ def varclip_block(
             for p in range(bw):
                 x = np.float64(xj[p])
                 c = cen[p]
-                inside = (x >= c - max(blo_r[p], 0.0)) & (x <= c + max(bhi_r[p], 0.0))
+                slack = TIE * abs(c)  # a bound within rounding of the value holds it
+                inside = (x >= c - max(blo_r[p], 0.0) - slack) & (
+                    x <= c + max(bhi_r[p], 0.0) + slack
+                )
                 # the only value kept (u = 1): nothing to test it by
                 keep_r[p] = 1.0 if inside | (u_r[p] >= 1.0) else 0.0
             for p in range(bw):
@@ -167,7 +180,7 @@ def varclip_block(
                 c = cen[p]
                 d = s0_r[p]
                 q = abs(x - c) / d
-                dist = q if d > 0.0 else (0.0 if x == c else np.inf)
+                dist = q if d > 0.0 else (0.0 if abs(x - c) <= TIE * abs(c) else np.inf)
                 dj[p] = dist if ok_r[p] > 0.0 else dj[p]
             for p in range(bw):
                 kj[p] += 2 * int(keep_r[p]) if ok_r[p] > 0.0 else 0
@@ -180,8 +193,8 @@ def varclip_block(
             while kept_now[p] < need_a[p]:
                 best = -1
                 dist = np.inf
-                for j in range(nv):
-                    if ks[j, p] < 2 and (best < 0 or dv[j, p] < dist):
+                for j in range(nv):  # sorted: of distances that tie, the lower value
+                    if ks[j, p] < 2 and (best < 0 or dv[j, p] < dist * (1.0 - TIE)):
                         dist = dv[j, p]
                         best = j
                 if best < 0:
@@ -361,4 +374,4 @@ def _bounds(
             out[p] = spread * (t + g * (t * t - 1.0) / 6.0) - lift
 
 
-__all__ = ["varclip_block"]
+__all__ = ["TIE", "varclip_block"]
