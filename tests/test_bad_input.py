@@ -712,6 +712,37 @@ def test_compile_now_fills_the_cache_that_a_run_then_loads(tmp_path):
     assert "--processes must be at least 1" in done.stderr
 
 
+STALE = """
+import sys
+from ccdcal import compiled
+from ccdcal.stacking import kernels
+
+if sys.argv[1] == "changed":  # as after a change of a module the kernels call
+    kernels.sources_digest = lambda: "0" * 64
+print(compiled.cached("combine:0"))
+if sys.argv[2] == "compile":
+    compiled._compile("combine:0")
+"""
+
+
+def test_a_change_in_a_module_the_kernels_call_is_a_new_kernel_to_numbas_cache(tmp_path):
+    """numba's cache keys a kernel by its own code and closure, and checks only its own
+    file's time stamp: after a change of varclip.py (a ``git pull`` into ``make``'s editable
+    install) the combine kernels would load old machine code. The digest of the modules
+    they call is in their closure: a changed digest is a kernel not yet in the cache."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def cached(digest: str, then: str = "-") -> str:
+        done = subprocess.run([sys.executable, "-c", STALE, digest, then], env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert cached("same", "compile") == "False"  # an empty cache
+    assert cached("same") == "True"
+    assert cached("changed") == "False"
+
+
 RACE_KERNELS = """
 import numba
 from ccdcal.compiled import guard_cache

@@ -32,9 +32,11 @@ the sigma-clipped mean).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +116,30 @@ def sorting_network(n: int) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- the kernel
 
 
+@lru_cache(maxsize=1)
+def sources_digest() -> str:
+    """A digest of the other modules the combine kernels are compiled from (the functions
+    they call, the rejection codes they hold as constants).
+
+    numba's cache knows a kernel by its own code and closure, and its file by the file's
+    time stamp: a kernel whose file did not change would load the old machine code of a
+    function it calls from a file that did (a ``git pull`` into an editable install, as
+    ``make`` makes). The kernel holds this digest in its closure, so that such a change is
+    a new kernel to numba's cache.
+
+    Examples
+    --------
+    >>> len(sources_digest())
+    64
+    """
+    from . import esd, rejection, varclip, windows
+
+    digest = hashlib.sha256()
+    for module in (esd, rejection, varclip, windows):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
 def _make_kernel(algo: int):
     """The combine kernel for rejection algorithm ``algo``, compiled on first use.
 
@@ -125,12 +151,15 @@ def _make_kernel(algo: int):
     threads.
     """
     BY_VALUE = algo in (VARCLIP, LINFIT, MEDSIG)  # kept values: not a run of the sorted ones
+    SOURCES = sources_digest()  # in the closure: see sources_digest
 
     def kernel(
         t0, t1, data, y_in0, mask, has_mask, exclude, thr, var, has_var, com, has_com, group,
         fscale, fzero, wframe, wmode, prm, lam, ci, cj, method, nkeep, var_mode, y_out0,
         out_data, out_var, out_com, out_n, out_lo, out_hi, out_rej, want_rej,
     ):  # fmt: skip
+        if len(SOURCES) == 0:  # never: the digest is in the closure for numba's cache key
+            return
         n = data.shape[0]
         nx = data.shape[2]
         nxb = (nx + BLOCK - 1) // BLOCK
@@ -742,4 +771,13 @@ def combine_band(
     threads.split(part, ntask)
 
 
-__all__ = ["BLOCK", "MEAN", "MEDIAN", "SUM", "combine_band", "kernel", "sorting_network"]
+__all__ = [
+    "BLOCK",
+    "MEAN",
+    "MEDIAN",
+    "SUM",
+    "combine_band",
+    "kernel",
+    "sorting_network",
+    "sources_digest",
+]
