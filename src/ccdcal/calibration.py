@@ -36,6 +36,7 @@ from . import flags
 from .errors import CcdcalError, CcdcalWarning
 from .frame import Frame, as_frame
 from .overscan import Overscan, subtract_overscan, trim
+from .robust import median_and_std
 from .saturation import flag_saturation
 from .sections import Section, is_none
 
@@ -597,9 +598,7 @@ def calibrate(
         both = ok[:, 0::3][:, :width] & ok[:, 1::3][:, :width]
         if both.any():
             diff = (right - left)[both].astype(np.float64)
-            centre = np.median(diff, overwrite_input=True)  # a copy: sorted in place
-            spread = np.median(np.abs(diff - centre), overwrite_input=True)
-            noise = 1.482602218505602 * float(spread)
+            noise = median_and_std(diff, overwrite=True)[1]  # a copy: sorted in place
             work.header["LOCNOISE"] = (noise / np.sqrt(2.0), "noise from neighbours' differences")
     work.header["VARSLOPE"] = (_variance_slope(base, divisor), "d variance / d value (photons)")
     steps = [

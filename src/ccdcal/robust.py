@@ -21,10 +21,11 @@ import numpy as np
 MAD_TO_STD = 1.482602218505602
 
 
-def median_and_std(values: np.ndarray) -> tuple[float, float]:
+def median_and_std(values: np.ndarray, *, overwrite: bool = False) -> tuple[float, float]:
     """The median of ``values`` and their standard deviation from the median absolute
     deviation (``1.4826 MAD``); both NaN where there are none. ``values`` must be finite
-    (select them first: a NaN makes both NaN, as in NumPy and astropy).
+    (select them first: a NaN makes both NaN, as in NumPy and astropy); ``overwrite``:
+    they may be reordered (a selection of one's own, taken without a copy).
 
     Examples
     --------
@@ -37,7 +38,7 @@ def median_and_std(values: np.ndarray) -> tuple[float, float]:
     x = np.asarray(values).ravel()
     if x.size == 0:
         return float("nan"), float("nan")
-    level = np.median(x)
+    level = np.median(x, overwrite_input=overwrite)
     spread = MAD_TO_STD * np.median(np.abs(x - level), overwrite_input=True)
     return float(level), float(spread)
 

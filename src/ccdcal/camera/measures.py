@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CcdcalError
+from ..robust import median_and_std
 
 #: at most this many frames of each kind are read (pairs beyond these add little)
 MAX_PAIRS = 8
@@ -47,8 +48,7 @@ def clipped_std(values: np.ndarray, *, sigma: float = _CLIP) -> tuple[float, flo
     x = x[np.isfinite(x)]
     if x.size < 2:
         return math.nan, math.nan, int(x.size)
-    centre = float(np.median(x))
-    spread = 1.482602218505602 * float(np.median(np.abs(x - centre)))
+    centre, spread = median_and_std(x)
     if spread == 0:
         spread = float(np.std(x))
     kept = x

@@ -12,9 +12,9 @@ import math
 import numpy as np
 from numba import njit
 
+from ..robust import MAD_TO_STD
 from .rejection import CCDCLIP, WINSOR
 
-MAD_TO_STD = 1.482602218505602
 #: internal code: SigmaClip with the Siril rule (shares the nested-clipping loop)
 _SIRIL = 100
 
