@@ -36,7 +36,7 @@ from . import flags
 from .errors import CcdcalError, CcdcalWarning
 from .frame import Frame, as_frame
 from .overscan import Overscan, subtract_overscan, trim
-from .robust import median_and_std
+from .robust import median, median_and_std
 from .saturation import flag_saturation
 from .sections import Section, is_none
 
@@ -236,7 +236,7 @@ class _Divisor:
         with its value."""
         sample = self.safe[::3, ::3]
         good = np.isfinite(sample) & (sample > 0)
-        slope = float(np.median(1.0 / sample[good], overwrite_input=True)) if good.any() else 1.0
+        slope = float(median(1.0 / sample[good])) if good.any() else 1.0
         return round(slope, 6)
 
 
@@ -275,7 +275,7 @@ def _divisor(flat: Frame, min_value: float) -> _Divisor:
     if bad.all():
         raise CcdcalError(f"{flat.name}: no pixel of the flat is at or above {min_value:g}")
     kept = f[::4, ::4][~bad[::4, ::4]]  # a copy: sorted in place by its median
-    level = float(np.median(kept, overwrite_input=True)) if kept.size else 1.0
+    level = float(median(kept)) if kept.size else 1.0
     if not FLAT_LEVELS[0] <= level <= FLAT_LEVELS[1]:
         # a raw flat, or one normalized wrongly, would scale every frame by its level
         raise CcdcalError(
@@ -577,14 +577,14 @@ def calibrate(
     good = sample.good & np.isfinite(work.variance[::3, ::3])
     if good.any():
         work.header["MEDVAR"] = (
-            float(np.median(work.variance[::3, ::3][good], overwrite_input=True)),
+            float(median(work.variance[::3, ::3][good])),
             "median variance of good pixels (1 in 9 sampled)",
         )
         # the level and the robust scatter the variance must explain: a stack leaves out a
         # light whose pixels scatter far more or less than its variance says (see
         # ccdcal.pipeline.screening)
         values = work.data[::3, ::3][good].astype(np.float64)
-        level = float(np.median(values, overwrite_input=True))  # a copy: sorted in place
+        level = float(median(values))
         work.header["MEDLEVEL"] = (level, "median of good pixels (1 in 9)")
         # the noise from neighbours' differences: gradients, nebulae and crowded fields
         # cancel in them, as they do not in a whole frame's spread. Each sampled pixel and

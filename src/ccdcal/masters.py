@@ -50,7 +50,7 @@ from .master_noise import (
     single_frame_variance,
 )
 from .overscan import Overscan, subtract_overscan, trim
-from .robust import median_and_std
+from .robust import median, median_and_std
 from .saturation import flag_saturation
 from .sections import Section
 
@@ -488,7 +488,7 @@ def prepare_flat(
     dark; refused when no light is left."""
     out = prepare_dark(frame, bias=bias, biassec=biassec, trimsec=trimsec, overscan=overscan)
     out = out if dark is None else subtract_dark(out, dark)
-    level = np.nanmedian(out.data)
+    level = median(out.data, omit_nan=True)
     if not level > 0:
         raise CcdcalError(f"{out.name}: flat has median {level:.3g} after bias subtraction")
     return out
@@ -529,7 +529,7 @@ def finish_flat(
         dark_time = exposure_time(dark)
         if times and dark_time:
             variance = _plus(variance, dark, float(np.mean(times)) / dark_time)
-    norm = float(np.nanmedian(combined.data[np.isfinite(combined.data)]))
+    norm = float(median(combined.data[np.isfinite(combined.data)]))
     data = combined.data / np.float32(norm)
     variance = None if variance is None else variance / np.float32(norm * norm)
     mask = combined.mask_or_zeros().copy()

@@ -41,6 +41,7 @@ from .errors import CcdcalError
 from .fitsio import clean_header
 from .frame import Frame, PathLike
 from .overscan import Overscan, overscan_card, overscan_level, trimmed_header
+from .robust import median
 from .saturation import saturation_level
 from .sections import Section, section_of
 from .stacking.stream import FileSource, Source
@@ -220,9 +221,9 @@ def plan(
         step = FLAT_CHECK_STEP
         picked = slice(rows.start, rows.stop, step)
         data, _ = _sampled(prep, raw[picked], None if raw_mask is None else raw_mask[picked])
-        median = np.nanmedian(data)
-        if not median > 0:
-            raise CcdcalError(f"{path}: flat has median {median:.3g} after bias subtraction")
+        level = median(data, omit_nan=True)
+        if not level > 0:
+            raise CcdcalError(f"{path}: flat has median {level:.3g} after bias subtraction")
     return prep
 
 

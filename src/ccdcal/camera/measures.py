@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CcdcalError
-from ..robust import median_and_std
+from ..robust import median, median_and_std
 
 #: at most this many frames of each kind are read (pairs beyond these add little)
 MAX_PAIRS = 8
@@ -174,7 +174,7 @@ def _level(data: np.ndarray, good: np.ndarray) -> float:
     """Median of the good pixels, from about 2^18 of them (a level to 0.01 %)."""
     stride = max(1, math.ceil(math.sqrt(data.size / 2**18)))
     sample = data[::stride, ::stride][good[::stride, ::stride]]
-    return float(np.median(sample)) if sample.size else math.nan
+    return float(median(sample)) if sample.size else math.nan
 
 
 def _tiles(shape: tuple[int, int], size: int) -> list[tuple[slice, slice]]:

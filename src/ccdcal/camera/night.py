@@ -17,6 +17,7 @@ from ..collection import Collection, scan
 from ..config import Config, load_config
 from ..errors import CcdcalError
 from ..frame import Frame
+from ..robust import median
 from ..wording import plural
 from .characterization import Characterization
 from .measures import (
@@ -208,7 +209,7 @@ def characterize(
                 region_values[text].append(read_noise_adu(previous, data, region=region))
         assert total is not None
         master = total / len(biases)
-        out.bias_level = float(np.median(master))
+        out.bias_level = float(median(master))
         if read.leveled:
             out.notes.append(f"bias level {out.bias_level:.1f} ADU is above the overscan's")
         step = read.step or 1.0
@@ -381,12 +382,12 @@ def _darks(
     for t in sorted(by_time):
         frames = [read(f)[0] for f in by_time[t][:8]]
         used += len(frames)
-        median = np.median(frames, axis=0)  # robust against cosmic rays, pixel by pixel
+        per_pixel = np.median(frames, axis=0)  # robust against cosmic rays, pixel by pixel
         if master is not None:
-            median = median - master
-        centre, spread, n = clipped_std(median)  # hot pixels and what is left of hits out
+            per_pixel = per_pixel - master
+        centre, spread, n = clipped_std(per_pixel)  # hot pixels and what is left of hits out
         levels.append((t, centre, spread / math.sqrt(max(n, 1))))
-        longest = (t, median, len(frames))
+        longest = (t, per_pixel, len(frames))
     assert longest is not None
     scale = out.gain.value if out.gain is not None else 1.0
     unit = "e-/s" if out.gain is not None else "ADU/s"

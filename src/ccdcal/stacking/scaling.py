@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import threads
 from ..errors import CcdcalError
+from ..robust import median
 from .stream import Source
 
 #: pixels per frame used for the scaling statistics (a sample when the region is larger)
@@ -177,7 +178,7 @@ def factors(
                 values = _sample(sources[i], groups, sx, exclude)
                 if values.size == 0:
                     raise CcdcalError(f"{sources[i].name}: no valid pixel in the scaling region")
-                medians[i] = np.median(values)
+                medians[i] = median(values)
                 if isinstance(scale, str) and scale == "mode":
                     modes[i] = _mode(values)
 
