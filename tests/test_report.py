@@ -479,3 +479,73 @@ def test_without_a_process_beside_the_figures_are_drawn_here(reduced, tmp_path, 
     shutil.rmtree(out / "report", ignore_errors=True)
     index = write_report(copy(reduced, out_dir=out))
     assert {"master_bias.png", "raw_light_0.png"} <= set(check_images(index))
+
+
+def test_figures_drawn_while_the_run_goes_on_equal_those_drawn_after_it(tmp_path, monkeypatch):
+    """The masters' and the first light's figures are drawn on a process beside (at a low
+    priority) as those products are made, and the page takes them: every PNG and the page
+    are the same bytes as a run's that drew them all after the run."""
+    import ccdcal.report.drawing as report_drawing
+    from ccdcal import threads
+
+    raw = make_raw_night(tmp_path / "night", seed=5)
+    monkeypatch.setattr(threads, "count", lambda: 2)
+    monkeypatch.setattr(report_drawing.Drawing, "FEWEST", 1)  # this small night's few figures
+    adopted: list[str] = []
+    adopt = report_drawing.Drawing.adopt
+
+    def spy(self, job):
+        taken = adopt(self, job)
+        if taken:
+            adopted.append(job.path.name)
+        return taken
+
+    monkeypatch.setattr(report_drawing.Drawing, "adopt", spy)
+    early = ccdcal.reduce(raw, tmp_path / "early").report
+    assert {"master_bias.png", "master_dark_30s.png", "master_flat_V.png", "raw_light_0.png",
+            "calibrated_light_0.png"} <= set(adopted)  # fmt: skip
+    assert not any(name.startswith("stack_") for name in adopted)  # drawn after the stack
+    monkeypatch.setattr(report_drawing.Drawing, "start_early", lambda self: False)
+    adopted.clear()
+    late = ccdcal.reduce(raw, tmp_path / "late").report
+    assert not adopted
+    pngs = sorted(p.name for p in late.parent.glob("*.png"))
+    assert pngs == sorted(p.name for p in early.parent.glob("*.png")) and pngs
+    for name in pngs:
+        assert (early.parent / name).read_bytes() == (late.parent / name).read_bytes(), name
+    assert early.read_text().replace(str(tmp_path / "early"), "OUT") == late.read_text().replace(
+        str(tmp_path / "late"), "OUT"
+    )
+
+
+def test_the_early_drawing_runs_gently_and_stops_with_a_failed_run(tmp_path, monkeypatch):
+    import multiprocessing
+    import os
+
+    import ccdcal.pipeline.reduction as reduction
+    import ccdcal.report.drawing as report_drawing
+    from ccdcal import threads
+
+    monkeypatch.setattr(threads, "count", lambda: 2)
+    drawing = report_drawing.Drawing(report_drawing.Drawing.FEWEST)
+    assert drawing.start_early()
+    try:
+        mine = os.nice(0)
+        assert drawing.pool.submit(os.nice, 0).result() == min(19, mine + report_drawing.NICENESS)
+    finally:
+        drawing.close()
+    assert drawing.pool is None and not drawing.early_only
+
+    raw = make_raw_night(tmp_path / "night", seed=6)
+    monkeypatch.setattr(report_drawing.Drawing, "FEWEST", 1)
+    started = []
+
+    def fail(*args, made, **kwargs):
+        started.append(made.__self__.started)
+        raise RuntimeError("the run broke")
+
+    monkeypatch.setattr(reduction, "execute", fail)
+    with pytest.raises(RuntimeError, match="the run broke"):
+        ccdcal.reduce(raw, tmp_path / "out")
+    assert started == [True]
+    assert not multiprocessing.active_children()  # the process beside was stopped

@@ -72,6 +72,7 @@ def execute(
     band_rows: int | None = None,
     progress: bool = False,
     states: Mapping[str, State] | None = None,
+    made: Callable[[Product], None] | None = None,
 ) -> Outcome:
     """Build what ``the_plan`` needs built, in dependency order; keep the rest.
 
@@ -97,6 +98,9 @@ def execute(
         One progress bar per part on standard error.
     states
         The products' states, when already known (:meth:`Plan.states`).
+    made
+        Called with each product as it is made, in this process (the report's early
+        figures, :class:`~ccdcal.report.EarlyFigures`).
 
     Returns
     -------
@@ -129,6 +133,8 @@ def execute(
                 if product is not None:
                     log.info("%s: made from %s", product.name, describe_inputs(product))
                     bar(product.part)
+                    if made is not None:
+                        made(product)
 
             run.run(tasks, want=list(products), progress=done)
     finally:

@@ -367,20 +367,29 @@ def reduce(
             log.warning("%s", notice)
         if not isinstance(run, DaskCluster):  # a cluster's workers compile their own
             compile_ahead(kernels_of(the_plan))
-        try:
-            outcome = execute(
-                the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
-                progress=show,
-            )  # fmt: skip
-        finally:
-            stop_ahead()
-        result = ReduceResult.from_run(the_plan, outcome, out)
-        for notice in result.notices[len(the_plan.notices) :]:
-            log.warning("%s", notice)
+        early = None
         if report and only is None:
-            from ..report import write_report
+            from ..report import EarlyFigures
 
-            result.report = write_report(result)
+            early = EarlyFigures(the_plan)
+        try:
+            try:
+                outcome = execute(
+                    the_plan, only=only, workers=run, memory_limit=limit, band_rows=band_rows,
+                    progress=show, made=None if early is None else early.made,
+                )  # fmt: skip
+            finally:
+                stop_ahead()
+            result = ReduceResult.from_run(the_plan, outcome, out)
+            for notice in result.notices[len(the_plan.notices) :]:
+                log.warning("%s", notice)
+            if early is not None:
+                from ..report import write_report
+
+                result.report = write_report(result, early=early)
+        finally:
+            if early is not None:
+                early.close()
     return result
 
 

@@ -11,7 +11,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -85,7 +87,8 @@ class Figure:
 class Drawing:
     """Figures drawn on one process beside this one while this one goes on: spawned at
     the first figure to draw (matplotlib imported there while this process reads the
-    products and writes the page) and kept two figures ahead; at the end this process
+    products and writes the page), or with a run (:meth:`start_early`), and kept two
+    figures ahead; at the end this process
     draws the last figures while that one draws the first, until they meet
     (:meth:`captions`). Only where the process may use two cores, and for figures drawn by
     a module-level function of paths and plain values (picklable); the others are drawn
@@ -105,9 +108,38 @@ class Drawing:
         self.here_only = figures < self.FEWEST
         self.sent: dict[int, Any] = {}
         self.waiting: deque[Figure] = deque()
+        #: figures sent before the page (:meth:`start_early`), by their PNG's name and key
+        self.ahead: dict[tuple[str, str], Any] = {}
+        self.early_only = False
+
+    def start_early(self) -> bool:
+        """Start the process beside now, at a low priority, for :meth:`early` figures drawn
+        while a run goes on: it takes the cores the run leaves idle (while masters are
+        combined, one core mostly waits), and it has imported matplotlib by the time the
+        page is written. False where it is not started (one core, few figures, or no
+        process can be started here)."""
+        from .. import threads
+
+        if self.here_only or threads.count() < 2:
+            return False
+        from ..parallel import start_process
+
+        self.pool = start_process(_start_drawing_gently)
+        self.here_only = self.pool is None
+        self.early_only = self.pool is not None
+        return self.early_only
+
+    def adopt(self, job: Figure) -> bool:
+        """Whether ``job`` was sent early (the same PNG and key): it is then this page's."""
+        future = self.ahead.pop((job.path.name, job.key), None)
+        if future is None:
+            return False
+        self.sent[job.number] = future
+        return True
 
     def send(self, job: Figure) -> None:
-        """Queue ``job`` to be drawn beside, where that can be done."""
+        """Queue ``job`` to be drawn beside, where that can be done; before the page
+        (:meth:`start_early`), sent at once and kept for the page to :meth:`adopt`."""
         import pickle
 
         from .. import threads
@@ -117,6 +149,9 @@ class Drawing:
         try:
             pickle.dumps(job.make)
         except (pickle.PicklingError, TypeError, AttributeError):
+            return
+        if self.early_only:
+            self.ahead[(job.path.name, job.key)] = self.pool.submit(job.make, job.path)
             return
         if self.pool is None:
             if self.here_only:
@@ -161,6 +196,8 @@ class Drawing:
             self.pool = None
         self.sent = {}
         self.waiting.clear()
+        self.ahead = {}
+        self.early_only = False
 
 
 def _start_drawing() -> None:
@@ -168,6 +205,19 @@ def _start_drawing() -> None:
     import matplotlib.figure  # noqa: F401
 
     from . import figures  # noqa: F401
+
+
+def _start_drawing_gently() -> None:
+    """:func:`_start_drawing` at a low priority: the run's own tasks come first."""
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(NICENESS)
+    _start_drawing()
+
+
+#: the process beside's niceness while a run goes on (Linux's scheduler then gives it
+#: about a tenth of a core the run wants, and all of one it leaves idle)
+NICENESS = 10
 
 
 # ---------------------------------------------------------------------------- figures
