@@ -482,9 +482,9 @@ def test_without_a_process_beside_the_figures_are_drawn_here(reduced, tmp_path, 
 
 
 def test_figures_drawn_while_the_run_goes_on_equal_those_drawn_after_it(tmp_path, monkeypatch):
-    """The masters' and the first light's figures are drawn on a process beside (at a low
-    priority) as those products are made, and the page takes them: every PNG and the page
-    are the same bytes as a run's that drew them all after the run."""
+    """The masters' figures are drawn on the run's process beside (the stars') as the
+    masters are made, and the page takes them: every PNG and the page are the same bytes as
+    a run's that drew them all after the run."""
     import ccdcal.report.drawing as report_drawing
     from ccdcal import threads
 
@@ -502,10 +502,9 @@ def test_figures_drawn_while_the_run_goes_on_equal_those_drawn_after_it(tmp_path
 
     monkeypatch.setattr(report_drawing.Drawing, "adopt", spy)
     early = ccdcal.reduce(raw, tmp_path / "early").report
-    assert {"master_bias.png", "master_dark_30s.png", "master_flat_V.png", "raw_light_0.png",
-            "calibrated_light_0.png"} <= set(adopted)  # fmt: skip
+    assert {"master_bias.png", "master_dark_30s.png", "master_flat_V.png"} <= set(adopted)
     assert not any(name.startswith("stack_") for name in adopted)  # drawn after the stack
-    monkeypatch.setattr(report_drawing.Drawing, "start_early", lambda self: False)
+    monkeypatch.setattr(report_drawing.Drawing, "start_early", lambda self, pool: False)
     adopted.clear()
     late = ccdcal.reduce(raw, tmp_path / "late").report
     assert not adopted
@@ -518,34 +517,53 @@ def test_figures_drawn_while_the_run_goes_on_equal_those_drawn_after_it(tmp_path
     )
 
 
-def test_the_early_drawing_runs_gently_and_stops_with_a_failed_run(tmp_path, monkeypatch):
+def test_early_figures_share_the_stars_process_which_a_failed_run_stops(tmp_path, monkeypatch):
     import multiprocessing
-    import os
 
+    import ccdcal.parallel as parallel
     import ccdcal.pipeline.reduction as reduction
     import ccdcal.report.drawing as report_drawing
     from ccdcal import threads
 
     monkeypatch.setattr(threads, "count", lambda: 2)
-    drawing = report_drawing.Drawing(report_drawing.Drawing.FEWEST)
-    assert drawing.start_early()
-    try:
-        mine = os.nice(0)
-        assert drawing.pool.submit(os.nice, 0).result() == min(19, mine + report_drawing.NICENESS)
-    finally:
-        drawing.close()
-    assert drawing.pool is None and not drawing.early_only
-
-    raw = make_raw_night(tmp_path / "night", seed=6)
     monkeypatch.setattr(report_drawing.Drawing, "FEWEST", 1)
     started = []
+    start = parallel.start_process
 
-    def fail(*args, made, **kwargs):
-        started.append(made.__self__.started)
+    def counted(*args, **kwargs):
+        started.append(args)
+        return start(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "start_process", counted)
+    raw = make_raw_night(tmp_path / "night", seed=6)
+    result = ccdcal.reduce(raw, tmp_path / "out")
+    assert check_images(result.report)
+    assert len(started) == 1  # the stars' process drew the figures: no second one
+    assert not multiprocessing.active_children()
+    again = ccdcal.reduce(raw, tmp_path / "out")  # nothing to make: no process started
+    assert check_images(again.report) and len(started) == 1
+
+    def fail(the_plan, *args, made, **kwargs):
+        first = next(p for p in the_plan.products.values() if p.part == "masters")
+        made(first)  # as a run would, before it broke
+        assert made.__self__.started
         raise RuntimeError("the run broke")
 
     monkeypatch.setattr(reduction, "execute", fail)
     with pytest.raises(RuntimeError, match="the run broke"):
-        ccdcal.reduce(raw, tmp_path / "out")
-    assert started == [True]
+        ccdcal.reduce(raw, tmp_path / "out2")
     assert not multiprocessing.active_children()  # the process beside was stopped
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+def test_display_copy_is_the_block_means_of_a_float64_copy(dtype):
+    rng = np.random.default_rng(7)
+    data = rng.normal(1000.0, 300.0, (1030, 2051)).astype(dtype)
+    if data.dtype.kind == "f":
+        data[rng.random(data.shape) < 1e-3] = np.nan
+    shown, extent = figures.display_copy(data, limit=512)
+    factor = 5  # 2051 / 512, rounded up
+    my, mx = 1030 // factor * factor, 2051 // factor * factor
+    want = data[:my, :mx].astype(np.float64).reshape(my // factor, factor, mx // factor, factor)
+    np.testing.assert_array_equal(shown, want.mean(axis=(1, 3)))
+    assert shown.dtype == np.float64 and extent == (-0.5, mx - 0.5, -0.5, my - 0.5)

@@ -181,6 +181,7 @@ class InProcess(Executor):
         self.threads = max(1, int(threads))
         self.side_warmup = side_warmup
         self._side: Any = None
+        self._lent = False
 
     def _start_side(self) -> Any:
         """The side process (started here), or None where this system cannot start one
@@ -189,11 +190,23 @@ class InProcess(Executor):
             self._side = start_process(self.side_warmup)
         return self._side
 
+    def lend_side(self) -> Any:
+        """The side process, started now, for the caller to send its own work to beside the
+        run's and to shut down when done with it (:meth:`close` then leaves it running): the
+        report draws its figures there. None with one thread, or where no process starts."""
+        if self.threads < 2:
+            return None
+        side = self._start_side()
+        self._lent = side is not None
+        return side
+
     def close(self) -> None:
-        """Stop the side process, if one was started."""
+        """Stop the side process, if one was started and not lent."""
         if self._side is not None:
-            self._side.shutdown(wait=True, cancel_futures=True)
+            if not self._lent:
+                self._side.shutdown(wait=True, cancel_futures=True)
             self._side = None
+            self._lent = False
 
     def _run(self, tasks: list[Task], want: list[str], tick: Progress) -> dict[str, Any]:
         if self.threads > 1 and len(tasks) > 1:
@@ -252,7 +265,7 @@ class InProcess(Executor):
                         args = _resolve(task.args, results.__getitem__)
                         here += to is pool
                         aside += to is side
-                        call = (task.fn, *args) if to is pool else (_then_release, task.fn, *args)
+                        call = (task.fn, *args) if to is pool else (then_release, task.fn, *args)
                         running[to.submit(*call)] = task, to is side
                     for item in skipped:
                         heapq.heappush(ready, item)
@@ -306,10 +319,10 @@ def start_process(warmup: Callable[[], Any] | None = None) -> Any:
     return pool
 
 
-def _then_release(fn: Callable[..., R], *args: Any) -> R:
-    """``fn(*args)``, then what it freed given back (the side process's tasks: its memory
-    counts with this one's, and holding a frame's worth of freed heap across tasks cost the
-    run's peak 50 MB)."""
+def then_release(fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)``, then what it freed given back (the tasks of a process beside, the
+    stars' and the figures': its memory counts with this one's, and holding a frame's worth
+    of freed heap across tasks cost the run's peak 50 MB; a figure's drawing 57 MB)."""
     try:
         return fn(*args)
     finally:

@@ -371,7 +371,7 @@ def reduce(
         if report and only is None:
             from ..report import EarlyFigures
 
-            early = EarlyFigures(the_plan)
+            early = EarlyFigures(the_plan, run)
         try:
             try:
                 outcome = execute(

@@ -11,9 +11,7 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import numpy as np
 
 from .._version import __version__
 from ..frame import Frame
+from ..parallel import then_release
 
 
 def digest(*parts: Any) -> str:
@@ -112,22 +111,22 @@ class Drawing:
         self.ahead: dict[tuple[str, str], Any] = {}
         self.early_only = False
 
-    def start_early(self) -> bool:
-        """Start the process beside now, at a low priority, for :meth:`early` figures drawn
-        while a run goes on: it takes the cores the run leaves idle (while masters are
-        combined, one core mostly waits), and it has imported matplotlib by the time the
-        page is written. False where it is not started (one core, few figures, or no
-        process can be started here)."""
+    def start_early(self, pool: Any) -> bool:
+        """Draw on ``pool`` from now on, a process beside that a run started and lends
+        (the stars' process, see :meth:`ccdcal.parallel.InProcess.lend_side`): matplotlib is
+        imported there while the masters are combined (a core idles then), and the figures
+        sent before the page (:meth:`send`) are drawn there at once. False where there is
+        no such process or too few figures."""
+        if pool is None or self.here_only:
+            return False
         from .. import threads
 
-        if self.here_only or threads.count() < 2:
+        if threads.count() < 2:
             return False
-        from ..parallel import start_process
-
-        self.pool = start_process(_start_drawing_gently)
-        self.here_only = self.pool is None
-        self.early_only = self.pool is not None
-        return self.early_only
+        pool.submit(_start_drawing)
+        self.pool = pool
+        self.early_only = True
+        return True
 
     def adopt(self, job: Figure) -> bool:
         """Whether ``job`` was sent early (the same PNG and key): it is then this page's."""
@@ -151,7 +150,8 @@ class Drawing:
         except (pickle.PicklingError, TypeError, AttributeError):
             return
         if self.early_only:
-            self.ahead[(job.path.name, job.key)] = self.pool.submit(job.make, job.path)
+            self.ahead[(job.path.name, job.key)] = self.pool.submit(then_release, job.make,
+                                                                    job.path)  # fmt: skip
             return
         if self.pool is None:
             if self.here_only:
@@ -168,7 +168,7 @@ class Drawing:
     def _feed(self) -> None:
         while self.waiting and sum(not f.done() for f in self.sent.values()) < self.AHEAD:
             job = self.waiting.popleft()
-            self.sent[job.number] = self.pool.submit(job.make, job.path)
+            self.sent[job.number] = self.pool.submit(then_release, job.make, job.path)
 
     def captions(self, jobs: Sequence[Figure]) -> list[str | None]:
         """Each figure's caption; the figures not sent beside are drawn here, the last
@@ -205,19 +205,6 @@ def _start_drawing() -> None:
     import matplotlib.figure  # noqa: F401
 
     from . import figures  # noqa: F401
-
-
-def _start_drawing_gently() -> None:
-    """:func:`_start_drawing` at a low priority: the run's own tasks come first."""
-    if hasattr(os, "nice"):
-        with contextlib.suppress(OSError):
-            os.nice(NICENESS)
-    _start_drawing()
-
-
-#: the process beside's niceness while a run goes on (Linux's scheduler then gives it
-#: about a tenth of a core the run wants, and all of one it leaves idle)
-NICENESS = 10
 
 
 # ---------------------------------------------------------------------------- figures

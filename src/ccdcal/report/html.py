@@ -619,22 +619,26 @@ def _figures(result: Any) -> int:
 
 class EarlyFigures:
     """The report's figures of what a run makes first, drawn while the run goes on: each
-    master's, the photon transfer's, and the first light's raw and calibrated, on a process
-    beside at a low priority (:meth:`Drawing.start_early`), as each product is made
-    (:meth:`made`, the run's callback). Drawn by the page's own code, on a page that is
-    thrown away, so that the report's page finds them by their names and keys
-    (:meth:`Drawing.adopt`); a figure it does not show (a run that changed course) is
-    removed with the PNGs it no longer shows. Nothing is started for a run with few
-    figures or on one core.
+    master's and the photon transfer's, as each is made (:meth:`made`, the run's
+    callback), on the process beside that the run started for its stars
+    (:meth:`ccdcal.parallel.InProcess.lend_side`), which is idle while the masters are
+    combined; the report then draws its other figures there too, matplotlib already
+    imported. Drawn by the page's own code, on a page that is thrown away, so that the
+    report's page finds them by their names and keys (:meth:`Drawing.adopt`); a figure it
+    does not show (a run that changed course) is removed with the PNGs it no longer
+    shows. Nothing is lent for a run with few figures, on one core, or where the products
+    are built on other processes.
 
     Measured on issue 16's night (2 cores, logged times): the report after the last stack
-    took 1.5 s rather than 3.1 s, and the lights no longer (the process beside yields to
-    them); four runs against four of the code before, alternating, were 1.2 to 1.8 s
-    shorter each.
+    took 1.5 s rather than 3.1 s. A process of its own for the figures, beside the stars'
+    (tried first), took the run's peak memory, summed over its processes, from 0.82-0.88
+    to 0.97-1.05 GB: its own interpreter and matplotlib, beside the stars' process at its
+    largest.
     """
 
-    def __init__(self, the_plan: Any) -> None:
-        self.plan = the_plan
+    def __init__(self, the_plan: Any, run: Any) -> None:
+        from .. import threads
+
         folder = Path(the_plan.out_dir) / "report"
         products = list(the_plan.products.values())
         kinds = [p.kind for p in products]
@@ -642,25 +646,31 @@ class EarlyFigures:
         masters = sum(p.part == "masters" and p.kind != "camera" for p in products)
         count = (masters + 2 + 2 * kinds.count("stack") + 2 * kinds.count("registration")
                  + ("camera" in kinds))  # fmt: skip
+        drawing = Drawing(count)
         self.page = _Page(folder, keys=keys, previous=_read_index(folder / INDEX),
-                          code=code_key(), drawing=Drawing(count))  # fmt: skip
-        self.first_light = next((p for p in products if p.kind == "light"), None)
-        self.started = self.page.drawing.start_early()
+                          code=code_key(), drawing=drawing)  # fmt: skip
+        # borrowed at the first master made: a run that makes none starts nothing for it
+        wanted = not drawing.here_only and threads.count() >= 2
+        self.lend = getattr(run, "lend_side", None) if wanted else None
+        self.side: Any = None
+        self.started = False
 
     def made(self, product: Any) -> None:
         """``product`` was made: its figures, if the report shows any, go to be drawn."""
+        if product.part != "masters":
+            return
+        if self.lend is not None:
+            self.side, self.lend = self.lend(), None
+            self.started = self.page.drawing.start_early(self.side)
         if not self.started:
             return
-        result = _Partial(collection=getattr(self.plan, "collection", None))
+        result = _Partial()
         if product.kind == "camera":
             result.camera = product.path
             _camera(self.page, result)
         elif product.part == "masters":
             result.masters = {product.label: product.path}
             _masters(self.page, result)
-        elif product is self.first_light:
-            result.calibrated = [product.path]
-            _raw_vs_calibrated(self.page, result)
 
     def handover(self) -> Drawing:
         """The drawing, with what it has drawn and is drawing, for the report's page."""
@@ -669,18 +679,18 @@ class EarlyFigures:
         return drawing
 
     def close(self) -> None:
-        """Stop the process beside (a run that writes no report)."""
+        """Stop the process beside (the report written, or the run failed)."""
         self.page.drawing.close()
+        if self.side is not None:
+            self.side.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
 class _Partial:
     """What :class:`EarlyFigures` knows of a run's result while it goes on."""
 
-    collection: Any = None
     camera: Path | None = None
     masters: dict[str, Path] = field(default_factory=dict)
-    calibrated: list[Path] = field(default_factory=list)
 
 
 def _read_index(path: Path) -> dict[str, Any]:
