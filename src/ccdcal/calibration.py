@@ -61,11 +61,12 @@ def _new(frame: Frame, data: np.ndarray, variance: np.ndarray | None, mask: np.n
     )
 
 
-def _or_masks(*masks: np.ndarray | None) -> np.ndarray | None:
+def _or_masks(*masks: np.ndarray | None, copy: bool = True) -> np.ndarray | None:
+    """The masks ORed; ``copy=False``: into the first, which the caller owns."""
     present = [m for m in masks if m is not None]
     if not present:
         return None
-    out = present[0].copy()
+    out = present[0].copy() if copy else present[0]
     for m in present[1:]:
         out |= m
     return out
@@ -274,7 +275,7 @@ def _divisor(flat: Frame, min_value: float) -> _Divisor:
         bad |= (flat.mask & flags.BAD) != 0
     if bad.all():
         raise CcdcalError(f"{flat.name}: no pixel of the flat is at or above {min_value:g}")
-    kept = f[::4, ::4][~bad[::4, ::4]]  # a copy: sorted in place by its median
+    kept = f[::4, ::4][~bad[::4, ::4]]
     level = float(median(kept)) if kept.size else 1.0
     if not FLAT_LEVELS[0] <= level <= FLAT_LEVELS[1]:
         # a raw flat, or one normalized wrongly, would scale every frame by its level
@@ -540,11 +541,10 @@ def calibrate(
         dark_frame is not None, none if dark_frame is None else dark_frame, data, variance,
         common,
     )  # fmt: skip
-    mask = work.mask  # flag_saturation's own (or a view of it): the masters' flags ORed in
+    # into flag_saturation's own mask (or a view of it)
+    masters = (m.mask for m in (bias, dark) if m is not None)
+    mask = _or_masks(work.mask, *masters, copy=False)
     assert mask is not None
-    for master in (bias, dark):
-        if master is not None and master.mask is not None:
-            mask |= master.mask
     if flat is not None:
         assert bad is not None
         mask = _flag_unflattened(mask, flat, bad)
@@ -598,7 +598,7 @@ def calibrate(
         both = ok[:, 0::3][:, :width] & ok[:, 1::3][:, :width]
         if both.any():
             diff = (right - left)[both].astype(np.float64)
-            noise = median_and_std(diff, overwrite=True)[1]  # a copy: sorted in place
+            noise = median_and_std(diff, overwrite=True)[1]  # a copy of its own
             work.header["LOCNOISE"] = (noise / np.sqrt(2.0), "noise from neighbours' differences")
     work.header["VARSLOPE"] = (_variance_slope(base, divisor), "d variance / d value (photons)")
     steps = [

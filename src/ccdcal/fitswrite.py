@@ -89,7 +89,7 @@ class _Image:
                 extra = raw.size % 4  # only in the last chunk: CHUNK is a multiple of 4
                 if extra:
                     raw = np.concatenate([raw, np.zeros(4 - extra, np.uint8)])
-                total += int(raw.view(">u4").sum(dtype=np.uint64))
+                total += words_sum(raw)
         else:  # 16-bit: pairs of values make the words, the first the high half
             for i, part in self._chunks():
                 units = part.view(np.uint16)

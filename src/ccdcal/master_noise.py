@@ -128,8 +128,6 @@ def fitted_variance(combined: Frame, level: np.ndarray | None = None) -> np.ndar
     usable = usable[:: -(-usable.size // FIT_PIXELS)]
     x = given.ravel()[usable].astype(np.float64)
     v = variance.ravel()[usable].astype(np.float64) * counts.ravel()[usable]
-    n = counts.astype(np.float64)
-    level = given.astype(np.float64)
     # bins of equal width in level, between its 0.1 and 99.99 percentiles, not of equal
     # count: where the levels differ by their noise alone (a dark's ordinary pixels) bins of
     # equal count would sort pixels by their noise, and a line through them would come out
@@ -167,6 +165,8 @@ def fitted_variance(combined: Frame, level: np.ndarray | None = None) -> np.ndar
     # never below the line at the lowest level fitted: beyond it a line with a negative
     # intercept (a level that holds the bias) would give less than the read noise
     floor = max(a + b * max(float(np.min(x)), 0.0), 0.0)
+    n = counts.astype(np.float64)
+    level = given.astype(np.float64)
     line = np.maximum(a + b * np.clip(np.nan_to_num(level), 0.0, None), floor)
     model = line / np.maximum(n, 1.0)
     out = np.where(n >= 1, model, np.nan).astype(np.float32)

@@ -427,7 +427,7 @@ def find_hot_pixels(dark: np.ndarray, *, sigma: float = 5.0) -> np.ndarray:
     [[3, 4]]
     """
     finite = np.isfinite(dark)
-    level, spread = median_and_std(dark[finite])
+    level, spread = median_and_std(dark[finite], overwrite=True)
     if not spread > 0:
         spread = np.std(dark[finite]) or 1.0
     return finite & (dark > level + sigma * spread)

@@ -290,7 +290,9 @@ class InProcess(Executor):
                                                        follower))  # fmt: skip
                         tick(task.key)
         except BaseException:
-            self.close()  # the side process's queued tasks are dropped
+            for future in running:  # the side process's queued tasks are dropped (also
+                future.cancel()  # where it is lent, and so not shut down here)
+            self.close()
             raise
         finally:
             restore_warning_state(snapshot)

@@ -275,7 +275,7 @@ def _stats_of(
         data, header = reader.rows(), reader.header
     if rejected and "REJFRAC" in header:
         note = f"{note}; {100 * float(header['REJFRAC']):.2f} % rejected"
-    level, spread = median_and_std(data[np.isfinite(data)])
+    level, spread = median_and_std(data[np.isfinite(data)], overwrite=True)
     return label, f"{data.shape[1]}x{data.shape[0]}", f"{level:.4g}", f"{spread:.4g}", note
 
 

@@ -55,16 +55,18 @@ def digest(*parts: Any) -> str:
 
 def code_key() -> str:
     """What draws the figures: the sources of the report (its page and its figures) and of
-    the photometry's plot, and the versions of ccdcal and matplotlib."""
-    import matplotlib
+    the photometry's plot, and the versions of ccdcal and matplotlib (matplotlib's from its
+    installed metadata: a run asks for this key as it starts, before it has imported
+    matplotlib, which would take a tenth of a second or more)."""
+    from importlib.metadata import version
 
     from .. import photometry
     from . import figures, html
 
     sources = [Path(m.__file__).read_bytes() for m in (figures, photometry, html)]
     sources.append(Path(__file__).read_bytes())
-    return digest(__version__, matplotlib.__version__, *(hashlib.sha256(b).hexdigest()
-                                                         for b in sources))  # fmt: skip
+    return digest(__version__, version("matplotlib"), *(hashlib.sha256(b).hexdigest()
+                                                        for b in sources))  # fmt: skip
 
 
 @dataclass

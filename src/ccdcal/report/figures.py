@@ -329,7 +329,7 @@ def save_residual_png(
     if finite.size:
         from ..robust import median_and_std
 
-        level, spread = median_and_std(finite)
+        level, spread = median_and_std(finite, overwrite=True)
         text = f"median {level:.3g}\nrobust std {spread:.3g}"
         ax.text(
             0.02,

@@ -684,9 +684,10 @@ class EarlyFigures:
         return drawing
 
     def close(self) -> None:
-        """Stop the process beside (the report written, or the run failed)."""
+        """Stop the process beside (the report written, or the run failed): the drawing's
+        once it drew there, else here."""
         self.page.drawing.close()
-        if self.side is not None:
+        if self.side is not None and not self.started:
             self.side.shutdown(wait=True, cancel_futures=True)
 
 

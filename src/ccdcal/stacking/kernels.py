@@ -132,10 +132,11 @@ def sources_digest() -> str:
     >>> len(sources_digest())
     64
     """
+    from .. import robust
     from . import esd, rejection, varclip, windows
 
     digest = hashlib.sha256()
-    for module in (esd, rejection, varclip, windows):
+    for module in (esd, rejection, robust, varclip, windows):  # robust: MAD_TO_STD
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 

@@ -153,6 +153,7 @@ def varclip_keep(
         out[idx] = True
         return out
     c = float(np.median(x))
+    ascending = np.argsort(x, kind="stable")  # the lower value first, among ties
     it = 0
     with np.errstate(divide="ignore", invalid="ignore"):
         while True:
@@ -204,7 +205,7 @@ def varclip_keep(
             # (relative) tie, and of those the lower value comes back first
             while new.sum() < nkeep and not new.all():
                 best = -1
-                for j in np.argsort(x, kind="stable"):
+                for j in ascending:
                     if not new[j] and (best < 0 or dist[j] < dist[best] * (1.0 - TIE)):
                         best = j
                 new[best] = True
