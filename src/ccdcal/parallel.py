@@ -31,7 +31,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import CcdcalError
-from .process_state import release_memory, restore_warning_state, warning_state
+from .process_state import (
+    release_memory,
+    restore_warning_state,
+    skip_exit_collection,
+    warning_state,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -337,10 +342,14 @@ def _nothing() -> None:
 
 def _start_worker(threads: int) -> None:
     """Runs first in each local worker process: the worker's share of the cores for the
-    compiled kernels and its products (the processes would fight for them otherwise)."""
+    compiled kernels and its products (the processes would fight for them otherwise), and
+    a quick exit (:func:`~ccdcal.process_state.skip_exit_collection`)."""
+    import atexit
+
     from . import threads as cores
 
     cores.set_count(max(1, min(threads, cores.count())))
+    atexit.register(skip_exit_collection)
 
 
 class LocalProcesses(Executor):
