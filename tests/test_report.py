@@ -567,3 +567,40 @@ def test_display_copy_is_the_block_means_of_a_float64_copy(dtype):
     want = data[:my, :mx].astype(np.float64).reshape(my // factor, factor, mx // factor, factor)
     np.testing.assert_array_equal(shown, want.mean(axis=(1, 3)))
     assert shown.dtype == np.float64 and extent == (-0.5, mx - 0.5, -0.5, my - 0.5)
+
+
+def test_the_process_beside_is_kept_busy_while_this_one_draws(tmp_path):
+    """While this process draws a long figure of its own (the last), the one beside draws
+    every other figure, not only the two sent ahead before: each is sent as the one before
+    it is drawn. A pool of one thread stands in for the process beside."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ccdcal.report.drawing import Drawing, Figure
+
+    here = threading.get_ident()
+    drawn_here: list[int] = []
+
+    def make(number: int, seconds: float):
+        def draw(path: Path) -> str:
+            time.sleep(seconds)
+            if threading.get_ident() == here:
+                drawn_here.append(number)
+            return f"figure {number}"
+
+        return draw
+
+    count = 6
+    jobs = [Figure(tmp_path / f"{k}.png", str(k), make(k, 0.6 if k == count - 1 else 0.02), k)
+            for k in range(count)]  # fmt: skip
+    drawing = Drawing(count)
+    drawing.pool = ThreadPoolExecutor(1)
+    for job in jobs:
+        drawing.waiting.append(job)
+    drawing._feed()
+    assert len(drawing.sent) == Drawing.AHEAD
+    captions = drawing.captions(jobs)
+    assert captions == [f"figure {k}" for k in range(count)]
+    assert drawn_here == [count - 1]  # the other five were drawn beside meanwhile
+    assert drawing.pool is None and not drawing.waiting
