@@ -1,5 +1,6 @@
-"""``ccdcal compile``: compile ccdcal's kernels now, into numba's cache, so that the first
-reduction on this machine does not (``make`` runs it when it installs ccdcal).
+"""``ccdcal compile``: compile ccdcal's kernels now, into numba's cache, and its modules'
+bytecode, so that the first reduction on this machine does not (``make`` runs it when it
+installs ccdcal).
 
 By default the kernels a reduction with the default configuration calls; ``--all`` every
 rejection algorithm's too. Kernels already in the cache are left as they are.
@@ -21,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compile",
         help="compile the kernels now, once per machine and version (make does it)",
-        description="Compile ccdcal's numba kernels into numba's cache, several at once, so "
-        "that the first reduction on this machine starts at full speed. Without --all: the "
+        description="Compile ccdcal's numba kernels into numba's cache, several at once, and "
+        "its modules' bytecode, so that the first reduction on this machine starts at full "
+        "speed. Without --all: the "
         "kernels a reduction with the default configuration calls; the others are compiled "
         "when first used.",
     )
@@ -37,13 +39,15 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    from ..compiled import compile_now, every_kernel
+    from ..compiled import compile_bytecode, compile_now, every_kernel
     from ..errors import CcdcalError
     from ..pipeline.reduction import default_kernels
 
     if args.processes is not None and args.processes < 1:
         raise CcdcalError(f"--processes must be at least 1, not {args.processes}")
     log = logging.getLogger("ccdcal")
+    if not compile_bytecode():
+        log.debug("ccdcal's bytecode not written (a folder this user cannot write)")
     names = every_kernel() if args.all else default_kernels()
     start = time.perf_counter()
     done = compile_now(names, args.processes)
