@@ -169,12 +169,13 @@ def run_child(kind: str, files: list[Path], repeat: int, out: Path) -> dict | No
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_siril(files: list[Path], work: Path) -> dict | None:
+def run_siril(files: list[Path], work: Path, repeats: int = 3) -> dict | None:
     """Siril 1.0's sigma-clipped mean stack (``rej 3 3 -nonorm``) of the same frames.
 
     Siril wants float FITS in [0, 1]: the frames are written again divided by 65535 (not
     timed). Timed: the whole ``siril-cli`` run (conversion to its sequence + stack) and, from
-    its log, the stack alone ("Execution time" of the stack command).
+    its log, the stack alone ("Execution time" of the stack command); the best of
+    ``repeats`` runs, as the fresh ``ccdcal combine`` it is compared with.
     """
     import re
 
@@ -202,36 +203,42 @@ def run_siril(files: list[Path], work: Path) -> dict | None:
         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
         "sys.exit(p.returncode)\n"
     )
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", wrapper, exe, "-d", str(work.resolve()), "-s",
-         str(script.resolve())],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    seconds = time.perf_counter() - t0
     out = work / "seq" / "siril_out.fit"
-    if proc.returncode != 0 or not out.exists():
-        print(f"  siril-cli failed:\n{proc.stdout[-1500:]}", file=sys.stderr)
-        return None
-    after = proc.stdout.split("Stacked sequence successfully", 1)[-1]
-    match = re.search(r"Execution time: ([0-9.]+) (ms|s)", after)
-    stack_s = None
-    if match:
-        stack_s = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
-    peak = re.search(r"PEAK_KB (\d+)", proc.stdout)
-    return {
-        "seconds": seconds,
-        "stack_seconds": stack_s,
-        "peak_mb": int(peak.group(1)) / 1024 if peak else float("nan"),
-        "data": fits.getdata(out).astype(np.float64) * 65535,
-    }
+    best: dict | None = None
+    for _ in range(repeats):
+        shutil.rmtree(work / "seq", ignore_errors=True)  # each run converts anew
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", wrapper, exe, "-d", str(work.resolve()), "-s",
+             str(script.resolve())],
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0 or not out.exists():
+            print(f"  siril-cli failed:\n{proc.stdout[-1500:]}", file=sys.stderr)
+            return None
+        after = proc.stdout.split("Stacked sequence successfully", 1)[-1]
+        match = re.search(r"Execution time: ([0-9.]+) (ms|s)", after)
+        stack_s = None
+        if match:
+            stack_s = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+        peak = re.search(r"PEAK_KB (\d+)", proc.stdout)
+        if best is None or seconds < best["seconds"]:
+            best = {
+                "seconds": seconds,
+                "stack_seconds": stack_s,
+                "peak_mb": int(peak.group(1)) / 1024 if peak else float("nan"),
+            }
+    assert best is not None
+    best["data"] = fits.getdata(out).astype(np.float64) * 65535
+    return best
 
 
 def run_ccdcal_command(files: list[Path], work: Path, repeats: int = 3) -> float:
     """Wall time of ``ccdcal combine`` as a fresh command (numba's cache warm), the best of
-    ``repeats`` runs, as every other contender's."""
+    ``repeats`` runs (as Siril's, which it is compared with; one run swung by a tenth)."""
     exe = Path(sys.executable).with_name("ccdcal")
     out = work / "ccdcal_cli.fits"
     cmd = [str(exe), "-q", "combine", *map(str, files), "-o", str(out),

@@ -570,37 +570,44 @@ def test_display_copy_is_the_block_means_of_a_float64_copy(dtype):
 
 
 def test_the_process_beside_is_kept_busy_while_this_one_draws(tmp_path):
-    """While this process draws a long figure of its own (the last), the one beside draws
-    every other figure, not only the two sent ahead before: each is sent as the one before
-    it is drawn. A pool of one thread stands in for the process beside."""
+    """While this process draws a figure of its own (the last), the one beside draws every
+    other figure, not only the two sent ahead before: each is sent as the one before it is
+    drawn. A pool of one thread stands in for the process beside; the figures beside wait
+    until this one has started its own, which waits until they are all drawn (or gives up
+    after a while, and then this process draws the ones never sent)."""
     import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from ccdcal.report.drawing import Drawing, Figure
 
     here = threading.get_ident()
+    count = 6
+    started, beside_done = threading.Event(), threading.Event()
+    drawn_beside: list[int] = []
     drawn_here: list[int] = []
 
-    def make(number: int, seconds: float):
+    def make(number: int):
         def draw(path: Path) -> str:
-            time.sleep(seconds)
             if threading.get_ident() == here:
                 drawn_here.append(number)
+                started.set()
+                beside_done.wait(10.0)
+            else:
+                started.wait(10.0)
+                drawn_beside.append(number)
+                if len(drawn_beside) == count - 1:
+                    beside_done.set()
             return f"figure {number}"
 
         return draw
 
-    count = 6
-    jobs = [Figure(tmp_path / f"{k}.png", str(k), make(k, 0.6 if k == count - 1 else 0.02), k)
-            for k in range(count)]  # fmt: skip
+    jobs = [Figure(tmp_path / f"{k}.png", str(k), make(k), k) for k in range(count)]
     drawing = Drawing(count)
     drawing.pool = ThreadPoolExecutor(1)
-    for job in jobs:
-        drawing.waiting.append(job)
+    drawing.waiting.extend(jobs)
     drawing._feed()
-    assert len(drawing.sent) == Drawing.AHEAD
+    assert len(drawing.sent) == Drawing.AHEAD  # those beside wait for this one's start
     captions = drawing.captions(jobs)
     assert captions == [f"figure {k}" for k in range(count)]
-    assert drawn_here == [count - 1]  # the other five were drawn beside meanwhile
+    assert drawn_here == [count - 1] and drawn_beside == list(range(count - 1))
     assert drawing.pool is None and not drawing.waiting

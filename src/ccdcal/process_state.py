@@ -99,15 +99,18 @@ def restore_warning_state(state: tuple[Any, ...]) -> None:
 
 
 def skip_exit_collection() -> None:
-    """Leave the objects alive now out of the collections the interpreter makes as it exits.
+    """Leave every object tracked now out of the collections the interpreter makes as it
+    exits.
 
     Those collections walk the whole heap, and with numba's, astropy's and matplotlib's
-    objects in it they took 0.3-0.4 s of every ``ccdcal`` command's exit (measured with a
-    ``ccdcal combine`` of 20 frames), and as long of a reduction's end, which waits for its
-    process beside to exit. The exit's handlers still run; what Python leaves undone for
-    objects alive at exit (``__del__``) it left undone before: ccdcal writes and closes
-    its files before. Called last, as the command returns (:func:`ccdcal.cli.entry`), or
-    from an exit handler (worker processes: :mod:`ccdcal.parallel`).
+    objects in it they took 0.3-0.4 s of a ``ccdcal combine`` of 20 frames, as it exited,
+    and as long of a reduction's end, which waits for its process beside to exit. The
+    exit's handlers still run (logging's, multiprocessing's, ``weakref.finalize``), but
+    no object tracked now is finalized, garbage cycles not yet collected included: what
+    must reach a file is written and closed before this is called (ccdcal writes its
+    outputs in ``with`` blocks and renames them into place). Called last, as the command
+    returns (:func:`ccdcal.cli.entry`), or from an exit handler (worker processes:
+    :mod:`ccdcal.parallel`).
 
     Examples
     --------

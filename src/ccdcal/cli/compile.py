@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise CcdcalError(f"--processes must be at least 1, not {args.processes}")
     log = logging.getLogger("ccdcal")
     if not compile_bytecode():
-        log.debug("ccdcal's bytecode not written (a folder this user cannot write)")
+        log.debug("not every module's bytecode was written (a folder this user cannot "
+                  "write, or a module that does not compile)")  # fmt: skip
     names = every_kernel() if args.all else default_kernels()
     start = time.perf_counter()
     done = compile_now(names, args.processes)

@@ -141,7 +141,9 @@ class Drawing:
         future = self.ahead.pop((job.path.name, job.key), None)
         if future is None:
             return False
-        self.sent[job.number] = future
+        with self._lock:
+            self.sent[job.number] = future
+        future.add_done_callback(self._drawn_beside)
         return True
 
     def send(self, job: Figure) -> None:
@@ -170,7 +172,8 @@ class Drawing:
             self.here_only = self.pool is None
             if self.here_only:
                 return
-        self.waiting.append(job)
+        with self._lock:
+            self.waiting.append(job)
         self._feed()
 
     def _feed(self) -> None:
@@ -181,17 +184,21 @@ class Drawing:
                 and self.waiting
                 and sum(not f.done() for f in self.sent.values()) < self.AHEAD
             ):
-                job = self.waiting.popleft()
+                job = self.waiting[0]  # taken once sent: a failure leaves it for the page
                 future = self.pool.submit(then_release, job.make, job.path)
+                self.waiting.popleft()
                 self.sent[job.number] = future
                 future.add_done_callback(self._drawn_beside)
 
     def _drawn_beside(self, _future: Any) -> None:
         """A figure sent beside is drawn: the next goes, so that the process beside is kept
         busy while this one draws a figure (on issue 16's night it had waited 0.8 s for
-        this one to draw the aligned stack). A failure to send (a broken pool) is left to
-        the page, whose own sending or results meet it."""
-        with contextlib.suppress(Exception):  # met again where the page waits
+        this one to draw the aligned stack). A pool that can take no more (broken, or shut
+        down by a failure) is left to the page, whose own sending or results meet it: the
+        figure not sent is still waiting."""
+        from concurrent.futures import BrokenExecutor
+
+        with contextlib.suppress(BrokenExecutor, RuntimeError):
             self._feed()
 
     def captions(self, jobs: Sequence[Figure]) -> list[str | None]:
