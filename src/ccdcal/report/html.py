@@ -540,9 +540,11 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     the_plan = getattr(result, "plan", None)
     keys = {} if the_plan is None else {p.path: p.key for p in the_plan.products.values()}
-    drawing = Drawing(_figures(result)) if early is None else early.handover()
-    page = _Page(folder, keys=keys, previous=_read_index(folder / INDEX), code=code_key(),
-                 drawing=drawing)  # fmt: skip
+    if early is None:
+        drawing, previous, code = Drawing(_figures(result)), _read_index(folder / INDEX), code_key()
+    else:  # the index and the code's key as the run read them at its start
+        drawing, previous, code = early.handover(), early.page.previous, early.page.code
+    page = _Page(folder, keys=keys, previous=previous, code=code, drawing=drawing)
     try:  # a failure while the page is put together stops the drawing beside
         _inputs(page, result)
         _products(page, result)
